@@ -1,0 +1,208 @@
+"""Async generation of one slot: limiter, timeout, retries with backoff and jitter,
+progressively safer prompts after policy blocks, storage off the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from foxpipe import prompts
+from foxpipe.config import Settings
+from foxpipe.models import ImageVersion, Job, SlotStatus
+from foxpipe.providers.base import ImageModel, ImageStore, PromptLog, ProviderError
+from foxpipe.ratelimit import RateLimiter
+
+log = logging.getLogger(__name__)
+
+# Errors that make every other image of the job pointless: stop the job, say why.
+ABORT_CODES = {"insufficient_quota", "invalid_api_key", "no_model_access"}
+
+# Rough US$ per image by quality (portrait), for the cost estimate.
+COST_PER_IMAGE = {"low": 0.013, "medium": 0.05, "high": 0.2, "auto": 0.05}
+
+
+@dataclass
+class Pipeline:
+    images: ImageModel
+    store: ImageStore
+    log: PromptLog
+    limiter: RateLimiter
+    settings: Settings
+    backoff_base: float = 1.0
+    backoff_cap: float = 30.0
+
+    def cost_per_image(self) -> float:
+        if self.images.name == "offline":
+            return 0.0
+        return COST_PER_IMAGE.get(self.settings.openai_image_quality, 0.05)
+
+
+class JobBook(Protocol):
+    """What generation needs from the registry."""
+
+    def peek(self, job_id: str) -> Job | None: ...
+
+    def mutate(self, job_id: str, fn: Callable[[Job], Any]) -> Any: ...
+
+    def abort(self, job_id: str, message: str) -> None: ...
+
+
+def set_slot(book: JobBook, job_id: str, index: int, **changes: Any) -> None:
+    def fn(j: Job) -> None:
+        for k, v in changes.items():
+            setattr(j.slots[index], k, v)
+
+    book.mutate(job_id, fn)
+
+
+def _record_image(job: Job, index: int, version: ImageVersion, upload_error: str) -> None:
+    s = job.slots[index]
+    s.versions.append(version)
+    s.current = len(s.versions) - 1
+    s.status = SlotStatus.READY
+    s.error = ""
+    s.upload_error = upload_error
+    s.finished = time.time()
+    if not job.first_image_at:
+        job.first_image_at = s.finished
+
+
+def backoff_delay(attempt: int, base: float, cap: float, retry_after: float | None = None) -> float:
+    """Exponential backoff with full jitter, never shorter than the server's Retry-After."""
+    delay = min(cap, base * 2 ** (attempt - 1)) * random.uniform(0.5, 1.5)
+    return max(delay, retry_after or 0.0)
+
+
+def image_row(job: Job, index: int, status: str, cost: float) -> dict[str, Any]:
+    slot = job.slots[index]
+    img = slot.image
+    return {
+        "time": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "story_id": job.story.id,
+        "job_id": job.id,
+        "scene": index + 1,
+        "scene_text": slot.scene.text,
+        "prompt": img.prompt if img else slot.prompt,
+        "model": img.model if img else job.image_model,
+        "image_url": img.url if img else "",
+        "status": status,
+        "attempts": slot.attempts,
+        "seconds": round(img.seconds, 2) if img else "",
+        "cost_usd": round(cost, 4),
+        "path": img.path if img else "",
+    }
+
+
+async def log_safely(plog: PromptLog, row: dict[str, Any]) -> None:
+    try:
+        await asyncio.to_thread(plog.log_image, row)
+    except Exception as e:  # the log never breaks the flow
+        log.warning("[SHEETS] could not log image row: %s", type(e).__name__)
+
+
+def _load_references(job: Job, scene_number: int) -> list[bytes] | None:
+    form = "powered" if scene_number >= prompts.TRANSFORMED_FROM else "base"
+    path = job.references.get(form) or job.references.get("base")
+    if not path:
+        return None
+    try:
+        return [Path(path).read_bytes()]
+    except OSError:
+        return None
+
+
+async def run_slot(book: JobBook, pipe: Pipeline, job_id: str, index: int) -> None:
+    job = book.peek(job_id)
+    if job is None:
+        return
+    slot = job.slots[index]
+    settings = pipe.settings
+    refs = _load_references(job, index + 1) if pipe.images.supports_reference else None
+    base_prompt = prompts.with_feedback(slot.prompt, slot.feedback)
+    level = 0
+    max_attempts = max(1, settings.image_retries)
+    message = ""
+    for attempt in range(1, max_attempts + 1):
+        sent = prompts.sanitize_prompt(base_prompt, level, job.character_sheet, slot.scene.text)
+        err: ProviderError | None = None
+        async with pipe.limiter.slot(job_id):
+            set_slot(book, job_id, index, status=SlotStatus.GENERATING, attempts=attempt,
+                     policy_level=level, started=time.time())
+            t0 = time.monotonic()
+            try:
+                async with asyncio.timeout(settings.image_timeout):
+                    result = await pipe.images.generate(sent, job.size, scene_number=index + 1, references=refs)
+            except TimeoutError:
+                err = ProviderError(f"The image request timed out after {settings.image_timeout:.0f} s.")
+            except ProviderError as e:
+                err = e
+            except Exception as e:  # an SDK surprise: retry, but say what it was
+                err = ProviderError(f"Unexpected error from the image service ({type(e).__name__}).")
+            seconds = time.monotonic() - t0
+        if err is None:
+            if result.rate_hint:
+                pipe.limiter.hint(result.rate_hint.get("remaining"), result.rate_hint.get("reset"))
+            version = len(slot.versions) + 1
+            stored = await asyncio.to_thread(
+                pipe.store.save, job_id, index, version, result.data, tags=[job.story.id]
+            )
+
+            version_record = ImageVersion(
+                url=stored.url,
+                local_path=stored.local_path,
+                thumb_path=stored.thumb_path,
+                prompt=sent,
+                model=result.model,
+                path=result.path,
+                seconds=seconds,
+                usage=result.usage,
+                uploaded=stored.uploaded,
+            )
+            book.mutate(job_id, lambda j, v=version_record, e=stored.error: _record_image(j, index, v, e))
+            log.info("[IMAGE] job %s scene %d ready in %.1fs (attempt %d)", job_id[:6], index + 1, seconds, attempt)
+            snap = book.peek(job_id)
+            if snap is not None:
+                await log_safely(pipe.log, image_row(snap, index, "ready", pipe.cost_per_image()))
+            return
+
+        message = settings.redact(err.message)
+        log.info("[IMAGE] job %s scene %d attempt %d failed: %s", job_id[:6], index + 1, attempt, message)
+        if err.retry_after:
+            pipe.limiter.pause_for(err.retry_after)
+        if err.kind == "fatal":
+            if err.code in ABORT_CODES:
+                book.abort(job_id, message)
+            break
+        if err.kind == "policy":
+            if level >= prompts.POLICY_LEVELS - 1:
+                message = f"Blocked by the content policy even with the safest prompt: {message}"
+                break
+            level += 1
+        if attempt < max_attempts:
+
+            set_slot(book, job_id, index, status=SlotStatus.QUEUED,
+                     error=f"Attempt {attempt} failed ({message}); trying again.")
+            if err.kind != "policy":
+                await asyncio.sleep(
+                    backoff_delay(attempt, pipe.backoff_base, pipe.backoff_cap, err.retry_after)
+                )
+    else:
+        message = f"Gave up after {max_attempts} attempts: {message}"
+
+    def _failed(j: Job) -> None:
+        s = j.slots[index]
+        if s.status is not SlotStatus.FAILED:
+            s.status = SlotStatus.FAILED
+            s.error = message
+            s.finished = time.time()
+
+    book.mutate(job_id, _failed)
+    snap = book.peek(job_id)
+    if snap is not None:
+        await log_safely(pipe.log, image_row(snap, index, "failed", 0.0))

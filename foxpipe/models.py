@@ -1,0 +1,157 @@
+"""Plain data: the story, the job and its slots. No Streamlit, no I/O."""
+
+from __future__ import annotations
+
+import copy
+import secrets
+import time
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any
+
+SCENE_COUNT = 20
+
+
+def new_id() -> str:
+    """An unguessable id (192 bits, URL-safe)."""
+    return secrets.token_urlsafe(24)
+
+
+@dataclass
+class Scene:
+    number: int
+    beat: str
+    text: str
+    placeholder: bool = False
+
+
+@dataclass
+class Story:
+    title: str
+    scenes: list[Scene]
+    answers: dict[str, str]
+    id: str = field(default_factory=new_id)
+    source: str = "offline"  # which writer produced it
+    problem: str = ""  # what went wrong while writing, shown to the user
+
+    def missing(self) -> list[int]:
+        return [s.number for s in self.scenes if s.placeholder]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Story:
+        d = dict(d)
+        d["scenes"] = [Scene(**s) for s in d.get("scenes", [])]
+        return cls(**d)
+
+
+class SlotStatus(StrEnum):
+    QUEUED = "queued"
+    GENERATING = "generating"
+    READY = "ready"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    FAILED = "failed"
+
+    @property
+    def in_flight(self) -> bool:
+        return self in (SlotStatus.QUEUED, SlotStatus.GENERATING, SlotStatus.REJECTED)
+
+    @property
+    def has_image(self) -> bool:
+        return self in (SlotStatus.READY, SlotStatus.APPROVED)
+
+
+@dataclass
+class ImageVersion:
+    """One image made for a slot. Slots keep every version, newest last."""
+
+    url: str  # what the browser shows: a Cloudinary URL or a local path
+    local_path: str  # the copy on disk, kept even when uploaded
+    prompt: str
+    model: str
+    path: str  # how it was made: "offline", "generate", "edit"
+    seconds: float = 0.0
+    usage: dict[str, Any] = field(default_factory=dict)
+    uploaded: bool = False
+    thumb_path: str = ""
+    created: float = field(default_factory=time.time)
+
+
+@dataclass
+class Slot:
+    index: int  # 0-based; scene number is index + 1
+    scene: Scene
+    prompt: str
+    status: SlotStatus = SlotStatus.QUEUED
+    error: str = ""
+    attempts: int = 0
+    generations: int = 0  # how many times this slot was (re)generated, for the cost guard
+    versions: list[ImageVersion] = field(default_factory=list)
+    current: int = -1  # index into versions of the image shown
+    feedback: str = ""  # the rejection reason turned into a prompt change
+    policy_level: int = 0  # 0 plain, 1 sanitized, 2 shortened
+    started: float = 0.0
+    finished: float = 0.0
+    upload_error: str = ""
+
+    @property
+    def image(self) -> ImageVersion | None:
+        if 0 <= self.current < len(self.versions):
+            return self.versions[self.current]
+        return None
+
+
+@dataclass
+class Job:
+    story: Story
+    slots: list[Slot]
+    owner: str  # the session that made it
+    id: str = field(default_factory=new_id)
+    created: float = field(default_factory=time.time)
+    character_sheet: str = ""
+    image_model: str = "offline"
+    size: str = "1024x1536"
+    cancelled: bool = False
+    deadline: float = 0.0  # wall-clock time after which unfinished slots fail
+    first_image_at: float = 0.0
+    finished_at: float = 0.0
+    notice: str = ""  # job-wide message (e.g. out of credit)
+    references: dict[str, str] = field(default_factory=dict)  # form -> local path of the hero sheet
+    revision: int = 0  # bumped on every change, lets the UI skip identical redraws
+
+    def counts(self) -> dict[SlotStatus, int]:
+        out = dict.fromkeys(SlotStatus, 0)
+        for s in self.slots:
+            out[s.status] += 1
+        return out
+
+    @property
+    def done(self) -> bool:
+        return not any(s.status.in_flight for s in self.slots)
+
+    @property
+    def all_approved(self) -> bool:
+        return all(s.status is SlotStatus.APPROVED for s in self.slots)
+
+    def snapshot(self) -> Job:
+        return copy.deepcopy(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Job:
+        d = dict(d)
+        d["story"] = Story.from_dict(d["story"])
+        slots = []
+        for s in d.get("slots", []):
+            s = dict(s)
+            s["scene"] = Scene(**s["scene"])
+            s["status"] = SlotStatus(s["status"])
+            s["versions"] = [ImageVersion(**v) for v in s.get("versions", [])]
+            slots.append(Slot(**s))
+        d["slots"] = slots
+        return cls(**d)

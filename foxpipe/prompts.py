@@ -1,0 +1,132 @@
+"""Visual prompts: one character sheet for the whole story, applied to every scene,
+and sanitization that gets progressively safer on content-policy rejections."""
+
+from __future__ import annotations
+
+import re
+
+from foxpipe import quiz
+from foxpipe.models import Scene
+from foxpipe.story import BEATS
+
+TRANSFORMED_FROM = 11  # beats 11-20 show the powered-up form
+
+STYLE_NOTES = {
+    "Pixar-style 3D": "stylised 3D animated film look, soft global illumination, expressive eyes",
+    "Anime": "anime illustration, clean line art, cel shading, vivid colours",
+    "Watercolour storybook": "watercolour children's-book illustration, soft edges, paper texture",
+    "Cinematic realistic": "cinematic wildlife photography look, shallow depth of field, natural light",
+}
+
+ELEMENT_COLOURS = {
+    "fire": "glowing ember-orange",
+    "ice": "frosty pale-blue",
+    "lightning": "crackling electric-violet",
+    "wind": "swirling silver-white",
+    "water": "shimmering aqua",
+}
+
+
+def character_sheet(answers: dict[str, str]) -> str:
+    """One fixed description of the cast and look, written once and reused in all 20 prompts."""
+    a = answers
+    species = quiz.hero_species(a) or "Red Fox"
+    name = a.get("hero_name", "the hero")
+    power = quiz.power_text(a)
+    aura = ELEMENT_COLOURS.get(a.get("element", "").lower(), "soft golden")
+    look = a.get("look") or "bright amber eyes, a white-tipped tail, a small notch in the left ear"
+    style = a.get("style", "Pixar-style 3D")
+    aspect = "vertical 9:16 portrait" if quiz.is_portrait(a) else "horizontal 16:9 landscape"
+    return (
+        f"HERO: {name}, a young {species.lower()}, small and slender; {look}. "
+        f"Same face, markings, proportions and colours in every image. "
+        f"POWERED-UP FORM (scenes {TRANSFORMED_FROM}-20): the same {name}, standing tall, with a "
+        f"{aura} aura of {power} outlining the body; markings unchanged. "
+        f"RIVAL: {quiz.rival_text(a)}, larger than the hero, consistent look in every image. "
+        f"SETTING: {a.get('setting', 'Enchanted forest').lower()}. "
+        f"STYLE: {STYLE_NOTES.get(style, style)}; warm, consistent palette; {aspect} composition; "
+        "no text, letters or watermarks in the image."
+    )
+
+
+def visual_prompt(scene: Scene) -> str:
+    """The scene as a picture to draw (the offline prompt writer; a model can do better)."""
+    beat = BEATS[scene.number - 1]
+    return f"Scene {scene.number} ({beat.name}). {scene.text}"
+
+
+def standardize_prompts(prompts: list[str], sheet: str) -> list[str]:
+    """Put the same character sheet in front of every prompt, so the hero stays the same."""
+    out = []
+    for i, p in enumerate(prompts, 1):
+        form = "powered-up form" if i >= TRANSFORMED_FROM else "ordinary form (before the power awakens)"
+        out.append(f"{sheet}\nSHOW THE HERO IN ITS {form.upper()}.\nSCENE: {p.strip()}")
+    return out
+
+
+# Phrases that trip image safety systems, with a calmer way to say the same picture.
+REPLACEMENTS: tuple[tuple[str, str], ...] = (
+    (r"\bbeats? up\b|\bbeat(?:s|ing)? (?:him|her|them|it) up\b", "overcomes"),
+    (r"\bkill(?:s|ed|ing)?\b", "defeats"),
+    (r"\bmurder(?:s|ed|ing)?\b", "stops"),
+    (r"\bdeath\b|\bdead\b|\bdies\b|\bdying\b", "fallen asleep"),
+    (r"\bblood(?:y|ied)?\b|\bgore\b|\bwounds?\b", "dust"),
+    (r"\bfight(?:s|ing)?\b|\bbattles?\b|\bbrawl\b", "faces"),
+    (r"\battack(?:s|ed|ing)?\b", "confronts"),
+    (r"\bpunch(?:es|ed)?\b|\bkick(?:s|ed)?\b|\bstrikes?\b", "pushes back"),
+    (r"\b(?:sword|knife|knives|gun|rifle|spear|weapon)s?\b", "glowing staff"),
+    (r"\bhunter(?:s)?\b", "trapper"),
+    (r"\bclaws? (?:at|into)\b", "reaches toward"),
+    (r"\bviolent(?:ly)?\b|\bbrutal(?:ly)?\b|\bsavage(?:ly)?\b", "dramatic"),
+    (r"\bterrif(?:ying|ied)\b|\bhorrif(?:ying|ied)\b", "startled"),
+    (r"\bbites?\b", "snaps at the air near"),
+)
+_COMPILED = tuple((re.compile(p, re.I), r) for p, r in REPLACEMENTS)
+
+
+def sanitize(text: str) -> str:
+    for pattern, repl in _COMPILED:
+        text = pattern.sub(repl, text)
+    return text
+
+
+def core_action(scene_text: str, limit: int = 160) -> str:
+    """The scene's first sentence, sanitized and shortened: what the picture must show."""
+    first = re.split(r"(?<=[.!?])\s", scene_text.strip(), maxsplit=1)[0]
+    first = sanitize(first)
+    return first if len(first) <= limit else first[: limit - 1].rsplit(" ", 1)[0] + "…"
+
+
+def sanitize_prompt(prompt: str, level: int, sheet: str = "", scene_text: str = "") -> str:
+    """Level 0: the prompt as written (always table-sanitized); 1: plus a family-friendly
+    framing; 2: just the character sheet and the scene's core action."""
+    if level <= 0:
+        return sanitize(prompt)
+    if level == 1:
+        return sanitize(prompt) + "\nFamily-friendly, gentle, no injuries, storybook mood."
+    action = core_action(scene_text or prompt)
+    return f"{sanitize(sheet)}\nSCENE: {action}\nFamily-friendly storybook illustration."
+
+
+POLICY_LEVELS = 3
+
+REJECT_REASONS: dict[str, str] = {
+    "Hero looks different": "Match the character sheet exactly: same species, colours, markings and proportions.",
+    "Wrong action": "Show exactly the action described in the scene, clearly, in the foreground.",
+    "Wrong setting": "Place the scene clearly in the setting from the character sheet.",
+    "Style is off": "Follow the art style from the character sheet exactly.",
+    "Anatomy problems": "Correct animal anatomy: four legs, one tail, natural proportions, no extra limbs.",
+    "Too dark or violent": "Brighter lighting, gentle mood, nothing frightening.",
+}
+
+
+def feedback_text(reasons: list[str], note: str = "") -> str:
+    parts = [REJECT_REASONS[r] for r in reasons if r in REJECT_REASONS]
+    note = quiz.clean_text(note)[:200]
+    if note:
+        parts.append(f"Creator's note: {note}")
+    return " ".join(parts)
+
+
+def with_feedback(prompt: str, feedback: str) -> str:
+    return f"{prompt}\nFIX FROM REVIEW: {feedback}" if feedback else prompt

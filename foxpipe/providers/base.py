@@ -1,0 +1,77 @@
+"""The small interfaces every provider implements. The core imports these, never a vendor."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from foxpipe.models import Story
+
+
+class ProviderError(Exception):
+    """A failure a user can read. ``kind`` decides what the pipeline does next:
+
+    - ``retryable``: try again later (429, 5xx, timeouts, connection drops)
+    - ``policy``: the content was refused; retry with a safer prompt
+    - ``fatal``: stop now (bad key, no credit, no access, bad request)
+    """
+
+    def __init__(self, message: str, kind: str = "retryable", retry_after: float | None = None, code: str = ""):
+        super().__init__(message)
+        self.message = message
+        self.kind = kind
+        self.retry_after = retry_after
+        self.code = code
+
+
+@dataclass
+class ImageResult:
+    data: bytes
+    model: str
+    path: str  # "offline", "generate" or "edit"
+    usage: dict[str, Any] = field(default_factory=dict)
+    rate_hint: dict[str, float] = field(default_factory=dict)  # x-ratelimit-* hints
+
+
+@dataclass
+class StoredImage:
+    url: str
+    local_path: str
+    thumb_path: str = ""
+    uploaded: bool = False
+    error: str = ""
+
+
+class TextModel(Protocol):
+    name: str
+
+    async def write_story(self, answers: dict[str, str]) -> Story: ...
+
+    async def rewrite_scene(self, story: Story, number: int, note: str = "") -> str: ...
+
+    async def create_prompts(self, story: Story, sheet: str) -> list[str]: ...
+
+    async def character_sheet(self, answers: dict[str, str]) -> str: ...
+
+
+class ImageModel(Protocol):
+    name: str
+    supports_reference: bool
+
+    async def generate(
+        self, prompt: str, size: str, *, scene_number: int = 0, references: list[bytes] | None = None
+    ) -> ImageResult: ...
+
+
+class ImageStore(Protocol):
+    name: str
+
+    def save(self, job_id: str, slot_index: int, version: int, data: bytes, *, tags: list[str]) -> StoredImage: ...
+
+
+class PromptLog(Protocol):
+    name: str
+
+    def log_story(self, row: dict[str, Any]) -> None: ...
+
+    def log_image(self, row: dict[str, Any]) -> None: ...

@@ -1,0 +1,52 @@
+"""The local prompt log: two CSV files (stories, images) written with pandas."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+STORY_COLUMNS = ["time", "story_id", "job_id", "title", "answers", "character_sheet", "marker"]
+IMAGE_COLUMNS = [
+    "time", "story_id", "job_id", "scene", "scene_text", "prompt", "model", "image_url",
+    "status", "attempts", "seconds", "cost_usd", "path", "marker",
+]
+
+
+class CsvLog:
+    name = "csv"
+    _lock = threading.Lock()  # one writer at a time across every CsvLog in the process
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self.stories = self.root / "log_stories.csv"
+        self.images = self.root / "log_images.csv"
+
+    def _append(self, path: Path, columns: list[str], rows: list[dict[str, Any]]) -> None:
+        if not rows:
+            return
+        df = pd.DataFrame([{c: r.get(c, "") for c in columns} for r in rows], columns=columns)
+        with self._lock:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            df.to_csv(path, mode="a", header=not path.exists(), index=False)
+
+    def log_story(self, row: dict[str, Any]) -> None:
+        self._append(self.stories, STORY_COLUMNS, [row])
+
+    def log_image(self, row: dict[str, Any]) -> None:
+        self._append(self.images, IMAGE_COLUMNS, [row])
+
+    def append_rows(self, kind: str, rows: list[dict[str, Any]]) -> None:
+        if kind == "stories":
+            self._append(self.stories, STORY_COLUMNS, rows)
+        else:
+            self._append(self.images, IMAGE_COLUMNS, rows)
+
+    def read(self, kind: str) -> pd.DataFrame:
+        path, cols = (self.stories, STORY_COLUMNS) if kind == "stories" else (self.images, IMAGE_COLUMNS)
+        if not path.exists():
+            return pd.DataFrame(columns=cols)
+        with self._lock:
+            return pd.read_csv(path, dtype=str, keep_default_na=False)

@@ -1,0 +1,139 @@
+"""The embedded default: a deterministic story writer and a local Pillow image renderer.
+No keys, no network; the whole flow runs on these."""
+
+from __future__ import annotations
+
+import asyncio
+import colorsys
+import hashlib
+import io
+import textwrap
+
+from PIL import Image, ImageDraw, ImageFont
+
+from foxpipe import prompts, story
+from foxpipe.models import Story
+from foxpipe.providers.base import ImageResult
+
+BEAT_HUES = {
+    "Underdog setup": 0.62,
+    "Discovery": 0.50,
+    "First failure": 0.70,
+    "Training montage": 0.30,
+    "Transformation": 0.80,
+    "Power display": 0.08,
+    "Challenge, justice and redemption": 0.97,
+    "Triumph": 0.13,
+}
+
+
+class OfflineText:
+    name = "offline"
+
+    async def write_story(self, answers: dict[str, str]) -> Story:
+        return story.offline_story(answers)
+
+    async def rewrite_scene(self, s: Story, number: int, note: str = "") -> str:
+        return story.offline_rewrite(s, number, note)
+
+    async def character_sheet(self, answers: dict[str, str]) -> str:
+        return prompts.character_sheet(answers)
+
+    async def create_prompts(self, s: Story, sheet: str) -> list[str]:
+        return [prompts.visual_prompt(sc) for sc in s.scenes]
+
+
+def _rgb(h: float, s: float, v: float) -> tuple[int, int, int]:
+    r, g, b = colorsys.hsv_to_rgb(h % 1.0, s, v)
+    return int(r * 255), int(g * 255), int(b * 255)
+
+
+def parse_size(size: str) -> tuple[int, int]:
+    w, h = size.lower().split("x")
+    return int(w), int(h)
+
+
+def _font(px: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+    return ImageFont.load_default(size=px)
+
+
+def render_card(scene_number: int, beat: str, text: str, size: str, powered: bool) -> bytes:
+    """An illustrated card: sky, hills, the hero's silhouette (with an aura once powered up),
+    and the scene's number, beat and text. Distinct per scene, same hero in all."""
+    w, h = parse_size(size)
+    hue = BEAT_HUES.get(beat, 0.6) + scene_number * 0.011
+    img = Image.new("RGB", (w, h))
+    draw = ImageDraw.Draw(img)
+    top, bottom = _rgb(hue, 0.55, 0.35), _rgb(hue + 0.05, 0.35, 0.95)
+    for y in range(0, h, 4):
+        t = y / h
+        col = tuple(int(top[i] + (bottom[i] - top[i]) * t) for i in range(3))
+        draw.rectangle([0, y, w, y + 4], fill=col)
+    # Sun or moon moves across the sky with the story.
+    cx = int(w * (0.15 + 0.7 * (scene_number - 1) / 19))
+    cy = int(h * 0.18)
+    r = int(min(w, h) * 0.07)
+    draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=_rgb(0.13, 0.4, 1.0))
+    # Hills.
+    ground = int(h * 0.62)
+    for k, shade in enumerate((0.45, 0.30)):
+        off = (scene_number * 97 + k * 211) % w
+        pts = [(x, ground + k * 40 + int(30 * ((x + off) % 300) / 300)) for x in range(0, w + 50, 50)]
+        draw.polygon([(0, h), *pts, (w, h)], fill=_rgb(hue + 0.3, 0.5, shade))
+    # The hero: a fox-like silhouette, always the same shape and colour.
+    fx = int(w * (0.3 + 0.4 * ((scene_number * 7) % 10) / 10))
+    fy = ground
+    u = max(8, min(w, h) // 28)
+    if powered:
+        for ring in range(4, 0, -1):
+            rr = u * (5 + ring * 2)
+            draw.ellipse([fx - rr, fy - rr - u * 3, fx + rr, fy + rr - u * 3], outline=_rgb(0.08, 0.8, 1.0), width=u // 2)
+    fox = (214, 92, 38)
+    draw.ellipse([fx - 4 * u, fy - 4 * u, fx + 4 * u, fy], fill=fox)  # body
+    draw.ellipse([fx + 2 * u, fy - 8 * u, fx + 6 * u, fy - 4 * u], fill=fox)  # head
+    draw.polygon([(fx + 2 * u, fy - 7 * u), (fx + 3 * u, fy - 10 * u), (fx + 4 * u, fy - 7 * u)], fill=fox)
+    draw.polygon([(fx + 4 * u, fy - 7 * u), (fx + 5 * u, fy - 10 * u), (fx + 6 * u, fy - 7 * u)], fill=fox)
+    draw.polygon([(fx - 4 * u, fy - 2 * u), (fx - 9 * u, fy - 6 * u), (fx - 7 * u, fy - u)], fill=fox)  # tail
+    draw.ellipse([fx - 9 * u, fy - 6 * u - u // 2, fx - 7 * u, fy - 4 * u - u // 2], fill=(250, 250, 245))  # tail tip
+    draw.ellipse([fx + 4 * u, fy - 7 * u, fx + 5 * u, fy - 6 * u], fill=(30, 20, 10))  # eye
+    # Caption panel.
+    pad = int(w * 0.05)
+    panel_top = int(h * 0.70)
+    draw.rounded_rectangle([pad, panel_top, w - pad, h - pad], radius=pad // 2, fill=(255, 255, 255))
+    big, small = _font(max(14, w // 16)), _font(max(10, w // 34))
+    draw.text((pad * 2, panel_top + pad // 2), f"Scene {scene_number}", fill=(40, 40, 40), font=big)
+    draw.text((pad * 2, panel_top + pad // 2 + w // 12), beat, fill=_rgb(hue, 0.7, 0.6), font=small)
+    chars = max(20, int((w - 4 * pad) / (w / 34 * 0.55)))
+    lines = textwrap.wrap(text, chars)[:6]
+    y = panel_top + pad // 2 + w // 12 + int(w / 34 * 1.8)
+    for line in lines:
+        draw.text((pad * 2, y), line, fill=(60, 60, 60), font=small)
+        y += int(w / 34 * 1.35)
+    buf = io.BytesIO()
+    img.save(buf, "PNG", optimize=False, compress_level=3)
+    return buf.getvalue()
+
+
+class OfflineImages:
+    """Renders a real PNG per scene after a small delay, so progress is visible."""
+
+    name = "offline"
+    supports_reference = False
+
+    def __init__(self, delay: float = 0.4):
+        self.delay = delay
+
+    async def generate(
+        self, prompt: str, size: str, *, scene_number: int = 0, references: list[bytes] | None = None
+    ) -> ImageResult:
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        number = scene_number or 1
+        beat = story.BEATS[number - 1].name
+        text = prompt.split("SCENE:", 1)[-1].split("\n", 1)[0].strip()
+        text = text.split(") ", 1)[-1] if text.startswith("Scene ") else text
+        data = await asyncio.to_thread(
+            render_card, number, beat, text, size, number >= prompts.TRANSFORMED_FROM
+        )
+        digest = hashlib.sha256(data).hexdigest()[:12]
+        return ImageResult(data=data, model="offline-renderer", path="offline", usage={"sha": digest})

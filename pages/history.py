@@ -1,0 +1,20 @@
+import streamlit as st
+
+from foxpipe import history, ui
+
+settings = ui.settings()
+st.title("History")
+st.caption("Stories made on this app. Open a gallery to review, download or continue it.")
+
+rows = history.past_stories(settings)
+if not rows:
+    st.info("No stories yet. They appear here once you approve a story's scenes.", icon=":material/info:")
+    st.page_link(ui.QUIZ_PAGE, label="Start with the quiz", icon=":material/arrow_back:")
+    st.stop()
+
+for row in rows:
+    with st.container(border=True):
+        left, right = st.columns([4, 1], vertical_alignment="center")
+        left.markdown(f"**{row['title']}**  \n{row['time']} · {row['approved']} / 20 approved")
+        right.page_link(ui.GALLERY_PAGE, label="Open gallery", query_params={"job": row["job_id"]},
+                        icon=":material/photo_library:")

@@ -1,0 +1,31 @@
+"""foxpipe: illustrated animal story videos, from a quiz to 20 approved images and a video."""
+
+import logging
+
+import streamlit as st
+
+from foxpipe import ui
+
+logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+st.set_page_config(page_title="foxpipe", page_icon=":material/pets:", layout="wide")
+
+# st.navigation runs on every run, before the access gate, so deep links such as
+# /gallery?job=... survive the gate.
+page = st.navigation(
+    [
+        st.Page(ui.QUIZ_PAGE, title="Quiz", icon=":material/quiz:", default=True,
+                help="Answer a few questions about your hero; the story is written from them."),
+        st.Page(ui.SCENES_PAGE, title="Scenes", icon=":material/edit_note:",
+                help="Read and edit the 20 scenes, rewrite any one, then approve them."),
+        st.Page(ui.GALLERY_PAGE, title="Gallery", icon=":material/photo_library:",
+                help="Watch the 20 images arrive, approve or reject each, make the video, download."),
+        st.Page(ui.HISTORY_PAGE, title="History", icon=":material/history:",
+                help="Stories made on this app, with links to reopen their galleries."),
+    ],
+    position="top",
+)
+
+ui.init_state()
+ui.sidebar()
+page.run()
