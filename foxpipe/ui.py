@@ -49,9 +49,14 @@ def _settings_key(s: Settings) -> str:
     return hashlib.sha256(repr(s).encode()).hexdigest()
 
 
+REGISTRIES: list[JobRegistry] = []  # every registry made in this process, for clean shutdown
+
+
 @st.cache_resource(show_spinner=False)
 def _registry(key: str, _settings: Settings) -> JobRegistry:
-    return JobRegistry(_settings)
+    reg = JobRegistry(_settings)
+    REGISTRIES.append(reg)
+    return reg
 
 
 def registry() -> JobRegistry:

@@ -1,0 +1,58 @@
+"""Shared fixtures: an isolated data folder, fast offline rendering, fresh caches."""
+
+from __future__ import annotations
+
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+APP = str(ROOT / "streamlit_app.py")
+
+# Every variable the app reads; tests start from none of them set.
+APP_ENV = (
+    "OPENAI_API_KEY", "OPENAI_BASE_URL", "CLOUDINARY_URL", "CLOUDINARY_PRESET", "GOOGLE_SHEET_ID",
+    "GOOGLE_SERVICE_ACCOUNT", "KLING_ACCESS_KEY", "KLING_SECRET_KEY", "HAILUO_API_KEY", "APP_PASSWORD",
+    "IMAGES_PER_MINUTE", "MAX_CONCURRENT_IMAGES",
+)
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch, tmp_path):
+    for name in APP_ENV:
+        monkeypatch.delenv(name, raising=False)
+    data = tmp_path / "data"
+    monkeypatch.setenv("FOXPIPE_DATA_DIR", str(data))
+    monkeypatch.setenv("FOXPIPE_OFFLINE_DELAY", "0.01")
+    yield data
+
+
+@pytest.fixture(autouse=True)
+def fresh_streamlit_caches():
+    """st.cache_resource outlives an AppTest: clear it, and stop any worker it held."""
+    yield
+    from foxpipe import ui
+
+    for reg in list(ui.REGISTRIES):
+        reg.shutdown()
+    ui.REGISTRIES.clear()
+    ui._registry.clear()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(predicate, timeout: float = 20.0, interval: float = 0.05):
+    """Poll until predicate() is truthy; return its value or fail with the timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s")
