@@ -12,6 +12,7 @@ st.set_page_config(page_title="foxpipe", page_icon=":material/pets:", layout="wi
 
 # st.navigation runs on every run, before the access gate, so deep links such as
 # /gallery?job=... survive the gate.
+ui.init_state()
 page = st.navigation(
     [
         st.Page(ui.QUIZ_PAGE, title="Quiz", icon=":material/quiz:", default=True,
@@ -23,9 +24,8 @@ page = st.navigation(
         st.Page(ui.HISTORY_PAGE, title="History", icon=":material/history:",
                 help="Stories made on this app, with links to reopen their galleries."),
     ],
-    position="top",
+    position="top" if ui.allowed() else "hidden",
 )
 
-ui.init_state()
-ui.sidebar()
+ui.entry_gate()
 page.run()

@@ -51,6 +51,7 @@ class Settings:
     # Access and cost
     app_password: str = ""
     allowed_email_domains: str = ""
+    auth_configured: bool = False  # an [auth] section in secrets.toml: use st.login
     max_images_per_story: int = 40
     max_regenerations_per_image: int = 5
     daily_image_budget: int = 500
@@ -168,7 +169,7 @@ def load_settings(secrets: Mapping[str, Any] | None = None, env: Mapping[str, st
     problems: list[str] = []
     kwargs: dict[str, Any] = {}
     for f in fields(Settings):
-        if f.name in ("problems", "google_service_account"):
+        if f.name in ("problems", "google_service_account", "auth_configured"):
             continue
         key = f.name.upper()
         value = secrets.get(key) if key in secrets else env.get(key)

@@ -4,7 +4,9 @@ state, the sidebar. Pages use these; the rest of the package never imports strea
 from __future__ import annotations
 
 import hashlib
+import hmac
 import logging
+import time
 from typing import Any
 
 import streamlit as st
@@ -39,9 +41,10 @@ def settings() -> Settings:
     if "_settings" not in st.session_state:
         secrets, problem = _secrets()
         s = load_settings(secrets)
+        extra: dict[str, Any] = {"auth_configured": "auth" in secrets}
         if problem:
-            s = Settings(**{**s.__dict__, "problems": (*s.problems, problem)})
-        st.session_state._settings = s
+            extra["problems"] = (*s.problems, problem)
+        st.session_state._settings = Settings(**{**s.__dict__, **extra})
     return st.session_state._settings
 
 
@@ -101,6 +104,97 @@ def sidebar() -> None:
                 "on this account. Set `APP_PASSWORD`.",
                 icon=":material/lock_open:",
             )
+
+
+MAX_TRIES = 5
+
+
+def _pause(seconds: float) -> None:
+    time.sleep(seconds)
+
+
+LOCKOUT_SECONDS = 60
+
+
+def allowed() -> bool:
+    """Whether this session may see the app (password given, or signed in)."""
+    s = settings()
+    if s.auth_configured:
+        if not st.user.is_logged_in:
+            return False
+        return email_allowed(st.user.get("email", ""), s.allowed_email_domains)
+    return not s.app_password or bool(st.session_state.get("authenticated"))
+
+
+def email_allowed(email: str, domains: str) -> bool:
+    wanted = [d.strip().lower().lstrip("@") for d in domains.split(",") if d.strip()]
+    if not wanted:
+        return True
+    return "@" in (email or "") and email.rsplit("@", 1)[1].lower() in wanted
+
+
+def _check_password() -> None:
+    ss = st.session_state
+    now = time.time()
+    if now < ss.get("gate_locked_until", 0):
+        ss.gate_message = f"Too many wrong passwords. Try again in {int(ss.gate_locked_until - now) + 1} s."
+        return
+    given = ss.get("gate_password", "")
+    if hmac.compare_digest(given.encode(), settings().app_password.encode()):
+        ss.authenticated = True
+        ss.gate_failures = 0
+        ss.gate_message = ""
+        return
+    _pause(1)  # slows guessing
+    ss.gate_failures = ss.get("gate_failures", 0) + 1
+    if ss.gate_failures >= MAX_TRIES:
+        ss.gate_locked_until = now + LOCKOUT_SECONDS
+        ss.gate_failures = 0
+        ss.gate_message = f"Too many wrong passwords. Try again in {LOCKOUT_SECONDS} s."
+    else:
+        ss.gate_message = "Wrong password."
+    ss.gate_password = ""
+
+
+def access_gate() -> None:
+    """Render only the sign-in (password form or OIDC login) and stop, until allowed."""
+    if allowed():
+        return
+    s = settings()
+    st.title("foxpipe")
+    if s.auth_configured:
+        if st.user.is_logged_in:
+            st.error("This account's e-mail domain is not allowed here.", icon=":material/block:")
+            st.button("Log out", on_click=st.logout)
+        else:
+            st.caption("Sign in with your team account to continue.")
+            st.button("Log in", on_click=st.login, type="primary", icon=":material/login:")
+        st.stop()
+    with st.form("gate"):
+        st.text_input("Team password", type="password", key="gate_password")
+        st.form_submit_button("Enter", on_click=_check_password, type="primary")
+    if msg := st.session_state.get("gate_message"):
+        st.error(msg, icon=":material/lock:")
+    st.stop()
+
+
+def entry_gate() -> None:
+    """Called by streamlit_app.py after st.navigation: the gate, then the sidebar."""
+    access_gate()
+    sidebar()
+    st.session_state._entry_ran = True  # only once the gate let this run through
+
+
+def page_start() -> None:
+    """First line of every page. Streamlit runs a ``pages/`` script on its own (without
+    the entry file) when st.navigation has not yet run in the process (its multipage v1
+    compatibility path, and every AppTest run): the state, gate and sidebar must then
+    come from here, or a deep link would skip the access gate."""
+    if st.session_state.pop("_entry_ran", False):
+        return
+    init_state()
+    access_gate()
+    sidebar()
 
 
 def need(condition: bool, message: str, page: str, label: str) -> None:

@@ -6,6 +6,7 @@ from foxpipe import export, prompts, ui
 from foxpipe.jobs import GuardError
 from foxpipe.models import Job, SlotStatus
 
+ui.page_start()
 settings = ui.settings()
 reg = ui.registry()
 job_id = ui.current_job_id()

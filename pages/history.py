@@ -2,6 +2,7 @@ import streamlit as st
 
 from foxpipe import history, ui
 
+ui.page_start()
 settings = ui.settings()
 st.title("History")
 st.caption("Stories made on this app. Open a gallery to review, download or continue it.")

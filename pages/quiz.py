@@ -2,6 +2,7 @@ import streamlit as st
 
 from foxpipe import quiz, ui, workflow
 
+ui.page_start()
 settings = ui.settings()
 answers: dict[str, str] = st.session_state.answers
 errors: dict[str, str] = st.session_state.quiz_errors

@@ -4,6 +4,7 @@ from foxpipe import quiz, ui, workflow
 from foxpipe.models import Story
 from foxpipe.story import placeholder_text
 
+ui.page_start()
 settings = ui.settings()
 ui.need(st.session_state.story is not None, "Answer the quiz first: the scenes are written from it.",
         ui.QUIZ_PAGE, "Go to the quiz")
