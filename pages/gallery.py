@@ -58,6 +58,12 @@ def figures(j: Job) -> None:
     c3.metric("Elapsed", f"{elapsed:.0f} s")
     eta = remaining / max(settings.images_per_minute, 0.1) * 60 if remaining else 0
     c4.metric("Time left (est.)", f"{eta:.0f} s" if remaining else "—")
+    if j.image_model != "offline":
+        left = reg.budget_left(j)
+        st.caption(
+            f":material/savings: Images left: {left['story']} for this story "
+            f"(MAX_IMAGES_PER_STORY), {left['today']} today for the whole app (DAILY_IMAGE_BUDGET)."
+        )
 
 
 def tile(j: Job, i: int) -> None:

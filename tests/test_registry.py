@@ -150,3 +150,25 @@ def test_in_flight_work_is_marked_failed_after_a_restart(registry, clean_env):
 @pytest.mark.parametrize("bad", ["", "nope", "../../etc/passwd", "x" * 500, None, 42, "a/b"])
 def test_unknown_or_malformed_ids_are_not_found(registry, bad):
     assert registry.get(bad) is None
+
+
+def test_finished_jobs_are_evicted_from_memory_but_kept_on_disk():
+    reg = JobRegistry(load_settings({"JOB_TTL_HOURS": "0.0001"}))  # 0.36 s
+    try:
+        job_id = new_job(reg)
+        wait_until(lambda: reg.get(job_id).done)
+        reg.approve(job_id, [0])
+        wait_until(lambda: job_id not in reg._jobs, timeout=10)
+        again = reg.get(job_id)  # reloaded from disk
+        assert again.slots[0].status is SlotStatus.APPROVED
+    finally:
+        reg.shutdown()
+
+
+def test_shutdown_stops_the_worker_thread():
+    reg = JobRegistry(load_settings({}))
+    new_job(reg)
+    thread = reg._thread
+    assert thread.is_alive()
+    reg.shutdown()
+    assert not thread.is_alive()
