@@ -110,10 +110,13 @@ class JobRegistry:
             ttl = self.settings.job_ttl_hours * 3600
             with self._lock:
                 for job_id, job in list(self._jobs.items()):
-                    if self._tasks.get(job_id) and job.deadline and now > job.deadline:
+                    busy = self.running(job_id) > 0
+                    if busy and job.deadline and now > job.deadline:
                         self._cancel_tasks(job_id, "The job ran past its deadline. Press Retry to try again.")
-                    elif not self._tasks.get(job_id) and job.done and now - job.created > ttl:
+                    elif not busy and job.done and now - (job.finished_at or job.created) > ttl:
                         del self._jobs[job_id]  # still on disk
+                        self._tasks.pop(job_id, None)
+                        self._cancel_reason.pop(job_id, None)
 
     # ------------------------------------------------------------------ persistence
     def _job_path(self, job_id: str) -> Path:
