@@ -75,6 +75,7 @@ image path) or ``"any"``. Each request takes the first queued action of its path
 Records: ``fake.requests`` holds a ``Request`` per request with ``path``, ``kind`` ("chat",
 ``"generations"``, ``"edits"``), ``model``, ``prompt`` (image prompt, or the chat's last user
 message), ``size``, ``quality``, ``moderation``, ``n_images`` (``image[]`` parts of an edit),
+``image_digests`` (their sha256),
 ``t`` (``time.monotonic()`` on arrival), ``wall`` (``time.time()``), ``t_end``, ``status`` (the
 status sent; ``0`` if the request hung or is still running), ``reason`` (``"ok"``,
 ``"rate_limit"``, ``"scripted:<name>"``, ``"failure_rate"``, ``"blocked"``, ``"auth"``),
@@ -88,6 +89,7 @@ from __future__ import annotations
 import base64
 import email.parser
 import email.policy
+import hashlib
 import json
 import math
 import random
@@ -214,6 +216,7 @@ class Request:
     quality: str = ""
     moderation: str = ""
     n_images: int = 0
+    image_digests: list[str] = field(default_factory=list)  # sha256 of each image[] part
     status: int = 0
     reason: str = ""
     t_end: float = 0.0
@@ -536,7 +539,9 @@ class FakeOpenAI:
         if kind == "edits":
             fields, files = parse_multipart(h.headers.get("Content-Type", ""), body)
             rec.fields = dict(fields)
-            rec.n_images = sum(1 for name, _ in files if name in ("image", "image[]"))
+            images = [data for name, data in files if name in ("image", "image[]")]
+            rec.n_images = len(images)
+            rec.image_digests = [hashlib.sha256(d).hexdigest() for d in images]
         else:
             try:
                 rec.fields = json.loads(body or b"{}")
