@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -46,7 +47,7 @@ def run_until(at: AppTest, done, tries: int = 300):
     raise AssertionError("the page never reached the expected state")
 
 
-def test_full_flow_quiz_story_scenes_hero_gallery(live):
+def test_full_flow_quiz_story_scenes_hero_gallery(live, clean_env):
     at = AppTest.from_file(APP, default_timeout=30).run()
     assert "OpenAI (gpt-5.4-mini, gpt-image-2)" in texts(at)  # the sidebar says OpenAI is live
     at.button(key="write_story").click().run()
@@ -82,6 +83,12 @@ def test_full_flow_quiz_story_scenes_hero_gallery(live):
     assert "20 / 20 images ready" in str([p.text for p in at.get("progress")]) or "20 / 20" in page
     assert "Estimated cost so far" in page and "gpt-image-2 · edit" in page
     assert len(live.of("chat")) == 3  # story, character sheet, scene prompts
+    stories = pd.read_csv(clean_env / "log_stories.csv")
+    assert stories.iloc[-1]["job_id"] == job.id and stories.iloc[-1]["character_sheet"] == job.character_sheet
+    images = pd.read_csv(clean_env / "log_images.csv")
+    assert sorted(images["scene"]) == list(range(1, 21))
+    assert set(images["path"]) == {"edit"} and set(images["model"]) == {"gpt-image-2"}
+    assert set(images["prompt"]) == {r.prompt for r in scene_requests}
 
 
 def test_offline_mode_goes_straight_to_the_gallery():
