@@ -54,9 +54,16 @@ class JobBook(Protocol):
 
 
 def set_slot(book: JobBook, job_id: str, index: int, **changes: Any) -> None:
+    """Progress of a slot's own work. Applied only while the slot is still in flight: once
+    Stop, a deadline or an abort has failed it, a late update from its task must not
+    bring it back to life."""
+
     def fn(j: Job) -> None:
+        s = j.slots[index]
+        if not s.status.in_flight:
+            return
         for k, v in changes.items():
-            setattr(j.slots[index], k, v)
+            setattr(s, k, v)
 
     book.mutate(job_id, fn)
 

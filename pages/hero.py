@@ -4,6 +4,7 @@ from foxpipe import hero, prompts, ui
 from foxpipe.jobs import GuardError
 from foxpipe.providers.base import ProviderError
 
+ui.page_start()
 settings = ui.settings()
 reg = ui.registry()
 job_id = ui.current_job_id()
