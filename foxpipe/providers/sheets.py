@@ -341,12 +341,13 @@ class SheetsLog:
                     if e.permanent:
                         self._worksheets = {}
                         self._down_until = self.clock() + self.reconnect_after
+                    self._mark_failed_pending()  # the other worksheet's rows wait too
                     return
                 self.csv.set_markers(kind, [p for p, _ in chunk], SENT)
                 self.rows_sent += len(chunk)
                 log.info("[SHEETS] %d %s row(s) written", len(chunk), kind)
             if backlog:
-                # Everything before the first row still pending is delivered: skip it next time.
+                # Everything up to the last row sent is delivered: skip it next time.
                 self._scan_from[kind] = backlog[-1][0] + 1
         self._backlog = False
         if self.state != "live":
