@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
+import cloudinary
 import cloudinary.exceptions
 import cloudinary.uploader
 
@@ -43,6 +44,23 @@ class UploadError(Exception):
         super().__init__(message)
         self.message = message
         self.permanent = permanent
+
+
+_POOL_READY = False
+
+
+def _widen_connection_pool(size: int = 10) -> None:
+    """The SDK shares one urllib3 pool of a single connection; concurrent uploads would open
+    and drop a connection each time. Give it room for the worker's concurrent uploads."""
+    global _POOL_READY
+    if _POOL_READY:
+        return
+    from cloudinary import utils
+
+    cloudinary.uploader._http = utils.get_http_connector(
+        cloudinary.config(), {**cloudinary.CERT_KWARGS, "maxsize": size}
+    )
+    _POOL_READY = True
 
 
 def parse_cloudinary_url(url: str) -> dict[str, Any]:
@@ -86,6 +104,7 @@ class CloudinaryStore:
         self.backoff_cap = backoff_cap
         self.redact = redact
         self.problem = ""  # a credentials/config problem seen on the last upload, for the sidebar
+        _widen_connection_pool()
 
     # ------------------------------------------------------------------ the SDK call
     def _call(self, data: bytes, folder: str, public_id: str, tags: list[str]) -> dict[str, Any]:
