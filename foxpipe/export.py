@@ -5,10 +5,14 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
+import urllib.request
 import zipfile
 from pathlib import Path
 
 from foxpipe.models import Job, SlotStatus
+
+log = logging.getLogger(__name__)
 
 
 def story_json(job: Job) -> dict[str, object]:
@@ -59,6 +63,18 @@ def prompts_csv(job: Job) -> str:
     return buf.getvalue()
 
 
+def fetch_hosted(url: str, timeout: float = 20.0) -> bytes:
+    """The hosted copy of an image whose local file is gone (e.g. after a redeploy); b"" if unreachable."""
+    if not url.startswith(("https://", "http://")):
+        return b""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r:  # noqa: S310 - our own image URL
+            return r.read()
+    except (OSError, ValueError) as e:
+        log.warning("[UPLOAD] hosted image could not be fetched for the ZIP: %s", type(e).__name__)
+        return b""
+
+
 def build_zip(job: Job, only_approved: bool = True, extra_files: dict[str, Path] | None = None) -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as z:  # PNG/MP4 are compressed already
@@ -69,6 +85,8 @@ def build_zip(job: Job, only_approved: bool = True, extra_files: dict[str, Path]
             p = Path(img.local_path)
             if p.exists():
                 z.write(p, f"images/scene_{s.index + 1:02d}{p.suffix}")
+            elif img.uploaded and (data := fetch_hosted(img.url)):
+                z.writestr(f"images/scene_{s.index + 1:02d}{p.suffix or '.png'}", data)
         z.writestr("story.json", json.dumps(story_json(job), ensure_ascii=False, indent=2))
         z.writestr("prompts.csv", prompts_csv(job))
         for name, path in (extra_files or {}).items():

@@ -178,7 +178,8 @@ async def run_slot(book: JobBook, pipe: Pipeline, job_id: str, index: int) -> No
             log.info("[IMAGE] job %s scene %d ready in %.1fs (attempt %d)", job_id[:6], index + 1, seconds, attempt)
             snap = book.peek(job_id)
             if snap is not None:
-                await log_safely(pipe.log, image_row(snap, index, "ready", pipe.cost_per_image()))
+                status = "regenerated" if version > 1 else "ready"
+                await log_safely(pipe.log, image_row(snap, index, status, pipe.cost_per_image()))
             return
 
         message = settings.redact(err.message)

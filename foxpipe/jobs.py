@@ -44,6 +44,7 @@ class JobRegistry:
         self._tasks: dict[str, dict[int, concurrent.futures.Future[None]]] = {}
         self._cancel_reason: dict[str, str] = {}
         self._work: dict[tuple[str, str], concurrent.futures.Future[Any]] = {}  # other background work
+        self._uploads: dict[tuple[str, int], concurrent.futures.Future[bool]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._pipeline: Pipeline | None = None
@@ -449,3 +450,58 @@ class JobRegistry:
                 pipe.log.log_image(image_row(job, i, status, 0.0))
             except Exception as e:
                 log.warning("[APPROVAL] could not log: %s", type(e).__name__)
+
+    # ------------------------------------------------------------------ uploads
+    def retry_upload(self, job_id: str, index: int) -> concurrent.futures.Future[bool] | None:
+        """Upload again the shown image of a slot whose upload failed (it was kept locally).
+        Runs on the worker loop, the SDK call in a thread; the future says if it went up."""
+        job = self.get(job_id)
+        if job is None or not 0 <= index < len(job.slots):
+            return None
+        slot = job.slots[index]
+        img = slot.image
+        store = self.pipeline.store
+        if img is None or img.uploaded or not hasattr(store, "reupload"):
+            return None
+        loop = self._ensure_worker()
+        key = (job_id, index)
+        with self._lock:
+            running = self._uploads.get(key)
+            if running is not None and not running.done():
+                return running
+            fut = asyncio.run_coroutine_threadsafe(
+                self._reupload(job_id, index, slot.current, img.local_path, job.story.id), loop
+            )
+            self._uploads[key] = fut
+        return fut
+
+    def uploads_running(self, job_id: str) -> list[int]:
+        with self._lock:
+            return [i for (jid, i), f in self._uploads.items() if jid == job_id and not f.done()]
+
+    async def _reupload(self, job_id: str, index: int, current: int, local_path: str, story_id: str) -> bool:
+        store: Any = self.pipeline.store
+        try:
+            stored = await asyncio.to_thread(
+                store.reupload, job_id, index, current + 1, local_path, tags=[story_id]
+            )
+        except OSError as e:  # the local copy is gone
+            stored = None
+            error = f"The local copy could not be read ({type(e).__name__})."
+
+        def fn(j: Job) -> None:
+            s = j.slots[index]
+            if not 0 <= current < len(s.versions) or s.versions[current].local_path != local_path:
+                return
+            v = s.versions[current]
+            if stored is not None and stored.uploaded:
+                v.url, v.uploaded = stored.url, True
+                if s.current == current:
+                    s.upload_error = ""
+            elif s.current == current:
+                s.upload_error = stored.error if stored is not None else error
+
+        self.mutate(job_id, fn)
+        ok = bool(stored and stored.uploaded)
+        log.info("[UPLOAD] job %s scene %d re-upload %s", job_id[:6], index + 1, "done" if ok else "failed")
+        return ok

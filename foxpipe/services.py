@@ -3,7 +3,10 @@ knows every vendor; the rest of the package talks to the protocols in providers.
 
 from __future__ import annotations
 
+import atexit
+import threading
 from dataclasses import dataclass
+from typing import Any
 
 from foxpipe.config import Settings
 from foxpipe.generation import Pipeline
@@ -38,12 +41,66 @@ def image_limits(settings: Settings) -> tuple[float, int]:
     return 6000.0, min(4, settings.max_concurrent_images)
 
 
+# Providers with state (a background thread, a problem seen at run time) are made once per
+# process and settings, so the workflow, every pipeline and the sidebar share them.
+_SHARED: dict[tuple[Any, ...], Any] = {}
+_SHARED_LOCK = threading.Lock()
+
+
 def image_store(settings: Settings) -> ImageStore:
-    return LocalStore(settings.data_path)
+    if not settings.cloudinary_live:
+        return LocalStore(settings.data_path)
+    from foxpipe.providers.cloudinary import CloudinaryStore
+
+    key = ("cloudinary", settings.cloudinary_url, settings.cloudinary_preset, str(settings.data_path.resolve()))
+    with _SHARED_LOCK:
+        store = _SHARED.get(key)
+        if store is None:
+            store = _SHARED[key] = CloudinaryStore(
+                settings.cloudinary_url, settings.data_path, preset=settings.cloudinary_preset,
+                redact=settings.redact,
+            )
+        return store
 
 
 def prompt_log(settings: Settings) -> PromptLog:
-    return CsvLog(settings.data_path)
+    if not settings.sheets_live:
+        return CsvLog(settings.data_path)
+    from foxpipe.providers.sheets import SheetsLog
+
+    sa = settings.google_service_account
+    key = ("sheets", settings.google_sheet_id, sa.get("client_email"), sa.get("private_key_id"),
+           sa.get("token_uri"), str(settings.data_path.resolve()))
+    with _SHARED_LOCK:
+        plog = _SHARED.get(key)
+        if plog is None or not plog.alive:
+            plog = _SHARED[key] = SheetsLog(settings.google_sheet_id, sa, settings.data_path,
+                                            redact=settings.redact)
+        return plog
+
+
+def close_shared(timeout: float = 5.0) -> None:
+    """Flush and stop the shared providers (app shutdown, end of a test)."""
+    with _SHARED_LOCK:
+        items = list(_SHARED.values())
+        _SHARED.clear()
+    for item in items:
+        close = getattr(item, "close", None)
+        if close is not None:
+            close(timeout)
+
+
+atexit.register(close_shared)
+
+
+def runtime_problems(settings: Settings) -> list[str]:
+    """Problems found while running (a sheet that 404s, refused credentials), for the sidebar."""
+    out = []
+    for item in (image_store(settings), prompt_log(settings)):
+        problem = getattr(item, "problem", "")
+        if problem:
+            out.append(problem)
+    return out
 
 
 def build_pipeline(settings: Settings, limiter: RateLimiter) -> Pipeline:
@@ -72,11 +129,25 @@ def status(settings: Settings) -> list[ServiceStatus]:
             s.openai_live,
             f"OpenAI ({s.openai_chat_model}, {s.openai_image_model})" if s.openai_live else "Offline writer and renderer",
         ),
-        ServiceStatus("Image hosting", s.cloudinary_live, "Cloudinary" if s.cloudinary_live else "Local files"),
-        ServiceStatus("Prompt log", s.sheets_live, "Google Sheets" if s.sheets_live else "Local CSV"),
+        ServiceStatus(
+            "Image hosting",
+            s.cloudinary_live,
+            ("Cloudinary" + (" (unsigned preset)" if s.cloudinary_preset else "")) if s.cloudinary_live
+            else "Local files: images stay on this server (set CLOUDINARY_URL to host them)",
+        ),
+        _log_status(s),
         ServiceStatus(
             "Video",
             s.kling_live or s.hailuo_live,
             ", ".join(n for n, on in (("Kling", s.kling_live), ("Hailuo", s.hailuo_live)) if on) or "Local slideshow",
         ),
     ]
+
+
+def _log_status(s: Settings) -> ServiceStatus:
+    if not s.sheets_live:
+        return ServiceStatus("Prompt log", False, "Local CSV")
+    state = getattr(prompt_log(s), "state", "live")
+    if state == "unavailable":
+        return ServiceStatus("Prompt log", False, "Local CSV for now (Google Sheets unavailable)")
+    return ServiceStatus("Prompt log", True, "Google Sheets" + (" (connecting…)" if state == "connecting" else ""))

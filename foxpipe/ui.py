@@ -99,7 +99,7 @@ def sidebar() -> None:
         for svc in services.status(s):
             icon = ":material/check_circle:" if svc.live else ":material/radio_button_unchecked:"
             st.markdown(f"{icon} **{svc.name}**: {svc.detail}")
-        for p in s.problems:
+        for p in (*s.problems, *services.runtime_problems(s)):
             st.warning(p, icon=":material/warning:")
         if s.openai_live and not s.app_password:
             st.warning(
@@ -218,3 +218,12 @@ def need(condition: bool, message: str, page: str, label: str) -> None:
         st.info(message, icon=":material/info:")
         st.page_link(page, label=label, icon=":material/arrow_back:")
         st.stop()
+
+
+def image_src(img: Any) -> str:
+    """What a gallery tile shows: a scaled Cloudinary URL when uploaded, else the local thumbnail."""
+    if img.uploaded:
+        from foxpipe.providers.cloudinary import thumbnail_url
+
+        return thumbnail_url(img.url)
+    return img.thumb_path or img.local_path

@@ -79,7 +79,7 @@ def tile(j: Job, i: int) -> None:
         st.markdown(f"**Scene {i + 1}** {STATUS_LABEL[s.status]}")
         img = s.image
         if img is not None:
-            st.image(img.thumb_path or img.url if not img.uploaded else img.url, width="stretch")
+            st.image(ui.image_src(img), width="stretch")
         else:
             st.caption(s.scene.text[:140])
         if img is not None and img.path in ("edit", "generate"):
@@ -87,7 +87,12 @@ def tile(j: Job, i: int) -> None:
         if s.error and s.status is not SlotStatus.FAILED:
             st.caption(f":orange[{s.error}]")
         if s.upload_error:
-            st.caption(f":orange[Not uploaded: {s.upload_error}]")
+            st.caption(f":orange[Not uploaded (kept on this server): {s.upload_error}]")
+            if i in reg.uploads_running(j.id):
+                st.caption(":material/cloud_upload: Uploading again…")
+            else:
+                st.button("Retry upload", key=f"upload_{k}", on_click=reg.retry_upload, args=(j.id, i),
+                          icon=":material/cloud_upload:")
         if s.status is SlotStatus.READY:
             a, r = st.columns(2)
             a.button("Approve", key=f"ok_{k}", on_click=act, args=(reg.approve, j.id, [i]), width="stretch")
@@ -112,7 +117,7 @@ def tile(j: Job, i: int) -> None:
 
 
 first = reg.get(job_id)
-refresh = settings.gallery_refresh if (first and not first.done) else None
+refresh = settings.gallery_refresh if (first and (not first.done or reg.uploads_running(job_id))) else None
 
 
 @st.fragment(run_every=refresh)
@@ -145,7 +150,7 @@ def live() -> None:
             tile(j, i)
     # Polling state changed (work finished or restarted, or all approved): one full rerun
     # so the refresh interval and the sections below follow.
-    state = (running, j.all_approved)
+    state = (running, j.all_approved, bool(reg.uploads_running(j.id)))
     if st.session_state.get("gallery_state") not in (None, state):
         st.session_state.gallery_state = state
         st.rerun()

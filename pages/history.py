@@ -16,6 +16,9 @@ if not rows:
 for row in rows:
     with st.container(border=True):
         left, right = st.columns([4, 1], vertical_alignment="center")
-        left.markdown(f"**{row['title']}**  \n{row['time']} · {row['approved']} / 20 approved")
-        right.page_link(ui.GALLERY_PAGE, label="Open gallery", query_params={"job": row["job_id"]},
-                        icon=":material/photo_library:")
+        if row["available"]:
+            left.markdown(f"**{row['title']}**  \n{row['time']} · {row['approved']} / {row['total']} images approved")
+            right.page_link(ui.GALLERY_PAGE, label="Open gallery", query_params={"job": row["job_id"]},
+                            icon=":material/photo_library:")
+        else:
+            left.markdown(f"**{row['title']}**  \n{row['time']} · gallery no longer on this server")

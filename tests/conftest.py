@@ -39,6 +39,9 @@ def fresh_streamlit_caches():
         reg.shutdown()
     ui.REGISTRIES.clear()
     ui._registry.clear()
+    from foxpipe import services
+
+    services.close_shared()
 
 
 def free_port() -> int:

@@ -50,3 +50,34 @@ class CsvLog:
             return pd.DataFrame(columns=cols)
         with self._lock:
             return pd.read_csv(path, dtype=str, keep_default_na=False)
+
+    # ------------------------------------------------------------------ markers (Sheets backlog)
+    def _paths(self, kind: str) -> tuple[Path, list[str]]:
+        return (self.stories, STORY_COLUMNS) if kind == "stories" else (self.images, IMAGE_COLUMNS)
+
+    def pending(self, kind: str, prefix: str, start: int = 0) -> list[tuple[int, dict[str, Any]]]:
+        """Rows (by position in the file) whose marker starts with ``prefix``."""
+        path, _ = self._paths(kind)
+        with self._lock:
+            if not path.exists():
+                return []
+            df = pd.read_csv(path, dtype=str, keep_default_na=False, skiprows=range(1, start + 1))
+        if "marker" not in df.columns:
+            return []
+        hits = df[df["marker"].str.startswith(prefix)]
+        return [(start + int(i), row.to_dict()) for i, row in hits.iterrows()]
+
+    def set_markers(self, kind: str, positions: list[int], marker: str) -> None:
+        """Rewrite the marker of rows by position (atomic replace, under the process lock)."""
+        if not positions:
+            return
+        path, _ = self._paths(kind)
+        with self._lock:
+            if not path.exists():
+                return
+            df = pd.read_csv(path, dtype=str, keep_default_na=False)
+            rows = [p for p in positions if 0 <= p < len(df)]
+            df.loc[rows, "marker"] = marker
+            tmp = path.with_suffix(".tmp")
+            df.to_csv(tmp, index=False)
+            tmp.replace(path)
