@@ -2,7 +2,7 @@ import time
 
 import streamlit as st
 
-from foxpipe import export, prompts, ui
+from foxpipe import export, prompts, services, ui
 from foxpipe.jobs import GuardError
 from foxpipe.models import Job, SlotStatus
 
@@ -56,7 +56,11 @@ def figures(j: Job) -> None:
     c1.metric("Images done", f"{done} / {total}")
     c2.metric("Images per minute", f"{rate:.1f}", help=f"The account's limit is {settings.images_per_minute:g} per minute.")
     c3.metric("Elapsed", f"{elapsed:.0f} s")
-    eta = remaining / max(settings.images_per_minute, 0.1) * 60 if remaining else 0
+    # The pace so far, capped by the limiter's rate (the embedded renderer is not held to
+    # the account's limit, so that limit alone would overstate the wait).
+    limit = services.image_limits(settings)[0]
+    pace = min(rate, limit) if rate else limit
+    eta = remaining / max(pace, 0.1) * 60 if remaining else 0
     c4.metric("Time left (est.)", f"{eta:.0f} s" if remaining else "—")
     if j.image_model != "offline":
         left = reg.budget_left(j)
@@ -81,9 +85,9 @@ def tile(j: Job, i: int) -> None:
         if s.upload_error:
             st.caption(f":orange[Not uploaded: {s.upload_error}]")
         if s.status is SlotStatus.READY:
-            a, r = st.columns(2)
-            a.button("Approve", key=f"ok_{k}", on_click=act, args=(reg.approve, j.id, [i]), width="stretch")
-            with r.popover("Reject", width="stretch"):
+            # One under the other: side by side, a narrow tile cuts the labels to "App…" and "R…".
+            st.button("Approve", key=f"ok_{k}", on_click=act, args=(reg.approve, j.id, [i]), width="stretch")
+            with st.popover("Reject", width="stretch"):
                 reasons = st.multiselect("What is wrong?", list(prompts.REJECT_REASONS), key=f"why_{k}")
                 note = st.text_input("Note (optional)", key=f"note_{k}")
                 st.button("Reject and regenerate", key=f"no_{k}", on_click=act,
@@ -129,10 +133,11 @@ def live() -> None:
     if failed and not running:
         bar[2].button(f"Retry failed ({len(failed)})", icon=":material/refresh:", key="retry_failed",
                       on_click=act, args=(reg.retry_failed, j.id))
-    cols = st.columns(5 if j.size.startswith("1024x1536") else 4)
-    for i in range(len(j.slots)):
-        with cols[i % len(cols)]:
-            tile(j, i)
+    per_row = 5 if j.size.startswith("1024x1536") else 4
+    for start in range(0, len(j.slots), per_row):  # row by row, so the rows stay aligned
+        for i, col in zip(range(start, len(j.slots)), st.columns(per_row), strict=False):
+            with col:
+                tile(j, i)
     # Polling state changed (work finished or restarted, or all approved): one full rerun
     # so the refresh interval and the sections below follow.
     state = (running, j.all_approved)
