@@ -270,3 +270,10 @@ def wait_job(data_dir: Path, job: str, predicate, timeout: float = 60.0) -> dict
         time.sleep(0.1)
     statuses = [s["status"] for s in last.get("slots", [])]
     raise AssertionError(f"job {job[:6]} did not reach the state in {timeout}s: {statuses}")
+
+
+def start_job(page: Page, base: str) -> str:
+    """Quiz with its defaults, story, approve: returns the new job's id (gallery open)."""
+    open_quiz(page, base)
+    write_story(page)
+    return approve_scenes(page)
