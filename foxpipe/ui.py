@@ -6,6 +6,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import os
+import threading
 import time
 from typing import Any
 
@@ -20,6 +22,7 @@ log = logging.getLogger(__name__)
 
 QUIZ_PAGE = "pages/quiz.py"
 SCENES_PAGE = "pages/scenes.py"
+HERO_PAGE = "pages/hero.py"
 GALLERY_PAGE = "pages/gallery.py"
 HISTORY_PAGE = "pages/history.py"
 
@@ -195,6 +198,18 @@ def page_start() -> None:
     init_state()
     access_gate()
     sidebar()
+
+
+_PERF_LOG = os.environ.get("FOXPIPE_PERF_LOG", "")
+_perf_lock = threading.Lock()
+
+
+def record_timing(name: str, started: float) -> None:
+    """Append how long a UI step took (ms) to FOXPIPE_PERF_LOG, for the load benchmark."""
+    if _PERF_LOG:
+        ms = (time.perf_counter() - started) * 1000
+        with _perf_lock, open(_PERF_LOG, "a", encoding="utf-8") as f:
+            f.write(f"{name} {ms:.2f}\n")
 
 
 def need(condition: bool, message: str, page: str, label: str) -> None:

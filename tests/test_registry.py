@@ -172,3 +172,15 @@ def test_shutdown_stops_the_worker_thread():
     assert thread.is_alive()
     reg.shutdown()
     assert not thread.is_alive()
+
+
+def test_a_late_progress_update_cannot_revive_a_stopped_slot(registry):
+    from foxpipe.generation import set_slot
+
+    job_id = new_job(registry, start=False)
+    registry.mutate(job_id, lambda j: setattr(j.slots[3], "status", SlotStatus.FAILED))
+    set_slot(registry, job_id, 3, status=SlotStatus.GENERATING, attempts=2)
+    slot = registry.get(job_id).slots[3]
+    assert slot.status is SlotStatus.FAILED and slot.attempts == 0
+    set_slot(registry, job_id, 4, status=SlotStatus.GENERATING)  # still queued: applies
+    assert registry.get(job_id).slots[4].status is SlotStatus.GENERATING
