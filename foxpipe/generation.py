@@ -53,14 +53,14 @@ class JobBook(Protocol):
     def abort(self, job_id: str, message: str) -> None: ...
 
 
-def set_slot(book: JobBook, job_id: str, index: int, **changes: Any) -> None:
-    """Progress of a slot's own work. Applied only while the slot is still in flight: once
-    Stop, a deadline or an abort has failed it, a late update from its task must not
-    bring it back to life."""
+def set_slot(book: JobBook, job_id: str, index: int, gen: int | None = None, **changes: Any) -> None:
+    """Progress of a slot's own work. Applied only while the slot is still in flight and
+    still on the same run (``gen``): once Stop, a deadline or an abort has failed it, or a
+    Retry has started a new run, a late update from the old task must not touch it."""
 
     def fn(j: Job) -> None:
         s = j.slots[index]
-        if not s.status.in_flight:
+        if not s.status.in_flight or (gen is not None and s.generations != gen):
             return
         for k, v in changes.items():
             setattr(s, k, v)
@@ -129,6 +129,7 @@ async def run_slot(book: JobBook, pipe: Pipeline, job_id: str, index: int) -> No
     if job is None:
         return
     slot = job.slots[index]
+    gen = slot.generations  # this run's number: updates from older runs are ignored
     settings = pipe.settings
     refs = _load_references(job, index + 1) if pipe.images.supports_reference else None
     base_prompt = prompts.with_feedback(slot.prompt, slot.feedback)
@@ -141,7 +142,7 @@ async def run_slot(book: JobBook, pipe: Pipeline, job_id: str, index: int) -> No
             sent = prompts.with_feedback(sent, prompts.sanitize(slot.feedback))
         err: ProviderError | None = None
         async with pipe.limiter.slot(job_id):
-            set_slot(book, job_id, index, status=SlotStatus.GENERATING, attempts=attempt,
+            set_slot(book, job_id, index, gen, status=SlotStatus.GENERATING, attempts=attempt,
                      policy_level=level, started=time.time())
             t0 = time.monotonic()
             try:
@@ -195,7 +196,7 @@ async def run_slot(book: JobBook, pipe: Pipeline, job_id: str, index: int) -> No
             level += 1
         if attempt < max_attempts:
 
-            set_slot(book, job_id, index, status=SlotStatus.QUEUED,
+            set_slot(book, job_id, index, gen, status=SlotStatus.QUEUED,
                      error=f"Attempt {attempt} failed ({message}); trying again.")
             if err.kind != "policy":
                 await asyncio.sleep(
@@ -204,14 +205,7 @@ async def run_slot(book: JobBook, pipe: Pipeline, job_id: str, index: int) -> No
     else:
         message = f"Gave up after {max_attempts} attempts: {message}"
 
-    def _failed(j: Job) -> None:
-        s = j.slots[index]
-        if s.status is not SlotStatus.FAILED:
-            s.status = SlotStatus.FAILED
-            s.error = message
-            s.finished = time.time()
-
-    book.mutate(job_id, _failed)
+    set_slot(book, job_id, index, gen, status=SlotStatus.FAILED, error=message, finished=time.time())
     snap = book.peek(job_id)
     if snap is not None:
         await log_safely(pipe.log, image_row(snap, index, "failed", 0.0))

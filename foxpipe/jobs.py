@@ -21,7 +21,7 @@ from typing import Any
 
 from foxpipe import prompts
 from foxpipe.config import Settings
-from foxpipe.generation import Pipeline, image_row, run_slot
+from foxpipe.generation import Pipeline, image_row, run_slot, set_slot
 from foxpipe.models import Job, Slot, SlotStatus, Story
 from foxpipe.providers.localstore import safe_id
 from foxpipe.ratelimit import RateLimiter, job_deadline
@@ -303,30 +303,24 @@ class JobRegistry:
                 slot.status = SlotStatus.QUEUED
                 slot.error = ""
                 slot.generations += 1
-                running[i] = asyncio.run_coroutine_threadsafe(self._run(job_id, i), loop)
+                running[i] = asyncio.run_coroutine_threadsafe(self._run(job_id, i, slot.generations), loop)
             job.revision += 1
             self._persist(job)
 
-    async def _run(self, job_id: str, index: int) -> None:
+    async def _run(self, job_id: str, index: int, gen: int) -> None:
         try:
             await run_slot(self, self.pipeline, job_id, index)
         except asyncio.CancelledError:
             reason = self._cancel_reason.get(job_id, "Stopped.")
-            self._fail(job_id, index, reason)
+            self._fail(job_id, index, reason, gen)
             raise
         except Exception as e:  # never leave a slot hanging
             log.exception("[IMAGE] scene %d crashed", index + 1)
-            self._fail(job_id, index, f"Internal error ({type(e).__name__}). Press Retry.")
+            self._fail(job_id, index, f"Internal error ({type(e).__name__}). Press Retry.", gen)
 
-    def _fail(self, job_id: str, index: int, reason: str) -> None:
-        def fn(j: Job) -> None:
-            s = j.slots[index]
-            if s.status.in_flight:
-                s.status = SlotStatus.FAILED
-                s.error = reason
-                s.finished = time.time()
-
-        self.mutate(job_id, fn)
+    def _fail(self, job_id: str, index: int, reason: str, gen: int | None = None) -> None:
+        """Fail a slot that is still in flight (on run ``gen``, when given)."""
+        set_slot(self, job_id, index, gen, status=SlotStatus.FAILED, error=reason, finished=time.time())
 
     def _cancel_tasks(self, job_id: str, reason: str) -> None:
         with self._lock:

@@ -41,7 +41,7 @@ def test_offline_job_reaches_20_ready_images_on_disk(registry):
     for s in job.slots:
         assert s.image is not None
         assert Path(s.image.local_path).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert registry.running(job_id) == 0
+    wait_until(lambda: registry.running(job_id) == 0)  # tasks end just after their last update
 
 
 def test_snapshots_are_copies(registry):
@@ -107,7 +107,7 @@ def test_cancel_marks_unfinished_slots_failed(monkeypatch, tmp_path):
         job_id = new_job(reg)
         reg.cancel(job_id)
         job = wait_until(lambda: (j := reg.get(job_id)) and j.done and j)
-        assert all(s.status in (SlotStatus.FAILED, SlotStatus.READY) for s in job.slots)
+        assert all(s.status in (SlotStatus.FAILED, SlotStatus.READY) for s in job.slots), [(s.status, s.error) for s in job.slots]
         assert any("Stopped" in s.error for s in job.slots)
         assert wait_until(lambda: reg.running(job_id) == 0)
         reg.retry_failed(job_id)
