@@ -48,6 +48,15 @@ class Settings:
     kling_base_url: str = "https://api-singapore.klingai.com"
     hailuo_api_key: str = ""
     hailuo_base_url: str = "https://api.minimax.io"
+    kling_model: str = "kling-v2-1"
+    kling_mode: str = "std"
+    hailuo_model: str = "MiniMax-Hailuo-2.3"
+    kling_cost_per_clip: float = 0.0  # US$; 0 uses the built-in estimate
+    hailuo_cost_per_clip: float = 0.0
+    video_http_timeout: float = 60.0  # seconds per request to a video provider
+    video_poll_interval: float = 10.0  # seconds between status checks of a clip
+    clip_timeout: float = 900.0  # seconds one clip may take, create to download
+    clip_retries: int = 3
     # Access and cost
     app_password: str = ""
     allowed_email_domains: str = ""

@@ -14,7 +14,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -43,6 +43,7 @@ class JobRegistry:
         self._jobs: dict[str, Job] = {}
         self._tasks: dict[str, dict[int, concurrent.futures.Future[None]]] = {}
         self._cancel_reason: dict[str, str] = {}
+        self._work: dict[tuple[str, str], concurrent.futures.Future[Any]] = {}  # other background work
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._pipeline: Pipeline | None = None
@@ -69,6 +70,12 @@ class JobRegistry:
                 try:
                     loop.run_forever()
                 finally:
+                    # Let every task (the watchdog, cancelled work) finish before closing.
+                    pending = asyncio.all_tasks(loop)
+                    for task in pending:
+                        task.cancel()
+                    loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+                    loop.run_until_complete(loop.shutdown_asyncgens())
                     loop.close()
 
             self._loop = loop
@@ -96,6 +103,8 @@ class JobRegistry:
         with self._lock:
             for job_id in list(self._tasks):
                 self._cancel_tasks(job_id, "The app is shutting down.")
+            for fut in self._work.values():
+                fut.cancel()
             loop, thread = self._loop, self._thread
             self._loop = self._thread = None
         if loop is not None and thread is not None:
@@ -149,6 +158,8 @@ class JobRegistry:
             if s.status.in_flight:
                 s.status = SlotStatus.FAILED
                 s.error = "Interrupted when the app restarted. Press Retry to make this image."
+        if job.video is not None:
+            job.video.interrupt("Interrupted when the app restarted. Start it again.")
         return job
 
     # ------------------------------------------------------------------ reading
@@ -349,6 +360,28 @@ class JobRegistry:
         except concurrent.futures.TimeoutError:
             fut.cancel()
             raise TimeoutError(f"no answer within {timeout:.0f} s") from None
+
+    def submit(self, job_id: str, key: str, factory: Callable[[], Coroutine[Any, Any, Any]]) -> bool:
+        """Run other background work of a job (e.g. its video) on the worker loop, at most
+        one per (job, key). Returns False when that work is already running."""
+        loop = self._ensure_worker()
+        with self._lock:
+            fut = self._work.get((job_id, key))
+            if fut is not None and not fut.done():
+                return False
+            self._work[(job_id, key)] = asyncio.run_coroutine_threadsafe(factory(), loop)
+            return True
+
+    def busy(self, job_id: str, key: str) -> bool:
+        with self._lock:
+            fut = self._work.get((job_id, key))
+            return fut is not None and not fut.done()
+
+    def stop_work(self, job_id: str, key: str) -> None:
+        with self._lock:
+            fut = self._work.get((job_id, key))
+            if fut is not None:
+                fut.cancel()
 
     # ------------------------------------------------------------------ review
     def approve(self, job_id: str, indexes: list[int]) -> int:

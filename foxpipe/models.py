@@ -104,6 +104,81 @@ class Slot:
         return None
 
 
+class ClipStatus(StrEnum):
+    QUEUED = "queued"
+    SUBMITTED = "submitted"  # the provider accepted the task and is making the clip
+    DOWNLOADING = "downloading"
+    READY = "ready"
+    FAILED = "failed"
+
+    @property
+    def in_flight(self) -> bool:
+        return self in (ClipStatus.QUEUED, ClipStatus.SUBMITTED, ClipStatus.DOWNLOADING)
+
+
+@dataclass
+class Clip:
+    """One scene animated by an image-to-video provider."""
+
+    index: int  # the slot's index (scene number - 1)
+    status: ClipStatus = ClipStatus.QUEUED
+    task_id: str = ""
+    url: str = ""  # where the clip is served (the provider's link expires; a hosted copy does not)
+    local_path: str = ""
+    uploaded: bool = False
+    error: str = ""
+    attempts: int = 0
+    seconds: float = 0.0  # the clip's length
+    started: float = 0.0
+    finished: float = 0.0
+
+
+@dataclass
+class Video:
+    """The story video of a job: a local slideshow, or provider clips joined together."""
+
+    provider: str = "slideshow"  # "slideshow", "kling" or "hailuo"
+    scenes: list[int] = field(default_factory=list)  # slot indexes to animate (providers)
+    seconds_per_scene: float = 4.0
+    captions: bool = True
+    status: str = "idle"  # idle, running, done, failed
+    stage: str = ""  # what is happening now, for the progress bar
+    progress: float = 0.0
+    error: str = ""
+    clips: list[Clip] = field(default_factory=list)
+    path: str = ""  # the final MP4
+    srt_path: str = ""
+    url: str = ""
+    duration: float = 0.0
+    render_seconds: float = 0.0
+    estimate_usd: float = 0.0
+    started: float = 0.0
+    finished: float = 0.0
+
+    @property
+    def running(self) -> bool:
+        return self.status == "running" or any(c.status.in_flight for c in self.clips)
+
+    def clip(self, index: int) -> Clip | None:
+        return next((c for c in self.clips if c.index == index), None)
+
+    def interrupt(self, message: str) -> None:
+        """Work in flight when the app stopped is lost: say so (each clip can be retried)."""
+        for c in self.clips:
+            if c.status.in_flight:
+                c.status = ClipStatus.FAILED
+                c.error = message
+        if self.status == "running":
+            self.status = "failed"
+            self.error = message
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Video:
+        d = dict(d)
+        d["clips"] = [Clip(**{**c, "status": ClipStatus(c["status"])}) for c in d.get("clips", [])]
+        return cls(**d)
+
+
 @dataclass
 class Job:
     story: Story
@@ -121,6 +196,7 @@ class Job:
     notice: str = ""  # job-wide message (e.g. out of credit)
     references: dict[str, str] = field(default_factory=dict)  # form -> local path of the hero sheet
     revision: int = 0  # bumped on every change, lets the UI skip identical redraws
+    video: Video | None = None  # the story video, once one was asked for
 
     def counts(self) -> dict[SlotStatus, int]:
         out = dict.fromkeys(SlotStatus, 0)
@@ -154,4 +230,5 @@ class Job:
             s["versions"] = [ImageVersion(**v) for v in s.get("versions", [])]
             slots.append(Slot(**s))
         d["slots"] = slots
+        d["video"] = Video.from_dict(d["video"]) if d.get("video") else None  # older files lack it
         return cls(**d)

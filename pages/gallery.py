@@ -1,10 +1,11 @@
 import time
+from pathlib import Path
 
 import streamlit as st
 
-from foxpipe import export, generation, prompts, services, ui
+from foxpipe import export, generation, prompts, services, ui, videojobs
 from foxpipe.jobs import GuardError
-from foxpipe.models import Job, SlotStatus
+from foxpipe.models import ClipStatus, Job, SlotStatus
 
 ui.page_start()
 settings = ui.settings()
@@ -178,3 +179,96 @@ st.download_button(
     key="download_zip",
     on_click="ignore",
 )
+
+# ---------------------------------------------------------------- videos
+if final.all_approved:
+    st.divider()
+    st.subheader("Videos")
+    choices = {p.key: p for p in videojobs.providers(settings)}
+    vjob = reg.get(job_id) or final
+    busy = vjob.video is not None and vjob.video.running
+
+    def start_video() -> None:
+        ss = st.session_state
+        provider = ss.get("video_provider", videojobs.SLIDESHOW)
+        scenes = [n - 1 for n in ss.get("video_scenes", [])] if provider != videojobs.SLIDESHOW else None
+        problem = videojobs.start(reg, job_id, provider, scenes, ss.get("video_seconds", 4.0),
+                                  ss.get("video_captions", True))
+        if problem:
+            ss.video_notice = problem
+
+    def retry_clip(index: int) -> None:
+        if problem := videojobs.retry_clip(reg, job_id, index):
+            st.session_state.video_notice = problem
+
+    provider = st.radio("Make the video with", list(choices), format_func=lambda k: choices[k].label,
+                        key="video_provider", horizontal=True, disabled=busy)
+    left, right = st.columns(2)
+    left.number_input("Seconds per scene", min_value=0.5, max_value=15.0, value=4.0, step=0.5,
+                      key="video_seconds", disabled=busy,
+                      help="How long each image shows (scenes animated by a service use their clip's length).")
+    right.toggle("Captions (burned in; an .srt file is made either way)", value=True, key="video_captions",
+                 disabled=busy)
+    if provider != videojobs.SLIDESHOW:
+        picked = st.multiselect("Scenes to animate", list(range(1, len(vjob.slots) + 1)),
+                                default=list(range(1, len(vjob.slots) + 1)), key="video_scenes", disabled=busy,
+                                help="The other scenes show their image with a slow pan and zoom.")
+        cost = videojobs.estimate(settings, provider, len(picked))
+        st.info(f"{choices[provider].label}: {len(picked)} clips of about {choices[provider].clip_seconds:g} s, "
+                f"estimated **US${cost:.2f}** (charged by {choices[provider].label}). Clips take 1–5 minutes each.",
+                icon=":material/payments:")
+    st.button("Generate videos", type="primary", icon=":material/movie:", key="generate_video",
+              on_click=start_video, disabled=busy)
+    if notice := st.session_state.pop("video_notice", ""):
+        st.warning(notice, icon=":material/warning:")
+
+    @st.fragment(run_every=settings.gallery_refresh if busy else None)
+    def video_status() -> None:
+        j = reg.get(job_id)
+        v = j.video if j else None
+        if v is None:
+            return
+        if v.running:
+            st.progress(min(1.0, v.progress), text=v.stage or "Working…")
+        if v.clips:
+            cols = st.columns(5)
+            for n, c in enumerate(v.clips):
+                with cols[n % 5]:
+                    st.markdown(f"**Scene {c.index + 1}** · {c.status.value}")
+                    if c.status is ClipStatus.READY and c.local_path:
+                        st.video(c.local_path)
+                    elif c.status is ClipStatus.FAILED:
+                        st.caption(f":red[{c.error}]")
+                        st.button("Retry", key=f"retry_clip_{c.index}", icon=":material/refresh:",
+                                  on_click=retry_clip, args=(c.index,))
+        if v.error and not v.running:
+            st.error(v.error, icon=":material/error:")
+        if v.status == "done" and v.path and not v.running:
+            st.success(f"Story video ready: {v.duration:.1f} s, rendered in {v.render_seconds:.1f} s.",
+                       icon=":material/movie:")
+            st.video(v.path, subtitles=v.srt_path or None)
+            a, b = st.columns(2)
+            a.download_button("Download the video (MP4)", data=lambda p=v.path: Path(p).read_bytes(),
+                              file_name=f"foxpipe-{job_id[:8]}.mp4", mime="video/mp4", key="download_video",
+                              icon=":material/download:", on_click="ignore")
+            if v.srt_path:
+                b.download_button("Download subtitles (.srt)", data=lambda p=v.srt_path: Path(p).read_bytes(),
+                                  file_name=f"foxpipe-{job_id[:8]}.srt", mime="text/plain", key="download_srt",
+                                  icon=":material/subtitles:", on_click="ignore")
+        # When work starts or stops, one full rerun so the polling interval and the form follow.
+        if st.session_state.get("video_running") not in (None, v.running):
+            st.session_state.video_running = v.running
+            st.rerun()
+        st.session_state.video_running = v.running
+
+    video_status()
+    st.download_button(
+        "Download everything (ZIP)",
+        data=lambda: videojobs.everything_zip(reg.get(job_id) or final),
+        file_name=f"foxpipe-{job_id[:8]}-all.zip",
+        mime="application/zip",
+        icon=":material/folder_zip:",
+        key="download_everything",
+        on_click="ignore",
+        help="Images, clips, the story video and its .srt, story.json and prompts.csv.",
+    )

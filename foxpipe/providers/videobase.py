@@ -1,0 +1,156 @@
+"""What an image-to-video provider implements, and where clips are kept.
+
+A provider turns one image into one clip through create-task -> poll-status -> download.
+Errors are ``ProviderError`` with ``kind``: ``retryable`` (rate limit, server, timeout),
+``policy`` (content refused) or ``fatal`` (bad key, no balance, bad request).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import httpx
+from PIL import Image
+
+from foxpipe.providers.base import ProviderError
+from foxpipe.providers.localstore import safe_id
+from foxpipe.providers.slideshow import cover_fit
+
+MAX_CLIP_BYTES = 300 * 1024 * 1024
+
+
+@dataclass
+class ImageInput:
+    """The image a provider receives: a public URL when the image is hosted, else base64."""
+
+    url: str = ""
+    b64: str = ""  # raw base64 of a JPEG, no data: prefix
+    mime: str = "image/jpeg"
+
+    @property
+    def data_uri(self) -> str:
+        return f"data:{self.mime};base64,{self.b64}"
+
+
+@dataclass
+class TaskState:
+    state: str  # "processing", "succeed" or "failed"
+    video_url: str = ""
+    message: str = ""
+
+
+class ClipMaker(Protocol):
+    name: str  # "kling", "hailuo"
+    label: str
+    clip_seconds: float
+    cost_per_clip: float
+    creates_per_minute: float
+    max_concurrent: int
+
+    async def create(self, image: ImageInput, prompt: str, external_id: str = "") -> str: ...
+
+    async def status(self, task_id: str) -> TaskState: ...
+
+    async def download(self, url: str) -> bytes: ...
+
+    async def aclose(self) -> None: ...
+
+
+@dataclass
+class StoredClip:
+    url: str
+    local_path: str
+    uploaded: bool = False
+    error: str = ""
+
+
+class ClipStore(Protocol):
+    """Where clips and story videos are kept. Local files by default; a hosted store
+    (e.g. Cloudinary with resource_type="video") implements the same two methods."""
+
+    name: str
+
+    def save_clip(self, job_id: str, slot_index: int, attempt: int, data: bytes) -> StoredClip: ...
+
+    def video_dir(self, job_id: str) -> Path: ...
+
+
+class LocalClipStore:
+    name = "local"
+
+    def __init__(self, root: Path):
+        self.root = Path(root) / "videos"
+
+    def video_dir(self, job_id: str) -> Path:
+        d = self.root / safe_id(job_id)
+        d.mkdir(parents=True, exist_ok=True)
+        return d
+
+    def save_clip(self, job_id: str, slot_index: int, attempt: int, data: bytes) -> StoredClip:
+        path = self.video_dir(job_id) / f"clip_{slot_index + 1:02d}_a{attempt}.mp4"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(data)
+        tmp.replace(path)
+        return StoredClip(url=str(path), local_path=str(path))
+
+
+# ---------------------------------------------------------------- images for providers
+_CLOUDINARY_UPLOAD = re.compile(r"^(https?://[^/]*cloudinary\.com/.+?/image/upload/)(.+)$")
+
+
+def hosted_url(url: str, size: tuple[int, int]) -> str:
+    """A hosted Cloudinary image, cover-cropped around the centre to the frame by a URL
+    transformation (``c_fill,g_center``): the provider fetches the fitted image."""
+    m = _CLOUDINARY_UPLOAD.match(url)
+    if not m:
+        return url
+    w, h = size
+    return f"{m.group(1)}c_fill,g_center,w_{w},h_{h}/{m.group(2)}"
+
+
+def image_input(local_path: str, url: str, uploaded: bool, size: tuple[int, int]) -> ImageInput:
+    if uploaded and url.startswith("https://"):
+        return ImageInput(url=hosted_url(url, size))
+    with Image.open(local_path) as im:
+        fitted = cover_fit(im, *size)
+    buf = io.BytesIO()
+    fitted.save(buf, "JPEG", quality=90)
+    return ImageInput(b64=base64.b64encode(buf.getvalue()).decode("ascii"))
+
+
+# ---------------------------------------------------------------- shared HTTP helpers
+def retry_after(resp: httpx.Response) -> float | None:
+    raw = resp.headers.get("retry-after")
+    try:
+        return max(0.0, float(raw)) if raw else None
+    except ValueError:
+        return None
+
+
+def transport_error(provider: str, e: Exception) -> ProviderError:
+    if isinstance(e, httpx.TimeoutException):
+        return ProviderError(f"{provider} did not answer in time.", "retryable", code="timeout")
+    return ProviderError(f"Could not reach {provider} ({type(e).__name__}).", "retryable", code="network")
+
+
+async def download(client: httpx.AsyncClient, provider: str, url: str) -> bytes:
+    """Fetch a finished clip (the provider's links are absolute and expire)."""
+    try:
+        async with client.stream("GET", url, follow_redirects=True) as resp:
+            if resp.status_code >= 400:
+                kind = "retryable" if resp.status_code >= 500 or resp.status_code == 429 else "fatal"
+                raise ProviderError(f"{provider}'s clip could not be downloaded (HTTP {resp.status_code}).", kind)
+            chunks, total = [], 0
+            async for chunk in resp.aiter_bytes():
+                total += len(chunk)
+                if total > MAX_CLIP_BYTES:
+                    raise ProviderError(f"{provider}'s clip is larger than expected.", "fatal")
+                chunks.append(chunk)
+            return b"".join(chunks)
+    except httpx.HTTPError as e:
+        raise transport_error(provider, e) from e

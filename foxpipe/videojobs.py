@@ -1,0 +1,421 @@
+"""The story video of a job, made in the background on the registry's worker loop.
+
+- Local slideshow (always available): the approved images, each with a slow pan/zoom,
+  crossfades, optional burned-in captions, and an ``.srt``.
+- Kling or Hailuo (when keyed): each chosen scene becomes a clip (create -> poll ->
+  download) through a rate limiter of its own; clips appear as they finish; a failed clip
+  can be retried alone. When no clip is in flight, the story video is assembled: clips
+  where they exist, pan/zoom stills for the other scenes.
+
+The UI calls ``start``/``retry_clip`` and reads ``job.video`` from registry snapshots.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+import weakref
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from foxpipe import export
+from foxpipe.config import Settings
+from foxpipe.generation import backoff_delay, image_row, log_safely
+from foxpipe.jobs import JobRegistry
+from foxpipe.models import Clip, ClipStatus, Job, Video
+from foxpipe.providers import slideshow
+from foxpipe.providers.base import ProviderError
+from foxpipe.providers.hailuo import HailuoClient
+from foxpipe.providers.kling import KlingClient
+from foxpipe.providers.videobase import ClipMaker, ClipStore, LocalClipStore, image_input
+from foxpipe.ratelimit import RateLimiter
+
+log = logging.getLogger(__name__)
+
+SLIDESHOW = "slideshow"
+VIDEO_KEY = "video"
+
+
+@dataclass
+class ProviderChoice:
+    key: str
+    label: str
+    cost_per_clip: float
+    clip_seconds: float
+
+
+def providers(settings: Settings) -> list[ProviderChoice]:
+    """The local slideshow always; Kling and Hailuo when their keys are set."""
+    out = [ProviderChoice(SLIDESHOW, "Local slideshow (free, made on this machine)", 0.0, 0.0)]
+    for live, cls in ((settings.kling_live, KlingClient), (settings.hailuo_live, HailuoClient)):
+        if live:
+            m = cls(settings)  # opens no connection until it is used
+            out.append(ProviderChoice(m.name, m.label, m.cost_per_clip, m.clip_seconds))
+    return out
+
+
+def clip_maker(settings: Settings, name: str) -> ClipMaker:
+    if name == "kling":
+        return KlingClient(settings)
+    if name == "hailuo":
+        return HailuoClient(settings)
+    raise ValueError(f"unknown video provider {name!r}")
+
+
+def clip_store(settings: Settings) -> ClipStore:
+    """Where clips and videos are kept (a hosted store plugs in here)."""
+    return LocalClipStore(settings.data_path)
+
+
+def estimate(settings: Settings, provider: str, n_scenes: int) -> float:
+    """US$ the provider would charge for n clips (0 for the slideshow)."""
+    for p in providers(settings):
+        if p.key == provider:
+            return round(p.cost_per_clip * n_scenes, 2)
+    return 0.0
+
+
+# ---------------------------------------------------------------- starting work
+def start(
+    reg: JobRegistry,
+    job_id: str,
+    provider: str = SLIDESHOW,
+    scenes: list[int] | None = None,
+    seconds_per_scene: float = 4.0,
+    captions: bool = True,
+) -> str:
+    """Start the story video. Returns '' or why it did not start."""
+    job = reg.get(job_id)
+    if job is None:
+        return "This gallery no longer exists."
+    if not job.all_approved:
+        return "Approve all the images first."
+    if job.video is not None and job.video.running:
+        return "The video is already being made."
+    if provider != SLIDESHOW and provider not in {p.key for p in providers(reg.settings)}:
+        return "That video service is not configured."
+    chosen = sorted({i for i in (scenes if scenes is not None else range(len(job.slots))) if 0 <= i < len(job.slots)})
+    if provider != SLIDESHOW and not chosen:
+        return "Pick at least one scene to animate."
+    video = Video(
+        provider=provider,
+        scenes=chosen if provider != SLIDESHOW else [],
+        seconds_per_scene=max(0.2, float(seconds_per_scene)),
+        captions=bool(captions),
+        status="running",
+        stage="Starting…",
+        started=time.time(),
+        estimate_usd=estimate(reg.settings, provider, len(chosen)) if provider != SLIDESHOW else 0.0,
+        clips=[Clip(index=i) for i in chosen] if provider != SLIDESHOW else [],
+    )
+    reg.mutate(job_id, lambda j: setattr(j, "video", video))
+    log.info("[VIDEO] job %s: %s, %d scenes to animate", job_id[:6], provider, len(video.clips))
+    if provider == SLIDESHOW:
+        reg.submit(job_id, VIDEO_KEY, lambda: _assemble(reg, job_id))
+    else:
+        for i in chosen:
+            reg.submit(job_id, f"clip{i}", lambda i=i: _clip_task(reg, job_id, i))
+    return ""
+
+
+def retry_clip(reg: JobRegistry, job_id: str, index: int) -> str:
+    job = reg.get(job_id)
+    if job is None or job.video is None or job.video.provider == SLIDESHOW:
+        return "There is no clip to retry."
+    clip = job.video.clip(index)
+    if clip is None or clip.status is not ClipStatus.FAILED:
+        return "Only a failed clip can be retried."
+
+    def fn(j: Job) -> None:
+        assert j.video is not None
+        c = j.video.clip(index)
+        if c is not None:
+            c.status, c.error, c.task_id = ClipStatus.QUEUED, "", ""
+        j.video.error = ""
+
+    reg.mutate(job_id, fn)
+    reg.submit(job_id, f"clip{index}", lambda: _clip_task(reg, job_id, index))
+    return ""
+
+
+# ---------------------------------------------------------------- clips
+_limiters: weakref.WeakKeyDictionary[JobRegistry, dict[str, RateLimiter]] = weakref.WeakKeyDictionary()
+_assembly_locks: weakref.WeakKeyDictionary[JobRegistry, dict[str, asyncio.Lock]] = weakref.WeakKeyDictionary()
+
+
+def _limiter(reg: JobRegistry, maker: ClipMaker) -> RateLimiter:
+    """One limiter per provider for the whole app, like the image limiter."""
+    per = _limiters.setdefault(reg, {})
+    if maker.name not in per:
+        per[maker.name] = RateLimiter(maker.creates_per_minute, maker.max_concurrent)
+    return per[maker.name]
+
+
+def _set_clip(reg: JobRegistry, job_id: str, index: int, **changes: Any) -> None:
+    def fn(j: Job) -> None:
+        c = j.video.clip(index) if j.video else None
+        if c is not None:
+            for k, v in changes.items():
+                setattr(c, k, v)
+            _update_progress(j.video)
+
+    reg.mutate(job_id, fn)
+
+
+def _update_progress(v: Video | None) -> None:
+    if v is None or not v.clips:
+        return
+    done = sum(1 for c in v.clips if not c.status.in_flight)
+    v.progress = 0.9 * done / len(v.clips)
+    v.stage = f"{sum(1 for c in v.clips if c.status is ClipStatus.READY)} of {len(v.clips)} clips ready"
+
+
+def clip_prompt(job: Job, index: int) -> str:
+    scene = job.slots[index].scene
+    return (
+        f"Gentle cinematic motion for this illustrated story scene. {scene.text} "
+        "Keep the character's look, colours and art style exactly as in the image; smooth camera movement."
+    )
+
+
+async def _clip_task(reg: JobRegistry, job_id: str, index: int) -> None:
+    try:
+        await _make_clip(reg, job_id, index)
+    except asyncio.CancelledError:
+        _set_clip(reg, job_id, index, status=ClipStatus.FAILED, error="Stopped.", finished=time.time())
+        raise
+    except Exception as e:  # a clip never hangs
+        log.exception("[VIDEO] clip %d crashed", index + 1)
+        _set_clip(reg, job_id, index, status=ClipStatus.FAILED,
+                  error=f"Internal error ({type(e).__name__}). Press Retry.", finished=time.time())
+    await _after_clip(reg, job_id)
+
+
+async def _make_clip(reg: JobRegistry, job_id: str, index: int) -> None:
+    job = reg.get(job_id)
+    if job is None or job.video is None:
+        return
+    settings = reg.settings
+    img = job.slots[index].image
+    if img is None:
+        _set_clip(reg, job_id, index, status=ClipStatus.FAILED, error="This scene has no image.")
+        return
+    size = slideshow.output_size(job.size)
+    image = await asyncio.to_thread(image_input, img.local_path, img.url, img.uploaded, size)
+    prompt = clip_prompt(job, index)
+    maker = clip_maker(settings, job.video.provider)
+    limiter = _limiter(reg, maker)
+    attempts = max(1, settings.clip_retries)
+    message = ""
+    try:
+        for attempt in range(1, attempts + 1):
+            _set_clip(reg, job_id, index, status=ClipStatus.QUEUED, attempts=attempt, started=time.time(),
+                      error="" if attempt == 1 else f"Attempt {attempt - 1} failed ({message}); trying again.")
+            try:
+                async with limiter.slot(f"{maker.name}:{job_id}"):
+                    async with asyncio.timeout(settings.clip_timeout):
+                        data, url = await _create_poll_download(reg, maker, job_id, index, image, prompt)
+            except TimeoutError:
+                err = ProviderError(f"{maker.label} took longer than {settings.clip_timeout:.0f} s for this clip.",
+                                    "retryable", code="timeout")
+            except ProviderError as e:
+                err = e
+            else:
+                store = clip_store(settings)
+                stored = await asyncio.to_thread(store.save_clip, job_id, index, attempt, data)
+                info = await asyncio.to_thread(slideshow.probe, stored.local_path)
+                _set_clip(reg, job_id, index, status=ClipStatus.READY, url=stored.url if stored.uploaded else url,
+                          local_path=stored.local_path, uploaded=stored.uploaded, seconds=info.duration,
+                          error=stored.error, finished=time.time())
+                log.info("[VIDEO] job %s clip %d ready (%s, attempt %d)", job_id[:6], index + 1, maker.name, attempt)
+                snap = reg.get(job_id)
+                if snap is not None:
+                    row = image_row(snap, index, "clip", maker.cost_per_clip)
+                    row.update(model=f"{maker.name}:{getattr(maker, 'model', '')}", path=maker.name,
+                               image_url=stored.url if stored.uploaded else url, attempts=attempt)
+                    await log_safely(reg.pipeline.log, row)
+                return
+            message = settings.redact(err.message)
+            log.info("[VIDEO] job %s clip %d attempt %d failed: %s", job_id[:6], index + 1, attempt, message)
+            if err.retry_after:
+                limiter.pause_for(err.retry_after)
+            if err.kind != "retryable":
+                break
+            if attempt < attempts:
+                await asyncio.sleep(backoff_delay(attempt, settings.video_poll_interval, 60.0, err.retry_after))
+        else:
+            message = f"Gave up after {attempts} attempts: {message}"
+    finally:
+        await maker.aclose()
+    _set_clip(reg, job_id, index, status=ClipStatus.FAILED, error=message, finished=time.time())
+    snap = reg.get(job_id)
+    if snap is not None:
+        row = image_row(snap, index, "clip failed", 0.0)
+        row.update(model=maker.name, path=maker.name, image_url="")
+        await log_safely(reg.pipeline.log, row)
+
+
+async def _create_poll_download(
+    reg: JobRegistry, maker: ClipMaker, job_id: str, index: int, image: Any, prompt: str
+) -> tuple[bytes, str]:
+    settings = reg.settings
+    task_id = await maker.create(image, prompt, external_id=f"{job_id[:16]}-{index + 1}-{int(time.time())}")
+    _set_clip(reg, job_id, index, status=ClipStatus.SUBMITTED, task_id=task_id)
+    transient = 0
+    while True:
+        await asyncio.sleep(settings.video_poll_interval)
+        try:
+            state = await maker.status(task_id)
+        except ProviderError as e:
+            # A status check that fails for a passing reason does not lose the task.
+            transient += 1
+            if e.kind != "retryable" or transient > 5:
+                raise
+            if e.retry_after:
+                await asyncio.sleep(e.retry_after)
+            continue
+        if state.state == "succeed":
+            break
+        if state.state == "failed":
+            raise ProviderError(state.message, "fatal", code="task_failed")
+    _set_clip(reg, job_id, index, status=ClipStatus.DOWNLOADING)
+    return await maker.download(state.video_url), state.video_url
+
+
+async def _after_clip(reg: JobRegistry, job_id: str) -> None:
+    """When no clip is in flight any more, assemble the story video from what is ready."""
+    job = reg.get(job_id)
+    if job is None or job.video is None or any(c.status.in_flight for c in job.video.clips):
+        return
+    if not any(c.status is ClipStatus.READY for c in job.video.clips):
+        def fn(j: Job) -> None:
+            if j.video is not None:
+                j.video.status, j.video.stage = "failed", ""
+                j.video.error = "No clip could be made. Retry a clip, or make the local slideshow."
+
+        reg.mutate(job_id, fn)
+        return
+    await _assemble(reg, job_id)
+
+
+# ---------------------------------------------------------------- the story video
+def segments_for(job: Job) -> list[slideshow.Segment]:
+    """Each scene in order: its clip when one is ready, else its approved image."""
+    v = job.video or Video()
+    out = []
+    for s in job.slots:
+        clip = v.clip(s.index) if v.provider != SLIDESHOW else None
+        if clip is not None and clip.status is ClipStatus.READY and Path(clip.local_path).exists():
+            out.append(slideshow.Segment(clip.local_path, s.scene.text, clip.seconds, clip=True))
+        elif s.image is not None:
+            out.append(slideshow.Segment(s.image.local_path, s.scene.text, v.seconds_per_scene))
+    return out
+
+
+async def _assemble(reg: JobRegistry, job_id: str) -> None:
+    locks = _assembly_locks.setdefault(reg, {})
+    lock = locks.setdefault(job_id, asyncio.Lock())
+    async with lock:
+        await _render(reg, job_id)
+
+
+async def _render(reg: JobRegistry, job_id: str) -> None:
+    job = reg.get(job_id)
+    if job is None or job.video is None:
+        return
+    v = job.video
+    size = slideshow.output_size(job.size)
+    store = clip_store(reg.settings)
+    folder = store.video_dir(job_id)
+    stamp = int(time.time() * 1000)
+    out = folder / f"story_{v.provider}_{stamp}.mp4"
+    segs = segments_for(job)
+    base = 0.9 if v.clips else 0.0
+    last = [0.0]
+
+    def progress(p: float) -> None:  # called from the render thread; throttled
+        if p - last[0] >= 0.05 or p >= 1.0:
+            last[0] = p
+
+            def fn(j: Job) -> None:
+                if j.video is not None:
+                    j.video.progress = base + (1 - base) * p
+                    j.video.stage = f"Rendering the video… {p:.0%}"
+
+            reg.mutate(job_id, fn)
+
+    def begin(j: Job) -> None:
+        if j.video is not None:
+            j.video.status, j.video.stage, j.video.error = "running", "Rendering the video…", ""
+            j.video.progress = base
+
+    reg.mutate(job_id, begin)
+    cancel = threading.Event()
+    t0 = time.monotonic()
+    try:
+        rendered = await asyncio.to_thread(
+            slideshow.render, segs, out, size, captions=v.captions, progress=progress, cancel=cancel
+        )
+        srt = out.with_suffix(".srt")
+        srt.write_text(slideshow.srt_text(rendered.cues), encoding="utf-8")
+    except asyncio.CancelledError:
+        cancel.set()
+        _video_failed(reg, job_id, "Stopped.")
+        raise
+    except (slideshow.RenderError, OSError) as e:
+        log.warning("[VIDEO] job %s: rendering failed: %s", job_id[:6], e)
+        _video_failed(reg, job_id, f"The video could not be rendered: {e}")
+        return
+    seconds = time.monotonic() - t0
+
+    def done(j: Job) -> None:
+        if j.video is not None:
+            j.video.status, j.video.stage, j.video.progress = "done", "", 1.0
+            j.video.path = j.video.url = str(out)
+            j.video.srt_path = str(srt)
+            j.video.duration = rendered.duration
+            j.video.render_seconds = seconds
+            j.video.finished = time.time()
+
+    reg.mutate(job_id, done)
+    log.info("[VIDEO] job %s: %.1f s video in %.1f s", job_id[:6], rendered.duration, seconds)
+    snap = reg.get(job_id)
+    if snap is not None:
+        row = image_row(snap, 0, "video", 0.0)
+        row.update(scene="", scene_text=snap.story.title, prompt="", model=v.provider, image_url=str(out),
+                   path=v.provider, seconds=round(seconds, 2), attempts="")
+        await log_safely(reg.pipeline.log, row)
+
+
+def _video_failed(reg: JobRegistry, job_id: str, message: str) -> None:
+    def fn(j: Job) -> None:
+        if j.video is not None:
+            j.video.status, j.video.stage, j.video.error = "failed", "", message
+            j.video.finished = time.time()
+
+    reg.mutate(job_id, fn)
+
+
+# ---------------------------------------------------------------- export
+def zip_files(job: Job) -> dict[str, Path]:
+    """The clips, the story video and its subtitles, for the "download everything" ZIP."""
+    out: dict[str, Path] = {}
+    v = job.video
+    if v is None:
+        return out
+    for c in v.clips:
+        if c.status is ClipStatus.READY and c.local_path:
+            out[f"clips/scene_{c.index + 1:02d}.mp4"] = Path(c.local_path)
+    if v.status == "done" and v.path:
+        out["story.mp4"] = Path(v.path)
+        if v.srt_path:
+            out["story.srt"] = Path(v.srt_path)
+    return out
+
+
+def everything_zip(job: Job) -> bytes:
+    return export.build_zip(job, extra_files=zip_files(job))
+

@@ -1,0 +1,58 @@
+"""The gallery's Videos section, driven through AppTest: offline, all approved, slideshow."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+from streamlit.testing.v1 import AppTest
+
+from foxpipe import ui, workflow
+from foxpipe.config import load_settings
+from tests.conftest import APP, wait_until
+
+
+def _approved_job_in_app_registry(at: AppTest) -> str:
+    """The offline flow the scenes page runs on approval, then every image approved."""
+    reg = ui.REGISTRIES[-1]
+    settings = load_settings()
+    story = workflow.write_story(settings, {})
+    prepared = workflow.prepare_prompts(settings, story)
+    job_id = reg.create_job(story, prepared.prompts, owner="tester", character_sheet=prepared.sheet)
+    wait_until(lambda: (j := reg.get(job_id)) is not None and j.done, timeout=60)
+    reg.approve_all(job_id)
+    return job_id
+
+
+def test_slideshow_from_the_gallery_plays_and_is_in_the_zip():
+    at = AppTest.from_file(APP, default_timeout=30)
+    at.switch_page("pages/gallery.py").run()  # no gallery yet; this makes the app's registry
+    job_id = _approved_job_in_app_registry(at)
+    at.query_params["job"] = job_id
+    at.run()
+    assert not at.exception
+    assert any(h.value == "Videos" for h in at.subheader)
+    # With no keys only the local slideshow is offered.
+    assert at.radio(key="video_provider").options == ["Local slideshow (free, made on this machine)"]
+    at.number_input(key="video_seconds").set_value(0.5)
+    at.button(key="generate_video").click().run()
+    assert not at.exception
+    assert at.button(key="generate_video").disabled  # no double start while it runs
+
+    def finished() -> bool:
+        at.run()  # run_every never fires in AppTest: poll by rerunning
+        assert not at.exception
+        return bool(at.get("video"))
+
+    wait_until(finished, timeout=120, interval=0.3)
+    job = ui.REGISTRIES[-1].get(job_id)
+    assert job.video.status == "done" and job.video.duration > 10
+    assert not at.button(key="generate_video").disabled
+    labels = [b.label for b in at.get("download_button")]
+    assert "Download the video (MP4)" in labels and "Download everything (ZIP)" in labels
+
+    from foxpipe import videojobs
+
+    names = set(zipfile.ZipFile(io.BytesIO(videojobs.everything_zip(job))).namelist())
+    assert {"story.mp4", "story.srt", "story.json", "prompts.csv"} <= names
+    assert sum(n.startswith("images/") for n in names) == 20
