@@ -246,7 +246,10 @@ if final.all_approved:
         if v.status == "done" and v.path and not v.running:
             st.success(f"Story video ready: {v.duration:.1f} s, rendered in {v.render_seconds:.1f} s.",
                        icon=":material/movie:")
-            st.video(v.path, subtitles=v.srt_path or None)
+            # Burned-in captions already show the text: a subtitle track on top would repeat it.
+            # A 9:16 video at the page's full width would be two screens tall.
+            st.video(v.path, subtitles=None if v.captions else (v.srt_path or None),
+                     width=360 if j.size.startswith("1024x1536") else "stretch")
             a, b = st.columns(2)
             a.download_button("Download the video (MP4)", data=lambda p=v.path: Path(p).read_bytes(),
                               file_name=f"foxpipe-{job_id[:8]}.mp4", mime="video/mp4", key="download_video",

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
-from playwright.sync_api import BrowserContext, Locator, Page
+from playwright.sync_api import BrowserContext, Locator, Page, expect
 
 from ..conftest import ROOT
 
@@ -246,11 +246,33 @@ def reject(page: Page, job: str, n: int, reason: str) -> None:
     page.locator(key(f"no_{job}_{i}") + " button").click()
 
 
-def download_zip(page: Page) -> zipfile.ZipFile:
+def download(page: Page, button_key: str) -> bytes:
+    # A button with help= has a second, zero-sized copy in the DOM: take the visible one.
+    button = page.locator(key(button_key) + " button").filter(visible=True)
+    expect(button).to_have_count(1)
     with page.expect_download() as info:
-        page.locator(key("download_zip") + " button").click()
-    path = info.value.path()
-    return zipfile.ZipFile(io.BytesIO(Path(path).read_bytes()))
+        button.click()
+    return Path(info.value.path()).read_bytes()
+
+
+def download_zip(page: Page, button_key: str = "download_zip") -> zipfile.ZipFile:
+    return zipfile.ZipFile(io.BytesIO(download(page, button_key)))
+
+
+def make_slideshow(page: Page, seconds: float = 0.5, captions: bool = True, timeout: float = 120_000) -> None:
+    """In the gallery's Videos section: the local slideshow, ``seconds`` per scene."""
+    page.locator(key("generate_video") + " button").wait_for()
+    field = page.locator(key("video_seconds") + " input")
+    field.fill(f"{seconds:g}")
+    field.press("Enter")
+    wait_idle(page)
+    toggle = page.locator(key("video_captions") + " input[type=checkbox]")
+    if toggle.is_checked() != captions:
+        page.locator(key("video_captions") + " label").click()
+        wait_idle(page)
+    page.locator(key("generate_video") + " button").click()
+    page.get_by_text("Story video ready").wait_for(timeout=timeout)
+    page.locator('[data-testid="stMain"] video').first.wait_for()
 
 
 def read_job(data_dir: Path, job: str) -> dict[str, Any]:

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import statistics
+import time
 
 import pytest
 from playwright.sync_api import expect
@@ -16,11 +17,13 @@ from .helpers import (
     approve_scenes,
     choose,
     click_time,
+    download,
     download_zip,
     edit_scene,
     first_seen,
     key,
     main_text,
+    make_slideshow,
     open_quiz,
     read_job,
     record_timing,
@@ -123,3 +126,19 @@ def test_whole_flow_in_the_embedded_mode(start_app, new_page, shots):
     rows = list(csv.reader(io.StringIO(z.read("prompts.csv").decode())))
     assert len(rows) == 21 and rows[3][3] == EDITED
     assert z.read("images/scene_05.png")[:8] == b"\x89PNG\r\n\x1a\n"
+
+    # The slideshow: made on this machine, shown in the page, in the "everything" ZIP.
+    started = time.monotonic()
+    make_slideshow(page, seconds=0.5)
+    record_timing(f"[e2e] slideshow of 20 scenes at 0.5 s each (1080x1920, captions): "
+                  f"{time.monotonic() - started:.1f} s from click to video shown")
+    screenshot(page, shots / "6-video.png")
+    mp4 = download(page, "download_video")
+    assert mp4[4:8] == b"ftyp", mp4[:16]
+    everything = download_zip(page, "download_everything")
+    names = set(everything.namelist())
+    assert {"story.mp4", "story.srt", "story.json", "prompts.csv"} <= names, sorted(names)
+    assert {f"images/scene_{n:02d}.png" for n in range(1, 21)} <= names
+    assert everything.read("story.mp4") == mp4
+    srt = everything.read("story.srt").decode()
+    assert srt.count(" --> ") == 20 and EDITED in srt

@@ -17,6 +17,7 @@ from .helpers import (
     edit_scene,
     key,
     main_text,
+    make_slideshow,
     open_quiz,
     screenshot,
     shown_scenes,
@@ -99,9 +100,16 @@ def test_whole_flow_against_the_fake_openai_server(start_app, new_page, shots, f
     page.locator(key("approve_all") + " button").click()
     expect(page.get_by_text("All images approved.")).to_be_visible()
     screenshot(page, shots / "6-gallery-approved.png")
-    z = download_zip(page)
+
+    # The slideshow without burned-in captions (the .srt is still made), then everything.
+    make_slideshow(page, seconds=0.5, captions=False)
+    expect(page.locator('[data-testid="stMain"] video track')).to_have_count(1)  # subtitles instead
+    screenshot(page, shots / "7-video.png")
+    z = download_zip(page, "download_everything")
     names = set(z.namelist())
     assert {f"images/scene_{n:02d}.png" for n in range(1, 21)} <= names, sorted(names)
+    assert {"story.mp4", "story.srt", "story.json", "prompts.csv"} <= names
+    assert z.read("story.mp4")[4:8] == b"ftyp"
     story = json.loads(z.read("story.json"))
     assert story["image_model"] == "gpt-image-2"
     assert [s["status"] for s in story["scenes"]] == ["approved"] * 20
