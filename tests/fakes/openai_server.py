@@ -64,6 +64,7 @@ image path) or ``"any"``. Each request takes the first queued action of its path
   ``invalid_api_key``;  ``Action.forbidden()`` — 403;  ``Action.not_found()`` — 404
   ``model_not_found``
 - ``Action.server_error(status=500)`` — 500/502/503
+- ``Action.cut_off()`` — a 200 whose connection closes halfway through the body
 - ``Action.hang(seconds=None)`` — holds the request (until ``seconds`` or the server stops), then
   closes the connection without an answer: the client's timeout must fire
 - ``Action.moderation()`` — 400 ``moderation_blocked``;  ``Action.content_policy()`` — 400
@@ -131,6 +132,12 @@ class Action:
     refusal_text: str | None = None
     finish_reason: str = "stop"
     raw_content: str | None = None
+    cut: bool = False  # answer 200, send half the body, then close the connection
+
+    @classmethod
+    def cut_off(cls) -> Action:
+        """The connection drops mid-response: headers and half of a 200 body, then closed."""
+        return cls("cut_off", 200, cut=True)
 
     @classmethod
     def ok(cls, delay: float = 0.0) -> Action:
@@ -341,6 +348,19 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:  # noqa: N802
         self.server.fake._handle(self)
+
+    def _send_cut(self) -> None:
+        body = json.dumps({"created": 0, "data": [{"b64_json": "A" * 4000}]}).encode()
+        try:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body[: len(body) // 2])
+            self.wfile.flush()
+        except OSError:
+            pass
+        self.close_connection = True
 
     def _send(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
         body = json.dumps(payload).encode()
@@ -592,6 +612,10 @@ class FakeOpenAI:
                 return
             if action.status >= 400:
                 self._error(h, rec, action, rate_headers)
+                return
+            if action.cut:
+                self._finish(rec, 0)
+                h._send_cut()
                 return
         if self.failure_rate and self._rng.random() < self.failure_rate:
             rec.reason = "failure_rate"
