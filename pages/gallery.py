@@ -3,7 +3,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from foxpipe import export, generation, prompts, ui, videojobs
+from foxpipe import export, generation, prompts, services, ui, videojobs
 from foxpipe.jobs import GuardError
 from foxpipe.models import ClipStatus, Job, SlotStatus
 
@@ -57,7 +57,11 @@ def figures(j: Job) -> None:
     c1.metric("Images done", f"{done} / {total}")
     c2.metric("Images per minute", f"{rate:.1f}", help=f"The account's limit is {settings.images_per_minute:g} per minute.")
     c3.metric("Elapsed", f"{elapsed:.0f} s")
-    eta = remaining / max(settings.images_per_minute, 0.1) * 60 if remaining else 0
+    # The pace so far, capped by the limiter's rate (the embedded renderer is not held to
+    # the account's limit, so that limit alone would overstate the wait).
+    limit = services.image_limits(settings)[0]
+    pace = min(rate, limit) if rate else limit
+    eta = remaining / max(pace, 0.1) * 60 if remaining else 0
     c4.metric("Time left (est.)", f"{eta:.0f} s" if remaining else "—")
     per_image = reg.pipeline.cost_per_image()
     if per_image:
@@ -94,9 +98,9 @@ def tile(j: Job, i: int) -> None:
                 st.button("Retry upload", key=f"upload_{k}", on_click=reg.retry_upload, args=(j.id, i),
                           icon=":material/cloud_upload:")
         if s.status is SlotStatus.READY:
-            a, r = st.columns(2)
-            a.button("Approve", key=f"ok_{k}", on_click=act, args=(reg.approve, j.id, [i]), width="stretch")
-            with r.popover("Reject", width="stretch"):
+            # One under the other: side by side, a narrow tile cuts the labels to "App…" and "R…".
+            st.button("Approve", key=f"ok_{k}", on_click=act, args=(reg.approve, j.id, [i]), width="stretch")
+            with st.popover("Reject", width="stretch"):
                 reasons = st.multiselect("What is wrong?", list(prompts.REJECT_REASONS), key=f"why_{k}")
                 note = st.text_input("Note (optional)", key=f"note_{k}")
                 st.button("Reject and regenerate", key=f"no_{k}", on_click=act,
@@ -144,10 +148,11 @@ def live() -> None:
     if failed and not running:
         bar[2].button(f"Retry failed ({len(failed)})", icon=":material/refresh:", key="retry_failed",
                       on_click=act, args=(reg.retry_failed, j.id))
-    cols = st.columns(5 if j.size.startswith("1024x1536") else 4)
-    for i in range(len(j.slots)):
-        with cols[i % len(cols)]:
-            tile(j, i)
+    per_row = 5 if j.size.startswith("1024x1536") else 4
+    for start in range(0, len(j.slots), per_row):  # row by row, so the rows stay aligned
+        for i, col in zip(range(start, len(j.slots)), st.columns(per_row), strict=False):
+            with col:
+                tile(j, i)
     # Polling state changed (work finished or restarted, or all approved): one full rerun
     # so the refresh interval and the sections below follow.
     state = (running, j.all_approved, bool(reg.uploads_running(j.id)))
@@ -246,7 +251,10 @@ if final.all_approved:
         if v.status == "done" and v.path and not v.running:
             st.success(f"Story video ready: {v.duration:.1f} s, rendered in {v.render_seconds:.1f} s.",
                        icon=":material/movie:")
-            st.video(v.path, subtitles=v.srt_path or None)
+            # Burned-in captions already show the text: a subtitle track on top would repeat it.
+            # A 9:16 video at the page's full width would be two screens tall.
+            st.video(v.path, subtitles=None if v.captions else (v.srt_path or None),
+                     width=360 if j.size.startswith("1024x1536") else "stretch")
             a, b = st.columns(2)
             a.download_button("Download the video (MP4)", data=lambda p=v.path: Path(p).read_bytes(),
                               file_name=f"foxpipe-{job_id[:8]}.mp4", mime="video/mp4", key="download_video",
