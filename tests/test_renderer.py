@@ -43,3 +43,10 @@ def test_local_store_refuses_ids_it_did_not_make(tmp_path, bad):
         safe_id(bad)
     with pytest.raises(ValueError):
         LocalStore(tmp_path).save(bad, 0, 1, b"x", tags=[])
+
+
+def test_a_variant_moves_the_camera_so_a_regeneration_looks_different():
+    a = render_card(5, "Discovery", "x", "256x384", powered=False, variant=0)
+    b = render_card(5, "Discovery", "x", "256x384", powered=False, variant=1)
+    assert a != b
+    assert a == render_card(5, "Discovery", "x", "256x384", powered=False, variant=10)  # deterministic

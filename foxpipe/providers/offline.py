@@ -57,10 +57,12 @@ def _font(px: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
     return ImageFont.load_default(size=px)
 
 
-def render_card(scene_number: int, beat: str, text: str, size: str, powered: bool) -> bytes:
+def render_card(scene_number: int, beat: str, text: str, size: str, powered: bool, variant: int = 0) -> bytes:
     """An illustrated card: sky, hills, the hero's silhouette (with an aura once powered up),
-    and the scene's number, beat and text. Distinct per scene, same hero in all."""
+    and the scene's number, beat and text. Distinct per scene, same hero in all; ``variant``
+    (from the prompt) moves the camera, so a regenerated image looks different."""
     w, h = parse_size(size)
+    scene_shift = variant % 10
     hue = BEAT_HUES.get(beat, 0.6) + scene_number * 0.011
     img = Image.new("RGB", (w, h))
     draw = ImageDraw.Draw(img)
@@ -70,7 +72,7 @@ def render_card(scene_number: int, beat: str, text: str, size: str, powered: boo
         col = tuple(int(top[i] + (bottom[i] - top[i]) * t) for i in range(3))
         draw.rectangle([0, y, w, y + 4], fill=col)
     # Sun or moon moves across the sky with the story.
-    cx = int(w * (0.15 + 0.7 * (scene_number - 1) / 19))
+    cx = int(w * (0.15 + 0.7 * ((scene_number - 1 + scene_shift * 3) % 20) / 19))
     cy = int(h * 0.18)
     r = int(min(w, h) * 0.07)
     draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=_rgb(0.13, 0.4, 1.0))
@@ -81,7 +83,7 @@ def render_card(scene_number: int, beat: str, text: str, size: str, powered: boo
         pts = [(x, ground + k * 40 + int(30 * ((x + off) % 300) / 300)) for x in range(0, w + 50, 50)]
         draw.polygon([(0, h), *pts, (w, h)], fill=_rgb(hue + 0.3, 0.5, shade))
     # The hero: a fox-like silhouette, always the same shape and colour.
-    fx = int(w * (0.3 + 0.4 * ((scene_number * 7) % 10) / 10))
+    fx = int(w * (0.3 + 0.4 * ((scene_number * 7 + scene_shift * 3) % 10) / 10))
     fy = ground
     u = max(8, min(w, h) // 28)
     if powered:
@@ -132,8 +134,9 @@ class OfflineImages:
         beat = story.BEATS[number - 1].name
         text = prompt.split("SCENE:", 1)[-1].split("\n", 1)[0].strip()
         text = text.split(") ", 1)[-1] if text.startswith("Scene ") else text
+        variant = int(hashlib.sha256(prompt.encode()).hexdigest(), 16)
         data = await asyncio.to_thread(
-            render_card, number, beat, text, size, number >= prompts.TRANSFORMED_FROM
+            render_card, number, beat, text, size, number >= prompts.TRANSFORMED_FROM, variant
         )
         digest = hashlib.sha256(data).hexdigest()[:12]
         return ImageResult(data=data, model="offline-renderer", path="offline", usage={"sha": digest})
