@@ -37,6 +37,7 @@ class Settings:
     images_per_minute: float = 5.0
     max_concurrent_images: int = 10
     image_retries: int = 3
+    retry_base_seconds: float = 1.0  # first backoff; doubles per retry, with jitter
     # Storage and log
     cloudinary_url: str = ""
     cloudinary_preset: str = ""

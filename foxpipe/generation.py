@@ -4,10 +4,12 @@ progressively safer prompts after policy blocks, storage off the event loop."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 import time
 from collections.abc import Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -35,12 +37,21 @@ class Pipeline:
     limiter: RateLimiter
     settings: Settings
     backoff_base: float = 1.0
+    io: Executor | None = None  # threads for slow blocking I/O (uploads, log writes)
     backoff_cap: float = 30.0
 
     def cost_per_image(self) -> float:
         if self.images.name == "offline":
             return 0.0
         return COST_PER_IMAGE.get(self.settings.openai_image_quality, 0.05)
+
+
+async def blocking(pipe: Pipeline, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Run slow blocking I/O on the pipeline's own threads. Uploads retrying against a service
+    that is down must never fill the event loop's default executor, which new connections
+    need for their DNS lookups."""
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(pipe.io, functools.partial(fn, *args, **kwargs))
 
 
 class JobBook(Protocol):
@@ -106,9 +117,9 @@ def image_row(job: Job, index: int, status: str, cost: float) -> dict[str, Any]:
     }
 
 
-async def log_safely(plog: PromptLog, row: dict[str, Any]) -> None:
+async def log_safely(pipe: Pipeline, row: dict[str, Any]) -> None:
     try:
-        await asyncio.to_thread(plog.log_image, row)
+        await blocking(pipe, pipe.log.log_image, row)
     except Exception as e:  # the log never breaks the flow
         log.warning("[SHEETS] could not log image row: %s", type(e).__name__)
 
@@ -159,8 +170,8 @@ async def run_slot(book: JobBook, pipe: Pipeline, job_id: str, index: int) -> No
             if result.rate_hint:
                 pipe.limiter.hint(result.rate_hint.get("remaining"), result.rate_hint.get("reset"))
             version = len(slot.versions) + 1
-            stored = await asyncio.to_thread(
-                pipe.store.save, job_id, index, version, result.data, tags=[job.story.id]
+            stored = await blocking(
+                pipe, pipe.store.save, job_id, index, version, result.data, tags=[job.story.id]
             )
 
             version_record = ImageVersion(
@@ -179,7 +190,7 @@ async def run_slot(book: JobBook, pipe: Pipeline, job_id: str, index: int) -> No
             snap = book.peek(job_id)
             if snap is not None:
                 status = "regenerated" if version > 1 else "ready"
-                await log_safely(pipe.log, image_row(snap, index, status, pipe.cost_per_image()))
+                await log_safely(pipe, image_row(snap, index, status, pipe.cost_per_image()))
             return
 
         message = settings.redact(err.message)
@@ -209,7 +220,7 @@ async def run_slot(book: JobBook, pipe: Pipeline, job_id: str, index: int) -> No
     set_slot(book, job_id, index, gen, status=SlotStatus.FAILED, error=message, finished=time.time())
     snap = book.peek(job_id)
     if snap is not None:
-        await log_safely(pipe.log, image_row(snap, index, "failed", 0.0))
+        await log_safely(pipe, image_row(snap, index, "failed", 0.0))
 
 
 def cost_estimate(job: Job, per_image: float) -> tuple[int, float]:

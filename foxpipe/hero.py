@@ -13,7 +13,7 @@ from typing import Any
 
 from foxpipe import prompts
 from foxpipe.config import Settings
-from foxpipe.generation import Pipeline, backoff_delay
+from foxpipe.generation import Pipeline, backoff_delay, blocking
 from foxpipe.jobs import JobRegistry
 from foxpipe.models import Job
 from foxpipe.providers.base import ProviderError
@@ -85,7 +85,7 @@ async def _make(pipe: Pipeline, job: Job, form: str, feedback: str) -> Reference
         else:
             seconds = time.monotonic() - t0
             version = int(time.time() * 1000) % 10**9
-            stored = await asyncio.to_thread(pipe.store.save, job.id, STORE_INDEX[form], version, result.data,
+            stored = await blocking(pipe, pipe.store.save, job.id, STORE_INDEX[form], version, result.data,
                                              tags=[job.story.id, "reference"])
             log.info("[IMAGE] job %s reference %s ready in %.1fs via %s", job.id[:6], form, seconds, result.path)
             return Reference(form, stored.local_path, sent, result.path, seconds, attempt, result.usage)

@@ -15,13 +15,14 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 from foxpipe import prompts
 from foxpipe.config import Settings
-from foxpipe.generation import Pipeline, image_row, run_slot, set_slot
+from foxpipe.generation import Pipeline, blocking, image_row, run_slot, set_slot
 from foxpipe.models import Job, Slot, SlotStatus, Story
 from foxpipe.providers.localstore import safe_id
 from foxpipe.ratelimit import RateLimiter, job_deadline
@@ -66,10 +67,18 @@ class JobRegistry:
 
                 self.limiter = RateLimiter(*image_limits(self.settings))
                 self._pipeline = self._build_pipeline()
+                io = self._pipeline.io = ThreadPoolExecutor(16, thread_name_prefix="foxpipe-io")
                 loop.create_task(self._watchdog())
                 ready.set()
                 try:
                     loop.run_forever()
+                except BaseException:  # the loop died: fail what was in flight, say so
+                    log.exception("[IMAGE] the background worker stopped unexpectedly")
+                    with self._lock:
+                        for job_id in self._tasks:
+                            self._cancel_reason[job_id] = (
+                                "Interrupted: the background worker stopped. Press Retry."
+                            )
                 finally:
                     # Let every task (the watchdog, cancelled work) finish before closing.
                     pending = asyncio.all_tasks(loop)
@@ -78,6 +87,7 @@ class JobRegistry:
                     loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
                     loop.run_until_complete(loop.shutdown_asyncgens())
                     loop.close()
+                    io.shutdown(wait=False, cancel_futures=True)
 
             self._loop = loop
             self._thread = threading.Thread(target=run, name="foxpipe-worker", daemon=True)
@@ -482,8 +492,8 @@ class JobRegistry:
     async def _reupload(self, job_id: str, index: int, current: int, local_path: str, story_id: str) -> bool:
         store: Any = self.pipeline.store
         try:
-            stored = await asyncio.to_thread(
-                store.reupload, job_id, index, current + 1, local_path, tags=[story_id]
+            stored = await blocking(
+                self.pipeline, store.reupload, job_id, index, current + 1, local_path, tags=[story_id]
             )
         except OSError as e:  # the local copy is gone
             stored = None

@@ -58,7 +58,7 @@ def image_store(settings: Settings) -> ImageStore:
         if store is None:
             store = _SHARED[key] = CloudinaryStore(
                 settings.cloudinary_url, settings.data_path, preset=settings.cloudinary_preset,
-                redact=settings.redact,
+                redact=settings.redact, backoff_base=settings.retry_base_seconds,
             )
         return store
 
@@ -110,6 +110,7 @@ def build_pipeline(settings: Settings, limiter: RateLimiter) -> Pipeline:
         log=prompt_log(settings),
         limiter=limiter,
         settings=settings,
+        backoff_base=settings.retry_base_seconds,
     )
 
 

@@ -23,7 +23,7 @@ from typing import Any
 
 from foxpipe import export
 from foxpipe.config import Settings
-from foxpipe.generation import backoff_delay, image_row, log_safely
+from foxpipe.generation import backoff_delay, blocking, image_row, log_safely
 from foxpipe.jobs import JobRegistry
 from foxpipe.models import Clip, ClipStatus, Job, Video
 from foxpipe.providers import slideshow
@@ -225,7 +225,7 @@ async def _make_clip(reg: JobRegistry, job_id: str, index: int) -> None:
                 err = e
             else:
                 store = clip_store(settings)
-                stored = await asyncio.to_thread(store.save_clip, job_id, index, attempt, data)
+                stored = await blocking(reg.pipeline, store.save_clip, job_id, index, attempt, data)
                 info = await asyncio.to_thread(slideshow.probe, stored.local_path)
                 _set_clip(reg, job_id, index, status=ClipStatus.READY, url=stored.url if stored.uploaded else url,
                           local_path=stored.local_path, uploaded=stored.uploaded, seconds=info.duration,
@@ -236,7 +236,7 @@ async def _make_clip(reg: JobRegistry, job_id: str, index: int) -> None:
                     row = image_row(snap, index, "clip", maker.cost_per_clip)
                     row.update(model=f"{maker.name}:{getattr(maker, 'model', '')}", path=maker.name,
                                image_url=stored.url if stored.uploaded else url, attempts=attempt)
-                    await log_safely(reg.pipeline.log, row)
+                    await log_safely(reg.pipeline, row)
                 return
             message = settings.redact(err.message)
             log.info("[VIDEO] job %s clip %d attempt %d failed: %s", job_id[:6], index + 1, attempt, message)
@@ -255,7 +255,7 @@ async def _make_clip(reg: JobRegistry, job_id: str, index: int) -> None:
     if snap is not None:
         row = image_row(snap, index, "clip failed", 0.0)
         row.update(model=maker.name, path=maker.name, image_url="")
-        await log_safely(reg.pipeline.log, row)
+        await log_safely(reg.pipeline, row)
 
 
 async def _create_poll_download(
@@ -387,7 +387,7 @@ async def _render(reg: JobRegistry, job_id: str) -> None:
         row = image_row(snap, 0, "video", 0.0)
         row.update(scene="", scene_text=snap.story.title, prompt="", model=v.provider, image_url=str(out),
                    path=v.provider, seconds=round(seconds, 2), attempts="")
-        await log_safely(reg.pipeline.log, row)
+        await log_safely(reg.pipeline, row)
 
 
 def _video_failed(reg: JobRegistry, job_id: str, message: str) -> None:
