@@ -74,9 +74,21 @@ def _record_image(job: Job, index: int, version: ImageVersion, upload_error: str
 
 
 def backoff_delay(attempt: int, base: float, cap: float, retry_after: float | None = None) -> float:
-    """Exponential backoff with full jitter, never shorter than the server's Retry-After."""
-    delay = min(cap, base * 2 ** (attempt - 1)) * random.uniform(0.5, 1.5)
+    """Exponential backoff (base, 2 base, 4 base, ... up to cap) with ±50 % jitter so
+    retries of images that failed together spread out; never shorter than the server's
+    Retry-After."""
+    delay = min(cap, base * 2 ** (attempt - 1) * random.uniform(0.5, 1.5))
     return max(delay, retry_after or 0.0)
+
+
+def _mark_generating(job: Job, index: int, attempt: int, level: int) -> None:
+    s = job.slots[index]
+    s.status = SlotStatus.GENERATING
+    s.attempts = attempt
+    s.policy_level = level
+    s.started = time.time()
+    if not job.started_at:
+        job.started_at = s.started
 
 
 def image_row(job: Job, index: int, status: str, cost: float) -> dict[str, Any]:
@@ -126,14 +138,13 @@ async def run_slot(book: JobBook, pipe: Pipeline, job_id: str, index: int) -> No
     refs = _load_references(job, index + 1) if pipe.images.supports_reference else None
     base_prompt = prompts.with_feedback(slot.prompt, slot.feedback)
     level = 0
-    max_attempts = max(1, settings.image_retries)
+    max_attempts = 1 + max(0, settings.image_retries)  # the first try, then the retries
     message = ""
     for attempt in range(1, max_attempts + 1):
         sent = prompts.sanitize_prompt(base_prompt, level, job.character_sheet, slot.scene.text)
         err: ProviderError | None = None
         async with pipe.limiter.slot(job_id):
-            set_slot(book, job_id, index, status=SlotStatus.GENERATING, attempts=attempt,
-                     policy_level=level, started=time.time())
+            book.mutate(job_id, lambda j, a=attempt, lv=level: _mark_generating(j, index, a, lv))
             t0 = time.monotonic()
             try:
                 async with asyncio.timeout(settings.image_timeout):
@@ -147,7 +158,8 @@ async def run_slot(book: JobBook, pipe: Pipeline, job_id: str, index: int) -> No
             seconds = time.monotonic() - t0
         if err is None:
             if result.rate_hint:
-                pipe.limiter.hint(result.rate_hint.get("remaining"), result.rate_hint.get("reset"))
+                h = result.rate_hint
+                pipe.limiter.hint(h.get("remaining"), h.get("reset"), h.get("limit"))
             version = len(slot.versions) + 1
             stored = await asyncio.to_thread(
                 pipe.store.save, job_id, index, version, result.data, tags=[job.story.id]
@@ -185,7 +197,6 @@ async def run_slot(book: JobBook, pipe: Pipeline, job_id: str, index: int) -> No
                 break
             level += 1
         if attempt < max_attempts:
-
             set_slot(book, job_id, index, status=SlotStatus.QUEUED,
                      error=f"Attempt {attempt} failed ({message}); trying again.")
             if err.kind != "policy":

@@ -15,6 +15,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -30,15 +31,42 @@ log = logging.getLogger(__name__)
 
 PipelineFactory = Callable[[Settings, RateLimiter], Pipeline]
 
+WAITING = (SlotStatus.QUEUED, SlotStatus.REJECTED)  # not started yet (or between retries)
+
 
 class GuardError(Exception):
     """The cost guard refused: nothing was spent."""
 
 
+@dataclass
+class Progress:
+    """The gallery's live figures for one job."""
+
+    done: int  # slots with an image (ready or approved)
+    total: int
+    approved: int
+    made: int  # images this job made, regenerations included
+    rate: float  # images per minute achieved since its first request started
+    limit: float  # the account's images per minute, shared by every job
+    elapsed: float  # seconds since the job was created (until it finished)
+    eta: float | None  # estimated seconds left, None when nothing is in flight
+    other_jobs: int  # other jobs waiting on the same limiter
+
+
 class JobRegistry:
-    def __init__(self, settings: Settings, pipeline_factory: PipelineFactory | None = None):
+    def __init__(
+        self,
+        settings: Settings,
+        pipeline_factory: PipelineFactory | None = None,
+        *,
+        limiter: RateLimiter | None = None,
+        period: float = 60.0,
+    ):
+        """``limiter`` replaces the one built from the settings; ``period`` is the length
+        of the rate window in seconds (60; benchmarks scale it)."""
         self.settings = settings
         self._factory = pipeline_factory
+        self._period = period
         self._lock = threading.RLock()
         self._jobs: dict[str, Job] = {}
         self._tasks: dict[str, dict[int, concurrent.futures.Future[None]]] = {}
@@ -46,7 +74,7 @@ class JobRegistry:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._pipeline: Pipeline | None = None
-        self.limiter: RateLimiter | None = None
+        self.limiter: RateLimiter | None = limiter
         self.jobs_dir = settings.data_path / "jobs"
         self._budget_file = settings.data_path / "budget.json"
 
@@ -62,7 +90,11 @@ class JobRegistry:
                 asyncio.set_event_loop(loop)
                 from foxpipe.services import image_limits
 
-                self.limiter = RateLimiter(*image_limits(self.settings))
+                if self.limiter is None:
+                    rate, cap = image_limits(self.settings)
+                    # A 0.5 s guard per minute absorbs network jitter between the client
+                    # and the server's clock, so the server never counts R+1.
+                    self.limiter = RateLimiter(rate, cap, period=self._period, guard=self._period / 120)
                 self._pipeline = self._build_pipeline()
                 loop.create_task(self._watchdog())
                 ready.set()
@@ -110,10 +142,23 @@ class JobRegistry:
             ttl = self.settings.job_ttl_hours * 3600
             with self._lock:
                 for job_id, job in list(self._jobs.items()):
-                    if self._tasks.get(job_id) and job.deadline and now > job.deadline:
+                    active = self._active(job_id)
+                    if active and job.deadline and now > job.deadline:
+                        log.info("[IMAGE] job %s ran past its deadline", job_id[:6])
                         self._cancel_tasks(job_id, "The job ran past its deadline. Press Retry to try again.")
-                    elif not self._tasks.get(job_id) and job.done and now - job.created > ttl:
+                    elif not active and job.done and now - job.created > ttl:
                         del self._jobs[job_id]  # still on disk
+                        self._tasks.pop(job_id, None)
+                        self._cancel_reason.pop(job_id, None)
+
+    def _active(self, job_id: str) -> bool:
+        """Whether any of this job's work is still queued or running (forgets finished work)."""
+        tasks = self._tasks.get(job_id)
+        if not tasks:
+            return False
+        for i in [i for i, f in tasks.items() if f.done()]:
+            del tasks[i]
+        return bool(tasks)
 
     # ------------------------------------------------------------------ persistence
     def _job_path(self, job_id: str) -> Path:
@@ -171,6 +216,65 @@ class JobRegistry:
     def running(self, job_id: str) -> int:
         with self._lock:
             return sum(1 for f in self._tasks.get(job_id, {}).values() if not f.done())
+
+    def progress(self, job_id: str, now: float | None = None) -> Progress | None:
+        """Live figures: images done, images per minute achieved against the limit, elapsed
+        time and an estimate of the time left that counts the queue shared with other jobs."""
+        now = time.time() if now is None else now
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None:
+                return None
+            others = [
+                sum(1 for s in j.slots if s.status in WAITING)
+                for jid, j in self._jobs.items()
+                if jid != job_id and self._active(jid)
+            ]
+            slots = [(s.status, s.started, [v.seconds for v in s.versions]) for s in job.slots]
+            created, started_at, finished_at = job.created, job.started_at, job.finished_at
+            seen = [v.seconds for j in self._jobs.values() for s in j.slots for v in s.versions]
+        limiter = self.limiter
+        rate_limit = limiter.rate if limiter else self.settings.images_per_minute
+        period = limiter.period if limiter else self._period
+        statuses = [st for st, _, _ in slots]
+        done = sum(1 for st in statuses if st.has_image)
+        made = sum(len(v) for _, _, v in slots)
+        end = finished_at or now
+        # Achieved rate: images made over the time since the first request started (at
+        # least one window, so a first burst does not read as a rate above the limit).
+        rate = made * period / max(end - started_at, period) if started_at and made else 0.0
+        latency = sum(seen) / len(seen) if seen else self._default_latency()
+        waiting = sum(1 for st in statuses if st in WAITING)
+        generating = [t for st, t, _ in slots if st is SlotStatus.GENERATING]
+        eta: float | None = None
+        if waiting or generating:
+            eta = 0.0
+            if generating:
+                eta = max(max(0.0, latency - (now - t)) for t in generating)
+            if waiting:
+                # Round-robin: each other job's waiting images interleave with ours, one each.
+                grants = waiting + sum(min(o, waiting) for o in others)
+                wait = limiter.estimate_wait(grants) if limiter else grants / max(rate_limit, 1e-6) * period
+                cap = limiter.sched.max_concurrent if limiter else self.settings.max_concurrent_images
+                wait = max(wait, (grants / cap - 1) * latency)
+                eta = max(eta, wait + latency)
+        return Progress(
+            done=done,
+            total=len(slots),
+            approved=sum(1 for st in statuses if st is SlotStatus.APPROVED),
+            made=made,
+            rate=rate,
+            limit=rate_limit,
+            elapsed=end - created,
+            eta=eta,
+            other_jobs=sum(1 for o in others if o),
+        )
+
+    def _default_latency(self) -> float:
+        """Seconds per image before any was measured."""
+        if self._pipeline is not None and self._pipeline.images.name == "offline":
+            return self.settings.offline_delay
+        return min(60.0, self.settings.image_timeout)
 
     # ------------------------------------------------------------------ writing
     def mutate(self, job_id: str, fn: Callable[[Job], Any]) -> Any:
@@ -287,12 +391,18 @@ class JobRegistry:
             self._check_guard(job, indexes)
             if self.pipeline.images.name != "offline":
                 self._spend(len(indexes))
-            queued_ahead = self.limiter.waiting if self.limiter else 0
-            job.deadline = max(
-                job.deadline,
-                time.time()
-                + job_deadline(len(indexes), self.limiter.sched.rate, self.settings.image_timeout, queued_ahead),
+            limiter = self.limiter
+            assert limiter is not None
+            budget = job_deadline(
+                len(indexes),
+                limiter.rate,
+                self.settings.image_timeout,
+                queued_ahead=limiter.waiting,
+                period=limiter.period,
+                retries=self.settings.image_retries,
+                wait=limiter.estimate_wait(1),
             )
+            job.deadline = max(job.deadline, time.time() + budget)
             job.cancelled = False
             job.finished_at = 0.0
             for i in indexes:

@@ -1,5 +1,3 @@
-import time
-
 import streamlit as st
 
 from foxpipe import export, prompts, ui
@@ -41,22 +39,18 @@ def act(fn, *args) -> None:  # noqa: ANN001
 
 
 def figures(j: Job) -> None:
-    counts = j.counts()
-    done = counts[SlotStatus.READY] + counts[SlotStatus.APPROVED]
-    total = len(j.slots)
-    now = time.time()
-    end = j.finished_at or now
-    elapsed = end - j.created
-    made = sum(1 for s in j.slots if s.versions)
-    rate = made / (elapsed / 60) if elapsed > 0 and made else 0.0
-    remaining = sum(1 for s in j.slots if s.status.in_flight)
-    st.progress(done / total, text=f"{done} / {total} images ready · {counts[SlotStatus.APPROVED]} approved")
+    p = reg.progress(j.id)
+    if p is None:
+        return
+    st.progress(p.done / p.total, text=f"{p.done} / {p.total} images ready · {p.approved} approved")
     c1, c2, c3, c4 = st.columns(4)
-    c1.metric("Images done", f"{done} / {total}")
-    c2.metric("Images per minute", f"{rate:.1f}", help=f"The account's limit is {settings.images_per_minute:g} per minute.")
-    c3.metric("Elapsed", f"{elapsed:.0f} s")
-    eta = remaining / max(settings.images_per_minute, 0.1) * 60 if remaining else 0
-    c4.metric("Time left (est.)", f"{eta:.0f} s" if remaining else "—")
+    c1.metric("Images done", f"{p.done} / {p.total}")
+    shared = f", shared with {p.other_jobs} other job(s) right now" if p.other_jobs else ""
+    c2.metric("Images per minute", f"{p.rate:.1f} / {p.limit:g}",
+              help=f"Achieved since the first request started, against the account's limit of {p.limit:g} per minute{shared}.")
+    c3.metric("Elapsed", f"{p.elapsed:.0f} s")
+    c4.metric("Time left (est.)", f"{p.eta:.0f} s" if p.eta is not None else "—",
+              help="Counts the images of other jobs sharing the account's limit.")
 
 
 def tile(j: Job, i: int) -> None:
