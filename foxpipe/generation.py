@@ -153,6 +153,8 @@ async def run_slot(book: JobBook, pipe: Pipeline, job_id: str, index: int) -> No
                 err = ProviderError(f"The image request timed out after {settings.image_timeout:.0f} s.")
             except ProviderError as e:
                 err = e
+                if e.retry_after:  # pause everyone before this place is handed to the next request
+                    pipe.limiter.pause_for(e.retry_after)
             except Exception as e:  # an SDK surprise: retry, but say what it was
                 err = ProviderError(f"Unexpected error from the image service ({type(e).__name__}).")
             seconds = time.monotonic() - t0
@@ -185,8 +187,6 @@ async def run_slot(book: JobBook, pipe: Pipeline, job_id: str, index: int) -> No
 
         message = settings.redact(err.message)
         log.info("[IMAGE] job %s scene %d attempt %d failed: %s", job_id[:6], index + 1, attempt, message)
-        if err.retry_after:
-            pipe.limiter.pause_for(err.retry_after)
         if err.kind == "fatal":
             if err.code in ABORT_CODES:
                 book.abort(job_id, message)
