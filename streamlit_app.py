@@ -18,6 +18,8 @@ page = st.navigation(
                 help="Answer a few questions about your hero; the story is written from them."),
         st.Page(ui.SCENES_PAGE, title="Scenes", icon=":material/edit_note:",
                 help="Read and edit the 20 scenes, rewrite any one, then approve them."),
+        st.Page(ui.HERO_PAGE, title="Hero", icon=":material/person_pin:",
+                help="Approve the hero's reference sheet; every scene image is drawn from it."),
         st.Page(ui.GALLERY_PAGE, title="Gallery", icon=":material/photo_library:",
                 help="Watch the 20 images arrive, approve or reject each, make the video, download."),
         st.Page(ui.HISTORY_PAGE, title="History", icon=":material/history:",

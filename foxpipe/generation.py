@@ -142,6 +142,8 @@ async def run_slot(book: JobBook, pipe: Pipeline, job_id: str, index: int) -> No
     message = ""
     for attempt in range(1, max_attempts + 1):
         sent = prompts.sanitize_prompt(base_prompt, level, job.character_sheet, slot.scene.text)
+        if level >= 2 and slot.feedback:  # the shortest prompt still carries the review's fix
+            sent = prompts.with_feedback(sent, prompts.sanitize(slot.feedback))
         err: ProviderError | None = None
         async with pipe.limiter.slot(job_id):
             book.mutate(job_id, lambda j, a=attempt, lv=level: _mark_generating(j, index, a, lv))
@@ -217,3 +219,10 @@ async def run_slot(book: JobBook, pipe: Pipeline, job_id: str, index: int) -> No
     snap = book.peek(job_id)
     if snap is not None:
         await log_safely(pipe.log, image_row(snap, index, "failed", 0.0))
+
+
+def cost_estimate(job: Job, per_image: float) -> tuple[int, float]:
+    """(images made for this story, estimated US$): every version of every scene plus the
+    approved reference images."""
+    made = sum(len(s.versions) for s in job.slots) + len(job.references)
+    return made, made * per_image

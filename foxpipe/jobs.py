@@ -452,6 +452,17 @@ class JobRegistry:
                 job.cancelled = True
             self._cancel_tasks(job_id, "Stopped by you. Press Retry to make this image.")
 
+    def run_on_worker(self, fn: Callable[[Pipeline], Any], timeout: float) -> Any:
+        """Run ``fn(pipeline)`` (a coroutine) on the worker loop, so it shares the rate limiter
+        and the image client with the jobs; block until it ends or ``timeout`` passes."""
+        loop = self._ensure_worker()
+        fut = asyncio.run_coroutine_threadsafe(fn(self.pipeline), loop)
+        try:
+            return fut.result(timeout)
+        except concurrent.futures.TimeoutError:
+            fut.cancel()
+            raise TimeoutError(f"no answer within {timeout:.0f} s") from None
+
     # ------------------------------------------------------------------ review
     def approve(self, job_id: str, indexes: list[int]) -> int:
         def fn(j: Job) -> int:

@@ -15,10 +15,18 @@ from foxpipe.ratelimit import RateLimiter
 
 
 def text_model(settings: Settings) -> TextModel:
+    if settings.openai_live:
+        from foxpipe.providers.openai import OpenAIText
+
+        return OpenAIText(settings)
     return OfflineText()
 
 
 def image_model(settings: Settings) -> ImageModel:
+    if settings.openai_live:
+        from foxpipe.providers.openai import OpenAIImages
+
+        return OpenAIImages(settings)
     return OfflineImages(delay=settings.offline_delay)
 
 

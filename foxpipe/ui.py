@@ -18,6 +18,7 @@ log = logging.getLogger(__name__)
 
 QUIZ_PAGE = "pages/quiz.py"
 SCENES_PAGE = "pages/scenes.py"
+HERO_PAGE = "pages/hero.py"
 GALLERY_PAGE = "pages/gallery.py"
 HISTORY_PAGE = "pages/history.py"
 

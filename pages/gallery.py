@@ -1,6 +1,6 @@
 import streamlit as st
 
-from foxpipe import export, prompts, ui
+from foxpipe import export, generation, prompts, ui
 from foxpipe.jobs import GuardError
 from foxpipe.models import Job, SlotStatus
 
@@ -51,6 +51,11 @@ def figures(j: Job) -> None:
     c3.metric("Elapsed", f"{p.elapsed:.0f} s")
     c4.metric("Time left (est.)", f"{p.eta:.0f} s" if p.eta is not None else "—",
               help="Counts the images of other jobs sharing the account's limit.")
+    per_image = reg.pipeline.cost_per_image()
+    if per_image:
+        made, usd = generation.cost_estimate(j, per_image)
+        st.caption(f"Estimated cost so far: about ${usd:.2f} for {made} images "
+                   f"(~${per_image:.3f} each at {settings.openai_image_quality} quality).")
 
 
 def tile(j: Job, i: int) -> None:
@@ -63,6 +68,8 @@ def tile(j: Job, i: int) -> None:
             st.image(img.thumb_path or img.url if not img.uploaded else img.url, width="stretch")
         else:
             st.caption(s.scene.text[:140])
+        if img is not None and img.path in ("edit", "generate"):
+            st.caption(f"{img.model} · {img.path} · {img.seconds:.0f} s · attempt {s.attempts}")
         if s.error and s.status is not SlotStatus.FAILED:
             st.caption(f":orange[{s.error}]")
         if s.upload_error:
@@ -102,6 +109,8 @@ def live() -> None:
     figures(j)
     if j.notice:
         st.error(j.notice, icon=":material/error:")
+    if notice := st.session_state.pop("prompt_notice", ""):
+        st.warning(notice, icon=":material/warning:")
     if notice := st.session_state.pop("gallery_notice", ""):
         st.warning(notice, icon=":material/savings:")
     running = not j.done

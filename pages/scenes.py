@@ -1,6 +1,6 @@
 import streamlit as st
 
-from foxpipe import quiz, ui, workflow
+from foxpipe import hero, quiz, ui, workflow
 from foxpipe.models import Story
 from foxpipe.story import placeholder_text
 
@@ -14,6 +14,9 @@ story: Story = st.session_state.story
 if st.session_state.get("go_gallery"):
     job_id = st.session_state.pop("go_gallery")
     st.switch_page(ui.GALLERY_PAGE, query_params={"job": job_id})
+if st.session_state.get("go_hero"):
+    job_id = st.session_state.pop("go_hero")
+    st.switch_page(ui.HERO_PAGE, query_params={"job": job_id})
 
 
 def scene_key(n: int) -> str:
@@ -53,10 +56,12 @@ def approve() -> None:
     reg = ui.registry()
     with st.spinner("Preparing the image prompts…"):
         prepared = workflow.prepare_prompts(settings, story)
+    # With OpenAI and references on, the hero sheet is approved first; the images wait for it.
+    sheet_first = hero.wanted(settings, reg)
     try:
         job_id = reg.create_job(
             story, prepared.prompts, st.session_state.owner,
-            character_sheet=prepared.sheet, size=workflow.image_size(story.answers),
+            character_sheet=prepared.sheet, size=workflow.image_size(story.answers), start=not sheet_first,
         )
     except Exception as e:
         st.session_state.scene_notice = settings.redact(str(e))
@@ -65,7 +70,9 @@ def approve() -> None:
     if job is not None:
         workflow.log_story(settings, job)
     st.session_state.job_id = job_id
-    st.session_state.go_gallery = job_id
+    if prepared.problem:
+        st.session_state.prompt_notice = prepared.problem
+    st.session_state["go_hero" if sheet_first else "go_gallery"] = job_id
 
 
 st.title(story.title)
@@ -93,4 +100,4 @@ for scene in story.scenes:
             scene.placeholder = cleaned == placeholder_text(n)
 
 st.button("Approve scenes", type="primary", icon=":material/check:", on_click=approve, key="approve_scenes",
-          disabled=bool(st.session_state.get("go_gallery")))
+          disabled=bool(st.session_state.get("go_gallery") or st.session_state.get("go_hero")))

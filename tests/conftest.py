@@ -56,3 +56,6 @@ def wait_until(predicate, timeout: float = 20.0, interval: float = 0.05):
             return value
         time.sleep(interval)
     raise AssertionError(f"condition not met within {timeout}s")
+
+
+from tests.fakes.openai_server import fake_openai  # noqa: E402, F401  (fixture for every test)

@@ -1,0 +1,131 @@
+"""The hero reference sheet: before the 20 scenes, one image of the hero (and one of its
+powered-up form) drawn from the character sheet, approved by the user, then given to the image
+model with every scene (``images.edit``) so the hero keeps one look."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from foxpipe import prompts
+from foxpipe.config import Settings
+from foxpipe.generation import Pipeline, backoff_delay
+from foxpipe.jobs import JobRegistry
+from foxpipe.models import Job
+from foxpipe.providers.base import ProviderError
+
+log = logging.getLogger(__name__)
+
+FORMS = ("base", "powered")
+FORM_LABEL = {"base": "The hero", "powered": f"Powered-up form (scenes {prompts.TRANSFORMED_FROM}-20)"}
+STORE_INDEX = {"base": 100, "powered": 101}  # store slots for reference images, apart from the scenes
+
+
+def wanted(settings: Settings, registry: JobRegistry) -> bool:
+    """A reference sheet is made when OpenAI is live and the image model takes references."""
+    return settings.openai_live and registry.pipeline.images.supports_reference
+
+
+def started(job: Job) -> bool:
+    return any(s.generations for s in job.slots)
+
+
+def reference_prompt(sheet: str, form: str, feedback: str = "") -> str:
+    what = (
+        "the HERO in its ordinary form (before the power awakens)"
+        if form == "base"
+        else "the HERO in its POWERED-UP FORM, identical to the reference image except for the power's glow"
+    )
+    prompt = (
+        f"{sheet}\nCHARACTER REFERENCE SHEET of {what}: full body, front, side and three-quarter "
+        "views side by side, neutral pose, plain light background, even lighting, no other "
+        "characters, no text."
+    )
+    return prompts.with_feedback(prompt, feedback)
+
+
+@dataclass
+class Reference:
+    form: str
+    local_path: str
+    prompt: str
+    path: str  # "edit" or "generate"
+    seconds: float
+    attempts: int
+    usage: dict[str, Any] = field(default_factory=dict)
+
+
+async def _make(pipe: Pipeline, job: Job, form: str, feedback: str) -> Reference:
+    settings = pipe.settings
+    refs = None
+    if form == "powered" and job.references.get("base") and pipe.images.supports_reference:
+        try:
+            refs = [Path(job.references["base"]).read_bytes()]
+        except OSError:
+            refs = None
+    base = reference_prompt(job.character_sheet, form, feedback)
+    level, attempts = 0, max(1, settings.image_retries)
+    last: ProviderError | None = None
+    for attempt in range(1, attempts + 1):
+        sent = prompts.sanitize_prompt(base, level, job.character_sheet, f"Character reference sheet of the hero ({form}).")
+        t0 = time.monotonic()
+        try:
+            async with pipe.limiter.slot(f"hero-{job.id}"):
+                async with asyncio.timeout(settings.image_timeout):
+                    result = await pipe.images.generate(sent, job.size, scene_number=1 if form == "base" else 20,
+                                                        references=refs)
+        except TimeoutError:
+            last = ProviderError(f"The image request timed out after {settings.image_timeout:.0f} s.")
+        except ProviderError as e:
+            last = e
+        else:
+            seconds = time.monotonic() - t0
+            version = int(time.time() * 1000) % 10**9
+            stored = await asyncio.to_thread(pipe.store.save, job.id, STORE_INDEX[form], version, result.data,
+                                             tags=[job.story.id, "reference"])
+            log.info("[IMAGE] job %s reference %s ready in %.1fs via %s", job.id[:6], form, seconds, result.path)
+            return Reference(form, stored.local_path, sent, result.path, seconds, attempt, result.usage)
+        log.info("[IMAGE] job %s reference %s attempt %d failed: %s", job.id[:6], form, attempt, last.message)
+        if last.retry_after:
+            pipe.limiter.pause_for(last.retry_after)
+        if last.kind == "fatal":
+            break
+        if last.kind == "policy":
+            if level >= prompts.POLICY_LEVELS - 1:
+                break
+            level += 1
+        elif attempt < attempts:
+            await asyncio.sleep(backoff_delay(attempt, pipe.backoff_base, pipe.backoff_cap, last.retry_after))
+    assert last is not None
+    raise last
+
+
+def make_reference(registry: JobRegistry, job_id: str, form: str, feedback: str = "") -> Reference:
+    """Draw (or redraw) one reference image and record it on the job. Raises ProviderError
+    with a message the user can read."""
+    job = registry.get(job_id)
+    if job is None:
+        raise ProviderError("The job was not found.", "fatal")
+    s = registry.settings
+    budget = (s.image_timeout + 60) * max(1, s.image_retries) + 30
+    try:
+        ref = registry.run_on_worker(lambda pipe: _make(pipe, job, form, feedback), budget)
+    except TimeoutError as e:
+        raise ProviderError(f"The reference image took too long ({e}).") from e
+    registry.mutate(job_id, lambda j: j.references.__setitem__(form, ref.local_path))
+    if form == "base":  # a new hero means the powered-up form must be redrawn from it
+        registry.mutate(job_id, lambda j: j.references.pop("powered", None))
+    return ref
+
+
+def start_images(registry: JobRegistry, job_id: str, use_references: bool = True) -> None:
+    """The sheet is approved (or skipped): queue the 20 scene images."""
+    if not use_references:
+        registry.mutate(job_id, lambda j: j.references.clear())
+    job = registry.get(job_id)
+    if job is not None:
+        registry.schedule(job_id, list(range(len(job.slots))))

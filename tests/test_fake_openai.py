@@ -1,0 +1,111 @@
+"""The fake OpenAI server, driven through the real SDK: wire shapes, scripting, rate limit."""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import openai
+import pytest
+from openai import AsyncOpenAI
+from PIL import Image
+from pydantic import ValidationError
+
+from foxpipe.story import StoryDraft
+from tests.fakes.openai_server import Action, FakeOpenAI, openai_duration
+
+
+def client(fake: FakeOpenAI, **kw) -> AsyncOpenAI:
+    return AsyncOpenAI(api_key="sk-test", base_url=fake.base_url, max_retries=0, timeout=5, **kw)
+
+
+async def test_generate_returns_real_png_and_usage(fake_openai):
+    r = await client(fake_openai).images.generate(model="gpt-image-2", prompt="a fox", size="1024x1536")
+    img = Image.open(io.BytesIO(base64.b64decode(r.data[0].b64_json)))
+    assert img.format == "PNG" and img.size == (21, 32)
+    assert r.usage is not None and r.usage.total_tokens > 0
+    rec = fake_openai.of("generations")[0]
+    assert (rec.model, rec.prompt, rec.size, rec.status) == ("gpt-image-2", "a fox", "1024x1536", 200)
+
+
+async def test_edit_counts_reference_images(fake_openai):
+    ref = base64.b64decode((await client(fake_openai).images.generate(model="m", prompt="x")).data[0].b64_json)
+    await client(fake_openai).images.edit(
+        model="gpt-image-2", prompt="the hero", image=[("a.png", ref, "image/png"), ("b.png", ref, "image/png")],
+        size="1536x1024",
+    )
+    rec = fake_openai.of("edits")[0]
+    assert rec.n_images == 2 and rec.prompt == "the hero" and rec.size == "1536x1024"
+
+
+async def test_structured_story_and_wrong_count(fake_openai):
+    c = client(fake_openai)
+    msgs = [{"role": "user", "content": "write"}]
+    ok = await c.chat.completions.parse(model="gpt-5.4-mini", messages=msgs, response_format=StoryDraft)
+    assert len(ok.choices[0].message.parsed.scenes) == 20
+    fake_openai.script("chat", Action.scenes(19))
+    with pytest.raises(ValidationError):
+        await c.chat.completions.parse(model="gpt-5.4-mini", messages=msgs, response_format=StoryDraft)
+    fake_openai.script("chat", Action.refusal("no"))
+    r = await c.chat.completions.parse(model="gpt-5.4-mini", messages=msgs, response_format=StoryDraft)
+    assert r.choices[0].message.refusal == "no" and r.choices[0].message.parsed is None
+    fake_openai.script("chat", Action.truncated())
+    with pytest.raises(openai.LengthFinishReasonError):
+        await c.chat.completions.parse(model="gpt-5.4-mini", messages=msgs, response_format=StoryDraft)
+
+
+async def test_scripted_errors_map_to_sdk_exceptions(fake_openai):
+    c = client(fake_openai)
+    fake_openai.script("images", Action.rate_limited(retry_after=2), Action.quota(), Action.unauthorized(),
+                       Action.forbidden(), Action.server_error(503), Action.moderation())
+    with pytest.raises(openai.RateLimitError) as e:
+        await c.images.generate(model="m", prompt="p")
+    assert e.value.code == "rate_limit_exceeded"
+    assert e.value.response.headers["retry-after"] == "2" and e.value.response.headers["retry-after-ms"] == "2000"
+    with pytest.raises(openai.RateLimitError) as e:
+        await c.images.generate(model="m", prompt="p")
+    assert e.value.code == "insufficient_quota"
+    with pytest.raises(openai.AuthenticationError):
+        await c.images.generate(model="m", prompt="p")
+    with pytest.raises(openai.PermissionDeniedError):
+        await c.images.generate(model="m", prompt="p")
+    with pytest.raises(openai.InternalServerError):
+        await c.images.generate(model="m", prompt="p")
+    with pytest.raises(openai.BadRequestError) as e:
+        await c.images.generate(model="m", prompt="p")
+    assert e.value.code == "moderation_blocked"
+    assert fake_openai.statuses("images") == [429, 429, 401, 403, 503, 400]
+
+
+async def test_blocked_words_and_hang(fake_openai):
+    fake_openai.blocked_words = {"claws"}
+    c = client(fake_openai)
+    with pytest.raises(openai.BadRequestError):
+        await c.images.generate(model="m", prompt="Sharp CLAWS")
+    fake_openai.script("generations", Action.hang())
+    with pytest.raises(openai.APITimeoutError):
+        await c.with_options(timeout=0.3).images.generate(model="m", prompt="fine")
+    assert fake_openai.of("images")[-1].status == 0
+
+
+async def test_api_key_checked(fake_openai):
+    fake_openai.api_key = "sk-right"
+    with pytest.raises(openai.AuthenticationError):
+        await client(fake_openai).images.generate(model="m", prompt="p")
+
+
+async def test_sliding_window_rate_limit_counts_429s():
+    with FakeOpenAI(rate_limit=3, time_scale=600) as fake:  # 3 per 0.1 s
+        c = client(fake)
+        for _ in range(3):
+            r = await c.images.with_raw_response.generate(model="m", prompt="p")
+        assert r.headers["x-ratelimit-remaining-requests"] == "0"
+        with pytest.raises(openai.RateLimitError) as e:
+            await c.images.generate(model="m", prompt="p")
+        assert 0 < float(e.value.response.headers["retry-after-ms"]) <= 100
+        assert fake.rate_limited == 1 and fake.admitted == 3
+        assert [r.reason for r in fake.of()] == ["ok", "ok", "ok", "rate_limit"]
+
+
+def test_duration_format():
+    assert [openai_duration(s) for s in (0.02, 1.5, 90)] == ["20ms", "1.5s", "1m30s"]
