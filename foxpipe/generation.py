@@ -4,6 +4,7 @@ progressively safer prompts after policy blocks, storage off the event loop."""
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import random
 import time
@@ -46,7 +47,7 @@ class Pipeline:
 class JobBook(Protocol):
     """What generation needs from the registry."""
 
-    def peek(self, job_id: str) -> Job | None: ...
+    def read(self, job_id: str, fn: Callable[[Job], Any]) -> Any: ...
 
     def mutate(self, job_id: str, fn: Callable[[Job], Any]) -> Any: ...
 
@@ -118,11 +119,12 @@ async def log_safely(plog: PromptLog, row: dict[str, Any]) -> None:
         log.warning("[SHEETS] could not log image row: %s", type(e).__name__)
 
 
-def _load_references(job: Job, scene_number: int) -> list[bytes] | None:
+def _reference_path(job: Job, scene_number: int) -> str:
     form = "powered" if scene_number >= prompts.TRANSFORMED_FROM else "base"
-    path = job.references.get(form) or job.references.get("base")
-    if not path:
-        return None
+    return job.references.get(form) or job.references.get("base") or ""
+
+
+def _read_reference(path: str) -> list[bytes] | None:
     try:
         return [Path(path).read_bytes()]
     except OSError:
@@ -130,32 +132,40 @@ def _load_references(job: Job, scene_number: int) -> list[bytes] | None:
 
 
 async def run_slot(book: JobBook, pipe: Pipeline, job_id: str, index: int) -> None:
-    job = book.peek(job_id)
-    if job is None:
+    # Only what this slot needs, read under the registry's lock (no copy of the whole job).
+    facts = book.read(job_id, lambda j: (
+        copy.deepcopy(j.slots[index]), j.character_sheet, j.size, j.story.id,
+        _reference_path(j, index + 1) if pipe.images.supports_reference else "",
+    ))
+    if facts is None:
         return
-    slot = job.slots[index]
+    slot, sheet, size, story_id, ref_path = facts
     settings = pipe.settings
-    refs = _load_references(job, index + 1) if pipe.images.supports_reference else None
+    refs = await asyncio.to_thread(_read_reference, ref_path) if ref_path else None
     base_prompt = prompts.with_feedback(slot.prompt, slot.feedback)
     level = 0
     max_attempts = 1 + max(0, settings.image_retries)  # the first try, then the retries
     message = ""
     for attempt in range(1, max_attempts + 1):
-        sent = prompts.sanitize_prompt(base_prompt, level, job.character_sheet, slot.scene.text)
+        sent = prompts.sanitize_prompt(base_prompt, level, sheet, slot.scene.text)
         if level >= 2 and slot.feedback:  # the shortest prompt still carries the review's fix
             sent = prompts.with_feedback(sent, prompts.sanitize(slot.feedback))
         err: ProviderError | None = None
-        async with pipe.limiter.slot(job_id):
+        async with pipe.limiter.slot(job_id) as stamp:
             book.mutate(job_id, lambda j, a=attempt, lv=level: _mark_generating(j, index, a, lv))
+            pipe.limiter.sent(stamp)
             t0 = time.monotonic()
             try:
                 async with asyncio.timeout(settings.image_timeout):
-                    result = await pipe.images.generate(sent, job.size, scene_number=index + 1, references=refs)
+                    result = await pipe.images.generate(sent, size, scene_number=index + 1, references=refs)
             except TimeoutError:
                 err = ProviderError(f"The image request timed out after {settings.image_timeout:.0f} s.")
             except ProviderError as e:
                 err = e
-                if e.retry_after:  # pause everyone before this place is handed to the next request
+                # Pause everyone before this place is handed to the next request.
+                if e.code == "rate_limit_exceeded":
+                    pipe.limiter.rejected(e.retry_after)
+                elif e.retry_after:
                     pipe.limiter.pause_for(e.retry_after)
             except Exception as e:  # an SDK surprise: retry, but say what it was
                 err = ProviderError(f"Unexpected error from the image service ({type(e).__name__}).")
@@ -163,10 +173,10 @@ async def run_slot(book: JobBook, pipe: Pipeline, job_id: str, index: int) -> No
         if err is None:
             if result.rate_hint:
                 h = result.rate_hint
-                pipe.limiter.hint(h.get("remaining"), h.get("reset"), h.get("limit"))
+                pipe.limiter.hint(h.get("remaining"), h.get("reset"), h.get("limit"), age=seconds)
             version = len(slot.versions) + 1
             stored = await asyncio.to_thread(
-                pipe.store.save, job_id, index, version, result.data, tags=[job.story.id]
+                pipe.store.save, job_id, index, version, result.data, tags=[story_id]
             )
 
             version_record = ImageVersion(
@@ -182,9 +192,7 @@ async def run_slot(book: JobBook, pipe: Pipeline, job_id: str, index: int) -> No
             )
             book.mutate(job_id, lambda j, v=version_record, e=stored.error: _record_image(j, index, v, e))
             log.info("[IMAGE] job %s scene %d ready in %.1fs (attempt %d)", job_id[:6], index + 1, seconds, attempt)
-            snap = book.peek(job_id)
-            if snap is not None:
-                await log_safely(pipe.log, image_row(snap, index, "ready", pipe.cost_per_image()))
+            await _log_row(book, pipe, job_id, index, "ready", pipe.cost_per_image())
             return
 
         message = settings.redact(err.message)
@@ -216,9 +224,13 @@ async def run_slot(book: JobBook, pipe: Pipeline, job_id: str, index: int) -> No
             s.finished = time.time()
 
     book.mutate(job_id, _failed)
-    snap = book.peek(job_id)
-    if snap is not None:
-        await log_safely(pipe.log, image_row(snap, index, "failed", 0.0))
+    await _log_row(book, pipe, job_id, index, "failed", 0.0)
+
+
+async def _log_row(book: JobBook, pipe: Pipeline, job_id: str, index: int, status: str, cost: float) -> None:
+    row = book.read(job_id, lambda j: image_row(j, index, status, cost))
+    if row is not None:
+        await log_safely(pipe.log, row)
 
 
 def cost_estimate(job: Job, per_image: float) -> tuple[int, float]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import json
 import logging
 import threading
@@ -30,6 +31,8 @@ from foxpipe.ratelimit import RateLimiter, job_deadline
 log = logging.getLogger(__name__)
 
 PipelineFactory = Callable[[Settings, RateLimiter], Pipeline]
+
+PERSIST_EVERY = 0.2  # seconds between writes of a changing job
 
 WAITING = (SlotStatus.QUEUED, SlotStatus.REJECTED)  # not started yet (or between retries)
 
@@ -75,6 +78,10 @@ class JobRegistry:
         self._thread: threading.Thread | None = None
         self._pipeline: Pipeline | None = None
         self.limiter: RateLimiter | None = limiter
+        self._dirty: set[str] = set()  # jobs changed since they were last written
+        self._dirty_event = threading.Event()
+        self._write_lock = threading.Lock()  # one writer at a time, so files never go back in time
+        self._persister: threading.Thread | None = None
         self.jobs_dir = settings.data_path / "jobs"
         self._budget_file = settings.data_path / "budget.json"
 
@@ -131,8 +138,31 @@ class JobRegistry:
             loop, thread = self._loop, self._thread
             self._loop = self._thread = None
         if loop is not None and thread is not None:
-            loop.call_soon_threadsafe(loop.stop)
-            thread.join(timeout)
+            try:
+                asyncio.run_coroutine_threadsafe(self._stop_loop(), loop)
+            except RuntimeError:  # the loop is already closed
+                pass
+            else:
+                thread.join(timeout)
+        with self._lock:
+            persister, self._persister = self._persister, None
+        self._dirty_event.set()
+        if persister is not None:
+            persister.join(timeout)
+        self.flush()
+
+    async def _stop_loop(self) -> None:
+        """Let every task end (no task is destroyed pending), close the image client, stop."""
+        me = asyncio.current_task()
+        tasks = [t for t in asyncio.all_tasks() if t is not me]
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        close = getattr(self._pipeline.images, "aclose", None) if self._pipeline else None
+        if close is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(close(), 2.0)
+        asyncio.get_running_loop().stop()
 
     async def _watchdog(self) -> None:
         """Enforce job deadlines and evict old finished jobs from memory."""
@@ -165,14 +195,44 @@ class JobRegistry:
         return self.jobs_dir / f"{safe_id(job_id)}.json"
 
     def _persist(self, job: Job) -> None:
-        try:
-            self.jobs_dir.mkdir(parents=True, exist_ok=True)
-            path = self._job_path(job.id)
-            tmp = path.with_suffix(f".{threading.get_ident()}.tmp")
-            tmp.write_text(json.dumps(job.to_dict(), ensure_ascii=False), encoding="utf-8")
-            tmp.replace(path)
-        except OSError as e:
-            log.warning("could not save job %s: %s", job.id[:6], e)
+        """Mark the job for writing. A writer thread saves changed jobs every
+        PERSIST_EVERY seconds, so no change ever makes the worker loop wait on the disk."""
+        with self._lock:
+            self._dirty.add(job.id)
+            if self._persister is None or not self._persister.is_alive():
+                self._persister = threading.Thread(target=self._persist_loop, name="foxpipe-persist", daemon=True)
+                self._persister.start()
+        self._dirty_event.set()
+
+    def _persist_loop(self) -> None:
+        while True:
+            self._dirty_event.wait()
+            self._dirty_event.clear()
+            self.flush()
+            with self._lock:
+                if self._persister is not threading.current_thread():
+                    return  # shut down
+            time.sleep(PERSIST_EVERY)  # gather the next changes into one write
+
+    def flush(self) -> None:
+        """Write every changed job now (atomic replace per file)."""
+        with self._write_lock:
+            with self._lock:
+                texts = [
+                    (jid, json.dumps(self._jobs[jid].to_dict(), ensure_ascii=False))
+                    for jid in self._dirty
+                    if jid in self._jobs
+                ]
+                self._dirty.clear()
+            for jid, text in texts:
+                try:
+                    self.jobs_dir.mkdir(parents=True, exist_ok=True)
+                    path = self._job_path(jid)
+                    tmp = path.with_suffix(".tmp")
+                    tmp.write_text(text, encoding="utf-8")
+                    tmp.replace(path)
+                except OSError as e:
+                    log.warning("could not save job %s: %s", jid[:6], e)
 
     def _load(self, job_id: str) -> Job | None:
         try:
@@ -207,7 +267,11 @@ class JobRegistry:
                 self._jobs[job_id] = job
             return job.snapshot()
 
-    peek = get
+    def read(self, job_id: str, fn: Callable[[Job], Any]) -> Any:
+        """``fn(job)`` under the lock, without copying the whole job; None for an unknown id."""
+        with self._lock:
+            job = self._jobs.get(job_id)
+            return None if job is None else fn(job)
 
     def jobs_of(self, owner: str) -> list[Job]:
         with self._lock:

@@ -195,7 +195,7 @@ class RateLimiter:
                     continue
                 self.total_started += 1
                 self.started_by_key[key] = self.started_by_key.get(key, 0) + 1
-                fut.set_result(None)
+                fut.set_result(now)
             if not gave_back:
                 break
         if self._timer is not None:
@@ -205,28 +205,42 @@ class RateLimiter:
             loop = asyncio.get_running_loop()
             self._timer = loop.call_later(max(0.0, wake - now), self._pump)
 
-    async def acquire(self, key: Hashable) -> None:
-        """Wait for this key's turn, a free start in the window and a free in-flight place."""
+    async def acquire(self, key: Hashable) -> float:
+        """Wait for this key's turn, a free start in the window and a free in-flight place.
+        Returns the start's time stamp (see ``sent``)."""
         self._loop = asyncio.get_running_loop()
-        fut: asyncio.Future[None] = self._loop.create_future()
+        fut: asyncio.Future[float] = self._loop.create_future()
         self.sched.enqueue(key, fut)
         self._pump()
         try:
-            await fut
+            return await fut
         except asyncio.CancelledError:
             if not self.sched.remove(key, fut) and fut.done() and not fut.cancelled():
                 self.release()  # granted just as we were cancelled
             raise
+
+    def sent(self, stamp: float) -> None:
+        """The request granted at ``stamp`` is being sent now: count it in the window from
+        now. Requests granted together are sent one after another, and the server counts
+        them when they arrive; counting from the grant would let the next window start a
+        little early for the last of them."""
+        now = self.clock()
+        if now > stamp:
+            try:
+                self.sched.starts.remove(stamp)
+            except ValueError:  # already out of the window
+                return
+            self.sched.starts.append(now)  # every stamp is <= now: the window stays sorted
 
     def release(self) -> None:
         self.sched.release()
         self._pump()
 
     @asynccontextmanager
-    async def slot(self, key: Hashable) -> AsyncIterator[None]:
-        await self.acquire(key)
+    async def slot(self, key: Hashable) -> AsyncIterator[float]:
+        stamp = await self.acquire(key)
         try:
-            yield
+            yield stamp
         finally:
             self.release()
 
@@ -238,8 +252,25 @@ class RateLimiter:
             self.sched.pause_until(self.clock() + seconds)
             self._rearm()
 
-    def hint(self, remaining: float | None, reset_seconds: float | None, limit: float | None = None) -> None:
-        self.sched.hint(self.clock(), remaining, reset_seconds, limit)
+    def rejected(self, retry_after: float | None) -> None:
+        """The server refused a request this limiter let through (429 rate_limit_exceeded):
+        its clock or the network put that request inside the previous window. Widen the
+        guard by how early it was (the Retry-After), up to 1/20 of the window, so the next
+        windows keep clear; and pause everyone until the server has room."""
+        if retry_after and retry_after > 0:
+            cap = self.sched.period / 20
+            if self.sched.guard < cap:
+                self.sched.guard = min(cap, self.sched.guard + retry_after)
+                log.info("[RATE] the server refused a request: guard now %.2fs per window", self.sched.guard)
+            self.pause_for(retry_after)
+
+    def hint(
+        self, remaining: float | None, reset_seconds: float | None, limit: float | None = None, age: float = 0.0
+    ) -> None:
+        """x-ratelimit-* figures from a response. They describe the window when the server
+        received the request, ``age`` seconds ago (the request's duration), so the reset
+        counts from then, not from when the image came back."""
+        self.sched.hint(self.clock() - max(0.0, age), remaining, reset_seconds, limit)
         self._rearm()
 
     def set_rate(self, rate: float) -> None:

@@ -122,8 +122,8 @@ class Book:
     job: Job
     aborted: list[str] = field(default_factory=list)
 
-    def peek(self, job_id: str) -> Job | None:
-        return self.job.snapshot() if job_id == self.job.id else None
+    def read(self, job_id: str, fn: Callable[[Job], Any]) -> Any:
+        return fn(self.job) if job_id == self.job.id else None
 
     def mutate(self, job_id: str, fn: Callable[[Job], Any]) -> Any:
         return fn(self.job)
