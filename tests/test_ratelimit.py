@@ -342,3 +342,40 @@ def test_estimate_wait_reads_the_window():
     first, sixth = run_virtual(main())
     assert first == pytest.approx(59.0)  # the loop is at t=1 when the 5 finish
     assert sixth == pytest.approx(119.0)
+
+
+def test_window_counts_a_request_from_when_it_is_sent():
+    async def main():
+        loop = asyncio.get_running_loop()
+        lim = virtual_limiter(2, 10)
+        stamps = [await lim.acquire("a"), await lim.acquire("a")]
+        await asyncio.sleep(5)  # the second was only sent 5 s after its grant
+        lim.sent(stamps[1])
+        lim.release()
+        lim.release()
+        await lim.acquire("a")
+        third = loop.time()
+        await lim.acquire("a")
+        return stamps, third, loop.time()
+
+    stamps, third, fourth = run_virtual(main())
+    assert stamps == [0.0, 0.0]
+    assert third == 60.0  # the first left the window at 60
+    assert fourth == 65.0  # the second only at 65
+
+
+def test_a_refused_request_widens_the_guard_and_pauses():
+    async def main():
+        loop = asyncio.get_running_loop()
+        lim = virtual_limiter(10, 10)
+        lim.rejected(0.4)
+        assert lim.sched.guard == pytest.approx(0.4)
+        await lim.acquire("a")
+        at = loop.time()
+        for _ in range(10):
+            lim.rejected(5.0)  # never more than 1/20 of the window
+        return at, lim.sched.guard
+
+    at, guard = run_virtual(main())
+    assert at == pytest.approx(0.4)
+    assert guard == pytest.approx(3.0)
