@@ -455,18 +455,6 @@ class JobRegistry:
             self._check_guard(job, indexes)
             if self.pipeline.images.name != "offline":
                 self._spend(len(indexes))
-            limiter = self.limiter
-            assert limiter is not None
-            budget = job_deadline(
-                len(indexes),
-                limiter.rate,
-                self.settings.image_timeout,
-                queued_ahead=limiter.waiting,
-                period=limiter.period,
-                retries=self.settings.image_retries,
-                wait=limiter.estimate_wait(1),
-            )
-            job.deadline = max(job.deadline, time.time() + budget)
             job.cancelled = False
             job.finished_at = 0.0
             for i in indexes:
@@ -477,6 +465,29 @@ class JobRegistry:
                 running[i] = asyncio.run_coroutine_threadsafe(self._run(job_id, i), loop)
             job.revision += 1
             self._persist(job)
+            self._extend_deadlines()
+
+    def _extend_deadlines(self) -> None:
+        """Give every active job enough time for its unfinished images, with the work of
+        every other job sharing the limiter counted ahead of it (a new job slows the
+        others down: they share the account's rate). Deadlines only ever move later."""
+        limiter = self.limiter
+        assert limiter is not None
+        now = time.time()
+        wait = limiter.estimate_wait(1)
+        left = {
+            jid: sum(1 for s in j.slots if s.status.in_flight)
+            for jid, j in self._jobs.items()
+            if self._active(jid)
+        }
+        total = sum(left.values())
+        for jid, n in left.items():
+            budget = job_deadline(n, limiter.rate, self.settings.image_timeout, queued_ahead=total - n,
+                                  period=limiter.period, retries=self.settings.image_retries, wait=wait)
+            job = self._jobs[jid]
+            if now + budget > job.deadline:
+                job.deadline = now + budget
+                self._persist(job)
 
     async def _run(self, job_id: str, index: int) -> None:
         try:

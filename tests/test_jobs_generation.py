@@ -149,10 +149,13 @@ def test_deadline_counts_the_queue_of_other_jobs(registries, clean_env):
     reg = scripted_registry(registries, images, clean_env, rate=2, cap=1)
     first = new_job(reg, 10, "A")
     wait_until(lambda: reg.limiter.waiting == 9)
-    second = new_job(reg, 10, "B")
     d1 = reg.get(first).deadline - reg.get(first).created
+    second = new_job(reg, 10, "B")
     d2 = reg.get(second).deadline - reg.get(second).created
-    assert d2 - d1 > 4 * 60 - 1  # nine images of A were waiting ahead at 2 per minute
+    assert d2 - d1 > 4 * 60 - 1  # A's images were ahead of B's, at 2 per minute
+    # ... and B now shares the account with A, so A gets more time too.
+    d1_after = reg.get(first).deadline - reg.get(first).created
+    assert d1_after - d1 > 4 * 60 - 1
 
 
 def test_stop_cancels_queued_and_in_flight_work(registries, clean_env):
