@@ -7,18 +7,22 @@ fraction of admitted requests with HTTP 500. For each case it prints, in one tab
 
 - ``makespan``: from creating the job(s) to the last image stored, in unscaled seconds
 - ``bound``: the best possible makespan for that case: when the last request may start under
-  R per minute (and 10 in flight), plus L. With failures, the bound is for every request the
-  server admitted (images + failed attempts, each counted as a request of L seconds); the
-  backoff before a retry is not in it, so it is the bound for the work that was actually done.
+  R per minute (and 10 in flight), plus L. With failures, the larger of that and the same bound
+  for every request the server admitted (images + failed attempts, without the cap, since a
+  failed request returns at once); the backoff before a retry is not in it, so it is the bound
+  for the work that was actually done.
 - ``ratio`` = makespan / bound
 - ``old``: the previous service's strategy on the same server: batches of 5 images sent
   together, a 40 s sleep between batches, the same client and retry policy, no shared limiter
   (one such loop per job); ``speedup`` = old / makespan
 - ``429s`` sent by the server to the new pipeline (and to the old strategy)
 - ``first``: time to the first stored image
+- ``reqs``: requests the server admitted for the new pipeline; ``lost``: images that failed
+  after every retry (new / old)
 - ``share`` (3 jobs): within each stretch of time when all jobs had requests waiting, the
   largest difference between the numbers of requests two jobs had started (fair: 0 or 1)
 
+The fake server runs in a process of its own (no interpreter lock shared with the pipeline).
 Each case runs on its own scaled clock: every duration (window, L, timeouts, backoff, the old
 strategy's 40 s) is multiplied by the case's scale, chosen so the case takes a few seconds;
 figures are printed divided by it again. ``--quick`` runs a subset in under a minute.
@@ -34,7 +38,10 @@ import math
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from multiprocessing.managers import BaseManager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -58,6 +65,56 @@ MIN_SCALE = 1 / 40  # a 60 s window never shorter than 1.5 s, so fixed costs sta
 # arrival at the server (building the request in the SDK, other images being stored) does not
 # shrink with the scale. The app uses 0.5 s per minute (1/120 of the window).
 MIN_GUARD = 0.04
+
+
+class ServerProcess:
+    """The fake OpenAI server in a process of its own, so its threads do not share this
+    process's interpreter lock with the pipeline (on a scaled clock, that contention would
+    show up as arrival jitter)."""
+
+    def __init__(self, **options: object) -> None:
+        self._fake = FakeOpenAI(**options)
+
+    def start(self) -> str:
+        return self._fake.start().base_url
+
+    def stop(self) -> None:
+        self._fake.stop()
+
+    def set(self, **options: object) -> None:
+        for k, v in options.items():
+            setattr(self._fake, k, v)
+
+    def reset(self) -> None:
+        self._fake.reset()
+
+    def rate_limited(self) -> int:
+        return self._fake.rate_limited
+
+    def reasons(self) -> list[str]:
+        return [r.reason for r in self._fake.of("images")]
+
+    def arrivals(self) -> list[tuple[float, str, str]]:
+        """(time.monotonic() on arrival, reason, prompt) per image request."""
+        return [(r.t, r.reason, r.prompt) for r in self._fake.of("images")]
+
+
+class _Manager(BaseManager):
+    pass
+
+
+_Manager.register("Server", ServerProcess)
+
+
+@contextmanager
+def fake_server(**options: object) -> Iterator[tuple[object, str]]:
+    with _Manager() as manager:
+        server = manager.Server(**options)  # type: ignore[attr-defined]
+        url = server.start()
+        try:
+            yield server, url
+        finally:
+            server.stop()
 
 
 @dataclass(frozen=True)
@@ -143,10 +200,10 @@ def make_story(n: int) -> tuple[Story, list[str]]:
     return story, [f"A small red fox, scene {s.number}, watercolor." for s in scenes]
 
 
-def settings_for(fake: FakeOpenAI, case: Case, scale: float, data: Path) -> Settings:
+def settings_for(base_url: str, case: Case, scale: float, data: Path) -> Settings:
     return Settings(
         openai_api_key="sk-benchmark",
-        openai_base_url=fake.base_url,
+        openai_base_url=base_url,
         openai_use_reference=False,
         images_per_minute=case.rate,
         max_concurrent_images=CAP,
@@ -160,9 +217,9 @@ def settings_for(fake: FakeOpenAI, case: Case, scale: float, data: Path) -> Sett
 
 def run_new(case: Case, scale: float, data: Path) -> dict:
     period = 60.0 * scale
-    with FakeOpenAI(rate_limit=case.rate, time_scale=1 / scale, latency=case.latency * scale,
-                    failure_rate=case.failure, seed=case.n * 7 + case.jobs) as fake:
-        settings = settings_for(fake, case, scale, data)
+    with fake_server(rate_limit=case.rate, time_scale=1 / scale, latency=case.latency * scale,
+                     failure_rate=case.failure, seed=case.n * 7 + case.jobs) as (fake, url):
+        settings = settings_for(url, case, scale, data)
         limiter = RecordingLimiter(case.rate, CAP, period=period, guard=max(period / 120, MIN_GUARD))
 
         def factory(s: Settings, lim: RateLimiter) -> Pipeline:
@@ -173,9 +230,9 @@ def run_new(case: Case, scale: float, data: Path) -> dict:
         try:
             # Warm up the worker and the client (first-call costs of the SDK are not the
             # limiter's doing), then clear the server's window and records.
-            fake.rate_limit, fake.failure_rate = None, 0.0
+            fake.set(rate_limit=None, failure_rate=0.0)
             reg.run_on_worker(lambda pipe: warm_up(pipe.images, CAP * case.jobs, pipe), timeout=30)
-            fake.rate_limit, fake.failure_rate = case.rate, case.failure
+            fake.set(rate_limit=case.rate, failure_rate=case.failure)
             fake.reset()
             settle()
             story, prompt_list = make_story(case.n)
@@ -189,26 +246,23 @@ def run_new(case: Case, scale: float, data: Path) -> dict:
             jobs = [reg.get(i) for i in ids]
         finally:
             reg.shutdown()
-        images = fake.of("images")
-        admitted = sum(1 for r in images if r.reason != "rate_limit")
+        admitted = sum(1 for r in fake.reasons() if r != "rate_limit")
         return {
             "makespan": max(j.finished_at for j in jobs) - t0,
             "first": min(j.first_image_at for j in jobs if j.first_image_at) - t0,
             "admitted": admitted,
-            "rejected": fake.rate_limited,
+            "rejected": fake.rate_limited(),
             "share": share_spread(limiter.grants, ids) if case.jobs > 1 else None,
             "failed_slots": sum(1 for j in jobs for s in j.slots if s.status.value == "failed"),
         }
 
 
-async def old_strategy(
-    fake: FakeOpenAI, settings: Settings, case: Case, scale: float, data: Path
-) -> tuple[float, int]:
+async def old_strategy(fake, settings: Settings, case: Case, scale: float, data: Path) -> tuple[float, int]:  # noqa: ANN001
     """Batches of 5 images sent together, 40 s between batches, per job; same retries."""
     images = OpenAIImages(settings)
-    fake.rate_limit, fake.failure_rate = None, 0.0
+    fake.set(rate_limit=None, failure_rate=0.0)
     await warm_up(images, 5 * case.jobs)
-    fake.rate_limit, fake.failure_rate = case.rate, case.failure
+    fake.set(rate_limit=case.rate, failure_rate=case.failure)
     fake.reset()
     settle()
     store = LocalStore(data)
@@ -247,10 +301,10 @@ async def old_strategy(
 
 
 def run_old(case: Case, scale: float, data: Path) -> dict:
-    with FakeOpenAI(rate_limit=case.rate, time_scale=1 / scale, latency=case.latency * scale,
-                    failure_rate=case.failure, seed=case.n * 7 + case.jobs) as fake:
-        makespan, failed = asyncio.run(old_strategy(fake, settings_for(fake, case, scale, data), case, scale, data))
-        return {"makespan": makespan, "rejected": fake.rate_limited, "failed": failed}
+    with fake_server(rate_limit=case.rate, time_scale=1 / scale, latency=case.latency * scale,
+                     failure_rate=case.failure, seed=case.n * 7 + case.jobs) as (fake, url):
+        makespan, failed = asyncio.run(old_strategy(fake, settings_for(url, case, scale, data), case, scale, data))
+        return {"makespan": makespan, "rejected": fake.rate_limited(), "failed": failed}
 
 
 def scale_for(seconds: float, target: float) -> float:
@@ -265,7 +319,10 @@ def run_case(case: Case, target: float) -> Result:
     with tempfile.TemporaryDirectory() as tmp:
         new = run_new(case, scale, Path(tmp) / "new")
         old = run_old(case, old_scale, Path(tmp) / "old")
-    bound = lower_bound(new["admitted"], case.rate, case.latency, max_concurrent=CAP)
+    # With failures the server admitted more requests than images: the bound is the larger of
+    # the bound for the images and the bound for every admitted request (the cap left out:
+    # a failed request returns at once and holds no place for L seconds).
+    bound = max(ideal, lower_bound(new["admitted"], case.rate, case.latency))
     return Result(
         case=case, scale=scale, makespan=new["makespan"] / scale, bound=bound, admitted=new["admitted"],
         rejected=new["rejected"], first=new["first"] / scale, share=new["share"],
@@ -280,7 +337,6 @@ def grid(quick: bool) -> list[Case]:
             Case(20, 5, 2, 0.0, 1),
             Case(20, 15, 6, 0.0, 1),
             Case(20, 50, 2, 0.0, 1),
-            Case(60, 50, 6, 0.0, 1),
             Case(20, 15, 2, 0.1, 1),
             Case(20, 15, 6, 0.0, 3),
             Case(20, 50, 2, 0.1, 3),
@@ -297,7 +353,7 @@ def grid(quick: bool) -> list[Case]:
 
 HEADER = (
     "  N   R  L fail jobs | makespan    bound ratio | old(5+40s) speedup | 429s new/old | first | share | "
-    "reqs failed"
+    "reqs | lost new/old"
 )
 
 
@@ -305,7 +361,8 @@ def row(r: Result) -> str:
     share = "" if r.share is None else str(r.share)
     return (
         f"{r.case.label} | {r.makespan:8.1f} {r.bound:8.1f} {r.ratio:5.2f} | {r.old:10.1f} {r.old / r.makespan:6.2f}x"
-        f" | {r.rejected:4d} / {r.old_rejected:<4d} | {r.first:5.1f} | {share:>5} | {r.admitted:4d} {r.failed_slots:6d}"
+        f" | {r.rejected:4d} / {r.old_rejected:<4d} | {r.first:5.1f} | {share:>5} | {r.admitted:4d} |"
+        f" {r.failed_slots:4d} / {r.old_failed:<4d}"
     )
 
 
@@ -313,9 +370,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="a subset of the grid, in under a minute")
     ap.add_argument("--target", type=float, default=None,
-                    help="seconds each case should take on the scaled clock (default 5)")
+                    help="seconds each case should take on the scaled clock (default 5, quick 4)")
     args = ap.parse_args()
-    target = args.target or 5.0
+    target = args.target or (4.0 if args.quick else 5.0)
     cases = grid(args.quick)
     print(f"{len(cases)} cases; times in unscaled seconds; limit R/min, latency L s, cap {CAP} in flight, "
           f"{RETRIES} retries", flush=True)
@@ -341,7 +398,9 @@ def main() -> None:
         print(f"{multi[0].case.jobs} concurrent jobs: worst ratio {worst.ratio:.3f} vs the bound for all their images "
               f"(target <= 1.1); worst share spread {max(r.share or 0 for r in multi)} (target <= 1)")
     print(f"old strategy: speed-up {min(r.old / r.makespan for r in results):.2f}x to "
-          f"{max(r.old / r.makespan for r in results):.2f}x; its 429s {sum(r.old_rejected for r in results)}")
+          f"{max(r.old / r.makespan for r in results):.2f}x; its 429s {sum(r.old_rejected for r in results)}, "
+          f"images it lost after retries {sum(r.old_failed for r in results)} (new pipeline: "
+          f"{sum(r.failed_slots for r in results)})")
     print(f"worst makespan/bound: {max(r.ratio for r in clean) if clean else float('nan'):.2f}")
 
 

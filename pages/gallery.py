@@ -45,9 +45,12 @@ def figures(j: Job) -> None:
     st.progress(p.done / p.total, text=f"{p.done} / {p.total} images ready · {p.approved} approved")
     c1, c2, c3, c4 = st.columns(4)
     c1.metric("Images done", f"{p.done} / {p.total}")
-    shared = f", shared with {p.other_jobs} other job(s) right now" if p.other_jobs else ""
-    c2.metric("Images per minute", f"{p.rate:.1f} / {p.limit:g}",
-              help=f"Achieved since the first request started, against the account's limit of {p.limit:g} per minute{shared}.")
+    if settings.openai_live:
+        shared = f", shared with {p.other_jobs} other job(s) right now" if p.other_jobs else ""
+        c2.metric("Images per minute", f"{p.rate:.1f} / {p.limit:g}",
+                  help=f"Achieved since the first request started, against the account's limit of {p.limit:g} per minute{shared}.")
+    else:
+        c2.metric("Images per minute", f"{p.rate:.1f}", help="Achieved since the first image started (offline renderer: no account limit).")
     c3.metric("Elapsed", f"{p.elapsed:.0f} s")
     c4.metric("Time left (est.)", f"{p.eta:.0f} s" if p.eta is not None else "—",
               help="Counts the images of other jobs sharing the account's limit.")
