@@ -151,16 +151,21 @@ class Result:
 
 
 class RecordingLimiter(RateLimiter):
-    """The real limiter, also noting each start and which jobs had requests waiting."""
+    """The real limiter, also noting each start and which jobs had requests waiting when
+    it was granted."""
 
     def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
         super().__init__(*args, **kwargs)
         self.grants: list[tuple[str, frozenset[str]]] = []
+        poll = self.sched.poll
 
-    async def acquire(self, key) -> float:  # noqa: ANN001
-        stamp = await super().acquire(key)
-        self.grants.append((key, frozenset(self.sched.queues) | {key}))
-        return stamp
+        def recording_poll(now: float):  # noqa: ANN202
+            waiting = frozenset(self.sched.queues)
+            granted, wake = poll(now)
+            self.grants += [(key, waiting | {key}) for key, fut in granted if not fut.done()]
+            return granted, wake
+
+        self.sched.poll = recording_poll  # type: ignore[method-assign]
 
 
 def share_spread(grants: list[tuple[str, frozenset[str]]], keys: list[str]) -> int:
