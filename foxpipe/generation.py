@@ -4,6 +4,7 @@ progressively safer prompts after policy blocks, storage off the event loop."""
 from __future__ import annotations
 
 import asyncio
+import copy
 import functools
 import logging
 import random
@@ -57,7 +58,7 @@ async def blocking(pipe: Pipeline, fn: Callable[..., Any], *args: Any, **kwargs:
 class JobBook(Protocol):
     """What generation needs from the registry."""
 
-    def peek(self, job_id: str) -> Job | None: ...
+    def read(self, job_id: str, fn: Callable[[Job], Any]) -> Any: ...
 
     def mutate(self, job_id: str, fn: Callable[[Job], Any]) -> Any: ...
 
@@ -92,9 +93,23 @@ def _record_image(job: Job, index: int, version: ImageVersion, upload_error: str
 
 
 def backoff_delay(attempt: int, base: float, cap: float, retry_after: float | None = None) -> float:
-    """Exponential backoff with full jitter, never shorter than the server's Retry-After."""
-    delay = min(cap, base * 2 ** (attempt - 1)) * random.uniform(0.5, 1.5)
+    """Exponential backoff (base, 2 base, 4 base, ... up to cap) with ±50 % jitter so
+    retries of images that failed together spread out; never shorter than the server's
+    Retry-After."""
+    delay = min(cap, base * 2 ** (attempt - 1) * random.uniform(0.5, 1.5))
     return max(delay, retry_after or 0.0)
+
+
+def _mark_generating(job: Job, index: int, attempt: int, level: int, gen: int | None = None) -> None:
+    s = job.slots[index]
+    if not s.status.in_flight or (gen is not None and s.generations != gen):
+        return  # stopped, or replaced by a newer run
+    s.status = SlotStatus.GENERATING
+    s.attempts = attempt
+    s.policy_level = level
+    s.started = time.time()
+    if not job.started_at:
+        job.started_at = s.started
 
 
 def image_row(job: Job, index: int, status: str, cost: float) -> dict[str, Any]:
@@ -124,11 +139,12 @@ async def log_safely(pipe: Pipeline, row: dict[str, Any]) -> None:
         log.warning("[SHEETS] could not log image row: %s", type(e).__name__)
 
 
-def _load_references(job: Job, scene_number: int) -> list[bytes] | None:
+def _reference_path(job: Job, scene_number: int) -> str:
     form = "powered" if scene_number >= prompts.TRANSFORMED_FROM else "base"
-    path = job.references.get(form) or job.references.get("base")
-    if not path:
-        return None
+    return job.references.get(form) or job.references.get("base") or ""
+
+
+def _read_reference(path: str) -> list[bytes] | None:
     try:
         return [Path(path).read_bytes()]
     except OSError:
@@ -136,42 +152,52 @@ def _load_references(job: Job, scene_number: int) -> list[bytes] | None:
 
 
 async def run_slot(book: JobBook, pipe: Pipeline, job_id: str, index: int) -> None:
-    job = book.peek(job_id)
-    if job is None:
+    # Only what this slot needs, read under the registry's lock (no copy of the whole job).
+    facts = book.read(job_id, lambda j: (
+        copy.deepcopy(j.slots[index]), j.character_sheet, j.size, j.story.id,
+        _reference_path(j, index + 1) if pipe.images.supports_reference else "",
+    ))
+    if facts is None:
         return
-    slot = job.slots[index]
+    slot, sheet, size, story_id, ref_path = facts
     gen = slot.generations  # this run's number: updates from older runs are ignored
     settings = pipe.settings
-    refs = _load_references(job, index + 1) if pipe.images.supports_reference else None
+    refs = await asyncio.to_thread(_read_reference, ref_path) if ref_path else None
     base_prompt = prompts.with_feedback(slot.prompt, slot.feedback)
     level = 0
-    max_attempts = max(1, settings.image_retries)
+    max_attempts = 1 + max(0, settings.image_retries)  # the first try, then the retries
     message = ""
     for attempt in range(1, max_attempts + 1):
-        sent = prompts.sanitize_prompt(base_prompt, level, job.character_sheet, slot.scene.text)
+        sent = prompts.sanitize_prompt(base_prompt, level, sheet, slot.scene.text)
         if level >= 2 and slot.feedback:  # the shortest prompt still carries the review's fix
             sent = prompts.with_feedback(sent, prompts.sanitize(slot.feedback))
         err: ProviderError | None = None
-        async with pipe.limiter.slot(job_id):
-            set_slot(book, job_id, index, gen, status=SlotStatus.GENERATING, attempts=attempt,
-                     policy_level=level, started=time.time())
+        async with pipe.limiter.slot(job_id) as stamp:
+            book.mutate(job_id, lambda j, a=attempt, lv=level: _mark_generating(j, index, a, lv, gen))
+            pipe.limiter.sent(stamp)
             t0 = time.monotonic()
             try:
                 async with asyncio.timeout(settings.image_timeout):
-                    result = await pipe.images.generate(sent, job.size, scene_number=index + 1, references=refs)
+                    result = await pipe.images.generate(sent, size, scene_number=index + 1, references=refs)
             except TimeoutError:
                 err = ProviderError(f"The image request timed out after {settings.image_timeout:.0f} s.")
             except ProviderError as e:
                 err = e
+                # Pause everyone before this place is handed to the next request.
+                if e.code == "rate_limit_exceeded":
+                    pipe.limiter.rejected(e.retry_after)
+                elif e.retry_after:
+                    pipe.limiter.pause_for(e.retry_after)
             except Exception as e:  # an SDK surprise: retry, but say what it was
                 err = ProviderError(f"Unexpected error from the image service ({type(e).__name__}).")
             seconds = time.monotonic() - t0
         if err is None:
             if result.rate_hint:
-                pipe.limiter.hint(result.rate_hint.get("remaining"), result.rate_hint.get("reset"))
+                h = result.rate_hint
+                pipe.limiter.hint(h.get("remaining"), h.get("reset"), h.get("limit"), age=seconds)
             version = len(slot.versions) + 1
             stored = await blocking(
-                pipe, pipe.store.save, job_id, index, version, result.data, tags=[job.story.id]
+                pipe, pipe.store.save, job_id, index, version, result.data, tags=[story_id]
             )
 
             version_record = ImageVersion(
@@ -187,16 +213,12 @@ async def run_slot(book: JobBook, pipe: Pipeline, job_id: str, index: int) -> No
             )
             book.mutate(job_id, lambda j, v=version_record, e=stored.error: _record_image(j, index, v, e))
             log.info("[IMAGE] job %s scene %d ready in %.1fs (attempt %d)", job_id[:6], index + 1, seconds, attempt)
-            snap = book.peek(job_id)
-            if snap is not None:
-                status = "regenerated" if version > 1 else "ready"
-                await log_safely(pipe, image_row(snap, index, status, pipe.cost_per_image()))
+            status = "regenerated" if version > 1 else "ready"
+            await _log_row(book, pipe, job_id, index, status, pipe.cost_per_image())
             return
 
         message = settings.redact(err.message)
         log.info("[IMAGE] job %s scene %d attempt %d failed: %s", job_id[:6], index + 1, attempt, message)
-        if err.retry_after:
-            pipe.limiter.pause_for(err.retry_after)
         if err.kind == "fatal":
             if err.code in ABORT_CODES:
                 book.abort(job_id, message)
@@ -207,7 +229,6 @@ async def run_slot(book: JobBook, pipe: Pipeline, job_id: str, index: int) -> No
                 break
             level += 1
         if attempt < max_attempts:
-
             set_slot(book, job_id, index, gen, status=SlotStatus.QUEUED,
                      error=f"Attempt {attempt} failed ({message}); trying again.")
             if err.kind != "policy":
@@ -218,9 +239,13 @@ async def run_slot(book: JobBook, pipe: Pipeline, job_id: str, index: int) -> No
         message = f"Gave up after {max_attempts} attempts: {message}"
 
     set_slot(book, job_id, index, gen, status=SlotStatus.FAILED, error=message, finished=time.time())
-    snap = book.peek(job_id)
-    if snap is not None:
-        await log_safely(pipe, image_row(snap, index, "failed", 0.0))
+    await _log_row(book, pipe, job_id, index, "failed", 0.0)
+
+
+async def _log_row(book: JobBook, pipe: Pipeline, job_id: str, index: int, status: str, cost: float) -> None:
+    row = book.read(job_id, lambda j: image_row(j, index, status, cost))
+    if row is not None:
+        await log_safely(pipe, row)
 
 
 def cost_estimate(job: Job, per_image: float) -> tuple[int, float]:

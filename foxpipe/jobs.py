@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import json
 import logging
 import threading
 import time
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -31,15 +33,44 @@ log = logging.getLogger(__name__)
 
 PipelineFactory = Callable[[Settings, RateLimiter], Pipeline]
 
+PERSIST_EVERY = 0.2  # seconds between writes of a changing job
+
+WAITING = (SlotStatus.QUEUED, SlotStatus.REJECTED)  # not started yet (or between retries)
+
 
 class GuardError(Exception):
     """The cost guard refused: nothing was spent."""
 
 
+@dataclass
+class Progress:
+    """The gallery's live figures for one job."""
+
+    done: int  # slots with an image (ready or approved)
+    total: int
+    approved: int
+    made: int  # images this job made, regenerations included
+    rate: float  # images per minute achieved since its first request started
+    limit: float  # the account's images per minute, shared by every job
+    elapsed: float  # seconds since the job was created (until it finished)
+    eta: float | None  # estimated seconds left, None when nothing is in flight
+    other_jobs: int  # other jobs waiting on the same limiter
+
+
 class JobRegistry:
-    def __init__(self, settings: Settings, pipeline_factory: PipelineFactory | None = None):
+    def __init__(
+        self,
+        settings: Settings,
+        pipeline_factory: PipelineFactory | None = None,
+        *,
+        limiter: RateLimiter | None = None,
+        period: float = 60.0,
+    ):
+        """``limiter`` replaces the one built from the settings; ``period`` is the length
+        of the rate window in seconds (60; benchmarks scale it)."""
         self.settings = settings
         self._factory = pipeline_factory
+        self._period = period
         self._lock = threading.RLock()
         self._jobs: dict[str, Job] = {}
         self._tasks: dict[str, dict[int, concurrent.futures.Future[None]]] = {}
@@ -49,7 +80,11 @@ class JobRegistry:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._pipeline: Pipeline | None = None
-        self.limiter: RateLimiter | None = None
+        self.limiter: RateLimiter | None = limiter
+        self._dirty: set[str] = set()  # jobs changed since they were last written
+        self._dirty_event = threading.Event()
+        self._write_lock = threading.Lock()  # one writer at a time, so files never go back in time
+        self._persister: threading.Thread | None = None
         self.jobs_dir = settings.data_path / "jobs"
         self._budget_file = settings.data_path / "budget.json"
 
@@ -65,7 +100,11 @@ class JobRegistry:
                 asyncio.set_event_loop(loop)
                 from foxpipe.services import image_limits
 
-                self.limiter = RateLimiter(*image_limits(self.settings))
+                if self.limiter is None:
+                    rate, cap = image_limits(self.settings)
+                    # A 0.5 s guard per minute absorbs network jitter between the client
+                    # and the server's clock, so the server never counts R+1.
+                    self.limiter = RateLimiter(rate, cap, period=self._period, guard=self._period / 120)
                 self._pipeline = self._build_pipeline()
                 io = self._pipeline.io = ThreadPoolExecutor(16, thread_name_prefix="foxpipe-io")
                 loop.create_task(self._watchdog())
@@ -119,8 +158,31 @@ class JobRegistry:
             loop, thread = self._loop, self._thread
             self._loop = self._thread = None
         if loop is not None and thread is not None:
-            loop.call_soon_threadsafe(loop.stop)
-            thread.join(timeout)
+            try:
+                asyncio.run_coroutine_threadsafe(self._stop_loop(), loop)
+            except RuntimeError:  # the loop is already closed
+                pass
+            else:
+                thread.join(timeout)
+        with self._lock:
+            persister, self._persister = self._persister, None
+        self._dirty_event.set()
+        if persister is not None:
+            persister.join(timeout)
+        self.flush()
+
+    async def _stop_loop(self) -> None:
+        """Let every task end (no task is destroyed pending), close the image client, stop."""
+        me = asyncio.current_task()
+        tasks = [t for t in asyncio.all_tasks() if t is not me]
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        close = getattr(self._pipeline.images, "aclose", None) if self._pipeline else None
+        if close is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(close(), 2.0)
+        asyncio.get_running_loop().stop()
 
     async def _watchdog(self) -> None:
         """Enforce job deadlines and evict old finished jobs from memory."""
@@ -130,27 +192,67 @@ class JobRegistry:
             ttl = self.settings.job_ttl_hours * 3600
             with self._lock:
                 for job_id, job in list(self._jobs.items()):
-                    busy = self.running(job_id) > 0
-                    if busy and job.deadline and now > job.deadline:
+                    active = self._active(job_id)
+                    if active and job.deadline and now > job.deadline:
+                        log.info("[IMAGE] job %s ran past its deadline", job_id[:6])
                         self._cancel_tasks(job_id, "The job ran past its deadline. Press Retry to try again.")
-                    elif not busy and job.done and now - (job.finished_at or job.created) > ttl:
+                    elif not active and job.done and now - (job.finished_at or job.created) > ttl:
                         del self._jobs[job_id]  # still on disk
                         self._tasks.pop(job_id, None)
                         self._cancel_reason.pop(job_id, None)
+
+    def _active(self, job_id: str) -> bool:
+        """Whether any of this job's work is still queued or running (forgets finished work)."""
+        tasks = self._tasks.get(job_id)
+        if not tasks:
+            return False
+        for i in [i for i, f in tasks.items() if f.done()]:
+            del tasks[i]
+        return bool(tasks)
 
     # ------------------------------------------------------------------ persistence
     def _job_path(self, job_id: str) -> Path:
         return self.jobs_dir / f"{safe_id(job_id)}.json"
 
     def _persist(self, job: Job) -> None:
-        try:
-            self.jobs_dir.mkdir(parents=True, exist_ok=True)
-            path = self._job_path(job.id)
-            tmp = path.with_suffix(f".{threading.get_ident()}.tmp")
-            tmp.write_text(json.dumps(job.to_dict(), ensure_ascii=False), encoding="utf-8")
-            tmp.replace(path)
-        except OSError as e:
-            log.warning("could not save job %s: %s", job.id[:6], e)
+        """Mark the job for writing. A writer thread saves changed jobs every
+        PERSIST_EVERY seconds, so no change ever makes the worker loop wait on the disk."""
+        with self._lock:
+            self._dirty.add(job.id)
+            if self._persister is None or not self._persister.is_alive():
+                self._persister = threading.Thread(target=self._persist_loop, name="foxpipe-persist", daemon=True)
+                self._persister.start()
+        self._dirty_event.set()
+
+    def _persist_loop(self) -> None:
+        while True:
+            self._dirty_event.wait()
+            self._dirty_event.clear()
+            self.flush()
+            with self._lock:
+                if self._persister is not threading.current_thread():
+                    return  # shut down
+            time.sleep(PERSIST_EVERY)  # gather the next changes into one write
+
+    def flush(self) -> None:
+        """Write every changed job now (atomic replace per file)."""
+        with self._write_lock:
+            with self._lock:
+                texts = [
+                    (jid, json.dumps(self._jobs[jid].to_dict(), ensure_ascii=False))
+                    for jid in self._dirty
+                    if jid in self._jobs
+                ]
+                self._dirty.clear()
+            for jid, text in texts:
+                try:
+                    self.jobs_dir.mkdir(parents=True, exist_ok=True)
+                    path = self._job_path(jid)
+                    tmp = path.with_suffix(".tmp")
+                    tmp.write_text(text, encoding="utf-8")
+                    tmp.replace(path)
+                except OSError as e:
+                    log.warning("could not save job %s: %s", jid[:6], e)
 
     def _load(self, job_id: str) -> Job | None:
         try:
@@ -187,7 +289,11 @@ class JobRegistry:
                 self._jobs[job_id] = job
             return job.snapshot()
 
-    peek = get
+    def read(self, job_id: str, fn: Callable[[Job], Any]) -> Any:
+        """``fn(job)`` under the lock, without copying the whole job; None for an unknown id."""
+        with self._lock:
+            job = self._jobs.get(job_id)
+            return None if job is None else fn(job)
 
     def jobs_of(self, owner: str) -> list[Job]:
         with self._lock:
@@ -196,6 +302,65 @@ class JobRegistry:
     def running(self, job_id: str) -> int:
         with self._lock:
             return sum(1 for f in self._tasks.get(job_id, {}).values() if not f.done())
+
+    def progress(self, job_id: str, now: float | None = None) -> Progress | None:
+        """Live figures: images done, images per minute achieved against the limit, elapsed
+        time and an estimate of the time left that counts the queue shared with other jobs."""
+        now = time.time() if now is None else now
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None:
+                return None
+            others = [
+                sum(1 for s in j.slots if s.status in WAITING)
+                for jid, j in self._jobs.items()
+                if jid != job_id and self._active(jid)
+            ]
+            slots = [(s.status, s.started, [v.seconds for v in s.versions]) for s in job.slots]
+            created, started_at, finished_at = job.created, job.started_at, job.finished_at
+            seen = [v.seconds for j in self._jobs.values() for s in j.slots for v in s.versions]
+        limiter = self.limiter
+        rate_limit = limiter.rate if limiter else self.settings.images_per_minute
+        period = limiter.period if limiter else self._period
+        statuses = [st for st, _, _ in slots]
+        done = sum(1 for st in statuses if st.has_image)
+        made = sum(len(v) for _, _, v in slots)
+        end = finished_at or now
+        # Achieved rate: images made over the time since the first request started (at
+        # least one window, so a first burst does not read as a rate above the limit).
+        rate = made * period / max(end - started_at, period) if started_at and made else 0.0
+        latency = sum(seen) / len(seen) if seen else self._default_latency()
+        waiting = sum(1 for st in statuses if st in WAITING)
+        generating = [t for st, t, _ in slots if st is SlotStatus.GENERATING]
+        eta: float | None = None
+        if waiting or generating:
+            eta = 0.0
+            if generating:
+                eta = max(max(0.0, latency - (now - t)) for t in generating)
+            if waiting:
+                # Round-robin: each other job's waiting images interleave with ours, one each.
+                grants = waiting + sum(min(o, waiting) for o in others)
+                wait = limiter.estimate_wait(grants) if limiter else grants / max(rate_limit, 1e-6) * period
+                cap = limiter.sched.max_concurrent if limiter else self.settings.max_concurrent_images
+                wait = max(wait, (grants / cap - 1) * latency)
+                eta = max(eta, wait + latency)
+        return Progress(
+            done=done,
+            total=len(slots),
+            approved=sum(1 for st in statuses if st is SlotStatus.APPROVED),
+            made=made,
+            rate=rate,
+            limit=rate_limit,
+            elapsed=end - created,
+            eta=eta,
+            other_jobs=sum(1 for o in others if o),
+        )
+
+    def _default_latency(self) -> float:
+        """Seconds per image before any was measured."""
+        if self._pipeline is not None and self._pipeline.images.name == "offline":
+            return self.settings.offline_delay
+        return min(60.0, self.settings.image_timeout)
 
     # ------------------------------------------------------------------ writing
     def mutate(self, job_id: str, fn: Callable[[Job], Any]) -> Any:
@@ -312,12 +477,6 @@ class JobRegistry:
             self._check_guard(job, indexes)
             if self.pipeline.images.name != "offline":
                 self._spend(len(indexes))
-            queued_ahead = self.limiter.waiting if self.limiter else 0
-            job.deadline = max(
-                job.deadline,
-                time.time()
-                + job_deadline(len(indexes), self.limiter.sched.rate, self.settings.image_timeout, queued_ahead),
-            )
             job.cancelled = False
             job.finished_at = 0.0
             for i in indexes:
@@ -328,6 +487,29 @@ class JobRegistry:
                 running[i] = asyncio.run_coroutine_threadsafe(self._run(job_id, i, slot.generations), loop)
             job.revision += 1
             self._persist(job)
+            self._extend_deadlines()
+
+    def _extend_deadlines(self) -> None:
+        """Give every active job enough time for its unfinished images, with the work of
+        every other job sharing the limiter counted ahead of it (a new job slows the
+        others down: they share the account's rate). Deadlines only ever move later."""
+        limiter = self.limiter
+        assert limiter is not None
+        now = time.time()
+        wait = limiter.estimate_wait(1)
+        left = {
+            jid: sum(1 for s in j.slots if s.status.in_flight)
+            for jid, j in self._jobs.items()
+            if self._active(jid)
+        }
+        total = sum(left.values())
+        for jid, n in left.items():
+            budget = job_deadline(n, limiter.rate, self.settings.image_timeout, queued_ahead=total - n,
+                                  period=limiter.period, retries=self.settings.image_retries, wait=wait)
+            job = self._jobs[jid]
+            if now + budget > job.deadline:
+                job.deadline = now + budget
+                self._persist(job)
 
     async def _run(self, job_id: str, index: int, gen: int) -> None:
         try:

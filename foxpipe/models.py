@@ -191,6 +191,7 @@ class Job:
     size: str = "1024x1536"
     cancelled: bool = False
     deadline: float = 0.0  # wall-clock time after which unfinished slots fail
+    started_at: float = 0.0  # when its first image request started (for the achieved rate)
     first_image_at: float = 0.0
     finished_at: float = 0.0
     notice: str = ""  # job-wide message (e.g. out of credit)

@@ -22,9 +22,10 @@ log = logging.getLogger(__name__)
 
 
 class WindowScheduler:
-    def __init__(self, rate: float, max_concurrent: int, period: float = 60.0):
+    def __init__(self, rate: float, max_concurrent: int, period: float = 60.0, guard: float = 0.0):
         self.max_concurrent = max(1, int(max_concurrent))
         self.base_period = period
+        self.guard = max(0.0, guard)  # added to the window, so arrival jitter never makes R+1
         self.set_rate(rate)
         self.starts: deque[float] = deque()
         self.in_flight = 0
@@ -33,12 +34,18 @@ class WindowScheduler:
         self.order: deque[Hashable] = deque()  # round-robin order of jobs with waiters
 
     def set_rate(self, rate: float) -> None:
-        """``rate`` requests per ``base_period``. A fractional rate stretches the window:
-        0.5/min allows 1 start per 120 s."""
+        """``rate`` requests per ``base_period``, as a window of ``capacity`` starts per
+        ``period``. A whole or fractional rate of at least 1 rounds down (7.5/min allows 7
+        per minute: a shorter window would let a burst straddle two of the server's
+        minutes). Below 1 the window stretches: 0.5/min allows 1 start per 120 s."""
         rate = max(rate, 1e-6)
         self.rate = rate
-        self.capacity = max(1, math.floor(rate))
-        self.period = self.base_period * self.capacity / rate
+        if rate >= 1:
+            self.capacity = math.floor(rate)
+            self.period = self.base_period
+        else:
+            self.capacity = 1
+            self.period = self.base_period / rate
 
     # -- queue
     def enqueue(self, key: Hashable, token: Any) -> None:
@@ -63,8 +70,14 @@ class WindowScheduler:
         return sum(len(q) for q in self.queues.values())
 
     # -- decisions
+    @property
+    def window(self) -> float:
+        return self.period + self.guard
+
     def _prune(self, now: float) -> None:
-        while self.starts and self.starts[0] <= now - self.period:
+        # Same expression as next_wake's (start + window), so waking at that instant always
+        # frees the place: ``now - window`` may round differently and stall the queue.
+        while self.starts and self.starts[0] + self.window <= now:
             self.starts.popleft()
 
     def poll(self, now: float) -> tuple[list[tuple[Hashable, Any]], float | None]:
@@ -97,7 +110,7 @@ class WindowScheduler:
         if now < self.paused_until:
             wake = self.paused_until
         if len(self.starts) >= self.capacity:
-            wake = max(wake, self.starts[0] + self.period)
+            wake = max(wake, self.starts[0] + self.window)
         return wake if wake > now else None
 
     def release(self) -> None:
@@ -106,14 +119,35 @@ class WindowScheduler:
     def pause_until(self, until: float) -> None:
         self.paused_until = max(self.paused_until, until)
 
-    def hint(self, now: float, remaining: float | None, reset_seconds: float | None) -> None:
-        """Use x-ratelimit-* headers as hints: nothing left means wait for the reset."""
-        if remaining is not None and remaining <= 0 and reset_seconds:
+    def hint(
+        self, now: float, remaining: float | None, reset_seconds: float | None, limit: float | None = None
+    ) -> None:
+        """Use x-ratelimit-* headers as hints. A lower limit than configured is adopted (a
+        higher one is not: 429 + Retry-After stays authoritative); nothing remaining means
+        wait for the reset."""
+        if limit is not None and 0 < limit < self.rate:
+            log.info("[RATE] the server reports %g requests per window; lowering from %g", limit, self.rate)
+            self.set_rate(limit)
+        if remaining is not None and remaining <= 0 and reset_seconds and reset_seconds > 0:
             self.pause_until(now + reset_seconds)
+
+    def grant_time(self, n: int, now: float) -> float:
+        """When the n-th next start (n >= 1) could happen at the earliest, given the starts
+        already in the window and any pause (ignoring the concurrency cap)."""
+        starts = [t for t in list(self.starts) if t + self.window > now]  # list(): atomic copy
+        t = max(now, self.paused_until)
+        for _ in range(max(0, n)):
+            t = max(now, self.paused_until)
+            if len(starts) >= self.capacity:
+                t = max(t, starts[-self.capacity] + self.window)
+            starts.append(t)
+        return t
 
 
 class RateLimiter:
-    """Asyncio front of ``WindowScheduler``. Lives on one event loop (the worker's)."""
+    """Asyncio front of ``WindowScheduler``. Lives on one event loop (the worker's); the
+    read-only figures (``in_flight``, ``waiting``, ``estimate_wait``) may be read from
+    other threads."""
 
     def __init__(
         self,
@@ -121,12 +155,24 @@ class RateLimiter:
         max_concurrent: int,
         period: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
+        guard: float = 0.0,
     ):
-        self.sched = WindowScheduler(rate, max_concurrent, period)
+        self.sched = WindowScheduler(rate, max_concurrent, period, guard)
         self.clock = clock
         self._timer: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.total_started = 0
+        self.started_by_key: dict[Hashable, int] = {}
         self.pauses = 0
+
+    @property
+    def rate(self) -> float:
+        return self.sched.rate
+
+    @property
+    def period(self) -> float:
+        """The window in seconds that ``rate`` is counted over (60 unless scaled)."""
+        return self.sched.base_period
 
     @property
     def in_flight(self) -> int:
@@ -141,14 +187,15 @@ class RateLimiter:
         while True:
             granted, wake = self.sched.poll(now)
             gave_back = False
-            for _key, fut in granted:
+            for key, fut in granted:
                 if fut.done():  # cancelled while waiting: give the start back
                     self.sched.release()
                     self.sched.starts.pop()
                     gave_back = True
                     continue
                 self.total_started += 1
-                fut.set_result(None)
+                self.started_by_key[key] = self.started_by_key.get(key, 0) + 1
+                fut.set_result(now)
             if not gave_back:
                 break
         if self._timer is not None:
@@ -158,26 +205,42 @@ class RateLimiter:
             loop = asyncio.get_running_loop()
             self._timer = loop.call_later(max(0.0, wake - now), self._pump)
 
-    async def acquire(self, key: Hashable) -> None:
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    async def acquire(self, key: Hashable) -> float:
+        """Wait for this key's turn, a free start in the window and a free in-flight place.
+        Returns the start's time stamp (see ``sent``)."""
+        self._loop = asyncio.get_running_loop()
+        fut: asyncio.Future[float] = self._loop.create_future()
         self.sched.enqueue(key, fut)
         self._pump()
         try:
-            await fut
+            return await fut
         except asyncio.CancelledError:
             if not self.sched.remove(key, fut) and fut.done() and not fut.cancelled():
                 self.release()  # granted just as we were cancelled
             raise
+
+    def sent(self, stamp: float) -> None:
+        """The request granted at ``stamp`` is being sent now: count it in the window from
+        now. Requests granted together are sent one after another, and the server counts
+        them when they arrive; counting from the grant would let the next window start a
+        little early for the last of them."""
+        now = self.clock()
+        if now > stamp:
+            try:
+                self.sched.starts.remove(stamp)
+            except ValueError:  # already out of the window
+                return
+            self.sched.starts.append(now)  # every stamp is <= now: the window stays sorted
 
     def release(self) -> None:
         self.sched.release()
         self._pump()
 
     @asynccontextmanager
-    async def slot(self, key: Hashable) -> AsyncIterator[None]:
-        await self.acquire(key)
+    async def slot(self, key: Hashable) -> AsyncIterator[float]:
+        stamp = await self.acquire(key)
         try:
-            yield
+            yield stamp
         finally:
             self.release()
 
@@ -187,35 +250,86 @@ class RateLimiter:
             self.pauses += 1
             log.info("[RATE] pausing all image requests for %.1fs", seconds)
             self.sched.pause_until(self.clock() + seconds)
+            self._rearm()
 
-    def hint(self, remaining: float | None, reset_seconds: float | None) -> None:
-        self.sched.hint(self.clock(), remaining, reset_seconds)
+    def rejected(self, retry_after: float | None) -> None:
+        """The server refused a request this limiter let through (429 rate_limit_exceeded):
+        its clock or the network put that request inside the previous window. Widen the
+        guard by how early it was (the Retry-After), up to 1/20 of the window, so the next
+        windows keep clear; and pause everyone until the server has room."""
+        if retry_after and retry_after > 0:
+            cap = self.sched.period / 20
+            if self.sched.guard < cap:
+                self.sched.guard = min(cap, self.sched.guard + retry_after)
+                log.info("[RATE] the server refused a request: guard now %.2fs per window", self.sched.guard)
+            self.pause_for(retry_after)
+
+    def hint(
+        self, remaining: float | None, reset_seconds: float | None, limit: float | None = None, age: float = 0.0
+    ) -> None:
+        """x-ratelimit-* figures from a response. They describe the window when the server
+        received the request, ``age`` seconds ago (the request's duration), so the reset
+        counts from then, not from when the image came back."""
+        self.sched.hint(self.clock() - max(0.0, age), remaining, reset_seconds, limit)
+        self._rearm()
 
     def set_rate(self, rate: float) -> None:
         self.sched.set_rate(rate)
+        self._rearm()
+
+    def _rearm(self) -> None:
+        """Re-plan the next wake-up after the rules changed (only from the loop's thread)."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        if loop is self._loop:
+            self._pump()
+
+    def estimate_wait(self, grants: int) -> float:
+        """Seconds from now until ``grants`` more requests could have started."""
+        if grants <= 0:
+            return 0.0
+        now = self.clock()
+        return max(0.0, self.sched.grant_time(grants, now) - now)
 
 
 def lower_bound(n: int, rate: float, latency: float, period: float = 60.0, max_concurrent: int = 10**9) -> float:
-    """The best possible makespan for n requests: when the last may start, plus its latency."""
+    """The best possible makespan for n requests of ``latency`` seconds each, started at
+    time 0 through the same window rules: when the last may start, plus its latency."""
+    if n <= 0:
+        return 0.0
     s = WindowScheduler(rate, max_concurrent, period)
     now, started, running = 0.0, 0, []
     for i in range(n):
         s.enqueue("j", i)
-    while started < n:
+    while True:
         running = [t for t in running if t > now]
         s.in_flight = len(running)
         granted, wake = s.poll(now)
-        for _ in granted:
-            running.append(now + latency)
+        running += [now + latency] * len(granted)
         started += len(granted)
         if started >= n:
-            break
-        nxt = [w for w in ([wake] if wake else []) + running if w > now]
-        now = min(nxt)
-    return now + latency
+            return now + latency
+        now = min(w for w in ([wake] if wake else []) + running if w > now)
 
 
-def job_deadline(n: int, rate: float, timeout: float, queued_ahead: int = 0, margin: float = 60.0) -> float:
-    """Seconds a job of n images may take: its place in the shared queue at R/min, one
-    request timeout for the last image, and a margin for retries."""
-    return (queued_ahead + n) / max(rate, 1e-6) * 60.0 + timeout + margin
+def job_deadline(
+    n: int,
+    rate: float,
+    timeout: float,
+    queued_ahead: int = 0,
+    period: float = 60.0,
+    retries: int = 3,
+    wait: float = 0.0,
+) -> float:
+    """Seconds a job of n images may take before its unfinished images are failed.
+
+    Its images and those queued ahead of it start at ``rate`` per ``period`` (after
+    ``wait``, the time until the window or a pause frees up); a quarter more starts are
+    allowed for retries (bounded by the retries per image), then one request timeout for
+    the last image and one more window as a margin."""
+    extra = min(n * retries, math.ceil(n / 4)) if retries else 0
+    starts = queued_ahead + n + extra
+    s = WindowScheduler(rate, 1, period)
+    return wait + math.ceil(starts / s.capacity) * s.period + timeout + period

@@ -1,9 +1,8 @@
-import time
 from pathlib import Path
 
 import streamlit as st
 
-from foxpipe import export, generation, prompts, services, ui, videojobs
+from foxpipe import export, generation, prompts, ui, videojobs
 from foxpipe.jobs import GuardError
 from foxpipe.models import ClipStatus, Job, SlotStatus
 
@@ -43,26 +42,21 @@ def act(fn, *args) -> None:  # noqa: ANN001
 
 
 def figures(j: Job) -> None:
-    counts = j.counts()
-    done = counts[SlotStatus.READY] + counts[SlotStatus.APPROVED]
-    total = len(j.slots)
-    now = time.time()
-    end = j.finished_at or now
-    elapsed = end - j.created
-    made = sum(1 for s in j.slots if s.versions)
-    rate = made / (elapsed / 60) if elapsed > 0 and made else 0.0
-    remaining = sum(1 for s in j.slots if s.status.in_flight)
-    st.progress(done / total, text=f"{done} / {total} images ready · {counts[SlotStatus.APPROVED]} approved")
+    p = reg.progress(j.id)
+    if p is None:
+        return
+    st.progress(p.done / p.total, text=f"{p.done} / {p.total} images ready · {p.approved} approved")
     c1, c2, c3, c4 = st.columns(4)
-    c1.metric("Images done", f"{done} / {total}")
-    c2.metric("Images per minute", f"{rate:.1f}", help=f"The account's limit is {settings.images_per_minute:g} per minute.")
-    c3.metric("Elapsed", f"{elapsed:.0f} s")
-    # The pace so far, capped by the limiter's rate (the embedded renderer is not held to
-    # the account's limit, so that limit alone would overstate the wait).
-    limit = services.image_limits(settings)[0]
-    pace = min(rate, limit) if rate else limit
-    eta = remaining / max(pace, 0.1) * 60 if remaining else 0
-    c4.metric("Time left (est.)", f"{eta:.0f} s" if remaining else "—")
+    c1.metric("Images done", f"{p.done} / {p.total}")
+    if settings.openai_live:
+        shared = f", shared with {p.other_jobs} other job(s) right now" if p.other_jobs else ""
+        c2.metric("Images per minute", f"{p.rate:.1f} / {p.limit:g}",
+                  help=f"Achieved since the first request started, against the account's limit of {p.limit:g} per minute{shared}.")
+    else:
+        c2.metric("Images per minute", f"{p.rate:.1f}", help="Achieved since the first image started (offline renderer: no account limit).")
+    c3.metric("Elapsed", f"{p.elapsed:.0f} s")
+    c4.metric("Time left (est.)", f"{p.eta:.0f} s" if p.eta is not None else "—",
+              help="Counts the images of other jobs sharing the account's limit.")
     per_image = reg.pipeline.cost_per_image()
     if per_image:
         made, usd = generation.cost_estimate(j, per_image)

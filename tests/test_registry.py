@@ -135,6 +135,7 @@ def test_job_survives_a_restart_of_the_app(registry, clean_env):
 def test_in_flight_work_is_marked_failed_after_a_restart(registry, clean_env):
     job_id = new_job(registry, start=False)
     path = clean_env / "jobs" / f"{job_id}.json"
+    wait_until(path.exists)  # jobs are written by a writer thread, a moment later
     data = json.loads(path.read_text())
     data["slots"][4]["status"] = "generating"
     path.write_text(json.dumps(data))

@@ -98,6 +98,10 @@ def rate_hint(headers: Any) -> dict[str, float]:
     if remaining is not None:
         with contextlib.suppress(ValueError):
             out["remaining"] = float(remaining)
+    limit = headers.get("x-ratelimit-limit-requests")
+    if limit is not None:
+        with contextlib.suppress(ValueError):
+            out["limit"] = float(limit)
     reset = parse_duration(headers.get("x-ratelimit-reset-requests"))
     if reset is not None:
         out["reset"] = reset
@@ -345,6 +349,12 @@ class OpenAIImages:
             client = make_client(self.settings, self.settings.image_timeout)
             self._clients[loop] = client
         return client.with_options(max_retries=0, timeout=self.settings.image_timeout)
+
+    async def aclose(self) -> None:
+        """Close this event loop's client (its connections), before the loop ends."""
+        client = self._clients.pop(asyncio.get_running_loop(), None)
+        if client is not None:
+            await client.close()
 
     async def generate(
         self, prompt: str, size: str, *, scene_number: int = 0, references: list[bytes] | None = None

@@ -337,6 +337,7 @@ def parse_multipart(content_type: str, body: bytes) -> tuple[dict[str, str], lis
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out at once, as from a real server
     server: _Server
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
@@ -380,6 +381,7 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 128  # a burst of concurrent connections is accepted, not dropped
     fake: FakeOpenAI
 
 

@@ -1,0 +1,38 @@
+"""The gallery's live figures and Stop button, through the real page (AppTest)."""
+
+from __future__ import annotations
+
+from streamlit.testing.v1 import AppTest
+
+from foxpipe import quiz, story, ui, workflow
+from foxpipe.config import load_settings
+from foxpipe.models import SlotStatus
+from tests.conftest import APP, wait_until
+
+
+def test_gallery_shows_figures_and_stop_cancels(monkeypatch):
+    monkeypatch.setenv("FOXPIPE_OFFLINE_DELAY", "0.5")  # slow enough to press Stop mid-job
+    settings = load_settings({})
+    reg = ui._registry(ui._settings_key(settings), settings)
+    ui.REGISTRIES.append(reg)
+    s = story.offline_story(quiz.defaults())
+    prompts = workflow.prepare_prompts(settings, s).prompts
+    job_id = reg.create_job(s, prompts, owner="someone")
+
+    at = AppTest.from_file(APP, default_timeout=30)
+    at.query_params["job"] = job_id
+    at.switch_page(ui.GALLERY_PAGE)
+    at.run()
+    labels = {m.label: m.value for m in at.metric}
+    assert set(labels) >= {"Images done", "Images per minute", "Elapsed", "Time left (est.)"}
+    assert labels["Images done"].endswith("/ 20")
+    assert labels["Time left (est.)"] != "—"  # work in flight: an estimate is shown
+    at.button(key="stop_job").click().run()
+    wait_until(lambda: reg.get(job_id).done, timeout=10)
+    job = reg.get(job_id)
+    assert job.cancelled
+    assert any(sl.status is SlotStatus.FAILED and "Stopped" in sl.error for sl in job.slots)
+    at.run()
+    labels = {m.label: m.value for m in at.metric}
+    assert labels["Time left (est.)"] == "—"
+    assert at.button(key="retry_failed")  # the failed images can be retried
