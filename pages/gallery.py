@@ -1,3 +1,4 @@
+import time
 from pathlib import Path
 
 import streamlit as st
@@ -120,6 +121,7 @@ refresh = settings.gallery_refresh if (first and (not first.done or reg.uploads_
 
 @st.fragment(run_every=refresh)
 def live() -> None:
+    started = time.perf_counter()
     j = reg.get(job_id)
     if j is None:
         return
@@ -150,6 +152,7 @@ def live() -> None:
     # Polling state changed (work finished or restarted, or all approved): one full rerun
     # so the refresh interval and the sections below follow.
     state = (running, j.all_approved, bool(reg.uploads_running(j.id)))
+    ui.record_timing("gallery_fragment", started)
     if st.session_state.get("gallery_state") not in (None, state):
         st.session_state.gallery_state = state
         st.rerun()
