@@ -82,14 +82,18 @@ def backoff_delay(attempt: int, base: float, cap: float, retry_after: float | No
     return max(delay, retry_after or 0.0)
 
 
-def _mark_generating(job: Job, index: int, attempt: int, level: int) -> None:
+def _mark_generating(job: Job, index: int, attempt: int, level: int) -> bool:
+    """Mark the slot as being generated; False if it was stopped while it waited."""
     s = job.slots[index]
+    if s.status is SlotStatus.FAILED:
+        return False
     s.status = SlotStatus.GENERATING
     s.attempts = attempt
     s.policy_level = level
     s.started = time.time()
     if not job.started_at:
         job.started_at = s.started
+    return True
 
 
 def image_row(job: Job, index: int, status: str, cost: float) -> dict[str, Any]:
@@ -152,7 +156,8 @@ async def run_slot(book: JobBook, pipe: Pipeline, job_id: str, index: int) -> No
             sent = prompts.with_feedback(sent, prompts.sanitize(slot.feedback))
         err: ProviderError | None = None
         async with pipe.limiter.slot(job_id) as stamp:
-            book.mutate(job_id, lambda j, a=attempt, lv=level: _mark_generating(j, index, a, lv))
+            if not book.mutate(job_id, lambda j, a=attempt, lv=level: _mark_generating(j, index, a, lv)):
+                return  # stopped (Stop, deadline) while it waited: send nothing
             pipe.limiter.sent(stamp)
             t0 = time.monotonic()
             try:

@@ -515,8 +515,8 @@ class FakeOpenAI:
             hdrs["retry-after-ms"] = str(round(action.retry_after_ms))
         if action.status == 429 or action.status >= 500:
             hdrs.setdefault("x-should-retry", "true")
+        self._finish(rec, action.status)  # recorded before the client can see the answer
         h._send(action.status, payload, hdrs)
-        self._finish(rec, action.status)
 
     def _finish(self, rec: Request, status: int) -> None:
         with self._lock:
@@ -612,8 +612,8 @@ class FakeOpenAI:
         delay = self.latency + (self._rng.uniform(-1, 1) * self.latency_jitter if self.latency_jitter else 0.0)
         if delay > 0:
             self._stop.wait(delay)
-        self._image(h, rec, rate_headers, len(files))
         rec.reason = rec.reason or "ok"
+        self._image(h, rec, rate_headers, len(files))
 
     def _chat(self, h: _Handler, rec: Request, action: Action | None) -> None:
         f = rec.fields
@@ -651,9 +651,9 @@ class FakeOpenAI:
             "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                       "total_tokens": prompt_tokens + completion_tokens},
         }
-        h._send(200, payload)
         rec.reason = rec.reason or "ok"
-        self._finish(rec, 200)
+        self._finish(rec, 200)  # recorded before the client can see the answer
+        h._send(200, payload)
 
     def _image(self, h: _Handler, rec: Request, headers: dict[str, str], n_refs: int) -> None:
         try:
@@ -683,8 +683,8 @@ class FakeOpenAI:
                 "total_tokens": text_tokens + image_tokens + 1056,
             },
         }
+        self._finish(rec, 200)  # recorded before the client can see the answer
         h._send(200, payload, headers)
-        self._finish(rec, 200)
 
 
 @pytest.fixture
