@@ -1,0 +1,190 @@
+"""The whole app on OpenAI through the real SDK (AppTest), against the fake server."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from foxpipe import ui
+from foxpipe.models import SlotStatus
+from tests.conftest import APP
+from tests.fakes.openai_server import Action
+
+
+@pytest.fixture
+def live(monkeypatch, fake_openai):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    monkeypatch.setenv("OPENAI_BASE_URL", fake_openai.base_url)
+    monkeypatch.setenv("IMAGES_PER_MINUTE", "6000")
+    monkeypatch.setenv("CHAT_TIMEOUT", "1")
+    monkeypatch.setenv("IMAGE_TIMEOUT", "2")
+    return fake_openai
+
+
+def texts(at: AppTest) -> str:
+    parts = [e.value for e in (*at.markdown, *at.caption, *at.title, *at.warning, *at.error, *at.info, *at.success,
+                                      *at.sidebar.markdown)]
+    return "\n".join(str(p) for p in parts)
+
+
+def write_story(at: AppTest) -> AppTest:
+    at.run()
+    at.button(key="write_story").click().run()
+    return at
+
+
+def job_of(at: AppTest):
+    reg = ui.REGISTRIES[-1]
+    return reg, reg.get(at.session_state.job_id)
+
+
+def run_until(at: AppTest, done, tries: int = 300):
+    for _ in range(tries):
+        at.run()
+        if done():
+            return
+    raise AssertionError("the page never reached the expected state")
+
+
+def test_full_flow_quiz_story_scenes_hero_gallery(live, clean_env):
+    at = AppTest.from_file(APP, default_timeout=30).run()
+    assert "OpenAI (gpt-5.4-mini, gpt-image-2)" in texts(at)  # the sidebar says OpenAI is live
+    at.button(key="write_story").click().run()
+    assert not at.exception
+    story = at.session_state.story
+    assert story.source == "openai" and not story.missing()
+    assert len(at.text_area) == 20
+
+    at.button(key="approve_scenes").click().run()
+    assert not at.exception
+    # The hero page drew the two references and waits for approval; no scene image yet.
+    assert at.title[0].value == "Hero reference sheet"
+    reg, job = job_of(at)
+    assert set(job.references) == {"base", "powered"}
+    assert [r.kind for r in live.of("images")] == ["generations", "edits"]  # powered form drawn from the hero
+    assert all(s.status is SlotStatus.QUEUED and not s.generations for s in job.slots)
+
+    at.button(key="hero_make_" + job.id + "_base").click().run()  # regenerate once
+    assert len(live.of("images")) == 3
+    assert at.button(key="hero_approve").disabled  # a new hero: its powered-up form must be redrawn
+    at.button(key=f"hero_make_{job.id}_powered").click().run()
+    at.button(key="hero_approve").click().run()
+    assert not at.exception
+
+    run_until(at, lambda: job_of(at)[1].done)
+    reg, job = job_of(at)
+    assert all(s.status is SlotStatus.READY for s in job.slots)
+    assert all(s.image.path == "edit" and s.image.model == "gpt-image-2" for s in job.slots)
+    scene_requests = [r for r in live.of("edits") if "CHARACTER REFERENCE SHEET" not in r.prompt]
+    assert len(scene_requests) == 20 and all(r.n_images == 1 for r in scene_requests)
+    at.run()
+    page = texts(at)
+    assert "20 / 20 images ready" in str([p.text for p in at.get("progress")]) or "20 / 20" in page
+    assert "Estimated cost so far" in page and "gpt-image-2 · edit" in page
+    assert len(live.of("chat")) == 3  # story, character sheet, scene prompts
+    stories = pd.read_csv(clean_env / "log_stories.csv")
+    assert stories.iloc[-1]["job_id"] == job.id and stories.iloc[-1]["character_sheet"] == job.character_sheet
+    images = pd.read_csv(clean_env / "log_images.csv")
+    assert sorted(images["scene"]) == list(range(1, 21))
+    assert set(images["path"]) == {"edit"} and set(images["model"]) == {"gpt-image-2"}
+    assert set(images["prompt"]) == {r.prompt for r in scene_requests}
+
+
+def test_offline_mode_goes_straight_to_the_gallery():
+    at = write_story(AppTest.from_file(APP, default_timeout=30))
+    at.button(key="approve_scenes").click().run()
+    assert not at.exception
+    reg, job = job_of(at)
+    assert not job.references and any(s.generations for s in job.slots)
+    assert at.title[0].value == job.story.title
+
+
+def test_wrong_scene_count_opens_editor_with_marked_placeholder_and_retry(live):
+    live.script("chat", *[Action.scenes(19)] * 3)
+    at = write_story(AppTest.from_file(APP, default_timeout=30))
+    assert not at.exception
+    page = texts(at)
+    assert "19 scenes instead of 20" in page and ":orange-badge[missing]" in page
+    assert at.text_area[19].value == "(Scene 20 missing - generation failed)"
+    at.text_area[0].input("My own first scene.").run()
+    at.button(key="retry_story").click().run()
+    story = at.session_state.story
+    assert not story.missing() and not story.problem
+    assert story.scenes[0].text == "My own first scene."
+    assert at.text_area[0].value == "My own first scene."
+
+
+@pytest.mark.parametrize("action,words", [
+    (Action.refusal("Sorry."), "refused"),
+    (Action.truncated(), "cut off"),
+    (Action.hang(5), "timed out"),
+    (Action.unauthorized(), "The OpenAI API key was refused."),
+])
+def test_story_failure_shows_placeholders_message_and_retry(live, action, words):
+    live.script("chat", *[action] * 3)
+    at = write_story(AppTest.from_file(APP, default_timeout=30))
+    assert not at.exception
+    assert words in texts(at)
+    assert all(a.value.startswith("(Scene ") for a in at.text_area)
+    assert at.session_state.answers["hero_name"] == "Rusty"
+    live.reset()  # the service is back
+    at.button(key="retry_story").click().run()
+    assert not at.session_state.story.missing()
+
+
+def test_rewrite_scene_through_openai(live):
+    at = write_story(AppTest.from_file(APP, default_timeout=30))
+    before = at.text_area[3].value
+    at.button(key=f"rewrite_{at.session_state.story.id}_4").click().run()
+    assert at.text_area[3].value != before
+    assert "Rewrite scene 4" in live.of("chat")[-1].prompt
+
+
+def test_hero_failure_is_shown_and_skip_still_makes_images(live):
+    live.script("images", *[Action.moderation()] * 3)  # blocked at every safety level
+    at = write_story(AppTest.from_file(APP, default_timeout=30))
+    at.button(key="approve_scenes").click().run()
+    assert "The hero could not be drawn: The image was blocked by OpenAI's safety system." in texts(at)
+    assert live.pending("images") == 0
+    assert at.button(key="hero_approve").disabled
+    at.button(key="hero_skip").click().run()
+    run_until(at, lambda: job_of(at)[1].done)
+    reg, job = job_of(at)
+    assert all(s.status is SlotStatus.READY and s.image.path == "generate" for s in job.slots)
+
+
+def test_out_of_credit_in_gallery_is_explained(live, monkeypatch):
+    monkeypatch.setenv("OPENAI_USE_REFERENCE", "false")
+    live.script("images", *[Action.quota()] * 60)
+    at = write_story(AppTest.from_file(APP, default_timeout=30))
+    at.button(key="approve_scenes").click().run()
+    run_until(at, lambda: job_of(at)[1].done)
+    at.run()
+    assert "The OpenAI account is out of credit." in texts(at)
+    reg, job = job_of(at)
+    assert all(s.status is SlotStatus.FAILED for s in job.slots)
+    assert at.button(key="retry_failed")
+
+
+def test_policy_blocked_tile_shows_reason_and_edit_prompt_retry(live, monkeypatch):
+    monkeypatch.setenv("OPENAI_USE_REFERENCE", "false")
+    live.blocked_words = {"t 5: a clear"}  # only scene 5, at every safety level
+    at = write_story(AppTest.from_file(APP, default_timeout=30))
+    at.button(key="approve_scenes").click().run()
+    run_until(at, lambda: job_of(at)[1].done)
+    at.run()
+    reg, job = job_of(at)
+    slot = job.slots[4]
+    assert slot.status is SlotStatus.FAILED and slot.policy_level == 2
+    assert "Blocked by the content policy even with the safest prompt" in texts(at)
+    scene5 = [r for r in live.of("images") if "t 5: a clear" in r.prompt.lower()]
+    assert [r.status for r in scene5] == [400, 400, 400]
+    assert scene5[1].prompt.endswith("Family-friendly, gentle, no injuries, storybook mood.")
+    assert scene5[2].prompt.endswith("Family-friendly storybook illustration.")
+    at.text_area(key=f"prompt_{job.id}_4").input("The hero smiles at a sunrise.").run()
+    at.button(key=f"retry_prompt_{job.id}_4").click().run()
+    run_until(at, lambda: job_of(at)[1].done)
+    reg, job = job_of(at)
+    assert job.slots[4].status is SlotStatus.READY
+    assert job.slots[4].image.prompt.startswith("The hero smiles at a sunrise.")
