@@ -100,16 +100,19 @@ def backoff_delay(attempt: int, base: float, cap: float, retry_after: float | No
     return max(delay, retry_after or 0.0)
 
 
-def _mark_generating(job: Job, index: int, attempt: int, level: int, gen: int | None = None) -> None:
+def _mark_generating(job: Job, index: int, attempt: int, level: int, gen: int | None = None) -> bool:
+    """Mark the slot as being generated; False if it was stopped while it waited, or a newer
+    run replaced this one."""
     s = job.slots[index]
     if not s.status.in_flight or (gen is not None and s.generations != gen):
-        return  # stopped, or replaced by a newer run
+        return False
     s.status = SlotStatus.GENERATING
     s.attempts = attempt
     s.policy_level = level
     s.started = time.time()
     if not job.started_at:
         job.started_at = s.started
+    return True
 
 
 def image_row(job: Job, index: int, status: str, cost: float) -> dict[str, Any]:
@@ -173,7 +176,8 @@ async def run_slot(book: JobBook, pipe: Pipeline, job_id: str, index: int) -> No
             sent = prompts.with_feedback(sent, prompts.sanitize(slot.feedback))
         err: ProviderError | None = None
         async with pipe.limiter.slot(job_id) as stamp:
-            book.mutate(job_id, lambda j, a=attempt, lv=level: _mark_generating(j, index, a, lv, gen))
+            if not book.mutate(job_id, lambda j, a=attempt, lv=level: _mark_generating(j, index, a, lv, gen)):
+                return  # stopped (Stop, deadline) or replaced while it waited: send nothing
             pipe.limiter.sent(stamp)
             t0 = time.monotonic()
             try:

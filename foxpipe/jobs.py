@@ -530,7 +530,15 @@ class JobRegistry:
         with self._lock:
             self._cancel_reason[job_id] = reason
             tasks = self._tasks.get(job_id, {})
-            for i, fut in tasks.items():
+            job = self._jobs.get(job_id)
+
+            def generating(i: int) -> bool:
+                return job is not None and job.slots[i].status is SlotStatus.GENERATING
+
+            # Queued work first: a cancelled request that frees its place must not hand it
+            # to a request of this same job that is about to be cancelled too.
+            for i in sorted(tasks, key=generating):
+                fut = tasks[i]
                 if not fut.done():
                     fut.cancel()
                     self._fail(job_id, i, reason)

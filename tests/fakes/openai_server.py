@@ -676,7 +676,7 @@ class FakeOpenAI:
                       "total_tokens": prompt_tokens + completion_tokens},
         }
         rec.reason = rec.reason or "ok"
-        self._finish(rec, 200)
+        self._finish(rec, 200)  # recorded before the client can see the answer
         h._send(200, payload)
 
     def _image(self, h: _Handler, rec: Request, headers: dict[str, str], n_refs: int) -> None:
@@ -707,7 +707,7 @@ class FakeOpenAI:
                 "total_tokens": text_tokens + image_tokens + 1056,
             },
         }
-        self._finish(rec, 200)
+        self._finish(rec, 200)  # recorded before the client can see the answer
         h._send(200, payload, headers)
 
 
