@@ -71,6 +71,28 @@ def figures(j: Job) -> None:
         )
 
 
+def open_reject(jid: str, i: int) -> None:
+    st.session_state.rejecting = (jid, i)
+
+
+def close_reject() -> None:
+    st.session_state.pop("rejecting", None)
+
+
+# One dialog for the whole gallery instead of a form in every tile: the tiles stay light, so
+# the refreshing fragment stays fast. Session state keeps it open across refreshes.
+@st.dialog("Reject this image", on_dismiss=close_reject)
+def reject_dialog(jid: str, i: int) -> None:
+    k = f"{jid}_{i}"
+    st.caption(f"Scene {i + 1} is made again, with what you pick here added to its prompt.")
+    reasons = st.multiselect("What is wrong?", list(prompts.REJECT_REASONS), key=f"why_{k}")
+    note = st.text_input("Note (optional)", key=f"note_{k}")
+    if st.button("Reject and regenerate", key=f"no_{k}", type="primary"):
+        close_reject()
+        act(reg.reject, jid, i, reasons, note)
+        st.rerun()
+
+
 def tile(j: Job, i: int) -> None:
     s = j.slots[i]
     k = f"{j.id}_{i}"
@@ -95,11 +117,7 @@ def tile(j: Job, i: int) -> None:
         if s.status is SlotStatus.READY:
             # One under the other: side by side, a narrow tile cuts the labels to "App…" and "R…".
             st.button("Approve", key=f"ok_{k}", on_click=act, args=(reg.approve, j.id, [i]), width="stretch")
-            with st.popover("Reject", width="stretch"):
-                reasons = st.multiselect("What is wrong?", list(prompts.REJECT_REASONS), key=f"why_{k}")
-                note = st.text_input("Note (optional)", key=f"note_{k}")
-                st.button("Reject and regenerate", key=f"no_{k}", on_click=act,
-                          args=(reg.reject, j.id, i, reasons, note))
+            st.button("Reject", key=f"rej_{k}", width="stretch", on_click=open_reject, args=(j.id, i))
         elif s.status is SlotStatus.FAILED:
             st.error(s.error or "Failed.", icon=":material/error:")
             st.button("Retry", key=f"retry_{k}", on_click=act, args=(reg.retry, j.id, i), icon=":material/refresh:")
@@ -153,6 +171,9 @@ def live() -> None:
     # so the refresh interval and the sections below follow.
     state = (running, j.all_approved, bool(reg.uploads_running(j.id)))
     ui.record_timing("gallery_fragment", started)
+    rejecting = st.session_state.get("rejecting")
+    if rejecting and rejecting[0] == j.id and j.slots[rejecting[1]].status is SlotStatus.READY:
+        reject_dialog(*rejecting)
     if st.session_state.get("gallery_state") not in (None, state):
         st.session_state.gallery_state = state
         st.rerun()

@@ -116,6 +116,7 @@ def test_whole_offline_flow_quiz_to_zip():
     assert [s.status for s in job.slots] == [SlotStatus.READY] * 20
     assert job.slots[2].scene.text == "Pip builds a raft of reeds under a grey sky."
     # Reject one: it regenerates with the feedback.
+    at.button(key=f"rej_{job_id}_4").click().run()
     at.multiselect(key=f"why_{job_id}_4").select("Hero looks different").run()
     at.button(key=f"no_{job_id}_4").click().run()
     run_until(at, lambda a: reg.get(job_id).done and len(reg.get(job_id).slots[4].versions) == 2)

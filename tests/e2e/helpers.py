@@ -235,15 +235,16 @@ def tile(page: Page, n: int) -> Locator:
 
 
 def reject(page: Page, job: str, n: int, reason: str) -> None:
-    """Open scene n's Reject popover, pick a reason, and reject it (scene n = slot n-1)."""
+    """Open scene n's Reject dialog, pick a reason, and reject it (scene n = slot n-1)."""
     i = n - 1
-    t = tile(page, n)
-    t.locator('[data-testid="stPopover"] button').first.click()
-    why = page.locator(key(f"why_{job}_{i}"))
+    page.locator(key(f"rej_{job}_{i}") + " button").click()
+    dialog = page.get_by_role("dialog")
+    why = dialog.locator(key(f"why_{job}_{i}"))
     why.locator("input").click()
     page.get_by_role("option", name=reason, exact=True).click()
-    page.keyboard.press("Escape")
-    page.locator(key(f"no_{job}_{i}") + " button").click()
+    dialog.locator('[data-testid="stCaptionContainer"]').first.click()  # close the option list
+    dialog.locator(key(f"no_{job}_{i}") + " button").click()
+    expect(dialog).to_have_count(0)
 
 
 def download(page: Page, button_key: str) -> bytes:
