@@ -212,6 +212,20 @@ def record_timing(name: str, started: float) -> None:
             f.write(f"{name} {ms:.2f}\n")
 
 
+def require_job(reg: JobRegistry, missing: str, back: str, back_label: str) -> Any:
+    """The job named by the URL (or this session), or a message and a link back, and stop."""
+    job_id = current_job_id()
+    need(job_id is not None, missing, back, back_label)
+    job = reg.get(job_id)
+    if job is None:
+        st.error("Gallery not found. The link may be mistyped or the job was removed.",
+                 icon=":material/search_off:")
+        st.page_link(QUIZ_PAGE, label="Start a new story", icon=":material/arrow_back:")
+        st.stop()
+    st.session_state.job_id = job.id
+    return job
+
+
 def need(condition: bool, message: str, page: str, label: str) -> None:
     """Guard for a page reached out of order: say what to do first, link back, stop."""
     if not condition:

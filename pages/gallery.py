@@ -10,17 +10,11 @@ from foxpipe.models import ClipStatus, Job, SlotStatus
 ui.page_start()
 settings = ui.settings()
 reg = ui.registry()
-job_id = ui.current_job_id()
-ui.need(job_id is not None, "No gallery yet: answer the quiz and approve your scenes first.",
-        ui.QUIZ_PAGE, "Start with the quiz")
-job = reg.get(job_id)
-if job is None:
-    st.error("Gallery not found. The link may be mistyped or the job was removed.", icon=":material/search_off:")
-    st.page_link(ui.QUIZ_PAGE, label="Start a new story", icon=":material/arrow_back:")
-    st.stop()
+job = ui.require_job(reg, "No gallery yet: answer the quiz and approve your scenes first.",
+                     ui.QUIZ_PAGE, "Start with the quiz")
+job_id = job.id
 
-# Keep the id in the URL (reload and sharing reopen this gallery) and in the session.
-st.session_state.job_id = job_id
+# Keep the id in the URL (reload and sharing reopen this gallery).
 if st.query_params.get("job") != job_id:
     st.query_params["job"] = job_id
 

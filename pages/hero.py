@@ -7,16 +7,9 @@ from foxpipe.providers.base import ProviderError
 ui.page_start()
 settings = ui.settings()
 reg = ui.registry()
-job_id = ui.current_job_id()
-ui.need(job_id is not None, "Approve your scenes first: the hero's reference sheet is drawn from them.",
-        ui.SCENES_PAGE, "Go to the scenes")
-job = reg.get(job_id)
-if job is None:
-    st.error("This story was not found. The link may be mistyped or the job was removed.",
-             icon=":material/search_off:")
-    st.page_link(ui.QUIZ_PAGE, label="Start a new story", icon=":material/arrow_back:")
-    st.stop()
-st.session_state.job_id = job_id
+job = ui.require_job(reg, "Approve your scenes first: the hero's reference sheet is drawn from them.",
+                     ui.SCENES_PAGE, "Go to the scenes")
+job_id = job.id
 if st.session_state.get("go_gallery_from_hero") == job_id or hero.started(job):
     st.session_state.pop("go_gallery_from_hero", None)
     st.switch_page(ui.GALLERY_PAGE, query_params={"job": job_id})

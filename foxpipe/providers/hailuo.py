@@ -11,6 +11,7 @@ import httpx
 from foxpipe.config import Settings
 from foxpipe.providers.base import ProviderError
 from foxpipe.providers.videobase import (
+    HttpProvider,
     ImageInput,
     TaskState,
     download,
@@ -55,7 +56,7 @@ def error_for(status: int, body: Any, retry_after_s: float | None = None) -> Pro
                          "fatal", code=str(code or status))
 
 
-class HailuoClient:
+class HailuoClient(HttpProvider):
     name = "hailuo"
     label = "Hailuo (MiniMax)"
     clip_seconds = 6.0
@@ -68,21 +69,8 @@ class HailuoClient:
         self.cost_per_clip = settings.hailuo_cost_per_clip or COST_PER_CLIP
         self._key = settings.hailuo_api_key
         self._given = client
-        self._http: httpx.AsyncClient | None = None
-
-    @property
-    def _client(self) -> httpx.AsyncClient:
-        if self._given is not None:
-            return self._given
-        if self._http is None:
-            self._http = httpx.AsyncClient(
-                base_url=self.settings.hailuo_base_url.rstrip("/"), timeout=self.settings.video_http_timeout
-            )
-        return self._http
-
-    async def aclose(self) -> None:
-        if self._http is not None:
-            await self._http.aclose()
+        self._base_url = settings.hailuo_base_url
+        self._timeout = settings.video_http_timeout
 
     async def _call(self, method: str, path: str, **kw: Any) -> dict[str, Any]:
         try:

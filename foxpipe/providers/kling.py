@@ -13,6 +13,7 @@ import jwt
 from foxpipe.config import Settings
 from foxpipe.providers.base import ProviderError
 from foxpipe.providers.videobase import (
+    HttpProvider,
     ImageInput,
     TaskState,
     download,
@@ -75,7 +76,7 @@ def error_for(status: int, body: Any, retry_after_s: float | None = None) -> Pro
                          "fatal", code=str(code or status))
 
 
-class KlingClient:
+class KlingClient(HttpProvider):
     name = "kling"
     label = "Kling"
     clip_seconds = 5.0
@@ -90,21 +91,8 @@ class KlingClient:
         self.mode = settings.kling_mode if settings.kling_mode in ("std", "pro") else "std"
         self.cost_per_clip = settings.kling_cost_per_clip or COST_PER_CLIP[self.mode]
         self._given = client
-        self._http: httpx.AsyncClient | None = None
-
-    @property
-    def _client(self) -> httpx.AsyncClient:
-        if self._given is not None:
-            return self._given
-        if self._http is None:
-            self._http = httpx.AsyncClient(
-                base_url=self.settings.kling_base_url.rstrip("/"), timeout=self.settings.video_http_timeout
-            )
-        return self._http
-
-    async def aclose(self) -> None:
-        if self._http is not None:
-            await self._http.aclose()
+        self._base_url = settings.kling_base_url
+        self._timeout = settings.video_http_timeout
 
     def _headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {make_jwt(self.access_key, self.secret_key)}"}

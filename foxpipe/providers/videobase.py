@@ -44,6 +44,28 @@ class TaskState:
     message: str = ""
 
 
+class HttpProvider:
+    """A video provider's async HTTP client: the one given (tests), else opened on first use
+    with the provider's base URL and timeout, and closed with ``aclose``."""
+
+    _base_url: str = ""
+    _timeout: float = 60.0
+    _given: httpx.AsyncClient | None = None
+    _http: httpx.AsyncClient | None = None
+
+    @property
+    def _client(self) -> httpx.AsyncClient:
+        if self._given is not None:
+            return self._given
+        if self._http is None:
+            self._http = httpx.AsyncClient(base_url=self._base_url.rstrip("/"), timeout=self._timeout)
+        return self._http
+
+    async def aclose(self) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+
+
 class ClipMaker(Protocol):
     name: str  # "kling", "hailuo"
     label: str
