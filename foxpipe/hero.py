@@ -68,7 +68,7 @@ async def _make(pipe: Pipeline, job: Job, form: str, feedback: str) -> Reference
         except OSError:
             refs = None
     base = reference_prompt(job.character_sheet, form, feedback)
-    level, attempts = 0, max(1, settings.image_retries)
+    level, attempts = 0, 1 + max(0, settings.image_retries)  # the first try, then the retries
     last: ProviderError | None = None
     for attempt in range(1, attempts + 1):
         sent = prompts.sanitize_prompt(base, level, job.character_sheet, f"Character reference sheet of the hero ({form}).")
@@ -111,7 +111,7 @@ def make_reference(registry: JobRegistry, job_id: str, form: str, feedback: str 
     if job is None:
         raise ProviderError("The job was not found.", "fatal")
     s = registry.settings
-    budget = (s.image_timeout + 60) * max(1, s.image_retries) + 30
+    budget = (s.image_timeout + 60) * (1 + max(0, s.image_retries)) + 30
     try:
         ref = registry.run_on_worker(lambda pipe: _make(pipe, job, form, feedback), budget)
     except TimeoutError as e:
