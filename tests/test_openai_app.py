@@ -76,8 +76,9 @@ def test_full_flow_quiz_story_scenes_hero_gallery(live, clean_env):
     reg, job = job_of(at)
     assert all(s.status is SlotStatus.READY for s in job.slots)
     assert all(s.image.path == "edit" and s.image.model == "gpt-image-2" for s in job.slots)
-    scene_requests = [r for r in live.of("edits") if "CHARACTER REFERENCE SHEET" not in r.prompt]
-    assert len(scene_requests) == 20 and all(r.n_images == 1 for r in scene_requests)
+    # Answered scene requests (on a loaded machine a slow answer may time out and be retried).
+    scene_requests = [r for r in live.of("edits") if "CHARACTER REFERENCE SHEET" not in r.prompt and r.status == 200]
+    assert len({r.prompt for r in scene_requests}) == 20 and all(r.n_images == 1 for r in scene_requests)
     at.run()
     page = texts(at)
     assert "20 / 20 images ready" in str([p.text for p in at.get("progress")]) or "20 / 20" in page
