@@ -242,7 +242,9 @@ def test_slideshow_job_makes_video_srt_zip_and_log(tmp_path, registries):
     assert {f"images/scene_{i:02d}.png" for i in (1, 2, 3)} <= names
     log = pd.read_csv(tmp_path / "data" / "log_images.csv", dtype=str, keep_default_na=False)
     assert v.path in set(log[log.status == "video"].image_url)
-    # The saved job keeps the video; a restart reloads it.
+    # The saved job keeps the video; a restart reloads it. (Job files are written by a writer
+    # thread a moment after a change: flush as shutdown does.)
+    reg.flush()
     saved = json.loads((tmp_path / "data" / "jobs" / f"{job_id}.json").read_text())
     assert Job.from_dict(saved).video.path == v.path
 
