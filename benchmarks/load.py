@@ -169,7 +169,7 @@ def main() -> None:
         from tests.fakes.openai_server import FakeOpenAI
 
         with FakeOpenAI() as fake:
-            env = {"OPENAI_API_KEY": "sk-bench-not-a-real-key", "OPENAI_BASE_URL": fake.base_url,
+            env = {"OPENAI_API_KEY": "sk-bench-key", "OPENAI_BASE_URL": fake.base_url,
                    "IMAGES_PER_MINUTE": "600", "OPENAI_USE_REFERENCE": "false"}
             results.append(run(1, env, "fake OpenAI", args.timeout))
     peak = max(r["peak"] for r in results)
