@@ -127,8 +127,7 @@ def tile(j: Job, i: int) -> None:
                 st.button("Use this version", key=f"use_{k}", on_click=reg.restore_version, args=(j.id, i, pick))
 
 
-first = reg.get(job_id)
-refresh = settings.gallery_refresh if (first and (not first.done or reg.uploads_running(job_id))) else None
+refresh = settings.gallery_refresh if (not job.done or reg.uploads_running(job_id)) else None
 
 
 @st.fragment(run_every=refresh)
@@ -202,7 +201,7 @@ if final.all_approved:
     st.divider()
     st.subheader("Videos")
     choices = {p.key: p for p in videojobs.providers(settings)}
-    vjob = reg.get(job_id) or final
+    vjob = final
     busy = vjob.video is not None and vjob.video.running
 
     def start_video() -> None:
