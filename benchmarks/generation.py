@@ -48,14 +48,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from foxpipe.config import Settings  # noqa: E402
-from foxpipe.generation import Pipeline, backoff_delay  # noqa: E402
-from foxpipe.jobs import JobRegistry  # noqa: E402
-from foxpipe.models import Scene, Story, new_id  # noqa: E402
+from foxpipe.domain.models import Scene, Story, new_id  # noqa: E402
+from foxpipe.engine.generation import Pipeline, backoff_delay  # noqa: E402
+from foxpipe.engine.jobs import JobRegistry  # noqa: E402
+from foxpipe.engine.ratelimit import RateLimiter, lower_bound  # noqa: E402
 from foxpipe.providers.base import ProviderError  # noqa: E402
 from foxpipe.providers.csvlog import CsvLog  # noqa: E402
 from foxpipe.providers.localstore import LocalStore  # noqa: E402
 from foxpipe.providers.openai import OpenAIImages  # noqa: E402
-from foxpipe.ratelimit import RateLimiter, lower_bound  # noqa: E402
 from tests.fakes.openai_server import FakeOpenAI  # noqa: E402
 
 CAP = 10  # MAX_CONCURRENT_IMAGES

@@ -18,7 +18,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from foxpipe import story  # noqa: E402
+from foxpipe.domain import story  # noqa: E402
 from foxpipe.providers import offline, slideshow  # noqa: E402
 
 W, H = 1080, 1920

@@ -10,7 +10,7 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
-from foxpipe.models import Job, SlotStatus
+from foxpipe.domain.models import Job, SlotStatus
 
 log = logging.getLogger(__name__)
 

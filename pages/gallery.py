@@ -3,9 +3,11 @@ from pathlib import Path
 
 import streamlit as st
 
-from foxpipe import export, generation, prompts, ui, videojobs
-from foxpipe.jobs import GuardError
-from foxpipe.models import ClipStatus, Job, SlotStatus
+from foxpipe import export, ui
+from foxpipe.domain import prompts
+from foxpipe.domain.models import ClipStatus, Job, SlotStatus
+from foxpipe.engine import generation, videojobs
+from foxpipe.engine.jobs import GuardError
 
 ui.page_start()
 settings = ui.settings()

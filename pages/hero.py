@@ -1,7 +1,9 @@
 import streamlit as st
 
-from foxpipe import hero, prompts, ui
-from foxpipe.jobs import GuardError
+from foxpipe import ui
+from foxpipe.domain import prompts
+from foxpipe.engine import hero
+from foxpipe.engine.jobs import GuardError
 from foxpipe.providers.base import ProviderError
 
 ui.page_start()

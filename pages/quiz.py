@@ -1,6 +1,8 @@
 import streamlit as st
 
-from foxpipe import quiz, ui, workflow
+from foxpipe import app as workflow
+from foxpipe import ui
+from foxpipe.domain import quiz
 
 ui.page_start()
 settings = ui.settings()

@@ -1,8 +1,11 @@
 import streamlit as st
 
-from foxpipe import hero, quiz, ui, workflow
-from foxpipe.models import Story
-from foxpipe.story import placeholder_text
+from foxpipe import app as workflow
+from foxpipe import ui
+from foxpipe.domain import quiz
+from foxpipe.domain.models import Story
+from foxpipe.domain.story import placeholder_text
+from foxpipe.engine import hero
 
 ui.page_start()
 settings = ui.settings()

@@ -39,7 +39,7 @@ def fresh_streamlit_caches():
         reg.shutdown()
     ui.REGISTRIES.clear()
     ui._registry.clear()
-    from foxpipe import services
+    from foxpipe.providers import registry as services
 
     services.close_shared()
 

@@ -11,8 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from foxpipe import quiz, story
-from foxpipe.models import Job, Slot
+from foxpipe.domain import quiz, story
+from foxpipe.domain.models import Job, Slot
 from foxpipe.providers.base import ImageResult, ProviderError, StoredImage
 from foxpipe.providers.offline import render_card
 

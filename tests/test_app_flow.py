@@ -8,7 +8,7 @@ import zipfile
 from streamlit.testing.v1 import AppTest
 
 from foxpipe import ui
-from foxpipe.models import SlotStatus
+from foxpipe.domain.models import SlotStatus
 
 from .conftest import APP
 

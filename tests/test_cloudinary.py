@@ -10,15 +10,16 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from foxpipe import export, quiz
+from foxpipe import export
 from foxpipe.config import load_settings
-from foxpipe.generation import Pipeline
-from foxpipe.jobs import JobRegistry
-from foxpipe.models import SlotStatus
+from foxpipe.domain import quiz
+from foxpipe.domain.models import SlotStatus
+from foxpipe.domain.story import offline_story
+from foxpipe.engine.generation import Pipeline
+from foxpipe.engine.jobs import JobRegistry
 from foxpipe.providers.cloudinary import CloudinaryStore, parse_cloudinary_url, thumbnail_url
 from foxpipe.providers.offline import OfflineImages
-from foxpipe.services import image_store
-from foxpipe.story import offline_story
+from foxpipe.providers.registry import image_store
 from tests.conftest import wait_until
 from tests.fakes.cloudinary_server import CloudinaryServer
 

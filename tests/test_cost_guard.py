@@ -2,11 +2,11 @@
 
 import pytest
 
-from foxpipe import quiz, story
 from foxpipe.config import load_settings
-from foxpipe.generation import Pipeline
-from foxpipe.jobs import GuardError, JobRegistry
-from foxpipe.models import SlotStatus
+from foxpipe.domain import quiz, story
+from foxpipe.domain.models import SlotStatus
+from foxpipe.engine.generation import Pipeline
+from foxpipe.engine.jobs import GuardError, JobRegistry
 from foxpipe.providers.base import ImageResult
 from foxpipe.providers.csvlog import CsvLog
 from foxpipe.providers.localstore import LocalStore

@@ -11,7 +11,7 @@ from openai import AsyncOpenAI
 from PIL import Image
 from pydantic import ValidationError
 
-from foxpipe.story import StoryDraft
+from foxpipe.domain.story import StoryDraft
 from tests.fakes.openai_server import Action, FakeOpenAI, openai_duration
 
 

@@ -6,8 +6,8 @@ import json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from foxpipe import quiz, story
-from foxpipe.models import SCENE_COUNT
+from foxpipe.domain import quiz, story
+from foxpipe.domain.models import SCENE_COUNT
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

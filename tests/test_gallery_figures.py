@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from streamlit.testing.v1 import AppTest
 
-from foxpipe import quiz, story, ui, workflow
+from foxpipe import app as workflow
+from foxpipe import ui
 from foxpipe.config import load_settings
-from foxpipe.models import SlotStatus
+from foxpipe.domain import quiz, story
+from foxpipe.domain.models import SlotStatus
 from tests.conftest import APP, wait_until
 
 

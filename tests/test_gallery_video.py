@@ -7,7 +7,8 @@ import zipfile
 
 from streamlit.testing.v1 import AppTest
 
-from foxpipe import ui, workflow
+from foxpipe import app as workflow
+from foxpipe import ui
 from foxpipe.config import load_settings
 from tests.conftest import APP, wait_until
 
@@ -51,7 +52,7 @@ def test_slideshow_from_the_gallery_plays_and_is_in_the_zip():
     labels = [b.label for b in at.get("download_button")]
     assert "Download the video (MP4)" in labels and "Download everything (ZIP)" in labels
 
-    from foxpipe import videojobs
+    from foxpipe.engine import videojobs
 
     names = set(zipfile.ZipFile(io.BytesIO(videojobs.everything_zip(job))).namelist())
     assert {"story.mp4", "story.srt", "story.json", "prompts.csv"} <= names

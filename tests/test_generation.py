@@ -7,12 +7,12 @@ import asyncio
 
 import pytest
 
-from foxpipe import prompts
 from foxpipe.config import Settings
-from foxpipe.generation import Pipeline, backoff_delay, run_slot
-from foxpipe.models import SlotStatus
+from foxpipe.domain import prompts
+from foxpipe.domain.models import SlotStatus
+from foxpipe.engine.generation import Pipeline, backoff_delay, run_slot
+from foxpipe.engine.ratelimit import RateLimiter
 from foxpipe.providers.base import ProviderError
-from foxpipe.ratelimit import RateLimiter
 from tests.imagefakes import HANG, Book, MemoryLog, MemoryStore, ScriptedImages, make_job
 from tests.virtualclock import run_virtual
 

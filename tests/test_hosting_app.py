@@ -10,9 +10,9 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from foxpipe.config import load_settings
-from foxpipe.models import SlotStatus
+from foxpipe.domain.models import SlotStatus
 from foxpipe.providers.csvlog import CsvLog
-from foxpipe.services import prompt_log
+from foxpipe.providers.registry import prompt_log
 from tests.conftest import APP
 from tests.fakes.cloudinary_server import CloudinaryServer
 from tests.fakes.sheets_server import SheetsServer, make_key, point_gspread_at

@@ -9,12 +9,12 @@ import time
 import pytest
 
 from foxpipe.config import Settings
-from foxpipe.generation import Pipeline
-from foxpipe.jobs import JobRegistry
-from foxpipe.models import ImageVersion, SlotStatus
+from foxpipe.domain.models import ImageVersion, SlotStatus
+from foxpipe.engine.generation import Pipeline
+from foxpipe.engine.jobs import JobRegistry
+from foxpipe.engine.ratelimit import RateLimiter
 from foxpipe.providers.csvlog import CsvLog
 from foxpipe.providers.localstore import LocalStore
-from foxpipe.ratelimit import RateLimiter
 from tests.conftest import wait_until
 from tests.fakes.openai_server import Action, FakeOpenAI
 from tests.imagefakes import HANG, ScriptedImages, make_story, prompt_list

@@ -7,7 +7,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from foxpipe import ui
-from foxpipe.models import SlotStatus
+from foxpipe.domain.models import SlotStatus
 from tests.conftest import APP
 from tests.fakes.openai_server import Action
 

@@ -11,16 +11,16 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from foxpipe import prompts, quiz
 from foxpipe.config import load_settings
-from foxpipe.generation import Pipeline
-from foxpipe.jobs import JobRegistry
-from foxpipe.models import SlotStatus
+from foxpipe.domain import prompts, quiz
+from foxpipe.domain.models import SlotStatus
+from foxpipe.domain.story import offline_story
+from foxpipe.engine.generation import Pipeline
+from foxpipe.engine.jobs import JobRegistry
 from foxpipe.providers.base import ProviderError
 from foxpipe.providers.csvlog import CsvLog
 from foxpipe.providers.localstore import LocalStore
 from foxpipe.providers.openai import OpenAIImages, parse_duration
-from foxpipe.story import offline_story
 from tests.conftest import wait_until
 from tests.fakes.openai_server import Action, png_bytes
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from foxpipe import quiz, workflow
+from foxpipe import app as workflow
 from foxpipe.config import load_settings
-from foxpipe.models import SCENE_COUNT
+from foxpipe.domain import quiz
+from foxpipe.domain.models import SCENE_COUNT
+from foxpipe.domain.story import placeholder_text
 from foxpipe.providers.base import ProviderError
 from foxpipe.providers.openai import OpenAIText
-from foxpipe.story import placeholder_text
 from tests.fakes.openai_server import Action
 
 

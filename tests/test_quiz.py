@@ -2,7 +2,7 @@ import itertools
 
 import pytest
 
-from foxpipe import quiz
+from foxpipe.domain import quiz
 
 
 def visible_keys(answers):

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from foxpipe.ratelimit import RateLimiter, WindowScheduler, job_deadline, lower_bound
+from foxpipe.engine.ratelimit import RateLimiter, WindowScheduler, job_deadline, lower_bound
 from tests.virtualclock import run_virtual
 
 

@@ -4,10 +4,10 @@ from pathlib import Path
 
 import pytest
 
-from foxpipe import quiz, story
 from foxpipe.config import load_settings
-from foxpipe.jobs import JobRegistry
-from foxpipe.models import SlotStatus
+from foxpipe.domain import quiz, story
+from foxpipe.domain.models import SlotStatus
+from foxpipe.engine.jobs import JobRegistry
 
 from .conftest import wait_until
 
@@ -176,7 +176,7 @@ def test_shutdown_stops_the_worker_thread():
 
 
 def test_a_late_progress_update_cannot_revive_a_stopped_slot(registry):
-    from foxpipe.generation import set_slot
+    from foxpipe.engine.generation import set_slot
 
     job_id = new_job(registry, start=False)
     registry.mutate(job_id, lambda j: setattr(j.slots[3], "status", SlotStatus.FAILED))

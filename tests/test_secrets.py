@@ -9,7 +9,8 @@ import zipfile
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from foxpipe import ui, videojobs
+from foxpipe import ui
+from foxpipe.engine import videojobs
 from tests.conftest import APP
 from tests.fakes.openai_server import Action
 

@@ -10,8 +10,8 @@ import pytest
 
 from foxpipe.config import load_settings
 from foxpipe.providers.csvlog import CsvLog
+from foxpipe.providers.registry import prompt_log
 from foxpipe.providers.sheets import HEADERS, SheetsLog, WriteQuota
-from foxpipe.services import prompt_log
 from tests.fakes.sheets_server import Formula, SheetsServer, make_key, point_gspread_at
 
 

@@ -1,7 +1,7 @@
 import json
 
-from foxpipe import quiz, story
-from foxpipe.models import SCENE_COUNT
+from foxpipe.domain import quiz, story
+from foxpipe.domain.models import SCENE_COUNT
 
 
 def answers(**over):

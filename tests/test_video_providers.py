@@ -15,9 +15,9 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from foxpipe import videojobs
-from foxpipe.jobs import JobRegistry
-from foxpipe.models import ClipStatus, Job
+from foxpipe.domain.models import ClipStatus, Job
+from foxpipe.engine import videojobs
+from foxpipe.engine.jobs import JobRegistry
 from foxpipe.providers import slideshow
 from foxpipe.providers.base import ProviderError
 from foxpipe.providers.hailuo import HailuoClient

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import imageio_ffmpeg
 
-from foxpipe import story as story_mod
 from foxpipe.config import Settings
-from foxpipe.jobs import JobRegistry
-from foxpipe.models import Story
+from foxpipe.domain import story as story_mod
+from foxpipe.domain.models import Story
+from foxpipe.engine.jobs import JobRegistry
 from tests.conftest import wait_until
 
 KLING_AK, KLING_SK = "ak-test-123456", "sk-test-0123456789abcdefghijklmnopqrstuv"

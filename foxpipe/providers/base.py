@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from foxpipe.models import Story
+from foxpipe.domain.models import Story
 
 
 class ProviderError(Exception):

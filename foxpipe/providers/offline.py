@@ -11,8 +11,8 @@ import textwrap
 
 from PIL import Image, ImageDraw, ImageFont
 
-from foxpipe import prompts, story
-from foxpipe.models import Story
+from foxpipe.domain import prompts, story
+from foxpipe.domain.models import Story
 from foxpipe.providers.base import ImageResult
 
 BEAT_HUES = {

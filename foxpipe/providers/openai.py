@@ -23,10 +23,10 @@ import openai
 from openai import AsyncOpenAI
 from pydantic import BaseModel, Field, ValidationError
 
-from foxpipe import prompts as prompt_lib
-from foxpipe import story as story_lib
 from foxpipe.config import Settings
-from foxpipe.models import SCENE_COUNT, Story
+from foxpipe.domain import prompts as prompt_lib
+from foxpipe.domain import story as story_lib
+from foxpipe.domain.models import SCENE_COUNT, Story
 from foxpipe.providers.base import ImageResult, ProviderError
 
 log = logging.getLogger(__name__)

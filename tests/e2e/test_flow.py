@@ -11,7 +11,7 @@ import time
 import pytest
 from playwright.sync_api import expect
 
-from foxpipe.quiz import OTHER
+from foxpipe.domain.quiz import OTHER
 
 from .helpers import (
     approve_scenes,

@@ -14,10 +14,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from foxpipe import quiz, services, story
 from foxpipe.config import load_settings
-from foxpipe.jobs import JobRegistry
-from foxpipe.models import SlotStatus
+from foxpipe.domain import quiz, story
+from foxpipe.domain.models import SlotStatus
+from foxpipe.engine.jobs import JobRegistry
+from foxpipe.providers import registry as services
 from tests.conftest import wait_until
 from tests.fakes.cloudinary_server import CloudinaryServer
 from tests.fakes.openai_server import Action

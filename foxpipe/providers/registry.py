@@ -9,12 +9,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from foxpipe.config import Settings
-from foxpipe.generation import Pipeline
+from foxpipe.engine.generation import Pipeline
+from foxpipe.engine.ratelimit import RateLimiter
 from foxpipe.providers.base import ImageModel, ImageStore, PromptLog, TextModel
 from foxpipe.providers.csvlog import CsvLog
 from foxpipe.providers.localstore import LocalStore
 from foxpipe.providers.offline import OfflineImages, OfflineText
-from foxpipe.ratelimit import RateLimiter
 
 
 def text_model(settings: Settings) -> TextModel:

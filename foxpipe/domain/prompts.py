@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import re
 
-from foxpipe import quiz
-from foxpipe.models import Scene
-from foxpipe.story import BEATS
+from foxpipe.domain import quiz
+from foxpipe.domain.models import Scene
+from foxpipe.domain.story import BEATS
 
 TRANSFORMED_FROM = 11  # beats 11-20 show the powered-up form
 

@@ -23,15 +23,15 @@ from typing import Any
 
 from foxpipe import export
 from foxpipe.config import Settings
-from foxpipe.generation import backoff_delay, blocking, image_row, log_safely
-from foxpipe.jobs import JobRegistry
-from foxpipe.models import Clip, ClipStatus, Job, Video
+from foxpipe.domain.models import Clip, ClipStatus, Job, Video
+from foxpipe.engine.generation import backoff_delay, blocking, image_row, log_safely
+from foxpipe.engine.jobs import JobRegistry
+from foxpipe.engine.ratelimit import RateLimiter
 from foxpipe.providers import slideshow
 from foxpipe.providers.base import ProviderError
 from foxpipe.providers.hailuo import HailuoClient
 from foxpipe.providers.kling import KlingClient
 from foxpipe.providers.videobase import ClipMaker, ClipStore, LocalClipStore, image_input
-from foxpipe.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
 

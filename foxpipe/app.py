@@ -9,10 +9,11 @@ import logging
 import time
 from dataclasses import dataclass
 
-from foxpipe import prompts, quiz, services
 from foxpipe.config import Settings
-from foxpipe.models import Job, Story
-from foxpipe.story import placeholder_story
+from foxpipe.domain import prompts, quiz
+from foxpipe.domain.models import Job, Story
+from foxpipe.domain.story import placeholder_story
+from foxpipe.providers import registry as services
 
 log = logging.getLogger(__name__)
 

@@ -13,10 +13,11 @@ from typing import Any
 
 import streamlit as st
 
-from foxpipe import quiz, services
 from foxpipe.config import Settings, load_settings
-from foxpipe.jobs import JobRegistry
-from foxpipe.models import new_id
+from foxpipe.domain import quiz
+from foxpipe.domain.models import new_id
+from foxpipe.engine.jobs import JobRegistry
+from foxpipe.providers import registry as services
 
 log = logging.getLogger(__name__)
 

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from foxpipe import prompts
 from foxpipe.config import Settings
-from foxpipe.models import ImageVersion, Job, SlotStatus
+from foxpipe.domain import prompts
+from foxpipe.domain.models import ImageVersion, Job, SlotStatus
+from foxpipe.engine.ratelimit import RateLimiter
 from foxpipe.providers.base import ImageModel, ImageStore, PromptLog, ProviderError
-from foxpipe.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
 

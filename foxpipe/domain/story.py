@@ -11,8 +11,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, ValidationError
 
-from foxpipe import quiz
-from foxpipe.models import SCENE_COUNT, Scene, Story
+from foxpipe.domain import quiz
+from foxpipe.domain.models import SCENE_COUNT, Scene, Story
 
 
 @dataclass(frozen=True)

@@ -22,12 +22,12 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from foxpipe import prompts
 from foxpipe.config import Settings
-from foxpipe.generation import Pipeline, blocking, image_row, run_slot, set_slot
-from foxpipe.models import Job, Slot, SlotStatus, Story
+from foxpipe.domain import prompts
+from foxpipe.domain.models import Job, Slot, SlotStatus, Story
+from foxpipe.engine.generation import Pipeline, blocking, image_row, run_slot, set_slot
+from foxpipe.engine.ratelimit import RateLimiter, job_deadline
 from foxpipe.providers.localstore import safe_id
-from foxpipe.ratelimit import RateLimiter, job_deadline
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +98,7 @@ class JobRegistry:
 
             def run() -> None:
                 asyncio.set_event_loop(loop)
-                from foxpipe.services import image_limits
+                from foxpipe.providers.registry import image_limits
 
                 if self.limiter is None:
                     rate, cap = image_limits(self.settings)
@@ -138,7 +138,7 @@ class JobRegistry:
         assert self.limiter is not None
         if self._factory is not None:
             return self._factory(self.settings, self.limiter)
-        from foxpipe.services import build_pipeline
+        from foxpipe.providers.registry import build_pipeline
 
         return build_pipeline(self.settings, self.limiter)
 

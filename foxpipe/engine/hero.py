@@ -11,11 +11,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from foxpipe import prompts
 from foxpipe.config import Settings
-from foxpipe.generation import Pipeline, backoff_delay, blocking
-from foxpipe.jobs import JobRegistry
-from foxpipe.models import Job
+from foxpipe.domain import prompts
+from foxpipe.domain.models import Job
+from foxpipe.engine.generation import Pipeline, backoff_delay, blocking
+from foxpipe.engine.jobs import JobRegistry
 from foxpipe.providers.base import ProviderError
 
 log = logging.getLogger(__name__)

@@ -1,0 +1,1 @@
+"""Pure domain: quiz, structures and beats, story, prompts, models, the lifecycle. No I/O."""

@@ -1,0 +1,1 @@
+"""The engine: the worker loop, the rate limiter, the retry policy, the tasks."""
