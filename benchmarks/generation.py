@@ -49,9 +49,10 @@ sys.path.insert(0, str(ROOT))
 
 from foxpipe.config import Settings  # noqa: E402
 from foxpipe.domain.models import Scene, Story, new_id  # noqa: E402
-from foxpipe.engine.generation import Pipeline, backoff_delay  # noqa: E402
+from foxpipe.engine.generation import Pipeline  # noqa: E402
 from foxpipe.engine.jobs import JobRegistry  # noqa: E402
 from foxpipe.engine.ratelimit import RateLimiter, lower_bound  # noqa: E402
+from foxpipe.engine.retry import backoff_delay  # noqa: E402
 from foxpipe.providers.base import ProviderError  # noqa: E402
 from foxpipe.providers.csvlog import CsvLog  # noqa: E402
 from foxpipe.providers.localstore import LocalStore  # noqa: E402

@@ -4,8 +4,11 @@ approved scenes into standardized prompts, log the story. No Streamlit here."""
 from __future__ import annotations
 
 import asyncio
+import atexit
+import hashlib
 import json
 import logging
+import threading
 import time
 from dataclasses import dataclass
 
@@ -13,9 +16,62 @@ from foxpipe.config import Settings
 from foxpipe.domain import prompts, quiz
 from foxpipe.domain.models import Job, Story
 from foxpipe.domain.story import placeholder_story
+from foxpipe.engine.jobs import JobRegistry
 from foxpipe.providers import registry as services
 
 log = logging.getLogger(__name__)
+
+
+# ------------------------------------------------------------------ the engine, one per process
+# Held here, not in a Streamlit cache: "Clear cache" (which any client can send) must never
+# drop the engine while its worker runs, nor its jobs, limits, budgets or lockouts.
+_ENGINE: JobRegistry | None = None
+_ENGINE_KEY = ""
+_ENGINE_LOCK = threading.Lock()
+
+
+def settings_key(settings: Settings) -> str:
+    return hashlib.sha256(repr(settings).encode()).hexdigest()
+
+
+def engine(settings: Settings) -> JobRegistry:
+    """The process's engine. Settings come from the app's secrets, the same for every
+    session; when they change (the secrets were edited), the old engine hands over: it
+    finishes what it sent and the new one picks up the queued work from the store."""
+    global _ENGINE, _ENGINE_KEY
+    key = settings_key(settings)
+    with _ENGINE_LOCK:
+        if _ENGINE is not None and key == _ENGINE_KEY:
+            return _ENGINE
+        old, _ENGINE, _ENGINE_KEY = _ENGINE, JobRegistry(settings), key
+    if old is not None:
+        old.shutdown()
+        old.store.close()
+    return _ENGINE
+
+
+def current() -> JobRegistry | None:
+    """The running engine, if one was made."""
+    return _ENGINE
+
+
+def shutdown(grace: float | None = None) -> None:
+    """Stop the engine: send nothing new, wait up to ``grace`` seconds (the setting
+    SHUTDOWN_GRACE_SECONDS by default) for requests already sent, store what they return."""
+    global _ENGINE, _ENGINE_KEY
+    with _ENGINE_LOCK:
+        eng, _ENGINE, _ENGINE_KEY = _ENGINE, None, ""
+    if eng is not None:
+        g = eng.settings.shutdown_grace_seconds if grace is None else grace
+        if g:
+            log.info("[SHUTDOWN] waiting up to %.0f s for requests already sent", g)
+        eng.shutdown(grace=g)
+        eng.store.close()
+        log.info("[SHUTDOWN] stopped")
+
+
+# Streamlit stops its server on SIGTERM/SIGINT and the interpreter then runs this.
+atexit.register(shutdown)
 
 
 def _run(coro):  # noqa: ANN001, ANN202

@@ -18,6 +18,7 @@ SECRET_FIELDS = (
     "kling_secret_key",
     "hailuo_api_key",
     "app_password",
+    "database_url",
 )
 
 
@@ -66,6 +67,9 @@ class Settings:
     max_regenerations_per_image: int = 5
     daily_image_budget: int = 500
     job_ttl_hours: float = 24.0
+    # Store and shutdown
+    database_url: str = ""  # PostgreSQL (postgresql+psycopg://…); empty: a SQLite file in the data folder
+    shutdown_grace_seconds: float = 60.0  # on SIGTERM/Ctrl+C, wait this long for requests already sent
     # Local
     data_dir: str = "data"
     offline_delay: float = 0.4  # seconds per embedded image, so progress is visible
@@ -108,6 +112,8 @@ class Settings:
         if self.cloudinary_url:
             parsed = urlparse(self.cloudinary_url)
             vals += [parsed.password or ""]
+        if self.database_url:
+            vals += [urlparse(self.database_url).password or ""]
         return [v for v in vals if v and len(v) >= 6]
 
     def redact(self, text: str) -> str:

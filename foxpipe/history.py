@@ -1,46 +1,35 @@
-"""Past stories for the History page, from the local log and the saved jobs."""
+"""Past stories for the History page, from the store (every job, newest first)."""
 
 from __future__ import annotations
 
-import json
 import logging
+import time
 from typing import Any
 
-from foxpipe.config import Settings
-from foxpipe.providers.csvlog import CsvLog
-from foxpipe.providers.localstore import safe_id
+from foxpipe.engine.jobs import JobRegistry
+from foxpipe.store import StoreError
 
 log = logging.getLogger(__name__)
 
 
-def past_stories(settings: Settings, limit: int = 50) -> list[dict[str, Any]]:
-    """Newest first: title, time, job id, images approved / total, and whether the gallery can
-    still be opened (its saved job exists). The local CSV holds every story row, whether or
-    not it also reached Google Sheets."""
+def past_stories(registry: JobRegistry, owner: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+    """Newest first: title, time, job id, images approved / total, the owner. Read from the
+    store's summary columns, so one job whose document is damaged still lists (and says so
+    when opened) and never hides the others."""
     try:
-        df = CsvLog(settings.data_path).read("stories")
-    except Exception as e:  # an unreadable log must not break the page
-        log.warning("[SHEETS] the local story log could not be read: %s", type(e).__name__)
-        return []
-    out: list[dict[str, Any]] = []
-    seen: set[str] = set()
-    for _, row in df.iloc[::-1].iterrows():
-        job_id = str(row.get("job_id", ""))
-        if job_id in seen:
-            continue
-        seen.add(job_id)
-        approved, total, available = 0, 0, False
-        try:
-            path = settings.data_path / "jobs" / f"{safe_id(job_id)}.json"
-            data = json.loads(path.read_text(encoding="utf-8"))
-            slots = data.get("slots", [])
-            total = len(slots)
-            approved = sum(1 for s in slots if s.get("status") == "approved")
-            available = True
-        except (OSError, ValueError, AttributeError):
-            pass
-        out.append({"title": row.get("title", "") or "Untitled story", "time": row.get("time", ""),
-                    "job_id": job_id, "approved": approved, "total": total, "available": available})
-        if len(out) >= limit:
-            break
-    return out
+        rows = registry.store.list_jobs(owner=owner, limit=limit)
+    except StoreError as e:
+        log.warning("[STORE] History could not be read: %s", e.message)
+        raise
+    return [
+        {
+            "title": r.title or "Untitled story",
+            "time": time.strftime("%Y-%m-%d %H:%M", time.localtime(r.created)),
+            "job_id": r.id,
+            "owner": r.owner,
+            "approved": r.approved,
+            "total": r.total,
+            "done": r.done,
+        }
+        for r in rows
+    ]

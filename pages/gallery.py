@@ -25,7 +25,6 @@ STATUS_LABEL = {
     SlotStatus.GENERATING: ":blue-badge[:material/progress_activity: generating]",
     SlotStatus.READY: ":orange-badge[:material/rate_review: ready]",
     SlotStatus.APPROVED: ":green-badge[:material/check: approved]",
-    SlotStatus.REJECTED: ":violet-badge[:material/refresh: regenerating]",
     SlotStatus.FAILED: ":red-badge[:material/error: failed]",
 }
 

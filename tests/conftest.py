@@ -33,12 +33,9 @@ def clean_env(monkeypatch, tmp_path):
 def fresh_streamlit_caches():
     """st.cache_resource outlives an AppTest: clear it, and stop any worker it held."""
     yield
-    from foxpipe import ui
+    from foxpipe import app
 
-    for reg in list(ui.REGISTRIES):
-        reg.shutdown()
-    ui.REGISTRIES.clear()
-    ui._registry.clear()
+    app.shutdown(grace=0)
     from foxpipe.providers import registry as services
 
     services.close_shared()

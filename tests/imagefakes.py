@@ -121,6 +121,11 @@ class Book:
 
     job: Job
     aborted: list[str] = field(default_factory=list)
+    closing: bool = False
+    requests: int = 0
+
+    def started_request(self) -> None:
+        self.requests += 1
 
     def read(self, job_id: str, fn: Callable[[Job], Any]) -> Any:
         return fn(self.job) if job_id == self.job.id else None

@@ -7,7 +7,7 @@ import zipfile
 
 from streamlit.testing.v1 import AppTest
 
-from foxpipe import ui
+from foxpipe import app
 from foxpipe.domain.models import SlotStatus
 
 from .conftest import APP
@@ -110,7 +110,7 @@ def test_whole_offline_flow_quiz_to_zip():
     assert isinstance(job_id, str) and len(job_id) >= 22
     assert at.progress, "the gallery opened"
     at.switch_page("pages/gallery.py")  # AppTest re-runs the last page it was switched to
-    reg = ui.REGISTRIES[-1]
+    reg = app.current()
     run_until(at, lambda a: a.progress and a.progress[0].value == 100)
     job = reg.get(job_id)
     assert [s.status for s in job.slots] == [SlotStatus.READY] * 20

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from streamlit.testing.v1 import AppTest
 
+from foxpipe import app, ui
 from foxpipe import app as workflow
-from foxpipe import ui
 from foxpipe.config import load_settings
 from foxpipe.domain import quiz, story
 from foxpipe.domain.models import SlotStatus
@@ -15,8 +15,7 @@ from tests.conftest import APP, wait_until
 def test_gallery_shows_figures_and_stop_cancels(monkeypatch):
     monkeypatch.setenv("FOXPIPE_OFFLINE_DELAY", "0.5")  # slow enough to press Stop mid-job
     settings = load_settings({})
-    reg = ui._registry(ui._settings_key(settings), settings)
-    ui.REGISTRIES.append(reg)
+    reg = app.engine(settings)
     s = story.offline_story(quiz.defaults())
     prompts = workflow.prepare_prompts(settings, s).prompts
     job_id = reg.create_job(s, prompts, owner="someone")

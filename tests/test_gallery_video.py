@@ -15,7 +15,7 @@ from tests.conftest import APP, wait_until
 
 def _approved_job_in_app_registry(at: AppTest) -> str:
     """The offline flow the scenes page runs on approval, then every image approved."""
-    reg = ui.REGISTRIES[-1]
+    reg = workflow.current()
     settings = load_settings()
     story = workflow.write_story(settings, {})
     prepared = workflow.prepare_prompts(settings, story)

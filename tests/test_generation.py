@@ -10,8 +10,9 @@ import pytest
 from foxpipe.config import Settings
 from foxpipe.domain import prompts
 from foxpipe.domain.models import SlotStatus
-from foxpipe.engine.generation import Pipeline, backoff_delay, run_slot
+from foxpipe.engine.generation import Pipeline, run_slot
 from foxpipe.engine.ratelimit import RateLimiter
+from foxpipe.engine.retry import backoff_delay
 from foxpipe.providers.base import ProviderError
 from tests.imagefakes import HANG, Book, MemoryLog, MemoryStore, ScriptedImages, make_job
 from tests.virtualclock import run_virtual

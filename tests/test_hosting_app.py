@@ -9,6 +9,7 @@ import time
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from foxpipe import app
 from foxpipe.config import load_settings
 from foxpipe.domain.models import SlotStatus
 from foxpipe.providers.csvlog import CsvLog
@@ -72,10 +73,9 @@ def make_gallery(at: AppTest) -> str:
     at.button(key="approve_scenes").click().run()
     at.run()
     job_id = at.query_params["job"][0] if isinstance(at.query_params["job"], list) else at.query_params["job"]
-    from foxpipe import ui
 
     def done(a: AppTest) -> bool:
-        reg = ui.REGISTRIES[-1]
+        reg = app.current()
         job = reg.get(job_id)
         return bool(job and job.done)
 
@@ -119,9 +119,8 @@ def test_failed_upload_offers_retry_upload(cld, monkeypatch):
     buttons = [b for b in at.button if b.key and b.key.startswith("upload_")]
     assert len(buttons) == 2
     assert sum("Not uploaded" in c.value for c in at.caption) == 2
-    from foxpipe import ui
 
-    reg = ui.REGISTRIES[-1]
+    reg = app.current()
     clicked: set[str] = set()
     deadline = time.monotonic() + 20
     while any(s.upload_error for s in reg.get(job_id).slots):
@@ -139,7 +138,7 @@ def test_failed_upload_offers_retry_upload(cld, monkeypatch):
     assert len(clicked) == 2
     run_until(at, lambda a: not any(b.key and b.key.startswith("upload_") for b in a.button))
     assert len(cld.assets) == 20
-    job = ui.REGISTRIES[-1].get(job_id)
+    job = app.current().get(job_id)
     assert all(s.image.uploaded for s in job.slots)
 
 
@@ -155,9 +154,8 @@ def test_bad_configuration_is_explained_and_the_app_runs_locally(monkeypatch, cl
     assert "GOOGLE_SERVICE_ACCOUNT is not valid JSON" in warnings
     assert "only-a-key" not in warnings
     assert "**Image hosting**: Local files" in sidebar_text(side) and "**Prompt log**: Local CSV" in sidebar_text(side)
-    from foxpipe import ui
 
-    job = ui.REGISTRIES[-1].get(job_id)
+    job = app.current().get(job_id)
     assert all(s.status is SlotStatus.READY and not s.image.uploaded for s in job.slots)
     assert CsvLog(clean_env).read("stories")["job_id"].tolist() == [job_id]
     assert len(CsvLog(clean_env).read("images")) == 20
@@ -191,7 +189,7 @@ def test_history_lists_past_stories_and_reopens_their_gallery(clean_env):
     hist = AppTest.from_file(APP, default_timeout=30)
     hist.switch_page("pages/history.py").run()
     assert not hist.exception
-    entry = " ".join(m.value for m in hist.main.markdown)
+    entry = " ".join([t.value for t in hist.main.text] + [c.value for c in hist.main.caption])
     assert title in entry and "20 / 20 images approved" in entry
     links = [link for link in hist.get("page_link") if "Open gallery" in link.proto.label]
     assert len(links) == 1 and job_id in links[0].proto.query_string

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from foxpipe import ui
+from foxpipe import app
 from foxpipe.domain.models import SlotStatus
 from tests.conftest import APP
 from tests.fakes.openai_server import Action
@@ -35,7 +35,7 @@ def write_story(at: AppTest) -> AppTest:
 
 
 def job_of(at: AppTest):
-    reg = ui.REGISTRIES[-1]
+    reg = app.current()
     return reg, reg.get(at.session_state.job_id)
 
 

@@ -1,4 +1,3 @@
-import json
 import threading
 from pathlib import Path
 
@@ -6,8 +5,10 @@ import pytest
 
 from foxpipe.config import load_settings
 from foxpipe.domain import quiz, story
+from foxpipe.domain.lifecycle import SlotEvent, slot_event
 from foxpipe.domain.models import SlotStatus
 from foxpipe.engine.jobs import JobRegistry
+from foxpipe.store import Store
 
 from .conftest import wait_until
 
@@ -132,18 +133,22 @@ def test_job_survives_a_restart_of_the_app(registry, clean_env):
         reborn.shutdown()
 
 
-def test_in_flight_work_is_marked_failed_after_a_restart(registry, clean_env):
+def test_after_a_restart_cut_off_requests_fail_and_queued_images_start_again(registry, clean_env):
     job_id = new_job(registry, start=False)
-    path = clean_env / "jobs" / f"{job_id}.json"
-    wait_until(path.exists)  # jobs are written by a writer thread, a moment later
-    data = json.loads(path.read_text())
-    data["slots"][4]["status"] = "generating"
-    path.write_text(json.dumps(data))
+
+    def hard_kill(j):  # what a killed process leaves in the store
+        j.slots[4].status, j.slots[4].generations = SlotStatus.GENERATING, 1
+        j.slots[5].status, j.slots[5].generations = SlotStatus.QUEUED, 1
+
+    registry.mutate(job_id, hard_kill)
+    registry.shutdown()
     reborn = JobRegistry(load_settings({}))
     try:
-        job = reborn.get(job_id)
-        assert job.slots[4].status is SlotStatus.FAILED
-        assert "Retry" in job.slots[4].error
+        assert reborn.pipeline is not None  # the engine starts (the first page visit does this)
+        job = wait_until(lambda: (j := reborn.get(job_id)) and j.slots[5].status is SlotStatus.READY and j)
+        assert job.slots[4].status is SlotStatus.FAILED and "Retry" in job.slots[4].error
+        assert job.slots[5].generations == 1  # resumed, not paid for again
+        assert job.slots[6].status is SlotStatus.QUEUED  # never started (awaiting the hero sheet)
     finally:
         reborn.shutdown()
 
@@ -153,17 +158,16 @@ def test_unknown_or_malformed_ids_are_not_found(registry, bad):
     assert registry.get(bad) is None
 
 
-def test_finished_jobs_are_evicted_from_memory_but_kept_on_disk():
-    reg = JobRegistry(load_settings({"JOB_TTL_HOURS": "0.0001"}))  # 0.36 s
+def test_a_change_is_visible_at_once_to_every_reader_of_the_store(registry):
+    job_id = new_job(registry)
+    wait_until(lambda: registry.get(job_id).done)
+    registry.approve(job_id, [0])
+    other = Store(registry.store.url)  # e.g. History in another process
     try:
-        job_id = new_job(reg)
-        wait_until(lambda: reg.get(job_id).done)
-        reg.approve(job_id, [0])
-        wait_until(lambda: job_id not in reg._jobs, timeout=10)
-        again = reg.get(job_id)  # reloaded from disk
-        assert again.slots[0].status is SlotStatus.APPROVED
+        assert other.get_job(job_id).slots[0].status is SlotStatus.APPROVED
+        assert [r.approved for r in other.list_jobs() if r.id == job_id] == [1]
     finally:
-        reg.shutdown()
+        other.close()
 
 
 def test_shutdown_stops_the_worker_thread():
@@ -175,13 +179,15 @@ def test_shutdown_stops_the_worker_thread():
     assert not thread.is_alive()
 
 
-def test_a_late_progress_update_cannot_revive_a_stopped_slot(registry):
-    from foxpipe.engine.generation import set_slot
+def test_a_late_update_from_a_stopped_run_cannot_revive_the_slot(registry):
+    from foxpipe.engine.generation import slot_step
 
     job_id = new_job(registry, start=False)
-    registry.mutate(job_id, lambda j: setattr(j.slots[3], "status", SlotStatus.FAILED))
-    set_slot(registry, job_id, 3, status=SlotStatus.GENERATING, attempts=2)
+    registry.mutate(job_id, lambda j: slot_event(j.slots[3], SlotEvent.QUEUE))  # run 1
+    registry.mutate(job_id, lambda j: slot_event(j.slots[3], SlotEvent.FAIL, run=1))  # stopped
+    registry.mutate(job_id, lambda j: slot_event(j.slots[3], SlotEvent.QUEUE))  # Retry: run 2
+    assert not slot_step(registry, job_id, 3, SlotEvent.START, 1, attempts=2)  # run 1 answers late
     slot = registry.get(job_id).slots[3]
-    assert slot.status is SlotStatus.FAILED and slot.attempts == 0
-    set_slot(registry, job_id, 4, status=SlotStatus.GENERATING)  # still queued: applies
-    assert registry.get(job_id).slots[4].status is SlotStatus.GENERATING
+    assert slot.status is SlotStatus.QUEUED and slot.attempts == 0
+    assert slot_step(registry, job_id, 3, SlotEvent.START, 2)  # the current run applies
+    assert registry.get(job_id).slots[3].status is SlotStatus.GENERATING

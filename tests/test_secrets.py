@@ -9,7 +9,7 @@ import zipfile
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from foxpipe import ui
+from foxpipe import app
 from foxpipe.engine import videojobs
 from tests.conftest import APP
 from tests.fakes.openai_server import Action
@@ -58,7 +58,7 @@ def test_a_whole_story_with_keys_leaks_nothing(keyed, caplog, clean_env):
     at = enter(AppTest.from_file(APP, default_timeout=30))
     at.button(key="write_story").click().run()
     at.button(key="approve_scenes").click().run()
-    reg = ui.REGISTRIES[-1]
+    reg = app.current()
     job_id = at.session_state.job_id
     for _ in range(300):
         at.run()
@@ -75,9 +75,10 @@ def test_a_whole_story_with_keys_leaks_nothing(keyed, caplog, clean_env):
         with zipfile.ZipFile(io.BytesIO(data)) as z:
             for name in z.namelist():
                 assert_clean(z.read(name).decode("latin-1"), f"the ZIP's {name}")
-    # Everything the app wrote to disk: saved jobs, logs, images.
+    # Everything the app wrote to disk: the store (database and its write-ahead log), logs, images.
+    app.shutdown(grace=0)  # the store's write-ahead log is folded into the database file
     files = [p for p in clean_env.rglob("*") if p.is_file()]
-    assert any(p.suffix == ".json" for p in files) and any(p.suffix == ".csv" for p in files)
+    assert any(p.suffix == ".db" for p in files) and any(p.suffix == ".csv" for p in files)
     for p in files:
         assert_clean(p.read_bytes().decode("latin-1"), str(p.relative_to(clean_env)))
     # Every log line, at every level.

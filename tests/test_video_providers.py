@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import io
-import json
 import time
 import zipfile
 from pathlib import Path
@@ -23,6 +22,7 @@ from foxpipe.providers.base import ProviderError
 from foxpipe.providers.hailuo import HailuoClient
 from foxpipe.providers.kling import KlingClient, make_jwt
 from foxpipe.providers.videobase import ImageInput, hosted_url, image_input
+from foxpipe.store import Store
 from tests.conftest import wait_until
 from tests.fakes.videoapi import FakeHailuo, FakeKling
 from tests.video_helpers import (
@@ -242,11 +242,13 @@ def test_slideshow_job_makes_video_srt_zip_and_log(tmp_path, registries):
     assert {f"images/scene_{i:02d}.png" for i in (1, 2, 3)} <= names
     log = pd.read_csv(tmp_path / "data" / "log_images.csv", dtype=str, keep_default_na=False)
     assert v.path in set(log[log.status == "video"].image_url)
-    # The saved job keeps the video; a restart reloads it. (Job files are written by a writer
-    # thread a moment after a change: flush as shutdown does.)
-    reg.flush()
-    saved = json.loads((tmp_path / "data" / "jobs" / f"{job_id}.json").read_text())
-    assert Job.from_dict(saved).video.path == v.path
+    # The stored job keeps the video; a restart reads it back.
+    reg.shutdown()
+    again = Store(reg.store.url)
+    try:
+        assert again.get_job(job_id).video.path == v.path
+    finally:
+        again.close()
 
 
 def test_old_job_files_without_a_video_still_load(tmp_path, registries):

@@ -52,12 +52,11 @@ class SlotStatus(StrEnum):
     GENERATING = "generating"
     READY = "ready"
     APPROVED = "approved"
-    REJECTED = "rejected"
     FAILED = "failed"
 
     @property
     def in_flight(self) -> bool:
-        return self in (SlotStatus.QUEUED, SlotStatus.GENERATING, SlotStatus.REJECTED)
+        return self in (SlotStatus.QUEUED, SlotStatus.GENERATING)
 
     @property
     def has_image(self) -> bool:
@@ -227,7 +226,8 @@ class Job:
         for s in d.get("slots", []):
             s = dict(s)
             s["scene"] = Scene(**s["scene"])
-            s["status"] = SlotStatus(s["status"])
+            # "rejected" (an earlier version's name for "queued again with feedback")
+            s["status"] = SlotStatus("queued" if s["status"] == "rejected" else s["status"])
             s["versions"] = [ImageVersion(**v) for v in s.get("versions", [])]
             slots.append(Slot(**s))
         d["slots"] = slots

@@ -7,7 +7,6 @@ import asyncio
 import copy
 import functools
 import logging
-import random
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor
@@ -17,8 +16,10 @@ from typing import Any, Protocol
 
 from foxpipe.config import Settings
 from foxpipe.domain import prompts
-from foxpipe.domain.models import ImageVersion, Job, SlotStatus
+from foxpipe.domain.lifecycle import Refused, SlotEvent, slot_event
+from foxpipe.domain.models import ImageVersion, Job
 from foxpipe.engine.ratelimit import RateLimiter
+from foxpipe.engine.retry import backoff_delay
 from foxpipe.providers.base import ImageModel, ImageStore, PromptLog, ProviderError
 
 log = logging.getLogger(__name__)
@@ -56,7 +57,9 @@ async def blocking(pipe: Pipeline, fn: Callable[..., Any], *args: Any, **kwargs:
 
 
 class JobBook(Protocol):
-    """What generation needs from the registry."""
+    """What generation needs from the engine."""
+
+    closing: bool  # shutting down: send nothing new
 
     def read(self, job_id: str, fn: Callable[[Job], Any]) -> Any: ...
 
@@ -64,54 +67,43 @@ class JobBook(Protocol):
 
     def abort(self, job_id: str, message: str) -> None: ...
 
+    def started_request(self) -> None: ...
 
-def set_slot(book: JobBook, job_id: str, index: int, gen: int | None = None, **changes: Any) -> None:
-    """Progress of a slot's own work. Applied only while the slot is still in flight and
-    still on the same run (``gen``): once Stop, a deadline or an abort has failed it, or a
-    Retry has started a new run, a late update from the old task must not touch it."""
 
-    def fn(j: Job) -> None:
+def slot_step(book: JobBook, job_id: str, index: int, event: SlotEvent, run: int | None,
+              **changes: Any) -> bool:
+    """Apply one lifecycle event of this slot's run (and ``changes`` with it) through the
+    store; False when the lifecycle refused it (the run was stopped or replaced)."""
+
+    def fn(j: Job) -> bool:
         s = j.slots[index]
-        if not s.status.in_flight or (gen is not None and s.generations != gen):
-            return
+        try:
+            slot_event(s, event, run=run)
+        except Refused:
+            return False
         for k, v in changes.items():
             setattr(s, k, v)
+        if event is SlotEvent.START and not j.started_at:
+            j.started_at = s.started
+        return True
 
-    book.mutate(job_id, fn)
+    return bool(book.mutate(job_id, fn))
 
 
-def _record_image(job: Job, index: int, version: ImageVersion, upload_error: str) -> None:
+def _record_image(job: Job, index: int, run: int, version: ImageVersion, upload_error: str) -> bool:
     s = job.slots[index]
+    try:
+        slot_event(s, SlotEvent.IMAGE, run=run)
+    except Refused:
+        # Stopped or replaced while the image was being made: keep the paid-for image as a
+        # version the reviewer can restore, without changing the slot's status.
+        s.versions.append(version)
+        return False
     s.versions.append(version)
     s.current = len(s.versions) - 1
-    s.status = SlotStatus.READY
-    s.error = ""
     s.upload_error = upload_error
-    s.finished = time.time()
     if not job.first_image_at:
         job.first_image_at = s.finished
-
-
-def backoff_delay(attempt: int, base: float, cap: float, retry_after: float | None = None) -> float:
-    """Exponential backoff (base, 2 base, 4 base, ... up to cap) with ±50 % jitter so
-    retries of images that failed together spread out; never shorter than the server's
-    Retry-After."""
-    delay = min(cap, base * 2 ** (attempt - 1) * random.uniform(0.5, 1.5))
-    return max(delay, retry_after or 0.0)
-
-
-def _mark_generating(job: Job, index: int, attempt: int, level: int, gen: int | None = None) -> bool:
-    """Mark the slot as being generated; False if it was stopped while it waited, or a newer
-    run replaced this one."""
-    s = job.slots[index]
-    if not s.status.in_flight or (gen is not None and s.generations != gen):
-        return False
-    s.status = SlotStatus.GENERATING
-    s.attempts = attempt
-    s.policy_level = level
-    s.started = time.time()
-    if not job.started_at:
-        job.started_at = s.started
     return True
 
 
@@ -154,7 +146,10 @@ def _read_reference(path: str) -> list[bytes] | None:
         return None
 
 
-async def run_slot(book: JobBook, pipe: Pipeline, job_id: str, index: int) -> None:
+async def run_slot(book: JobBook, pipe: Pipeline, job_id: str, index: int, run: int | None = None) -> None:
+    """One run of one slot. ``run`` is the run number the engine gave it when it was queued
+    (read from the slot when not given): every update it makes carries it, so a run that
+    was stopped or replaced can never change the slot again."""
     # Only what this slot needs, read under the registry's lock (no copy of the whole job).
     facts = book.read(job_id, lambda j: (
         copy.deepcopy(j.slots[index]), j.character_sheet, j.size, j.story.id,
@@ -163,7 +158,7 @@ async def run_slot(book: JobBook, pipe: Pipeline, job_id: str, index: int) -> No
     if facts is None:
         return
     slot, sheet, size, story_id, ref_path = facts
-    gen = slot.generations  # this run's number: updates from older runs are ignored
+    gen = slot.generations if run is None else run  # updates from older runs are refused
     settings = pipe.settings
     refs = await asyncio.to_thread(_read_reference, ref_path) if ref_path else None
     base_prompt = prompts.with_feedback(slot.prompt, slot.feedback)
@@ -176,9 +171,12 @@ async def run_slot(book: JobBook, pipe: Pipeline, job_id: str, index: int) -> No
             sent = prompts.with_feedback(sent, prompts.sanitize(slot.feedback))
         err: ProviderError | None = None
         async with pipe.limiter.slot(job_id) as stamp:
-            if not book.mutate(job_id, lambda j, a=attempt, lv=level: _mark_generating(j, index, a, lv, gen)):
+            if book.closing:
+                return  # the app is shutting down: this image stays queued and starts after the restart
+            if not slot_step(book, job_id, index, SlotEvent.START, gen, attempts=attempt, policy_level=level):
                 return  # stopped (Stop, deadline) or replaced while it waited: send nothing
             pipe.limiter.sent(stamp)
+            book.started_request()
             t0 = time.monotonic()
             try:
                 async with asyncio.timeout(settings.image_timeout):
@@ -215,7 +213,7 @@ async def run_slot(book: JobBook, pipe: Pipeline, job_id: str, index: int) -> No
                 usage=result.usage,
                 uploaded=stored.uploaded,
             )
-            book.mutate(job_id, lambda j, v=version_record, e=stored.error: _record_image(j, index, v, e))
+            book.mutate(job_id, lambda j, v=version_record, e=stored.error: _record_image(j, index, gen, v, e))
             log.info("[IMAGE] job %s scene %d ready in %.1fs (attempt %d)", job_id[:6], index + 1, seconds, attempt)
             status = "regenerated" if version > 1 else "ready"
             await _log_row(book, pipe, job_id, index, status, pipe.cost_per_image())
@@ -233,8 +231,8 @@ async def run_slot(book: JobBook, pipe: Pipeline, job_id: str, index: int) -> No
                 break
             level += 1
         if attempt < max_attempts:
-            set_slot(book, job_id, index, gen, status=SlotStatus.QUEUED,
-                     error=f"Attempt {attempt} failed ({message}); trying again.")
+            slot_step(book, job_id, index, SlotEvent.WAIT, gen,
+                      error=f"Attempt {attempt} failed ({message}); trying again.")
             if err.kind != "policy":
                 await asyncio.sleep(
                     backoff_delay(attempt, pipe.backoff_base, pipe.backoff_cap, err.retry_after)
@@ -242,7 +240,7 @@ async def run_slot(book: JobBook, pipe: Pipeline, job_id: str, index: int) -> No
     else:
         message = f"Gave up after {max_attempts} attempts: {message}"
 
-    set_slot(book, job_id, index, gen, status=SlotStatus.FAILED, error=message, finished=time.time())
+    slot_step(book, job_id, index, SlotEvent.FAIL, gen, error=message)
     await _log_row(book, pipe, job_id, index, "failed", 0.0)
 
 

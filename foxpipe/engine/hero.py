@@ -14,8 +14,9 @@ from typing import Any
 from foxpipe.config import Settings
 from foxpipe.domain import prompts
 from foxpipe.domain.models import Job
-from foxpipe.engine.generation import Pipeline, backoff_delay, blocking
+from foxpipe.engine.generation import Pipeline, blocking
 from foxpipe.engine.jobs import JobRegistry
+from foxpipe.engine.retry import backoff_delay
 from foxpipe.providers.base import ProviderError
 
 log = logging.getLogger(__name__)

@@ -1,9 +1,10 @@
-"""The process-wide job registry and its worker thread.
+"""The engine: one per process, with one worker thread running one asyncio loop for every
+job (so the rate limiter is shared by all users).
 
-The registry is the only shared state: the UI reads deep-copied snapshots under the lock;
-the worker (one thread running one asyncio loop for every job, so the rate limiter is
-shared by all users) writes slot updates through ``mutate``. Every change is also written
-to ``<data>/jobs/<id>.json`` atomically, so a restart of the app loses no finished image.
+Jobs live in the store only (``foxpipe.store``): the UI reads them from it, the worker
+changes them through ``mutate`` (one transaction each), and every status change goes
+through the lifecycle (``foxpipe.domain.lifecycle``). What the engine keeps in memory is
+only what cannot be stored: the running tasks of this process.
 """
 
 from __future__ import annotations
@@ -11,31 +12,29 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import json
 import logging
 import threading
 import time
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import date
-from pathlib import Path
 from typing import Any
 
 from foxpipe.config import Settings
 from foxpipe.domain import prompts
+from foxpipe.domain.lifecycle import Refused, SlotEvent, slot_event
 from foxpipe.domain.models import Job, Slot, SlotStatus, Story
-from foxpipe.engine.generation import Pipeline, blocking, image_row, run_slot, set_slot
+from foxpipe.engine.generation import Pipeline, blocking, image_row, run_slot
 from foxpipe.engine.ratelimit import RateLimiter, job_deadline
-from foxpipe.providers.localstore import safe_id
+from foxpipe.store import Store, StoreError, default_url
 
 log = logging.getLogger(__name__)
 
 PipelineFactory = Callable[[Settings, RateLimiter], Pipeline]
 
-PERSIST_EVERY = 0.2  # seconds between writes of a changing job
+WAITING = (SlotStatus.QUEUED,)  # not started yet (or between retries)
 
-WAITING = (SlotStatus.QUEUED, SlotStatus.REJECTED)  # not started yet (or between retries)
+INTERRUPTED = "Interrupted when the app restarted. Press Retry to make this image."
 
 
 class GuardError(Exception):
@@ -65,14 +64,18 @@ class JobRegistry:
         *,
         limiter: RateLimiter | None = None,
         period: float = 60.0,
+        store: Store | None = None,
     ):
         """``limiter`` replaces the one built from the settings; ``period`` is the length
-        of the rate window in seconds (60; benchmarks scale it)."""
+        of the rate window in seconds (60; benchmarks scale it); ``store`` replaces the one
+        named by the settings (DATABASE_URL, else a SQLite file in the data folder)."""
         self.settings = settings
         self._factory = pipeline_factory
         self._period = period
+        self.store = store or Store(
+            settings.database_url or default_url(settings.data_path), data_path=settings.data_path
+        )
         self._lock = threading.RLock()
-        self._jobs: dict[str, Job] = {}
         self._tasks: dict[str, dict[int, concurrent.futures.Future[None]]] = {}
         self._cancel_reason: dict[str, str] = {}
         self._work: dict[tuple[str, str], concurrent.futures.Future[Any]] = {}  # other background work
@@ -81,20 +84,19 @@ class JobRegistry:
         self._thread: threading.Thread | None = None
         self._pipeline: Pipeline | None = None
         self.limiter: RateLimiter | None = limiter
-        self._dirty: set[str] = set()  # jobs changed since they were last written
-        self._dirty_event = threading.Event()
-        self._write_lock = threading.Lock()  # one writer at a time, so files never go back in time
-        self._persister: threading.Thread | None = None
-        self.jobs_dir = settings.data_path / "jobs"
-        self._budget_file = settings.data_path / "budget.json"
+        self.closing = False  # shutting down: no new request is sent
+        self.problem = ""  # the last storage failure, for the page
 
     # ------------------------------------------------------------------ worker
     def _ensure_worker(self) -> asyncio.AbstractEventLoop:
         with self._lock:
             if self._thread is not None and self._thread.is_alive() and self._loop is not None:
                 return self._loop
+            if self.closing:
+                raise RuntimeError("the app is shutting down")
             loop = asyncio.new_event_loop()
             ready = threading.Event()
+            first_start = self._thread is None
 
             def run() -> None:
                 asyncio.set_event_loop(loop)
@@ -105,6 +107,7 @@ class JobRegistry:
                     # A 0.5 s guard per minute absorbs network jitter between the client
                     # and the server's clock, so the server never counts R+1.
                     self.limiter = RateLimiter(rate, cap, period=self._period, guard=self._period / 120)
+                self._seed_limiter()
                 self._pipeline = self._build_pipeline()
                 io = self._pipeline.io = ThreadPoolExecutor(16, thread_name_prefix="foxpipe-io")
                 loop.create_task(self._watchdog())
@@ -132,7 +135,73 @@ class JobRegistry:
             self._thread = threading.Thread(target=run, name="foxpipe-worker", daemon=True)
             self._thread.start()
             ready.wait(10)
-            return loop
+        if first_start:
+            self.recover()
+        return loop
+
+    def _seed_limiter(self) -> None:
+        """The starts of the last window, from the store: a restart sends no burst."""
+        assert self.limiter is not None
+        if self._pipeline_is_offline():
+            return
+        now = time.time()
+        try:
+            starts = self.store.recent_starts("images", now - self.limiter.period)
+        except StoreError:
+            return
+        mono = time.monotonic()
+        for t in starts:
+            self.limiter.sched.starts.append(mono - (now - t))
+        if starts:
+            log.info("[RATE] %d requests of the last minute remembered from the store", len(starts))
+
+    def _pipeline_is_offline(self) -> bool:
+        from foxpipe.providers.registry import image_limits
+
+        return not self.settings.openai_live and self._factory is None and image_limits(self.settings)[0] > 1000
+
+    def started_request(self) -> None:
+        """A paid request was sent: remember it in the store's rate window."""
+        if self.pipeline.images.name == "offline":
+            return
+        try:
+            self.store.record_start("images", time.time())
+        except StoreError as e:
+            self.problem = e.message
+
+    def recover(self) -> None:
+        """After a restart: images that were queued start again by themselves (they were
+        never sent); requests that were cut off are marked interrupted, with Retry."""
+        try:
+            unfinished = self.store.jobs_where(done=False)
+        except StoreError as e:
+            self.problem = e.message
+            return
+        for job in unfinished:
+            if job.cancelled:
+                continue
+            resume: list[tuple[int, int]] = []
+
+            def fn(j: Job, resume: list[tuple[int, int]] = resume) -> None:
+                for s in j.slots:
+                    if s.status is SlotStatus.GENERATING:
+                        slot_event(s, SlotEvent.FAIL, run=s.generations)
+                        s.error = INTERRUPTED
+                    elif s.status is SlotStatus.QUEUED and s.generations:  # queued by a run, never sent
+                        resume.append((s.index, s.generations))
+                if j.video is not None:
+                    j.video.interrupt("Interrupted when the app restarted. Start it again.")
+
+            with self._lock:
+                if self._tasks.get(job.id):
+                    continue  # this process is running it
+                self.mutate(job.id, fn)
+                if resume:
+                    log.info("[IMAGE] job %s: %d queued images start again", job.id[:6], len(resume))
+                    self._launch(job.id, resume)
+        with self._lock:
+            if self._tasks:
+                self._extend_deadlines()
 
     def _build_pipeline(self) -> Pipeline:
         assert self.limiter is not None
@@ -148,15 +217,23 @@ class JobRegistry:
         assert self._pipeline is not None
         return self._pipeline
 
-    def shutdown(self, timeout: float = 5.0) -> None:
-        """Cancel everything and stop the worker thread."""
+    def shutdown(self, timeout: float = 5.0, grace: float = 0.0) -> None:
+        """Stop. With ``grace`` (the app shutting down): send nothing new, wait up to
+        ``grace`` seconds for requests already sent and store what they return; queued
+        images stay queued and start again after the restart. Then cancel the rest."""
+        with self._lock:
+            self.closing = True
+        if grace > 0:
+            deadline = time.monotonic() + grace
+            while time.monotonic() < deadline and self._generating():
+                time.sleep(0.05)
         with self._lock:
             for job_id in list(self._tasks):
-                self._cancel_tasks(job_id, "The app is shutting down.")
+                self._cancel_tasks(job_id, INTERRUPTED)
             for fut in self._work.values():
                 fut.cancel()
             loop, thread = self._loop, self._thread
-            self._loop = self._thread = None
+            self._loop = None
         if loop is not None and thread is not None:
             try:
                 asyncio.run_coroutine_threadsafe(self._stop_loop(), loop)
@@ -164,12 +241,19 @@ class JobRegistry:
                 pass
             else:
                 thread.join(timeout)
+
+    def _generating(self) -> int:
+        """Requests of this process that were sent and have not answered yet."""
+        n = 0
         with self._lock:
-            persister, self._persister = self._persister, None
-        self._dirty_event.set()
-        if persister is not None:
-            persister.join(timeout)
-        self.flush()
+            for job_id, tasks in self._tasks.items():
+                live = [i for i, f in tasks.items() if not f.done()]
+                if not live:
+                    continue
+                job = self.get(job_id)
+                if job is not None:
+                    n += sum(1 for i in live if job.slots[i].status is SlotStatus.GENERATING)
+        return n
 
     async def _stop_loop(self) -> None:
         """Let every task end (no task is destroyed pending), close the image client, stop."""
@@ -185,21 +269,18 @@ class JobRegistry:
         asyncio.get_running_loop().stop()
 
     async def _watchdog(self) -> None:
-        """Enforce job deadlines and evict old finished jobs from memory."""
+        """Enforce job deadlines."""
         while True:
             await asyncio.sleep(0.5)
             now = time.time()
-            ttl = self.settings.job_ttl_hours * 3600
             with self._lock:
-                for job_id, job in list(self._jobs.items()):
-                    active = self._active(job_id)
-                    if active and job.deadline and now > job.deadline:
-                        log.info("[IMAGE] job %s ran past its deadline", job_id[:6])
+                active = [jid for jid in list(self._tasks) if self._active(jid)]
+            for job_id in active:
+                deadline = self.read(job_id, lambda j: j.deadline)
+                if deadline and now > deadline:
+                    log.info("[IMAGE] job %s ran past its deadline", job_id[:6])
+                    with self._lock:
                         self._cancel_tasks(job_id, "The job ran past its deadline. Press Retry to try again.")
-                    elif not active and job.done and now - (job.finished_at or job.created) > ttl:
-                        del self._jobs[job_id]  # still on disk
-                        self._tasks.pop(job_id, None)
-                        self._cancel_reason.pop(job_id, None)
 
     def _active(self, job_id: str) -> bool:
         """Whether any of this job's work is still queued or running (forgets finished work)."""
@@ -210,115 +291,52 @@ class JobRegistry:
             del tasks[i]
         return bool(tasks)
 
-    # ------------------------------------------------------------------ persistence
-    def _job_path(self, job_id: str) -> Path:
-        return self.jobs_dir / f"{safe_id(job_id)}.json"
-
-    def _persist(self, job: Job) -> None:
-        """Mark the job for writing. A writer thread saves changed jobs every
-        PERSIST_EVERY seconds, so no change ever makes the worker loop wait on the disk."""
-        with self._lock:
-            self._dirty.add(job.id)
-            if self._persister is None or not self._persister.is_alive():
-                self._persister = threading.Thread(target=self._persist_loop, name="foxpipe-persist", daemon=True)
-                self._persister.start()
-        self._dirty_event.set()
-
-    def _persist_loop(self) -> None:
-        while True:
-            self._dirty_event.wait()
-            self._dirty_event.clear()
-            self.flush()
-            with self._lock:
-                if self._persister is not threading.current_thread():
-                    return  # shut down
-            time.sleep(PERSIST_EVERY)  # gather the next changes into one write
-
-    def flush(self) -> None:
-        """Write every changed job now (atomic replace per file)."""
-        with self._write_lock:
-            with self._lock:
-                texts = [
-                    (jid, json.dumps(self._jobs[jid].to_dict(), ensure_ascii=False))
-                    for jid in self._dirty
-                    if jid in self._jobs
-                ]
-                self._dirty.clear()
-            for jid, text in texts:
-                try:
-                    self.jobs_dir.mkdir(parents=True, exist_ok=True)
-                    path = self._job_path(jid)
-                    tmp = path.with_suffix(".tmp")
-                    tmp.write_text(text, encoding="utf-8")
-                    tmp.replace(path)
-                except OSError as e:
-                    log.warning("could not save job %s: %s", jid[:6], e)
-
-    def _load(self, job_id: str) -> Job | None:
-        try:
-            path = self._job_path(job_id)
-        except ValueError:
-            return None
-        if not path.exists():
-            return None
-        try:
-            job = Job.from_dict(json.loads(path.read_text(encoding="utf-8")))
-        except (OSError, ValueError, TypeError, KeyError):
-            log.warning("job file %s is unreadable", path.name)
-            return None
-        # Work that was in flight when the app stopped is lost: say so, offer Retry.
-        for s in job.slots:
-            if s.status.in_flight:
-                s.status = SlotStatus.FAILED
-                s.error = "Interrupted when the app restarted. Press Retry to make this image."
-        if job.video is not None:
-            job.video.interrupt("Interrupted when the app restarted. Start it again.")
-        return job
-
     # ------------------------------------------------------------------ reading
+    def load(self, job_id: str) -> Job | None:
+        """The job as stored now; None for an unknown id; StoreError when unreadable."""
+        return self.store.get_job(job_id)
+
     def get(self, job_id: str) -> Job | None:
-        """A snapshot of the job (a deep copy), or None for an unknown or malformed id."""
-        if not isinstance(job_id, str):
+        """The job as stored now, or None for an unknown, malformed or unreadable id."""
+        try:
+            return self.store.get_job(job_id)
+        except StoreError as e:
+            self.problem = e.message
             return None
-        with self._lock:
-            job = self._jobs.get(job_id)
-            if job is None:
-                job = self._load(job_id)
-                if job is None:
-                    return None
-                self._jobs[job_id] = job
-            return job.snapshot()
 
     def read(self, job_id: str, fn: Callable[[Job], Any]) -> Any:
-        """``fn(job)`` under the lock, without copying the whole job; None for an unknown id."""
-        with self._lock:
-            job = self._jobs.get(job_id)
-            return None if job is None else fn(job)
+        """``fn(job)`` of the job as stored now; None for an unknown id."""
+        job = self.get(job_id)
+        return None if job is None else fn(job)
 
     def jobs_of(self, owner: str) -> list[Job]:
-        with self._lock:
-            return [j.snapshot() for j in self._jobs.values() if j.owner == owner]
+        return [j for j in self.store.jobs_where() if j.owner == owner]
 
     def running(self, job_id: str) -> int:
         with self._lock:
             return sum(1 for f in self._tasks.get(job_id, {}).values() if not f.done())
 
+    def _progress_inputs(self, job_id: str) -> tuple[Job | None, list[int]]:
+        job = self.get(job_id)
+        with self._lock:
+            active = [jid for jid in list(self._tasks) if jid != job_id and self._active(jid)]
+        others = []
+        for jid in active:
+            other = self.get(jid)
+            if other is not None:
+                others.append(sum(1 for s in other.slots if s.status in WAITING))
+        return job, others
+
     def progress(self, job_id: str, now: float | None = None) -> Progress | None:
         """Live figures: images done, images per minute achieved against the limit, elapsed
         time and an estimate of the time left that counts the queue shared with other jobs."""
         now = time.time() if now is None else now
-        with self._lock:
-            job = self._jobs.get(job_id)
-            if job is None:
-                return None
-            others = [
-                sum(1 for s in j.slots if s.status in WAITING)
-                for jid, j in self._jobs.items()
-                if jid != job_id and self._active(jid)
-            ]
-            slots = [(s.status, s.started, [v.seconds for v in s.versions]) for s in job.slots]
-            created, started_at, finished_at = job.created, job.started_at, job.finished_at
-            seen = [v.seconds for j in self._jobs.values() for s in j.slots for v in s.versions]
+        job, others = self._progress_inputs(job_id)
+        if job is None:
+            return None
+        slots = [(s.status, s.started, [v.seconds for v in s.versions]) for s in job.slots]
+        created, started_at, finished_at = job.created, job.started_at, job.finished_at
+        seen = [v.seconds for s in job.slots for v in s.versions]
         limiter = self.limiter
         rate_limit = limiter.rate if limiter else self.settings.images_per_minute
         period = limiter.period if limiter else self._period
@@ -362,74 +380,73 @@ class JobRegistry:
             return self.settings.offline_delay
         return min(60.0, self.settings.image_timeout)
 
+
     # ------------------------------------------------------------------ writing
     def mutate(self, job_id: str, fn: Callable[[Job], Any]) -> Any:
-        with self._lock:
-            job = self._jobs.get(job_id)
-            if job is None:
-                return None
-            out = fn(job)
-            job.revision += 1
-            if job.done and not job.finished_at:
-                job.finished_at = time.time()
-            self._persist(job)
-            return out
+        """Change the job in one store transaction; what ``fn`` returned (None for an
+        unknown job). A storage failure is remembered for the page and raised."""
+        try:
+            res = self.store.update_job(job_id, fn)
+        except StoreError as e:
+            self.problem = e.message
+            raise
+        self.problem = ""
+        return None if res is None else res[0]
 
     def abort(self, job_id: str, message: str) -> None:
         """Stop a job whose remaining images cannot succeed (no credit, bad key)."""
+        self.mutate(job_id, lambda j: setattr(j, "notice", message))
         with self._lock:
-            job = self._jobs.get(job_id)
-            if job is not None:
-                job.notice = message
             self._cancel_tasks(job_id, message)
 
     # ------------------------------------------------------------------ cost guard
-    def _budget(self) -> dict[str, int]:
-        try:
-            data = json.loads(self._budget_file.read_text())
-            return data if isinstance(data, dict) else {}
-        except (OSError, ValueError):
-            return {}
+    def _paid(self) -> bool:
+        return self.pipeline.images.name != "offline"
 
     def images_today(self) -> int:
-        with self._lock:
-            return int(self._budget().get(date.today().isoformat(), 0))
+        return self.store.spent("images")[0]
 
-    def _spend(self, n: int) -> None:
-        today = date.today().isoformat()
-        data = {today: self.images_today() + n}
-        self._budget_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self._budget_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data))
-        tmp.replace(self._budget_file)
+    def story_images(self, story_id: str) -> int:
+        """Images made (or being made) for this story, over every job of it."""
+        return sum(s.generations for j in self.store.jobs_where(story_id=story_id) for s in j.slots)
 
-    def _check_guard(self, job: Job, indexes: list[int]) -> None:
+    def _check_story(self, job: Job, n: int, *, per_image: list[int] | None = None) -> None:
         s = self.settings
-        if self.pipeline.images.name == "offline":
-            return  # the embedded renderer costs nothing
-        used = sum(sl.generations for sl in job.slots)
-        if used + len(indexes) > s.max_images_per_story:
+        used = self.story_images(job.story.id)
+        if used + n > s.max_images_per_story:
             raise GuardError(
                 f"This story has used {used} of its {s.max_images_per_story} images "
                 "(MAX_IMAGES_PER_STORY); nothing more will be generated."
             )
-        for i in indexes:
+        for i in per_image or []:
             if job.slots[i].generations > s.max_regenerations_per_image:
                 raise GuardError(
                     f"Scene {i + 1} was regenerated {s.max_regenerations_per_image} times "
                     "(MAX_REGENERATIONS_PER_IMAGE); edit its prompt or approve a version."
                 )
-        today = self.images_today()
-        if today + len(indexes) > s.daily_image_budget:
+
+    def charge(self, kind: str, n: int, usd: float = 0.0, *, limit: int | None = None) -> None:
+        """Count ``n`` paid items of ``kind`` against today's budget, or raise GuardError
+        (nothing counted). The daily image budget also covers hero reference images."""
+        if n <= 0:
+            return
+        if limit is None and kind == "images":
+            limit = self.settings.daily_image_budget
+        try:
+            ok, before = self.store.spend_if(kind, n, usd, limit)
+        except StoreError as e:
+            raise GuardError(f"{e.message} Nothing was spent.") from e
+        if not ok:
             raise GuardError(
-                f"Today's image budget is spent ({today} of {s.daily_image_budget}, DAILY_IMAGE_BUDGET). "
-                "It resets at midnight."
+                f"Today's {kind} budget is spent ({before} of {limit}"
+                + (", DAILY_IMAGE_BUDGET" if kind == "images" else "")
+                + "). It resets at midnight."
             )
 
     def budget_left(self, job: Job) -> dict[str, int]:
         s = self.settings
         return {
-            "story": max(0, s.max_images_per_story - sum(sl.generations for sl in job.slots)),
+            "story": max(0, s.max_images_per_story - self.story_images(job.story.id)),
             "today": max(0, s.daily_image_budget - self.images_today()),
         }
 
@@ -455,39 +472,56 @@ class JobRegistry:
             size=size,
             references=dict(references or {}),
         )
-        with self._lock:
-            self._check_guard(job, list(range(len(slots))))
-            self._jobs[job.id] = job
-            self._persist(job)
+        if self._paid():
+            self._check_story(job, len(slots))
+        self.store.add_job(job)
         if start:
             self.schedule(job.id, list(range(len(slots))))
         return job.id
 
-    def schedule(self, job_id: str, indexes: list[int]) -> None:
-        """Queue these slots for (re)generation through the shared limiter."""
+    def schedule(self, job_id: str, indexes: list[int]) -> list[int]:
+        """Start a new run of these slots (first try, regenerate, retry) through the shared
+        limiter, after the cost guard; the indexes started (a slot already running, or one
+        the lifecycle refuses, is left alone). Raises GuardError when it would overspend."""
         loop = self._ensure_worker()
         with self._lock:
-            job = self._jobs.get(job_id)
+            job = self.get(job_id)
             if job is None:
-                return
+                return []
             running = self._tasks.setdefault(job_id, {})
-            indexes = [i for i in indexes if i not in running or running[i].done()]
+            indexes = [i for i in indexes if 0 <= i < len(job.slots) and (i not in running or running[i].done())]
             if not indexes:
-                return
-            self._check_guard(job, indexes)
-            if self.pipeline.images.name != "offline":
-                self._spend(len(indexes))
-            job.cancelled = False
-            job.finished_at = 0.0
-            for i in indexes:
-                slot = job.slots[i]
-                slot.status = SlotStatus.QUEUED
-                slot.error = ""
-                slot.generations += 1
-                running[i] = asyncio.run_coroutine_threadsafe(self._run(job_id, i, slot.generations), loop)
-            job.revision += 1
-            self._persist(job)
+                return []
+            paid = self._paid()
+            if paid:
+                self._check_story(job, len(indexes), per_image=indexes)
+                self.charge("images", len(indexes), len(indexes) * self.pipeline.cost_per_image())
+            started: list[tuple[int, int]] = []
+
+            def fn(j: Job) -> None:
+                j.cancelled = False
+                j.finished_at = 0.0
+                for i in indexes:
+                    try:
+                        slot_event(j.slots[i], SlotEvent.QUEUE)
+                    except Refused:
+                        continue
+                    started.append((i, j.slots[i].generations))
+
+            self.mutate(job_id, fn)
+            if paid and len(started) < len(indexes):  # refused ones were counted: give them back
+                with contextlib.suppress(StoreError):
+                    self.store.spend_if("images", len(started) - len(indexes), 0.0, None)
+            self._launch(job_id, started, loop)
             self._extend_deadlines()
+            return [i for i, _ in started]
+
+    def _launch(self, job_id: str, runs: list[tuple[int, int]], loop: asyncio.AbstractEventLoop | None = None) -> None:
+        loop = loop or self._ensure_worker()
+        with self._lock:
+            running = self._tasks.setdefault(job_id, {})
+            for i, gen in runs:
+                running[i] = asyncio.run_coroutine_threadsafe(self._run(job_id, i, gen), loop)
 
     def _extend_deadlines(self) -> None:
         """Give every active job enough time for its unfinished images, with the work of
@@ -497,40 +531,52 @@ class JobRegistry:
         assert limiter is not None
         now = time.time()
         wait = limiter.estimate_wait(1)
-        left = {
-            jid: sum(1 for s in j.slots if s.status.in_flight)
-            for jid, j in self._jobs.items()
-            if self._active(jid)
-        }
+        jobs = {jid: self.get(jid) for jid in list(self._tasks) if self._active(jid)}
+        left = {jid: sum(1 for s in j.slots if s.status.in_flight) for jid, j in jobs.items() if j is not None}
         total = sum(left.values())
         for jid, n in left.items():
             budget = job_deadline(n, limiter.rate, self.settings.image_timeout, queued_ahead=total - n,
                                   period=limiter.period, retries=self.settings.image_retries, wait=wait)
-            job = self._jobs[jid]
-            if now + budget > job.deadline:
-                job.deadline = now + budget
-                self._persist(job)
+            job = jobs[jid]
+            if job is not None and now + budget > job.deadline:
+                self.mutate(jid, lambda j, d=now + budget: setattr(j, "deadline", max(j.deadline, d)))
 
     async def _run(self, job_id: str, index: int, gen: int) -> None:
         try:
-            await run_slot(self, self.pipeline, job_id, index)
+            await run_slot(self, self.pipeline, job_id, index, gen)
         except asyncio.CancelledError:
             reason = self._cancel_reason.get(job_id, "Stopped.")
             self._fail(job_id, index, reason, gen)
             raise
+        except StoreError as e:  # the store failed: say so, never leave the slot hanging
+            log.warning("[IMAGE] scene %d: %s", index + 1, e.message)
+            self._fail(job_id, index, f"{e.message} Press Retry.", gen)
         except Exception as e:  # never leave a slot hanging
             log.exception("[IMAGE] scene %d crashed", index + 1)
             self._fail(job_id, index, f"Internal error ({type(e).__name__}). Press Retry.", gen)
 
     def _fail(self, job_id: str, index: int, reason: str, gen: int | None = None) -> None:
-        """Fail a slot that is still in flight (on run ``gen``, when given)."""
-        set_slot(self, job_id, index, gen, status=SlotStatus.FAILED, error=reason, finished=time.time())
+        """Fail a slot that is still in flight (on run ``gen``, when given). When the app is
+        shutting down, a slot that was never sent stays queued: it starts after the restart."""
+
+        def fn(j: Job) -> None:
+            s = j.slots[index]
+            if self.closing and s.status is SlotStatus.QUEUED:
+                return
+            with contextlib.suppress(Refused):
+                slot_event(s, SlotEvent.FAIL, run=gen if gen is not None else s.generations)
+                s.error = reason
+
+        try:
+            self.mutate(job_id, fn)
+        except StoreError:
+            log.warning("[IMAGE] scene %d could not be marked failed: the store is unavailable", index + 1)
 
     def _cancel_tasks(self, job_id: str, reason: str) -> None:
         with self._lock:
             self._cancel_reason[job_id] = reason
             tasks = self._tasks.get(job_id, {})
-            job = self._jobs.get(job_id)
+            job = self.get(job_id)
 
             def generating(i: int) -> bool:
                 return job is not None and job.slots[i].status is SlotStatus.GENERATING
@@ -545,10 +591,8 @@ class JobRegistry:
 
     def cancel(self, job_id: str) -> None:
         """The gallery's Stop button: cancel queued and in-flight work of this job."""
+        self.mutate(job_id, lambda j: setattr(j, "cancelled", True))
         with self._lock:
-            job = self._jobs.get(job_id)
-            if job is not None:
-                job.cancelled = True
             self._cancel_tasks(job_id, "Stopped by you. Press Retry to make this image.")
 
     def run_on_worker(self, fn: Callable[[Pipeline], Any], timeout: float) -> Any:
@@ -563,8 +607,8 @@ class JobRegistry:
             raise TimeoutError(f"no answer within {timeout:.0f} s") from None
 
     def submit(self, job_id: str, key: str, factory: Callable[[], Coroutine[Any, Any, Any]]) -> bool:
-        """Run other background work of a job (e.g. its video) on the worker loop, at most
-        one per (job, key). Returns False when that work is already running."""
+        """Run other background work of a job (its video, its hero sheet) on the worker loop,
+        at most one per (job, key). Returns False when that work is already running."""
         loop = self._ensure_worker()
         with self._lock:
             fut = self._work.get((job_id, key))
@@ -585,41 +629,63 @@ class JobRegistry:
                 fut.cancel()
 
     # ------------------------------------------------------------------ review
-    def approve(self, job_id: str, indexes: list[int]) -> int:
+    def approve(self, job_id: str, indexes: list[int], *, seen: dict[int, int] | None = None) -> int:
+        """Approve these images. ``seen`` maps a scene index to the version the reviewer
+        saw: an image that changed since (regenerated, restored by a teammate) is not
+        approved. Returns how many were approved; ``last_refused`` says why others were not."""
+        refused: list[str] = []
+        done: list[int] = []
+
         def fn(j: Job) -> int:
-            n = 0
             for i in indexes:
-                if j.slots[i].status is SlotStatus.READY:
-                    j.slots[i].status = SlotStatus.APPROVED
-                    n += 1
-            return n
+                s = j.slots[i]
+                if seen is not None and i in seen and seen[i] != s.current:
+                    refused.append(f"scene {i + 1} changed since you looked at it")
+                    continue
+                if s.status is SlotStatus.APPROVED:
+                    continue
+                try:
+                    slot_event(s, SlotEvent.APPROVE)
+                except Refused as e:
+                    if s.status is not SlotStatus.QUEUED or len(indexes) == 1:
+                        refused.append(e.reason)
+                    continue
+                done.append(i)
+            return len(done)
 
         n = self.mutate(job_id, fn) or 0
-        self._log_review(job_id, indexes, "approved")
+        self.last_refused = refused
+        if done:
+            self._log_review(job_id, done, "approved")
         return n
+
+    last_refused: list[str] = []
 
     def approve_all(self, job_id: str) -> int:
         job = self.get(job_id)
-        return self.approve(job_id, list(range(len(job.slots)))) if job else 0
+        return self.approve(job_id, [s.index for s in job.slots if s.status is not SlotStatus.APPROVED]) if job else 0
 
-    def reject(self, job_id: str, index: int, reasons: list[str] | None = None, note: str = "") -> None:
-        """Reject an image: its feedback becomes a prompt change, and it is regenerated."""
+    def reject(self, job_id: str, index: int, reasons: list[str] | None = None, note: str = "",
+               *, seen: int | None = None) -> None:
+        """Reject an image: its feedback becomes a prompt change, and it is regenerated.
+        Raises Refused when the image changed since the reviewer saw it (a teammate
+        approved or regenerated it), GuardError when it would overspend."""
         job = self.get(job_id)
         if job is None:
             return
-        self._log_review(job_id, [index], "rejected")
+        s = job.slots[index]
+        if s.status is not SlotStatus.READY or (seen is not None and seen != s.current):
+            what = {SlotStatus.APPROVED: "was approved", SlotStatus.QUEUED: "is being regenerated",
+                    SlotStatus.GENERATING: "is being regenerated"}.get(s.status, "changed")
+            raise Refused(f"Scene {index + 1} {what} by someone else since you opened it; nothing was changed.")
+        feedback = prompts.feedback_text(reasons or [], note)
 
         def fn(j: Job) -> None:
-            s = j.slots[index]
-            s.feedback = prompts.feedback_text(reasons or [], note)
-            s.status = SlotStatus.REJECTED
+            j.slots[index].feedback = feedback
 
         self.mutate(job_id, fn)
-        try:
-            self.schedule(job_id, [index])
-        except GuardError:
-            self.mutate(job_id, lambda j: setattr(j.slots[index], "status", SlotStatus.READY))
-            raise
+        self.schedule(job_id, [index])
+        self._log_review(job_id, [index], "rejected")
 
     def retry(self, job_id: str, index: int, prompt: str | None = None) -> None:
         if prompt is not None and prompt.strip():
@@ -636,7 +702,8 @@ class JobRegistry:
             s = j.slots[index]
             if 0 <= version < len(s.versions) and not s.status.in_flight:
                 s.current = version
-                s.status = SlotStatus.READY
+                with contextlib.suppress(Refused):
+                    slot_event(s, SlotEvent.RESTORE)
 
         self.mutate(job_id, fn)
 

@@ -24,9 +24,10 @@ from typing import Any
 from foxpipe import export
 from foxpipe.config import Settings
 from foxpipe.domain.models import Clip, ClipStatus, Job, Video
-from foxpipe.engine.generation import backoff_delay, blocking, image_row, log_safely
+from foxpipe.engine.generation import blocking, image_row, log_safely
 from foxpipe.engine.jobs import JobRegistry
 from foxpipe.engine.ratelimit import RateLimiter
+from foxpipe.engine.retry import backoff_delay
 from foxpipe.providers import slideshow
 from foxpipe.providers.base import ProviderError
 from foxpipe.providers.hailuo import HailuoClient

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import random
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +22,7 @@ import cloudinary
 import cloudinary.exceptions
 import cloudinary.uploader
 
+from foxpipe.engine.retry import Backoff
 from foxpipe.providers.base import StoredImage
 from foxpipe.providers.localstore import LocalStore, safe_id
 
@@ -134,8 +134,7 @@ class CloudinaryStore:
                 message = f"network error ({type(e).__name__})"
             log.info("[UPLOAD] %s attempt %d/%d failed: %s", public_id, attempt, attempts, message)
             if attempt < attempts:
-                delay = min(self.backoff_cap, self.backoff_base * 2 ** (attempt - 1))
-                time.sleep(delay * random.uniform(0.5, 1.5))
+                time.sleep(Backoff(self.backoff_base, self.backoff_cap).delay(attempt))
         raise UploadError(f"Gave up after {attempts} attempts: {message}", permanent=False)
 
     def upload(self, data: bytes, *, story_id: str, job_id: str, slot_index: int, version: int,

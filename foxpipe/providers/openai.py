@@ -13,7 +13,6 @@ import asyncio
 import base64
 import contextlib
 import logging
-import random
 import re
 import weakref
 from collections.abc import Awaitable, Callable
@@ -27,6 +26,7 @@ from foxpipe.config import Settings
 from foxpipe.domain import prompts as prompt_lib
 from foxpipe.domain import story as story_lib
 from foxpipe.domain.models import SCENE_COUNT, Story
+from foxpipe.engine.retry import Backoff, retry_after_seconds
 from foxpipe.providers.base import ImageResult, ProviderError
 
 log = logging.getLogger(__name__)
@@ -60,20 +60,6 @@ class ScenePrompts(BaseModel):
 
 # ---------------------------------------------------------------------------- errors
 
-
-def _header_seconds(headers: Any) -> float | None:
-    """Retry-After in seconds from ``retry-after-ms`` (preferred) or ``retry-after``."""
-    if headers is None:
-        return None
-    for name, div in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
-        value = headers.get(name)
-        if value is None:
-            continue
-        try:
-            return max(0.0, float(value) / div)
-        except ValueError:
-            continue
-    return None
 
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
@@ -132,7 +118,7 @@ def map_error(e: BaseException, model: str = "") -> ProviderError:
             if code == "insufficient_quota":
                 return ProviderError("The OpenAI account is out of credit.", "fatal", code="insufficient_quota")
             return ProviderError("OpenAI's rate limit was reached; waiting before the next try.", "retryable",
-                                 retry_after=_header_seconds(e.response.headers), code=code or "rate_limit_exceeded")
+                                 retry_after=retry_after_seconds(e.response.headers), code=code or "rate_limit_exceeded")
         if status == 401:
             return ProviderError("The OpenAI API key was refused.", "fatal", code="invalid_api_key")
         if status in (403, 404):
@@ -142,7 +128,7 @@ def map_error(e: BaseException, model: str = "") -> ProviderError:
             return ProviderError("The image was blocked by OpenAI's safety system.", "policy", code=code)
         if status in (408, 409) or status >= 500:
             return ProviderError(f"OpenAI had a server error (HTTP {status}).", "retryable",
-                                 retry_after=_header_seconds(e.response.headers), code=code or str(status))
+                                 retry_after=retry_after_seconds(e.response.headers), code=code or str(status))
         return ProviderError(f"OpenAI refused the request (HTTP {status}): {detail}", "fatal", code=code or str(status))
     if isinstance(e, TimeoutError):
         return ProviderError("The OpenAI request timed out.", "retryable", code="timeout")
@@ -231,10 +217,10 @@ class OpenAIText:
                         raise err from e
                     last = err
                     reason = err.message
-                    wait = min(err.retry_after or self.retry_pause * attempt, 20.0)
+                    wait = Backoff(self.retry_pause, 20.0, jitter=0.2).delay(attempt, err.retry_after)
                 log.warning("[STORY] %s attempt %d/%d failed: %s", what, attempt, TEXT_ATTEMPTS, reason)
                 if attempt < TEXT_ATTEMPTS and wait:
-                    await asyncio.sleep(wait * random.uniform(0.8, 1.2))
+                    await asyncio.sleep(wait)
         assert last is not None
         raise last
 

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from foxpipe.engine.retry import Backoff, retry_after_seconds
 from foxpipe.providers.csvlog import IMAGE_COLUMNS, STORY_COLUMNS, CsvLog
 
 log = logging.getLogger(__name__)
@@ -64,7 +65,7 @@ def classify(e: Exception) -> SheetError:
         status = e.response.status_code if e.response is not None else 0
         retry_after = None
         with contextlib.suppress(TypeError, ValueError, AttributeError):
-            retry_after = float(e.response.headers.get("Retry-After", ""))
+            retry_after = retry_after_seconds(e.response.headers)
         msg = str(e.error.get("message", ""))[:160] if isinstance(e.error, dict) else ""
         return SheetError(f"Sheets API error {status}: {msg}", str(status),
                           permanent=status not in RETRYABLE_STATUS, retry_after=retry_after)
@@ -316,9 +317,7 @@ class SheetsLog:
                 err = classify(exc)
             if err.permanent or attempt == attempts or self._stop and attempt > 1:
                 raise err
-            delay = min(self.backoff_cap, self.backoff_base * 2 ** (attempt - 1))
-            if err.retry_after:
-                delay = min(self.backoff_cap, max(delay, err.retry_after))
+            delay = min(self.backoff_cap, Backoff(self.backoff_base, self.backoff_cap).delay(attempt, err.retry_after))
             log.info("[SHEETS] %s; retrying in %.1fs (%d/%d)", err.message, delay, attempt, attempts)
             self._sleep(delay)
         raise AssertionError("unreachable")

@@ -17,6 +17,7 @@ from typing import Protocol
 import httpx
 from PIL import Image
 
+from foxpipe.engine.retry import retry_after_seconds
 from foxpipe.providers.base import ProviderError
 from foxpipe.providers.localstore import safe_id
 from foxpipe.providers.slideshow import cover_fit
@@ -147,11 +148,7 @@ def image_input(local_path: str, url: str, uploaded: bool, size: tuple[int, int]
 
 # ---------------------------------------------------------------- shared HTTP helpers
 def retry_after(resp: httpx.Response) -> float | None:
-    raw = resp.headers.get("retry-after")
-    try:
-        return max(0.0, float(raw)) if raw else None
-    except ValueError:
-        return None
+    return retry_after_seconds(resp.headers)
 
 
 def transport_error(provider: str, e: Exception) -> ProviderError:

@@ -3,7 +3,6 @@ state, the sidebar. Pages use these; the rest of the package never imports strea
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import logging
 import os
@@ -13,6 +12,7 @@ from typing import Any
 
 import streamlit as st
 
+from foxpipe import app as workflow
 from foxpipe.config import Settings, load_settings
 from foxpipe.domain import quiz
 from foxpipe.domain.models import new_id
@@ -52,23 +52,9 @@ def settings() -> Settings:
     return st.session_state._settings
 
 
-def _settings_key(s: Settings) -> str:
-    return hashlib.sha256(repr(s).encode()).hexdigest()
-
-
-REGISTRIES: list[JobRegistry] = []  # every registry made in this process, for clean shutdown
-
-
-@st.cache_resource(show_spinner=False)
-def _registry(key: str, _settings: Settings) -> JobRegistry:
-    reg = JobRegistry(_settings)
-    REGISTRIES.append(reg)
-    return reg
-
-
 def registry() -> JobRegistry:
-    s = settings()
-    return _registry(_settings_key(s), s)
+    """The process's engine (never in a Streamlit cache: see foxpipe.app.engine)."""
+    return workflow.engine(settings())
 
 
 def init_state() -> None:

@@ -1,0 +1,360 @@
+"""The store: the only reader and writer of jobs, the daily budget and the rate window's recent
+starts. SQLAlchemy 2 on a SQLite file in the data folder by default, or PostgreSQL through
+``DATABASE_URL`` (for Streamlit Community Cloud, whose disk is wiped on every restart).
+
+A job is one row: a few columns History and the engine query on (owner, story, title,
+counts, whether it is done) and the whole job as a JSON document. Every change is one
+transaction (``update_job``): read, change, write, commit, under a row lock on PostgreSQL
+and SQLite's single writer, so two threads or two processes never lose each other's change.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from foxpipe.domain.models import Job, SlotStatus
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+SCHEMA_VERSION = 2
+
+metadata = MetaData()
+
+meta = Table(
+    "foxpipe_meta",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+jobs = Table(
+    "foxpipe_jobs",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("owner", String(128), nullable=False, index=True),
+    Column("story_id", String(64), nullable=False, index=True),
+    Column("title", Text, nullable=False, default=""),
+    Column("created", Float, nullable=False),
+    Column("updated", Float, nullable=False),
+    Column("revision", Integer, nullable=False, default=0),
+    Column("done", Boolean, nullable=False, default=False, index=True),
+    Column("approved", Integer, nullable=False, default=0),
+    Column("total", Integer, nullable=False, default=0),
+    Column("data", Text, nullable=False),
+)
+
+budget = Table(
+    "foxpipe_budget",
+    metadata,
+    Column("day", String(10), primary_key=True),
+    Column("kind", String(32), primary_key=True),  # images, clips, narration, checks
+    Column("count", Integer, nullable=False, default=0),
+    Column("usd", Float, nullable=False, default=0.0),
+)
+
+rate_starts = Table(
+    "foxpipe_rate_starts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("bucket", String(32), nullable=False, index=True),
+    Column("t", Float, nullable=False, index=True),
+)
+
+
+class StoreError(Exception):
+    """The store could not be read or written; ``message`` is for the user."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+@dataclass
+class JobSummary:
+    """One History row."""
+
+    id: str
+    owner: str
+    story_id: str
+    title: str
+    created: float
+    updated: float
+    done: bool
+    approved: int
+    total: int
+    problem: str = ""  # the stored job could not be read
+
+
+def _summary_columns(job: Job) -> dict[str, Any]:
+    return {
+        "owner": job.owner,
+        "story_id": job.story.id,
+        "title": job.story.title,
+        "created": job.created,
+        "updated": time.time(),
+        "revision": job.revision,
+        "done": job.done,
+        "approved": sum(1 for s in job.slots if s.status is SlotStatus.APPROVED),
+        "total": len(job.slots),
+        "data": json.dumps(job.to_dict(), ensure_ascii=False),
+    }
+
+
+def default_url(data_path: Path) -> str:
+    return f"sqlite:///{(data_path / 'foxpipe.db').as_posix()}"
+
+
+def describe(url: str) -> str:
+    """The store's URL without its password, for the sidebar and logs."""
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "a database"
+
+
+class Store:
+    def __init__(self, url: str, *, data_path: Path | None = None):
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        self._lock = threading.RLock()  # one writer per process (SQLite has one anyway)
+        if self.is_sqlite:
+            path = url.split("///", 1)[-1]
+            if path and path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            self.engine: Engine = create_engine(
+                url, connect_args={"timeout": 30, "check_same_thread": False}, pool_pre_ping=True
+            )
+
+            @event.listens_for(self.engine, "connect")
+            def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+                cur = dbapi_conn.cursor()
+                cur.execute("PRAGMA journal_mode=WAL")
+                cur.execute("PRAGMA synchronous=NORMAL")
+                cur.execute("PRAGMA busy_timeout=30000")
+                cur.close()
+        else:
+            self.engine = create_engine(
+                url, pool_pre_ping=True, pool_size=5, max_overflow=5, pool_timeout=30,
+                connect_args={"connect_timeout": 10},
+            )
+        self.migrate()
+        if data_path is not None:
+            self.import_job_files(data_path / "jobs")
+
+    # ------------------------------------------------------------------ plumbing
+    @contextmanager
+    def _tx(self) -> Iterator[Connection]:
+        try:
+            with self._lock, self.engine.begin() as conn:
+                yield conn
+        except SQLAlchemyError as e:
+            log.warning("[STORE] %s", type(e).__name__)
+            raise StoreError(f"The store could not be written or read ({type(e).__name__}).") from e
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def migrate(self) -> None:
+        """Bring the schema to SCHEMA_VERSION, keeping every row already stored."""
+        with self._tx() as conn:
+            metadata.create_all(conn, checkfirst=True)
+            row = conn.execute(select(meta.c.value).where(meta.c.key == "schema_version")).first()
+            version = int(row[0]) if row else 0
+            for target, step in MIGRATIONS:
+                if version < target:
+                    step(conn)
+                    version = target
+            conn.execute(delete(meta).where(meta.c.key == "schema_version"))
+            conn.execute(insert(meta).values(key="schema_version", value=str(version)))
+
+    def schema_version(self) -> int:
+        with self._tx() as conn:
+            row = conn.execute(select(meta.c.value).where(meta.c.key == "schema_version")).first()
+            return int(row[0]) if row else 0
+
+    # ------------------------------------------------------------------ jobs
+    def add_job(self, job: Job) -> None:
+        with self._tx() as conn:
+            conn.execute(insert(jobs).values(id=job.id, **_summary_columns(job)))
+
+    def get_job(self, job_id: str) -> Job | None:
+        """The job as stored now, or None (unknown id). Raises StoreError for an unreadable row."""
+        if not isinstance(job_id, str) or not job_id or len(job_id) > 64:
+            return None
+        with self._tx() as conn:
+            row = conn.execute(select(jobs.c.data).where(jobs.c.id == job_id)).first()
+        if row is None:
+            return None
+        return _decode(job_id, row[0])
+
+    def update_job(self, job_id: str, fn: Callable[[Job], T]) -> tuple[T, Job] | None:
+        """Apply ``fn`` to the job in one transaction and store the result; (what ``fn``
+        returned, the job after it). None for an unknown job. ``fn`` may raise to abort."""
+        with self._tx() as conn:
+            q = select(jobs.c.data).where(jobs.c.id == job_id)
+            if not self.is_sqlite:
+                q = q.with_for_update()
+            row = conn.execute(q).first()
+            if row is None:
+                return None
+            job = _decode(job_id, row[0])
+            out = fn(job)
+            job.revision += 1
+            if job.done and not job.finished_at:
+                job.finished_at = time.time()
+            conn.execute(update(jobs).where(jobs.c.id == job_id).values(**_summary_columns(job)))
+            return out, job
+
+    def jobs_where(self, *, done: bool | None = None, story_id: str | None = None) -> list[Job]:
+        q = select(jobs.c.id, jobs.c.data)
+        if done is not None:
+            q = q.where(jobs.c.done == done)
+        if story_id is not None:
+            q = q.where(jobs.c.story_id == story_id)
+        with self._tx() as conn:
+            rows = conn.execute(q).all()
+        out = []
+        for jid, data in rows:
+            try:
+                out.append(_decode(jid, data))
+            except StoreError:
+                continue
+        return out
+
+    def list_jobs(self, owner: str | None = None, limit: int = 100) -> list[JobSummary]:
+        """History: newest first, from the summary columns (a broken document still lists)."""
+        q = select(
+            jobs.c.id, jobs.c.owner, jobs.c.story_id, jobs.c.title, jobs.c.created, jobs.c.updated,
+            jobs.c.done, jobs.c.approved, jobs.c.total,
+        ).order_by(jobs.c.created.desc()).limit(limit)
+        if owner is not None:
+            q = q.where(jobs.c.owner == owner)
+        with self._tx() as conn:
+            return [JobSummary(*r) for r in conn.execute(q).all()]
+
+    def delete_job(self, job_id: str) -> None:
+        with self._tx() as conn:
+            conn.execute(delete(jobs).where(jobs.c.id == job_id))
+
+    # ------------------------------------------------------------------ budget
+    def spent(self, kind: str, day: str | None = None) -> tuple[int, float]:
+        day = day or date.today().isoformat()
+        with self._tx() as conn:
+            row = conn.execute(
+                select(budget.c.count, budget.c.usd).where(budget.c.day == day, budget.c.kind == kind)
+            ).first()
+        return (int(row[0]), float(row[1])) if row else (0, 0.0)
+
+    def spend_if(self, kind: str, n: int, usd: float, limit: int | None, day: str | None = None) -> tuple[bool, int]:
+        """Add ``n`` (and ``usd``) to today's count of ``kind`` if it stays within ``limit``
+        (None: no limit), in one transaction; (whether it was added, the count before)."""
+        day = day or date.today().isoformat()
+        with self._tx() as conn:
+            q = select(budget.c.count).where(budget.c.day == day, budget.c.kind == kind)
+            if not self.is_sqlite:
+                q = q.with_for_update()
+            row = conn.execute(q).first()
+            before = int(row[0]) if row else 0
+            if limit is not None and before + n > limit:
+                return False, before
+            if row is None:
+                conn.execute(insert(budget).values(day=day, kind=kind, count=n, usd=usd))
+            else:
+                conn.execute(
+                    update(budget).where(budget.c.day == day, budget.c.kind == kind)
+                    .values(count=budget.c.count + n, usd=budget.c.usd + usd)
+                )
+            return True, before
+
+    # ------------------------------------------------------------------ rate window
+    def record_start(self, bucket: str, t: float) -> None:
+        with self._tx() as conn:
+            conn.execute(insert(rate_starts).values(bucket=bucket, t=t))
+            conn.execute(delete(rate_starts).where(rate_starts.c.t < t - 3600))
+
+    def recent_starts(self, bucket: str, since: float) -> list[float]:
+        with self._tx() as conn:
+            rows = conn.execute(
+                select(rate_starts.c.t).where(rate_starts.c.bucket == bucket, rate_starts.c.t >= since)
+                .order_by(rate_starts.c.t)
+            ).all()
+        return [float(r[0]) for r in rows]
+
+    # ------------------------------------------------------------------ import
+    def import_job_files(self, folder: Path) -> int:
+        """Job files written by the version before the store: imported once each (a file
+        already imported is left alone), never deleted. Unreadable files are skipped."""
+        if not folder.is_dir():
+            return 0
+        n = 0
+        for path in sorted(folder.glob("*.json")):
+            try:
+                job = Job.from_dict(json.loads(path.read_text(encoding="utf-8")))
+            except (OSError, ValueError, TypeError, KeyError, AttributeError) as e:
+                log.warning("[STORE] job file %s is unreadable (%s); not imported", path.name, type(e).__name__)
+                continue
+            with self._tx() as conn:
+                if conn.execute(select(jobs.c.id).where(jobs.c.id == job.id)).first() is not None:
+                    continue
+                conn.execute(insert(jobs).values(id=job.id, **_summary_columns(job)))
+            n += 1
+        if n:
+            log.info("[STORE] imported %d job files from %s", n, folder)
+        return n
+
+
+def _decode(job_id: str, data: str) -> Job:
+    try:
+        return Job.from_dict(json.loads(data))
+    except (ValueError, TypeError, KeyError, AttributeError) as e:
+        raise StoreError(f"This gallery's saved data could not be read ({type(e).__name__}).") from e
+
+
+def _m1(conn: Connection) -> None:
+    """Version 1: the tables (create_all made them)."""
+
+
+def _m2(conn: Connection) -> None:
+    """Version 2: drop rate-window rows older than an hour (kept small from now on)."""
+    conn.execute(delete(rate_starts).where(rate_starts.c.t < time.time() - 3600))
+
+
+MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [(1, _m1), (2, _m2)]
+
+
+def count_jobs(store: Store) -> int:
+    with store._tx() as conn:
+        return int(conn.execute(select(func.count()).select_from(jobs)).scalar_one())
