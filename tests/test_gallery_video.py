@@ -8,7 +8,6 @@ import zipfile
 from streamlit.testing.v1 import AppTest
 
 from foxpipe import app as workflow
-from foxpipe import ui
 from foxpipe.config import load_settings
 from tests.conftest import APP, wait_until
 
@@ -46,7 +45,7 @@ def test_slideshow_from_the_gallery_plays_and_is_in_the_zip():
         return bool(at.get("video"))
 
     wait_until(finished, timeout=120, interval=0.3)
-    job = ui.REGISTRIES[-1].get(job_id)
+    job = workflow.current().get(job_id)
     assert job.video.status == "done" and job.video.duration > 10
     assert not at.button(key="generate_video").disabled
     labels = [b.label for b in at.get("download_button")]
