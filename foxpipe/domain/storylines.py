@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -20,6 +21,19 @@ def pick(options: list[str], seed: str) -> str:
 
 def cap(text: str) -> str:
     return text[:1].upper() + text[1:]
+
+
+def definite(text: str) -> str:
+    """The second mention of someone: "a shy young wolf" becomes "the shy young wolf"."""
+    for article in ("a ", "an ", "the hero's "):
+        if text.lower().startswith(article):
+            return "the " + text[len(article):]
+    return text
+
+
+def own(text: str, name: str) -> str:
+    """Answers say "the hero's"; the story says the hero's name."""
+    return re.sub(r"\bthe hero's\b", f"{name}'s", text, flags=re.I)
 
 
 @dataclass(frozen=True)
@@ -82,14 +96,16 @@ def _power_fantasy(c: Cast) -> tuple[str, list[str]]:
 
 def _rescue(c: Cast) -> tuple[str, list[str]]:
     name, species, place, tone, seed = c.name, c.species, c.place, c.tone, c.seed
-    who = quiz.rescued_text(c.a)
-    trap = quiz.captor_text(c.a)
+    first_who = own(quiz.rescued_text(c.a), name)
+    who = definite(quiz.rescued_text(c.a))
+    first_trap = quiz.captor_text(c.a)
+    trap = definite(first_trap)
     game = pick(["hide-and-seek among the roots", "racing the falling leaves", "counting the first stars"], seed)
     lines = [
-        f"In the {place}, {name} the {species} spends every morning with {who}, {game}.",
+        f"In the {place}, {name} the {species} spends every morning with {first_who}, {game}.",
         f"{name} shares the best berries with {who} and promises to always keep watch.",
         f"One grey afternoon {name} looks away for a moment, and {who} wanders too far.",
-        f"{name} hears a cry and races back, too late: {who} is caught in {trap}.",
+        f"{name} hears a cry and races back, too late: {who} is caught in {first_trap}.",
         f"The elders of the {place} shake their heads, but {name} vows to bring {who} home.",
         f"At first light {name} sets out alone, following small tracks into the unknown.",
         f"{name} leaves the {place} behind for the first time, heart pounding with every step.",
@@ -112,20 +128,21 @@ def _rescue(c: Cast) -> tuple[str, list[str]]:
 
 def _friendship(c: Cast) -> tuple[str, list[str]]:
     name, species, place, tone, seed = c.name, c.species, c.place, c.tone, c.seed
-    friend = quiz.friend_text(c.a)
+    first_friend = quiz.friend_text(c.a)
+    friend = definite(first_friend)
     odds = quiz.odds_text(c.a)
     shared = pick(["skipping stones", "watching the clouds change shape", "a secret song"], seed)
     lines = [
         f"In the {place}, {name} the {species} always plays alone at the edge of the group.",
         f"The others run off together, and {name} pretends not to mind.",
-        f"One foggy morning {name} stumbles upon {friend}, stuck in a tangle of vines.",
+        f"One foggy morning {name} stumbles upon {first_friend}, stuck in a tangle of vines.",
         f"{name} and {friend} stare at each other, both ready to run.",
-        f"{friend[:1].upper() + friend[1:]} growls, and {name} backs away; they have heard stories about each other.",
+        f"{cap(friend)} growls, and {name} backs away; they have heard stories about each other.",
         f"Back home, the others warn {name}: stay away, because {odds}.",
-        f"Still, {name} returns and frees {friend} from the vines, and {friend} shyly says thank you.",
+        f"Still, {name} returns and frees {friend} from the vines, and the friend shyly says thank you.",
         f"The next day {friend} leaves a gift at {name}'s door: the shiniest pebble in the {place}.",
         f"Soon {name} and {friend} meet every day in secret for {shared}.",
-        f"{name} teaches {friend} a favourite game, and {friend} teaches {name} a new one.",
+        f"{name} teaches {friend} a favourite game, and the friend teaches {name} a new one.",
         f"{name} laughs harder than ever before; {friend} has become a real friend.",
         f"But it comes out: {odds}, and everyone is angry with {name}.",
         f"{name} and {friend} are kept apart, each on a different side of the {place}.",
@@ -143,13 +160,15 @@ def _friendship(c: Cast) -> tuple[str, list[str]]:
 
 def _survival(c: Cast) -> tuple[str, list[str]]:
     name, species, place, tone, seed = c.name, c.species, c.place, c.tone, c.seed
-    danger = quiz.danger_text(c.a)
+    first_danger = quiz.danger_text(c.a)
+    danger = definite(first_danger)
     goal = quiz.destination_text(c.a)
-    little = pick(["three little cousins", "two young siblings", "a small band of kits"], seed)
+    first_little = pick(["three little cousins", "two young siblings", "a small band of kits"], seed)
+    little = "the " + first_little.removeprefix("a ")
     lines = [
-        f"In the {place}, {name} the {species} lives a peaceful life and looks after {little}.",
+        f"In the {place}, {name} the {species} lives a peaceful life and looks after {first_little}.",
         f"{name} tells {little} stories of {goal}, a place the elders say is always safe.",
-        f"One day the air changes, and {name} sees it coming: {danger}.",
+        f"One day the air changes, and {name} sees it coming: {first_danger}.",
         f"{cap(danger)} reaches the {place}, and {name} knows home is no longer safe.",
         f"{name} gathers {little} and leads them out, heading for {goal}.",
         f"Looking back once at the {place}, {name} takes the first step of the long road.",
@@ -173,11 +192,12 @@ def _survival(c: Cast) -> tuple[str, list[str]]:
 
 def _trickster(c: Cast) -> tuple[str, list[str]]:
     name, species, place, tone, seed = c.name, c.species, c.place, c.tone, c.seed
-    bully = quiz.bully_text(c.a)
+    first_bully = quiz.bully_text(c.a)
+    bully = definite(first_bully)
     trick = quiz.trick_text(c.a)
     loot = pick(["the honey stores", "the best berry bushes", "the only clear pond"], seed)
     lines = [
-        f"In the {place}, {bully} has taken {loot} for itself, and {name} the {species} watches it happen.",
+        f"In the {place}, {first_bully} has taken {loot} for itself, and {name} the {species} watches it happen.",
         f"Every day {bully} pushes the small animals around, and {name} sees them go hungry.",
         f"When {name} asks for a fair share, {bully} only laughs and bellows even louder.",
         f"But when {bully} frightens the smallest ones, {name} decides: enough is enough.",
@@ -203,17 +223,18 @@ def _trickster(c: Cast) -> tuple[str, list[str]]:
 
 def _redemption(c: Cast) -> tuple[str, list[str]]:
     name, species, place, tone, seed = c.name, c.species, c.place, c.tone, c.seed
-    rival = quiz.rival_text(c.a)
-    wrong = quiz.wrong_text(c.a)
+    first_rival = quiz.rival_text(c.a)
+    rival = definite(first_rival)
+    wrong = own(quiz.wrong_text(c.a), name)
     contest = pick(["the spring race", "the great tree climb", "the midsummer games"], seed)
     lines = [
-        f"In the {place}, {name} the {species} and {rival} have always competed in {contest}.",
+        f"In the {place}, {name} the {species} and {first_rival} have always competed in {contest}.",
         f"{name} trains with joy, while {rival} trains with a hard, cold stare.",
         f"This year {name} is sure to win, and {rival} cannot bear it.",
-        f"Then the rival acts: it {wrong}.",
+        f"Then, in front of everyone, {rival} {wrong}, and {name} is left stunned.",
         f"Everyone in the {place} sees what happened, and {name}'s chance is gone.",
         f"{name} is hurt and angry, and swears never to speak to {rival} again.",
-        f"But the rival's wrong turns against it: the others turn their backs, and {rival} is alone.",
+        f"But the wrong turns against the rival: the others turn their backs, and {rival} wanders off far from {name}.",
         f"Wandering off, {rival} gets trapped on a crumbling ledge, and {name} is the only one nearby.",
         f"{name} could walk away, and for a long moment {name} almost does.",
         f"Instead, {name} steps forward: nobody deserves to be left alone in danger.",
