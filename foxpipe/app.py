@@ -121,7 +121,7 @@ def prepare_prompts(settings: Settings, story: Story) -> PreparedPrompts:
     except Exception as e:
         problem = problem or f"Scene prompts could not be written ({type(e).__name__}); using the scene texts."
         visual = [prompts.visual_prompt(sc) for sc in story.scenes]
-    return PreparedPrompts(sheet, prompts.standardize_prompts(visual, sheet), problem)
+    return PreparedPrompts(sheet, prompts.standardize_prompts(visual, sheet, story.answers), problem)
 
 
 def image_size(answers: dict[str, str]) -> str:

@@ -27,7 +27,7 @@ def make(form: str, note_key: str = "") -> None:
         st.session_state.pop(f"hero_error_{job_id}", None)
     except ProviderError as e:
         st.session_state[f"hero_error_{job_id}"] = (
-            f"{hero.FORM_LABEL[form]} could not be drawn: {settings.redact(e.message)}"
+            f"{hero.form_label(job, form)} could not be drawn: {settings.redact(e.message)}"
         )
 
 
@@ -51,7 +51,7 @@ auto = f"hero_auto_{job_id}"
 if not st.session_state.get(auto):
     st.session_state[auto] = True
     with st.spinner("Drawing the hero's reference sheet…"):
-        for form in hero.FORMS:
+        for form in hero.forms_for(job):
             if form not in (reg.get(job_id) or job).references:
                 make(form)
                 if st.session_state.get(f"hero_error_{job_id}"):
@@ -64,10 +64,11 @@ if error := st.session_state.get(f"hero_error_{job_id}"):
 with st.expander("Character sheet", icon=":material/badge:"):
     st.write(job.character_sheet)
 
-cols = st.columns(len(hero.FORMS))
-for col, form in zip(cols, hero.FORMS, strict=True):
+forms = hero.forms_for(job)
+cols = st.columns(len(forms))
+for col, form in zip(cols, forms, strict=True):
     with col, st.container(border=True):
-        st.markdown(f"**{hero.FORM_LABEL[form]}**")
+        st.markdown(f"**{hero.form_label(job, form)}**")
         path = job.references.get(form)
         if path:
             st.image(path, width="stretch")
@@ -77,7 +78,7 @@ for col, form in zip(cols, hero.FORMS, strict=True):
         st.button("Regenerate" if path else "Draw", key=f"hero_make_{job_id}_{form}", icon=":material/refresh:",
                   on_click=make, args=(form, f"hero_note_{job_id}_{form}"), width="stretch")
 
-ready = all(job.references.get(f) for f in hero.FORMS)
+ready = all(job.references.get(f) for f in forms)
 left, right = st.columns(2)
 left.button("Approve and make the 20 images", type="primary", icon=":material/check:", key="hero_approve",
             on_click=start, args=(True,), disabled=not ready, width="stretch")

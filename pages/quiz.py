@@ -2,7 +2,7 @@ import streamlit as st
 
 from foxpipe import app as workflow
 from foxpipe import ui
-from foxpipe.domain import quiz
+from foxpipe.domain import quiz, structures
 
 ui.page_start()
 settings = ui.settings()
@@ -10,7 +10,8 @@ answers: dict[str, str] = st.session_state.answers
 errors: dict[str, str] = st.session_state.quiz_errors
 
 st.title("Who is your hero?")
-st.caption("A few answers become a 20-scene power-fantasy story. Later questions change with earlier ones.")
+st.caption("Choose the kind of story first: its 20 scenes follow that structure, and the questions "
+           "after it change with it and with your earlier answers.")
 
 for q in quiz.QUESTIONS:
     if not quiz.is_visible(q, answers):  # answers above may have changed the branch
@@ -26,6 +27,13 @@ for q in quiz.QUESTIONS:
             placeholder=q.placeholder, help=f"Up to {q.max_len} characters.",
         )
     answers[q.key] = value
+    if q.key == structures.ANSWER_KEY:
+        chosen = structures.get(value)
+        with st.expander(f"{chosen.label}: the 20 scenes", icon=":material/view_timeline:"):
+            st.caption(chosen.summary)
+            for act in chosen.acts:
+                st.markdown(f"**{act.name}** · " + " → ".join(
+                    f"{span.name} ({span.scenes})" for span in act.spans))
     if q.key in errors:
         st.error(errors[q.key], icon=":material/error:")
 

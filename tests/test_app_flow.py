@@ -155,3 +155,32 @@ def test_reload_reopens_the_same_gallery():
     assert not again.exception
     assert again.title[0].value.startswith("Pip")
     assert again.query_params["job"] == job_id
+
+
+def test_structure_is_asked_first_and_the_later_questions_follow_it():
+    at = new_app().run()
+    assert at.selectbox[0].key == "q_structure" and at.selectbox[0].value == "Power fantasy"
+    at.selectbox(key="q_structure").select("Rescue mission").run()
+    labels = [s.label for s in at.selectbox]
+    assert "Who must be rescued?" in labels and "Rescued from what?" in labels
+    assert "What power does the hero gain?" not in labels and "Who is the rival?" not in labels
+    assert any("Act I: The loss" in m.value for m in at.markdown)
+    # A branch inside the structure, with its validation message.
+    at.selectbox(key="q_rescued").select("Something else…").run()
+    at.button(key="write_story").click().run()
+    assert any("Who is it?" in e.value and "empty" in e.value for e in at.error)
+    assert at.session_state["story"] is None
+    at.text_input(key="q_custom_rescued").set_value("The old village badger").run()
+    at.text_input(key="q_hero_name").set_value("Pip").run()
+    at.button(key="write_story").click().run()
+    assert not at.exception, at.exception
+    story = at.session_state["story"]
+    assert story.answers["structure"] == "Rescue mission"
+    assert [s.beat for s in story.scenes][:3] == ["Ordinary day", "Ordinary day", "Taken"]
+    assert "the old village badger" in " ".join(s.text for s in story.scenes)
+    assert "Pip" in at.text_area[0].value  # the scenes page opened with the rescue story
+    # Back on the quiz, another structure swaps the questions again.
+    at.switch_page("pages/quiz.py").run()
+    at.selectbox(key="q_structure").select("Survival journey").run()
+    labels = [s.label for s in at.selectbox]
+    assert "What is the danger?" in labels and "Who must be rescued?" not in labels

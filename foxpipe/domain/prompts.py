@@ -4,12 +4,14 @@ and sanitization that gets progressively safer on content-policy rejections."""
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 from foxpipe.domain import quiz
-from foxpipe.domain.models import Scene
-from foxpipe.domain.story import BEATS
+from foxpipe.domain import structures as structs
+from foxpipe.domain.models import SCENE_COUNT, Scene
 
-TRANSFORMED_FROM = 11  # beats 11-20 show the powered-up form
+# The power fantasy's first powered-up scene, for older callers; use structures.form_for.
+TRANSFORMED_FROM = structs.POWER_FANTASY.second_form_from
 
 STYLE_NOTES = {
     "Pixar-style 3D": "stylised 3D animated film look, soft global illumination, expressive eyes",
@@ -28,22 +30,34 @@ ELEMENT_COLOURS = {
 
 
 def character_sheet(answers: dict[str, str]) -> str:
-    """One fixed description of the cast and look, written once and reused in all 20 prompts."""
+    """One fixed description of the cast and look, written once and reused in all 20 prompts.
+    What it names follows the story's structure: the powered-up form only where the structure
+    has one, the rival, friend, bully or the one to rescue as the structure's cast."""
     a = answers
+    structure = structs.get(a)
     species = quiz.hero_species(a) or "Red Fox"
     name = a.get("hero_name", "the hero")
-    power = quiz.power_text(a)
-    aura = ELEMENT_COLOURS.get(a.get("element", "").lower(), "soft golden")
     look = a.get("look") or "bright amber eyes, a white-tipped tail, a small notch in the left ear"
     style = a.get("style", "Pixar-style 3D")
     aspect = "vertical 9:16 portrait" if quiz.is_portrait(a) else "horizontal 16:9 landscape"
-    return (
+    sheet = (
         f"HERO: {name}, a young {species.lower()}, small and slender; {look}. "
         f"Same face, markings, proportions and colours in every image. "
-        f"POWERED-UP FORM (scenes {TRANSFORMED_FROM}-20): the same {name}, standing tall, with a "
-        f"{aura} aura of {power} outlining the body; markings unchanged. "
-        f"RIVAL: {quiz.rival_text(a)}, larger than the hero, consistent look in every image. "
+    )
+    if structure.second_form_from is not None:
+        power = quiz.power_text(a)
+        aura = ELEMENT_COLOURS.get(a.get("element", "").lower(), "soft golden")
+        sheet += (
+            f"POWERED-UP FORM (scenes {structure.second_form_from}-{SCENE_COUNT}): the same {name}, "
+            f"standing tall, with a {aura} aura of {power} outlining the body; markings unchanged. "
+        )
+    if structure is structs.POWER_FANTASY:
+        sheet += f"RIVAL: {quiz.rival_text(a)}, larger than the hero, consistent look in every image. "
+    else:
+        sheet += f"CAST: {quiz.cast_text(a)}; consistent look in every image. "
+    return sheet + (
         f"SETTING: {a.get('setting', 'Enchanted forest').lower()}. "
+        f"MOOD: {structure.visual_notes} "
         f"STYLE: {STYLE_NOTES.get(style, style)}; warm, consistent palette; {aspect} composition; "
         "no text, letters or watermarks in the image."
     )
@@ -51,17 +65,43 @@ def character_sheet(answers: dict[str, str]) -> str:
 
 def visual_prompt(scene: Scene) -> str:
     """The scene as a picture to draw (the offline prompt writer; a model can do better)."""
-    beat = BEATS[scene.number - 1]
-    return f"Scene {scene.number} ({beat.name}). {scene.text}"
+    return f"Scene {scene.number} ({scene.beat}). {scene.text}"
 
 
-def standardize_prompts(prompts: list[str], sheet: str) -> list[str]:
-    """Put the same character sheet in front of every prompt, so the hero stays the same."""
+FORM_LINES = {
+    "powered": "SHOW THE HERO IN ITS POWERED-UP FORM.",
+    "base": "SHOW THE HERO IN ITS ORDINARY FORM (BEFORE THE POWER AWAKENS).",
+}
+SAME_HERO_LINE = "SHOW THE HERO EXACTLY AS IN THE CHARACTER SHEET."
+
+
+def standardize_prompts(
+    prompts: list[str], sheet: str, structure: structs.Structure | Mapping[str, object] | str | None = None
+) -> list[str]:
+    """Put the same character sheet in front of every prompt, so the hero stays the same, and
+    say which form of the hero the scene shows (structures with a second form only)."""
+    s = structs.get(structure)
     out = []
     for i, p in enumerate(prompts, 1):
-        form = "powered-up form" if i >= TRANSFORMED_FROM else "ordinary form (before the power awakens)"
-        out.append(f"{sheet}\nSHOW THE HERO IN ITS {form.upper()}.\nSCENE: {p.strip()}")
+        line = FORM_LINES[structs.form_for(s, i)] if s.has_second_form else SAME_HERO_LINE
+        out.append(f"{sheet}\n{line}\nSCENE: {p.strip()}")
     return out
+
+
+_SHEET_SECOND_FORM = re.compile(r"POWERED-UP FORM \(scenes (\d{1,2})-")
+
+
+def prompt_form(prompt: str, scene_number: int) -> structs.Form:
+    """The hero's form a prompt asks for: its form line (written from ``form_for``) when it has
+    one, else (a shortened prompt) from the scenes the character sheet in it gives the second form."""
+    if FORM_LINES["powered"] in prompt:
+        return "powered"
+    if FORM_LINES["base"] in prompt or SAME_HERO_LINE in prompt:
+        return "base"
+    declared = _SHEET_SECOND_FORM.search(prompt)
+    if declared is None:
+        return "base"
+    return "powered" if scene_number >= int(declared.group(1)) else "base"
 
 
 # Phrases that trip image safety systems, with a calmer way to say the same picture.

@@ -1,7 +1,9 @@
 """The quiz as data: questions, options, branches, and validation.
 
 A question is shown when its ``show_if`` condition holds for the answers so far, so
-the quiz branches: a magical power asks for its element, a mentor asks who it is.
+the quiz branches: the story structure comes first and decides the later questions (a
+rescue asks who must be rescued, a survival journey what the danger is); within a
+structure, a magical power asks for its element, a mentor asks who it is.
 """
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass, field
+
+from foxpipe.domain import structures as st
 
 OTHER = "Something else…"
 
@@ -30,7 +34,21 @@ class Question:
         return not self.options
 
 
+_POWER = (st.POWER_FANTASY.label,)
+
+
+def _only(*structures: st.Structure) -> tuple[str, tuple[str, ...]]:
+    return (st.ANSWER_KEY, tuple(s.label for s in structures))
+
+
 QUESTIONS: tuple[Question, ...] = (
+    Question(
+        st.ANSWER_KEY,
+        "What kind of story?",
+        st.LABELS,
+        default=st.DEFAULT.label,
+        help="The story's structure: its 20 scenes follow this shape, and the next questions follow it.",
+    ),
     Question(
         "animal",
         "Who is the hero?",
@@ -62,6 +80,7 @@ QUESTIONS: tuple[Question, ...] = (
             OTHER,
         ),
         default="Mocked as the smallest of the pack",
+        show_if=_only(st.POWER_FANTASY),
     ),
     Question(
         "custom_setback",
@@ -75,6 +94,7 @@ QUESTIONS: tuple[Question, ...] = (
         "What does the hero discover?",
         ("A glowing ancient artifact", "A wise mentor", "A hidden power within"),
         default="A glowing ancient artifact",
+        show_if=_only(st.POWER_FANTASY),
     ),
     Question(
         "artifact",
@@ -101,6 +121,7 @@ QUESTIONS: tuple[Question, ...] = (
         "What power does the hero gain?",
         ("Elemental magic", "Super speed", "Giant strength", "Shape-shifting"),
         default="Elemental magic",
+        show_if=_only(st.POWER_FANTASY),
     ),
     Question(
         "element",
@@ -114,12 +135,134 @@ QUESTIONS: tuple[Question, ...] = (
         "Who is the rival?",
         ("A boastful wolf pack leader", "A greedy crow king", "A jealous former friend", OTHER),
         default="A boastful wolf pack leader",
+        show_if=_only(st.POWER_FANTASY, st.REDEMPTION),
     ),
     Question(
         "custom_rival",
         "Describe the rival",
         show_if=("rival", (OTHER,)),
         max_len=80,
+    ),
+    Question(
+        "wrong",
+        "What did the rival do wrong?",
+        (
+            "Stole the hero's prize",
+            "Blamed the hero for its own mistake",
+            "Broke a promise and left the hero in danger",
+            OTHER,
+        ),
+        default="Stole the hero's prize",
+        show_if=_only(st.REDEMPTION),
+    ),
+    Question(
+        "custom_wrong",
+        "Describe what the rival did",
+        show_if=("wrong", (OTHER,)),
+        max_len=200,
+        placeholder="One sentence",
+    ),
+    # Rescue mission
+    Question(
+        "rescued",
+        "Who must be rescued?",
+        ("The hero's little sister", "A lost baby owl", "The hero's best friend", OTHER),
+        default="The hero's little sister",
+        show_if=_only(st.RESCUE),
+    ),
+    Question(
+        "custom_rescued",
+        "Who is it?",
+        show_if=("rescued", (OTHER,)),
+        max_len=80,
+        placeholder="e.g. The old village badger",
+    ),
+    Question(
+        "captor",
+        "Rescued from what?",
+        ("A trapper's cage", "A flooded cave", "The greedy crow king's tower", OTHER),
+        default="A trapper's cage",
+        show_if=_only(st.RESCUE),
+    ),
+    Question(
+        "custom_captor",
+        "Describe the trap or danger",
+        show_if=("captor", (OTHER,)),
+        max_len=120,
+        placeholder="e.g. A frozen island in the middle of the lake",
+    ),
+    # Friendship against the odds
+    Question(
+        "friend",
+        "Who is the unlikely friend?",
+        ("A shy young wolf", "A grumpy old crocodile", "A clumsy baby elephant", OTHER),
+        default="A shy young wolf",
+        show_if=_only(st.FRIENDSHIP),
+    ),
+    Question(
+        "custom_friend",
+        "Describe the friend",
+        show_if=("friend", (OTHER,)),
+        max_len=80,
+        placeholder="e.g. A nervous hedgehog",
+    ),
+    Question(
+        "odds",
+        "What stands between them?",
+        ("Their families are old enemies", "Everyone says they are too different", "One of them must soon leave"),
+        default="Their families are old enemies",
+        show_if=_only(st.FRIENDSHIP),
+    ),
+    # Survival journey
+    Question(
+        "danger",
+        "What is the danger?",
+        ("A wildfire sweeping the land", "A blizzard that will not end", "A great flood", "A long drought", OTHER),
+        default="A wildfire sweeping the land",
+        show_if=_only(st.SURVIVAL),
+    ),
+    Question(
+        "custom_danger",
+        "Describe the danger",
+        show_if=("danger", (OTHER,)),
+        max_len=120,
+        placeholder="e.g. A volcano waking up",
+    ),
+    Question(
+        "destination",
+        "Where is safety?",
+        ("The green valley beyond the mountains", "The old safe burrow of the elders", "The far shore of the great lake"),
+        default="The green valley beyond the mountains",
+        show_if=_only(st.SURVIVAL),
+    ),
+    # The trickster outwits the bully
+    Question(
+        "bully",
+        "Who is the bully?",
+        ("A huge greedy bear", "A bossy bull moose", "A mean old badger", OTHER),
+        default="A huge greedy bear",
+        show_if=_only(st.TRICKSTER),
+    ),
+    Question(
+        "custom_bully",
+        "Describe the bully",
+        show_if=("bully", (OTHER,)),
+        max_len=80,
+        placeholder="e.g. A loud bossy goose",
+    ),
+    Question(
+        "trick",
+        "What is the trick?",
+        ("A fake treasure map", "A voice thrown from the shadows", "A shadow that looks like a giant", OTHER),
+        default="A fake treasure map",
+        show_if=_only(st.TRICKSTER),
+    ),
+    Question(
+        "custom_trick",
+        "Describe the trick",
+        show_if=("trick", (OTHER,)),
+        max_len=200,
+        placeholder="One sentence",
     ),
     Question(
         "tone",
@@ -177,6 +320,21 @@ def visible_questions(answers: dict[str, str]) -> list[Question]:
     return [q for q in QUESTIONS if is_visible(q, answers)]
 
 
+def asked_in(q: Question, structure: st.Structure) -> bool:
+    """Whether ``q`` belongs to ``structure``'s quiz (possibly behind a branch within it)."""
+    while q.show_if is not None:
+        parent, values = q.show_if
+        if parent == st.ANSWER_KEY:
+            return structure.label in values
+        q = BY_KEY[parent]
+    return True
+
+
+def questions_for(structure: st.Structure) -> list[Question]:
+    """The questions a structure can ask, in order (the structure question first)."""
+    return [q for q in QUESTIONS if asked_in(q, structure)]
+
+
 def defaults() -> dict[str, str]:
     return {q.key: q.default for q in QUESTIONS if q.default}
 
@@ -195,6 +353,8 @@ def validate(raw: dict[str, object]) -> Validation:
     """Clean and check the answers; every problem gets a message naming the question."""
     result = Validation()
     raw = raw if isinstance(raw, dict) else {}
+    if st.ANSWER_KEY not in raw:  # answers saved before structures existed: the power fantasy
+        raw = {**raw, st.ANSWER_KEY: st.DEFAULT.label}
     for q in QUESTIONS:
         # Parents come before their branches, so the cleaned answers decide visibility.
         if not is_visible(q, result.answers):
@@ -225,6 +385,72 @@ def validate(raw: dict[str, object]) -> Validation:
 
 
 # Derived facts the story and prompts use, so neither re-implements the branches.
+
+
+def structure(a: dict[str, str]) -> st.Structure:
+    return st.get(a)
+
+
+def _lower_first(text: str) -> str:
+    return text[:1].lower() + text[1:] if text else text
+
+
+def _chosen(a: dict[str, str], key: str, fallback: str) -> str:
+    """A choice in lower case, or the free text its "Something else…" asked for."""
+    value = a.get(f"custom_{key}", "") if a.get(key) == OTHER else a.get(key, "")
+    if not value:
+        value = BY_KEY[key].default or fallback
+    return _lower_first(value.rstrip(".")) or fallback
+
+
+def rescued_text(a: dict[str, str]) -> str:
+    return _chosen(a, "rescued", "a friend")
+
+
+def captor_text(a: dict[str, str]) -> str:
+    return _chosen(a, "captor", "a trap")
+
+
+def friend_text(a: dict[str, str]) -> str:
+    return _chosen(a, "friend", "an unlikely friend")
+
+
+def odds_text(a: dict[str, str]) -> str:
+    return _chosen(a, "odds", "everyone says they are too different")
+
+
+def danger_text(a: dict[str, str]) -> str:
+    return _chosen(a, "danger", "a great danger")
+
+
+def destination_text(a: dict[str, str]) -> str:
+    return _chosen(a, "destination", "a safe place")
+
+
+def bully_text(a: dict[str, str]) -> str:
+    return _chosen(a, "bully", "a bully")
+
+
+def trick_text(a: dict[str, str]) -> str:
+    return _chosen(a, "trick", "a clever trick")
+
+
+def wrong_text(a: dict[str, str]) -> str:
+    return _chosen(a, "wrong", "did the hero wrong")
+
+
+def cast_text(a: dict[str, str]) -> str:
+    """The other characters the pictures must keep consistent, per structure."""
+    s = structure(a)
+    if s is st.RESCUE:
+        return f"{rescued_text(a)} (the one to rescue), held by {captor_text(a)}"
+    if s is st.FRIENDSHIP:
+        return f"{friend_text(a)}, the hero's unlikely friend, clearly different in size and kind"
+    if s is st.SURVIVAL:
+        return f"a few small animals travelling with the hero; the danger: {danger_text(a)}"
+    if s is st.TRICKSTER:
+        return f"{bully_text(a)}, the bully, much larger than the hero"
+    return f"{rival_text(a)}, the rival, larger than the hero"
 
 
 def hero_species(a: dict[str, str]) -> str:

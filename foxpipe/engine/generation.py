@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from foxpipe.config import Settings
-from foxpipe.domain import prompts
+from foxpipe.domain import prompts, structures
 from foxpipe.domain.lifecycle import Refused, SlotEvent, slot_event
 from foxpipe.domain.models import ImageVersion, Job
 from foxpipe.engine.ratelimit import RateLimiter
@@ -135,7 +135,7 @@ async def log_safely(pipe: Pipeline, row: dict[str, Any]) -> None:
 
 
 def _reference_path(job: Job, scene_number: int) -> str:
-    form = "powered" if scene_number >= prompts.TRANSFORMED_FROM else "base"
+    form = structures.form_for(job.story.answers, scene_number)
     return job.references.get(form) or job.references.get("base") or ""
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from foxpipe.config import Settings
-from foxpipe.domain import prompts
+from foxpipe.domain import prompts, structures
 from foxpipe.domain.models import Job
 from foxpipe.engine.generation import Pipeline, blocking
 from foxpipe.engine.jobs import JobRegistry
@@ -21,8 +21,9 @@ from foxpipe.providers.base import ProviderError
 
 log = logging.getLogger(__name__)
 
-FORMS = ("base", "powered")
-FORM_LABEL = {"base": "The hero", "powered": f"Powered-up form (scenes {prompts.TRANSFORMED_FROM}-20)"}
+FORMS = ("base", "powered")  # every form a structure can have
+# The power fantasy's labels, for older callers; form_label(job, form) follows the story's structure.
+FORM_LABEL = {f: structures.form_label(structures.POWER_FANTASY, f) for f in FORMS}
 STORE_INDEX = {"base": 100, "powered": 101}  # store slots for reference images, apart from the scenes
 
 
@@ -31,13 +32,22 @@ def wanted(settings: Settings, registry: JobRegistry) -> bool:
     return settings.openai_live and registry.pipeline.images.supports_reference
 
 
+def forms_for(job: Job) -> tuple[str, ...]:
+    """The reference images this story needs: the base hero, plus the second form if its structure has one."""
+    return structures.get(job.story.answers).forms()
+
+
+def form_label(job: Job, form: str) -> str:
+    return structures.form_label(job.story.answers, form)
+
+
 def started(job: Job) -> bool:
     return any(s.generations for s in job.slots)
 
 
-def reference_prompt(sheet: str, form: str, feedback: str = "") -> str:
+def reference_prompt(sheet: str, form: str, feedback: str = "", second_form: bool = True) -> str:
     what = (
-        "the HERO in its ordinary form (before the power awakens)"
+        ("the HERO in its ordinary form (before the power awakens)" if second_form else "the HERO")
         if form == "base"
         else "the HERO in its POWERED-UP FORM, identical to the reference image except for the power's glow"
     )
@@ -68,7 +78,8 @@ async def _make(pipe: Pipeline, job: Job, form: str, feedback: str) -> Reference
             refs = [Path(job.references["base"]).read_bytes()]
         except OSError:
             refs = None
-    base = reference_prompt(job.character_sheet, form, feedback)
+    base = reference_prompt(job.character_sheet, form, feedback,
+                            structures.get(job.story.answers).has_second_form)
     level, attempts = 0, 1 + max(0, settings.image_retries)  # the first try, then the retries
     last: ProviderError | None = None
     for attempt in range(1, attempts + 1):

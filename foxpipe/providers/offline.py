@@ -7,6 +7,7 @@ import asyncio
 import colorsys
 import hashlib
 import io
+import re
 import textwrap
 
 from PIL import Image, ImageDraw, ImageFont
@@ -25,6 +26,14 @@ BEAT_HUES = {
     "Challenge, justice and redemption": 0.97,
     "Triumph": 0.13,
 }
+_SCENE_BEAT = re.compile(r"SCENE: Scene \d+ \(([^)\n]{1,80})\)")
+
+
+def beat_hue(beat: str) -> float:
+    """The power fantasy's hues as before; other beats get a stable hue from their name."""
+    if beat in BEAT_HUES:
+        return BEAT_HUES[beat]
+    return int(hashlib.sha256(beat.encode()).hexdigest()[:6], 16) / 0xFFFFFF
 
 
 class OfflineText:
@@ -63,7 +72,7 @@ def render_card(scene_number: int, beat: str, text: str, size: str, powered: boo
     (from the prompt) moves the camera, so a regenerated image looks different."""
     w, h = parse_size(size)
     scene_shift = variant % 10
-    hue = BEAT_HUES.get(beat, 0.6) + scene_number * 0.011
+    hue = beat_hue(beat) + scene_number * 0.011
     img = Image.new("RGB", (w, h))
     draw = ImageDraw.Draw(img)
     top, bottom = _rgb(hue, 0.55, 0.35), _rgb(hue + 0.05, 0.35, 0.95)
@@ -131,12 +140,14 @@ class OfflineImages:
         if self.delay:
             await asyncio.sleep(self.delay)
         number = scene_number or 1
-        beat = story.BEATS[number - 1].name
+        # The renderer sees only the prompt: the beat and the hero's form are read from it
+        # (the standardized prompt names the form the structure gives this scene).
+        found = _SCENE_BEAT.search(prompt)
+        beat = found.group(1) if found else story.BEATS[number - 1].name
         text = prompt.split("SCENE:", 1)[-1].split("\n", 1)[0].strip()
         text = text.split(") ", 1)[-1] if text.startswith("Scene ") else text
         variant = int(hashlib.sha256(prompt.encode()).hexdigest(), 16)
-        data = await asyncio.to_thread(
-            render_card, number, beat, text, size, number >= prompts.TRANSFORMED_FROM, variant
-        )
+        powered = prompts.prompt_form(prompt, number) == "powered"
+        data = await asyncio.to_thread(render_card, number, beat, text, size, powered, variant)
         digest = hashlib.sha256(data).hexdigest()[:12]
         return ImageResult(data=data, model="offline-renderer", path="offline", usage={"sha": digest})
