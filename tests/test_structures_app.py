@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from foxpipe import ui
+from foxpipe import app
 from foxpipe.domain.models import SlotStatus
 from tests.conftest import APP
 
@@ -37,7 +37,7 @@ def test_a_rescue_story_draws_one_hero_reference_and_uses_it_for_every_scene(liv
     at.button(key="approve_scenes").click().run()
     assert not at.exception, at.exception
     assert at.title[0].value == "Hero reference sheet"
-    reg = ui.REGISTRIES[-1]
+    reg = app.current()
     job = reg.get(at.session_state.job_id)
     assert set(job.references) == {"base"}
     assert [r.kind for r in live.of("images")] == ["generations"]  # no second form to pay for
