@@ -18,6 +18,7 @@ SECRET_FIELDS = (
     "kling_secret_key",
     "hailuo_api_key",
     "app_password",
+    "tts_api_key",
 )
 
 
@@ -70,6 +71,21 @@ class Settings:
     data_dir: str = "data"
     offline_delay: float = 0.4  # seconds per embedded image, so progress is visible
     gallery_refresh: float = 1.0  # seconds between gallery refreshes while work runs
+    # Narration: the script, the voice providers, synthesis limits and the voice's price
+    narration_seconds: float = 60.0  # the whole Short's spoken length the script is sized to
+    narration_words_per_second: float = 2.5  # speaking pace used for the per-scene word budget
+    narration_style: str = "storyteller"  # storyteller, epic, playful or calm
+    openai_voice_model: str = "gpt-realtime-2.1-mini"  # Realtime API model for the narration
+    openai_voice: str = "marin"
+    voice_timeout: float = 60.0  # seconds one line's synthesis may take
+    voice_retries: int = 3  # retries of one line after a retryable failure
+    max_concurrent_voice: int = 3  # lines synthesized at once
+    voice_prices: str = "gpt-realtime-2.1-mini=20,gpt-realtime-mini=20,gpt-realtime=64"  # US$ per million audio output tokens
+    tts_base_url: str = ""  # an OpenAI-compatible /v1/audio/speech endpoint (self-hosted or third party)
+    tts_model: str = ""
+    tts_voice: str = ""
+    tts_api_key: str = ""
+    tts_price_per_million_chars: float = 0.0  # US$; 0 means free (self-hosted)
     problems: tuple[str, ...] = ()  # configuration problems, shown in the sidebar
 
     @property
