@@ -54,6 +54,10 @@ class TextModel(Protocol):
 
     async def character_sheet(self, answers: dict[str, str]) -> str: ...
 
+    async def write_narration(self, story: Story, seconds: float = 60.0, style: str = "storyteller") -> list[str]: ...
+
+    async def rewrite_narration_line(self, story: Story, lines: list[str], number: int, note: str = "") -> str: ...
+
 
 class ImageModel(Protocol):
     name: str
