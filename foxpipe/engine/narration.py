@@ -127,9 +127,13 @@ async def synthesize_line(
 
     async def once() -> SpeechResult:
         if limiter is None:
-            return await model.synthesize(text, voice, style)
-        async with limiter:
-            return await model.synthesize(text, voice, style)
+            result = await model.synthesize(text, voice, style)
+        else:
+            async with limiter:
+                result = await model.synthesize(text, voice, style)
+        if wav_duration(result.wav) <= 0:
+            raise ProviderError("The voice returned audio that could not be read.", "retryable", code="bad_audio")
+        return result
 
     try:
         result = await with_retries(once, retries=retries, base=backoff_base, timeout=timeout,
