@@ -185,7 +185,8 @@ def clean_line(text: Any, max_words: int | None = None) -> str:
         # control, format, private-use, unassigned, marks alone, other symbols (emoji): dropped
     s = re.sub(r"\s+", " ", "".join(out)).strip()
     s = re.sub(r"\s+([.,;:!?])", r"\1", s)
-    s = re.sub(r"([.,;:!?])\1{2,}", r"\1", s)
+    s = re.sub(r"([,;:!?])\1+", r"\1", s)
+    s = re.sub(r"\.{4,}", "...", s)
     s = s.strip(" \"'-,;:")
     if not any(c.isalnum() for c in s):
         return ""
