@@ -221,6 +221,18 @@ def load_settings(secrets: Mapping[str, Any] | None = None, env: Mapping[str, st
     if kwargs.get("max_concurrent_images", 10) < 1:
         problems.append("MAX_CONCURRENT_IMAGES must be at least 1; using 10.")
         kwargs["max_concurrent_images"] = 10
+    if not 10 <= kwargs.get("narration_seconds", 60.0) <= 600:
+        problems.append("NARRATION_SECONDS must be between 10 and 600; using 60.")
+        kwargs["narration_seconds"] = 60.0
+    if not 0.5 <= kwargs.get("narration_words_per_second", 2.5) <= 6:
+        problems.append("NARRATION_WORDS_PER_SECOND must be between 0.5 and 6; using 2.5.")
+        kwargs["narration_words_per_second"] = 2.5
+    if kwargs.get("max_concurrent_voice", 3) < 1:
+        problems.append("MAX_CONCURRENT_VOICE must be at least 1; using 3.")
+        kwargs["max_concurrent_voice"] = 3
+    if kwargs.get("voice_timeout", 60.0) <= 0:
+        problems.append("VOICE_TIMEOUT must be above 0; using 60.")
+        kwargs["voice_timeout"] = 60.0
     if (kwargs.get("kling_access_key") is None) != (kwargs.get("kling_secret_key") is None):
         problems.append("Kling needs both KLING_ACCESS_KEY and KLING_SECRET_KEY.")
     return Settings(**kwargs, problems=tuple(problems))

@@ -120,3 +120,13 @@ def test_backoff_grows_and_honours_retry_after():
     assert all(2.0 <= backoff_delay(3, 1.0, None) <= 4.0 for _ in range(50))
     assert backoff_delay(1, 0.01, 7.0) >= 7.0
     assert backoff_delay(20, 1.0, None) <= 30.0
+
+
+async def test_a_failed_retry_keeps_no_audio_of_the_old_text(tmp_path):
+    ok = await synthesize_line(EspeakVoice(), NarrationLine(0, "First words."), voice="en-us", style="calm",
+                               out_dir=tmp_path)
+    assert ok.status == LineStatus.READY and ok.words
+    ok.text = "New words after an edit."
+    failed = await synthesize_line(Broken(), ok, voice="en-us", style="calm", out_dir=tmp_path, retries=0)
+    assert failed.status == LineStatus.FAILED and failed.audio_path == "" and failed.words == []
+    assert failed.attempts == ok.attempts + 1

@@ -95,3 +95,11 @@ def test_choose_voice_from_settings():
 def test_tts_key_is_a_secret():
     s = load_settings({}, {"TTS_API_KEY": "tts-very-secret"})
     assert s.redact("key=tts-very-secret") == "key=•••"
+
+
+def test_bad_narration_settings_fall_back_with_a_message():
+    s = load_settings({}, {"NARRATION_SECONDS": "5000", "MAX_CONCURRENT_VOICE": "0", "VOICE_TIMEOUT": "0",
+                           "NARRATION_WORDS_PER_SECOND": "abc"})
+    assert s.narration_seconds == 60.0 and s.max_concurrent_voice == 3 and s.voice_timeout == 60.0
+    assert s.narration_words_per_second == 2.5
+    assert any("NARRATION_SECONDS" in p for p in s.problems) and any("MAX_CONCURRENT_VOICE" in p for p in s.problems)

@@ -150,11 +150,13 @@ async def synthesize_line(
     except asyncio.CancelledError:
         raise
     except ProviderError as e:
+        _clear_audio(out)
         out.status, out.error = LineStatus.FAILED, e.message
         out.attempts = line.attempts + max(1, attempts)
         log.warning("[VOICE] line %d failed after %d attempt(s): %s", line.index + 1, max(1, attempts), e.message)
         return out
     except Exception as e:  # disk full, unreadable folder...
+        _clear_audio(out)
         out.status, out.error = LineStatus.FAILED, f"Could not save the narration ({type(e).__name__}: {e})."[:300]
         out.attempts = line.attempts + max(1, attempts)
         return out
@@ -165,6 +167,11 @@ async def synthesize_line(
     out.attempts = line.attempts + attempts
     log.info("[VOICE] line %d ready: %.2f s, %d words (%s)", line.index + 1, duration, len(words), timing)
     return out
+
+
+def _clear_audio(line: NarrationLine) -> None:
+    """A failed line keeps no audio of an earlier text."""
+    line.audio_path, line.duration, line.words, line.timing, line.transcript, line.reworded = "", 0.0, [], "", "", False
 
 
 def _write(path: Path, data: bytes) -> None:
