@@ -180,6 +180,8 @@ def clean_line(text: Any, max_words: int | None = None) -> str:
             out.append(" ")
         elif cat[0] in "LN" or ch == " " or ch in _KEEP_SYMBOLS:
             out.append(ch)
+        elif cat[0] == "M" and out and out[-1][-1:].isalpha():
+            out[-1] += ch  # a combining mark stays on its letter (at most one per letter)
         elif cat[0] in "PZ":
             out.append(" ")
         # control, format, private-use, unassigned, marks alone, other symbols (emoji): dropped
