@@ -38,6 +38,8 @@ def test_clean_line_strips_markdown_controls_and_odd_unicode():
     assert narration.clean_line(raw) == "Rusty runs home now... fast"
     assert narration.clean_line("- 1. “Quoted” line — with dashes") == "1. \"Quoted\" line, with dashes"
     assert narration.clean_line(None) == "" and narration.clean_line("🦊🐺 ***") == ""
+    assert narration.clean_line("नमस्ते Rusty") == "नमस्ते Rusty"  # marks on their letters stay
+    assert len(narration.clean_line("Z" + "\u0301" * 50 + "algo")) <= 7  # a stack of marks does not
     long = "word " * 500
     assert len(narration.clean_line(long)) <= narration.MAX_LINE_CHARS
     assert narration.clean_line(long, 10).split() == ["word"] * 9 + ["word."]
