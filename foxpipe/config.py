@@ -19,6 +19,7 @@ SECRET_FIELDS = (
     "hailuo_api_key",
     "app_password",
     "database_url",
+    "tts_api_key",
 )
 
 
@@ -74,6 +75,21 @@ class Settings:
     data_dir: str = "data"
     offline_delay: float = 0.4  # seconds per embedded image, so progress is visible
     gallery_refresh: float = 1.0  # seconds between gallery refreshes while work runs
+    # Narration: the script, the voice providers, synthesis limits and the voice's price
+    narration_seconds: float = 60.0  # the whole Short's spoken length the script is sized to
+    narration_words_per_second: float = 2.5  # speaking pace used for the per-scene word budget
+    narration_style: str = "storyteller"  # storyteller, epic, playful or calm
+    openai_voice_model: str = "gpt-realtime-2.1-mini"  # Realtime API model for the narration
+    openai_voice: str = "marin"
+    voice_timeout: float = 60.0  # seconds one line's synthesis may take
+    voice_retries: int = 3  # retries of one line after a retryable failure
+    max_concurrent_voice: int = 3  # lines synthesized at once
+    voice_prices: str = "gpt-realtime-2.1-mini=20,gpt-realtime-mini=20,gpt-realtime=64"  # US$ per million audio output tokens
+    tts_base_url: str = ""  # an OpenAI-compatible /v1/audio/speech endpoint (self-hosted or third party)
+    tts_model: str = ""
+    tts_voice: str = ""
+    tts_api_key: str = ""
+    tts_price_per_million_chars: float = 0.0  # US$; 0 means free (self-hosted)
     problems: tuple[str, ...] = ()  # configuration problems, shown in the sidebar
 
     @property
@@ -211,6 +227,18 @@ def load_settings(secrets: Mapping[str, Any] | None = None, env: Mapping[str, st
     if kwargs.get("max_concurrent_images", 10) < 1:
         problems.append("MAX_CONCURRENT_IMAGES must be at least 1; using 10.")
         kwargs["max_concurrent_images"] = 10
+    if not 10 <= kwargs.get("narration_seconds", 60.0) <= 600:
+        problems.append("NARRATION_SECONDS must be between 10 and 600; using 60.")
+        kwargs["narration_seconds"] = 60.0
+    if not 0.5 <= kwargs.get("narration_words_per_second", 2.5) <= 6:
+        problems.append("NARRATION_WORDS_PER_SECOND must be between 0.5 and 6; using 2.5.")
+        kwargs["narration_words_per_second"] = 2.5
+    if kwargs.get("max_concurrent_voice", 3) < 1:
+        problems.append("MAX_CONCURRENT_VOICE must be at least 1; using 3.")
+        kwargs["max_concurrent_voice"] = 3
+    if kwargs.get("voice_timeout", 60.0) <= 0:
+        problems.append("VOICE_TIMEOUT must be above 0; using 60.")
+        kwargs["voice_timeout"] = 60.0
     if (kwargs.get("kling_access_key") is None) != (kwargs.get("kling_secret_key") is None):
         problems.append("Kling needs both KLING_ACCESS_KEY and KLING_SECRET_KEY.")
     return Settings(**kwargs, problems=tuple(problems))

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from foxpipe.domain.models import Story
+from foxpipe.domain.narration import SpeechResult
 
 
 class ProviderError(Exception):
@@ -53,6 +54,10 @@ class TextModel(Protocol):
 
     async def character_sheet(self, answers: dict[str, str]) -> str: ...
 
+    async def write_narration(self, story: Story, seconds: float = 60.0, style: str = "storyteller") -> list[str]: ...
+
+    async def rewrite_narration_line(self, story: Story, lines: list[str], number: int, note: str = "") -> str: ...
+
 
 class ImageModel(Protocol):
     name: str
@@ -75,3 +80,16 @@ class PromptLog(Protocol):
     def log_story(self, row: dict[str, Any]) -> None: ...
 
     def log_image(self, row: dict[str, Any]) -> None: ...
+
+
+class VoiceModel(Protocol):
+    """Speaks one narration line. ``synthesize`` returns PCM16 mono WAV (and word timings when
+    the engine knows them) or raises ProviderError; ``cost_estimate`` is in US$."""
+
+    name: str
+    free: bool
+    voices: list[str]
+
+    async def synthesize(self, text: str, voice: str, style: str) -> SpeechResult: ...
+
+    def cost_estimate(self, text: str) -> float: ...

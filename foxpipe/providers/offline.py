@@ -12,7 +12,7 @@ import textwrap
 
 from PIL import Image, ImageDraw, ImageFont
 
-from foxpipe.domain import prompts, story
+from foxpipe.domain import narration, prompts, story
 from foxpipe.domain.models import Story
 from foxpipe.providers.base import ImageResult
 
@@ -39,6 +39,10 @@ def beat_hue(beat: str) -> float:
 class OfflineText:
     name = "offline"
 
+    def __init__(self, seconds: float = 60.0, words_per_second: float = 2.5):
+        self.seconds = seconds  # the narration length a rewritten line is sized for
+        self.words_per_second = words_per_second
+
     async def write_story(self, answers: dict[str, str]) -> Story:
         return story.offline_story(answers)
 
@@ -50,6 +54,17 @@ class OfflineText:
 
     async def create_prompts(self, s: Story, sheet: str) -> list[str]:
         return [prompts.visual_prompt(sc) for sc in s.scenes]
+
+    async def write_narration(self, s: Story, seconds: float = 60.0, style: str = "storyteller") -> list[str]:
+        return narration.offline_script(s, seconds, self.words_per_second)
+
+    async def rewrite_narration_line(self, s: Story, lines: list[str], number: int, note: str = "") -> str:
+        if not 1 <= number <= len(s.scenes):
+            from foxpipe.providers.base import ProviderError
+
+            raise ProviderError(f"There is no scene {number}.", "fatal")
+        budget = narration.words_budget(self.seconds, len(s.scenes), self.words_per_second)
+        return narration.offline_rewrite(s, lines, number, budget, note)
 
 
 def _rgb(h: float, s: float, v: float) -> tuple[int, int, int]:

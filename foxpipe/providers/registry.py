@@ -22,7 +22,7 @@ def text_model(settings: Settings) -> TextModel:
         from foxpipe.providers.openai import OpenAIText
 
         return OpenAIText(settings)
-    return OfflineText()
+    return OfflineText(settings.narration_seconds, settings.narration_words_per_second)
 
 
 def image_model(settings: Settings) -> ImageModel:
