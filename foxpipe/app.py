@@ -1,20 +1,26 @@
-"""The steps the pages call, as plain functions: write the story, rewrite a scene, turn
-approved scenes into standardized prompts, log the story. No Streamlit here."""
+"""The facade the pages and the command line call; no Streamlit here.
+
+It owns the process's one engine, runs every long step in the background on the engine's
+worker (story writing, rewriting, preparing prompts, the hero sheet, images, videos) and
+hands pages plain results to show."""
 
 from __future__ import annotations
 
 import asyncio
 import atexit
+import copy
 import hashlib
 import json
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 from foxpipe.config import Settings
 from foxpipe.domain import prompts, quiz
-from foxpipe.domain.models import Job, Story
+from foxpipe.domain.models import Job, Story, new_id
 from foxpipe.domain.story import placeholder_story
 from foxpipe.engine.jobs import JobRegistry
 from foxpipe.providers import registry as services
@@ -75,16 +81,16 @@ atexit.register(shutdown)
 
 
 def _run(coro):  # noqa: ANN001, ANN202
-    """Run one async provider call from the (synchronous) script thread."""
+    """Run one async step to its end from synchronous code (the command line, tests)."""
     return asyncio.run(coro)
 
 
-def write_story(settings: Settings, answers: dict[str, str]) -> Story:
+async def write_story_async(settings: Settings, answers: dict[str, str]) -> Story:
     """Never raises: a story that could not be written comes back as placeholders with
     ``problem`` saying why, so the editor opens and nothing the user typed is lost."""
     model = services.text_model(settings)
     try:
-        story = _run(model.write_story(answers))
+        story = await model.write_story(answers)
     except Exception as e:
         msg = settings.redact(getattr(e, "message", "") or str(e) or type(e).__name__)
         log.warning("[STORY] writing failed: %s", msg)
@@ -93,9 +99,17 @@ def write_story(settings: Settings, answers: dict[str, str]) -> Story:
     return story
 
 
-def rewrite_scene(settings: Settings, story: Story, number: int, note: str = "") -> str:
+def write_story(settings: Settings, answers: dict[str, str]) -> Story:
+    return _run(write_story_async(settings, answers))
+
+
+async def rewrite_scene_async(settings: Settings, story: Story, number: int, note: str = "") -> str:
     model = services.text_model(settings)
-    return _run(model.rewrite_scene(story, number, quiz.clean_text(note)[:300]))
+    return await model.rewrite_scene(story, number, quiz.clean_text(note)[:300])
+
+
+def rewrite_scene(settings: Settings, story: Story, number: int, note: str = "") -> str:
+    return _run(rewrite_scene_async(settings, story, number, note))
 
 
 @dataclass
@@ -105,23 +119,132 @@ class PreparedPrompts:
     problem: str = ""
 
 
-def prepare_prompts(settings: Settings, story: Story) -> PreparedPrompts:
+async def prepare_prompts_async(settings: Settings, story: Story) -> PreparedPrompts:
     """Scene -> visual prompt (one call for all 20) -> the same character sheet on each."""
     model = services.text_model(settings)
     problem = ""
     try:
-        sheet = _run(model.character_sheet(story.answers))
+        sheet = await model.character_sheet(story.answers)
     except Exception as e:
         problem = f"The character sheet could not be written ({type(e).__name__}); using the quiz's."
         sheet = prompts.character_sheet(story.answers)
     try:
-        visual = _run(model.create_prompts(story, sheet))
+        visual = await model.create_prompts(story, sheet)
         if len(visual) != len(story.scenes):
             raise ValueError("wrong number of prompts")
     except Exception as e:
         problem = problem or f"Scene prompts could not be written ({type(e).__name__}); using the scene texts."
         visual = [prompts.visual_prompt(sc) for sc in story.scenes]
     return PreparedPrompts(sheet, prompts.standardize_prompts(visual, sheet, story.answers), problem)
+
+
+def prepare_prompts(settings: Settings, story: Story) -> PreparedPrompts:
+    return _run(prepare_prompts_async(settings, story))
+
+
+# ------------------------------------------------------------------ background steps
+# Long steps (writing the story, rewriting a scene, preparing the prompts and the job) run on
+# the engine's worker loop; a page starts one, keeps its id (in the URL where a reload must
+# find it) and polls it from a fragment. No page waits for a model in its script run.
+@dataclass
+class Task:
+    id: str
+    kind: str
+    status: str = "running"  # running, done, failed
+    stage: str = ""
+    result: Any = None
+    error: str = ""
+    started: float = field(default_factory=time.time)
+    finished: float = 0.0
+
+    @property
+    def running(self) -> bool:
+        return self.status == "running"
+
+
+_TASKS: dict[str, Task] = {}
+_TASKS_LOCK = threading.Lock()
+TASK_KEEP_SECONDS = 6 * 3600
+
+
+def start_task(settings: Settings, kind: str, work: Callable[[Task], Awaitable[Any]], stage: str = "") -> str:
+    """Run ``work(task)`` on the worker loop; the task's id. Its result or its error (in
+    words, redacted) is read with ``task``."""
+    t = Task(id=new_id(), kind=kind, stage=stage)
+    now = time.time()
+    with _TASKS_LOCK:
+        for old in [k for k, v in _TASKS.items() if v.finished and now - v.finished > TASK_KEEP_SECONDS]:
+            del _TASKS[old]
+        _TASKS[t.id] = t
+
+    async def run() -> None:
+        try:
+            result = await work(t)
+        except asyncio.CancelledError:
+            t.error, t.status = "Stopped: the app is shutting down.", "failed"
+            raise
+        except Exception as e:
+            msg = getattr(e, "message", "") or str(e) or type(e).__name__
+            log.warning("[TASK] %s failed: %s", kind, settings.redact(msg))
+            t.error, t.status = settings.redact(msg)[:500], "failed"
+        else:
+            t.result, t.status = result, "done"
+        finally:
+            t.finished = time.time()
+
+    engine(settings).submit(t.id, kind, run)
+    return t.id
+
+
+def task(task_id: str | None) -> Task | None:
+    """A copy of the task's state (None for an unknown id)."""
+    if not isinstance(task_id, str):
+        return None
+    with _TASKS_LOCK:
+        t = _TASKS.get(task_id)
+        return None if t is None else copy.copy(t)
+
+
+def start_story(settings: Settings, answers: dict[str, str]) -> str:
+    async def work(t: Task) -> Story:
+        return await write_story_async(settings, answers)
+
+    return start_task(settings, "story", work, "Writing your 20-scene story…")
+
+
+def start_rewrite(settings: Settings, story: Story, number: int, note: str = "") -> str:
+    async def work(t: Task) -> str:
+        return await rewrite_scene_async(settings, story, number, note)
+
+    return start_task(settings, "rewrite", work, f"Rewriting scene {number}…")
+
+
+@dataclass
+class Approval:
+    job_id: str
+    sheet_first: bool  # the hero's reference sheet is approved before the images start
+    problem: str = ""
+
+
+def start_approval(settings: Settings, story: Story, owner: str) -> str:
+    """Approved scenes -> prompts -> a job (and its images, or the hero sheet first)."""
+    from foxpipe.engine import hero
+
+    async def work(t: Task) -> Approval:
+        prepared = await prepare_prompts_async(settings, story)
+        t.stage = "Starting the images…"
+        reg = engine(settings)
+        sheet_first = hero.wanted(settings, reg)
+        job_id = await asyncio.to_thread(
+            reg.create_job, story, prepared.prompts, owner, character_sheet=prepared.sheet,
+            size=image_size(story.answers), start=not sheet_first,
+        )
+        job = reg.get(job_id)
+        if job is not None:
+            await asyncio.to_thread(log_story, settings, job)
+        return Approval(job_id, sheet_first, prepared.problem)
+
+    return start_task(settings, "approve", work, "Preparing the image prompts…")
 
 
 def image_size(answers: dict[str, str]) -> str:

@@ -4,7 +4,6 @@ from foxpipe import ui
 from foxpipe.domain import prompts
 from foxpipe.engine import hero
 from foxpipe.engine.jobs import GuardError
-from foxpipe.providers.base import ProviderError
 
 ui.page_start()
 settings = ui.settings()
@@ -20,15 +19,13 @@ if st.query_params.get("job") != job_id:
 
 
 def make(form: str, note_key: str = "") -> None:
+    """Draw in the background (the cost guard first); the page polls the job."""
     note = st.session_state.get(note_key, "") if note_key else ""
     feedback = prompts.feedback_text([], note) if note else ""
-    try:
-        hero.make_reference(reg, job_id, form, feedback)
+    if problem := hero.start_reference(reg, job_id, form, feedback):
+        st.session_state[f"hero_error_{job_id}"] = problem
+    else:
         st.session_state.pop(f"hero_error_{job_id}", None)
-    except ProviderError as e:
-        st.session_state[f"hero_error_{job_id}"] = (
-            f"{hero.form_label(job, form)} could not be drawn: {settings.redact(e.message)}"
-        )
 
 
 def start(use_references: bool) -> None:
@@ -46,42 +43,63 @@ st.caption("Every scene image is drawn from these references, so the hero keeps 
 if notice := st.session_state.pop("prompt_notice", ""):
     st.warning(notice, icon=":material/warning:")
 
-# First visit: draw what is missing (stops at the first failure, which is shown below).
+forms = hero.forms_for(job)
+# First visit: draw the hero first; the powered-up form is drawn from it once it is there.
 auto = f"hero_auto_{job_id}"
-if not st.session_state.get(auto):
+if not st.session_state.get(auto) and not job.hero_errors:
     st.session_state[auto] = True
-    with st.spinner("Drawing the hero's reference sheet…"):
-        for form in hero.forms_for(job):
-            if form not in (reg.get(job_id) or job).references:
-                make(form)
-                if st.session_state.get(f"hero_error_{job_id}"):
-                    break
-    job = reg.get(job_id) or job
+    if forms and forms[0] not in job.references and not hero.drawing(reg, job_id, forms[0]):
+        make(forms[0])
 
 if error := st.session_state.get(f"hero_error_{job_id}"):
     st.error(error, icon=":material/error:")
 
 with st.expander("Character sheet", icon=":material/badge:"):
-    st.write(job.character_sheet)
+    st.text(job.character_sheet)
 
-forms = hero.forms_for(job)
-cols = st.columns(len(forms))
-for col, form in zip(cols, forms, strict=True):
-    with col, st.container(border=True):
-        st.markdown(f"**{hero.form_label(job, form)}**")
-        path = job.references.get(form)
-        if path:
-            st.image(path, width="stretch")
-        else:
-            st.caption("Not drawn yet.")
-        st.text_input("What should change? (optional)", key=f"hero_note_{job_id}_{form}")
-        st.button("Regenerate" if path else "Draw", key=f"hero_make_{job_id}_{form}", icon=":material/refresh:",
-                  on_click=make, args=(form, f"hero_note_{job_id}_{form}"), width="stretch")
 
-ready = all(job.references.get(f) for f in forms)
-left, right = st.columns(2)
-left.button("Approve and make the 20 images", type="primary", icon=":material/check:", key="hero_approve",
-            on_click=start, args=(True,), disabled=not ready, width="stretch")
-right.button("Skip the references", icon=":material/skip_next:", key="hero_skip", on_click=start, args=(False,),
-             help="Make the 20 images from the text prompts alone; the hero may look different between scenes.",
-             width="stretch")
+def busy() -> bool:
+    return any(hero.drawing(reg, job_id, f) for f in forms)
+
+
+@st.fragment(run_every=1.0 if busy() else None)
+def sheet() -> None:
+    j = reg.get(job_id) or job
+    drawing = {f: hero.drawing(reg, job_id, f) for f in forms}
+    # Chain: once the hero is drawn, draw the powered-up form from it (first visit only).
+    if (len(forms) > 1 and forms[0] in j.references and forms[1] not in j.references
+            and not drawing[forms[1]] and not j.hero_errors and st.session_state.get(f"hero_chain_{job_id}") is None):
+        st.session_state[f"hero_chain_{job_id}"] = True
+        make(forms[1])
+        drawing[forms[1]] = hero.drawing(reg, job_id, forms[1])
+    cols = st.columns(len(forms))
+    for col, form in zip(cols, forms, strict=True):
+        with col, st.container(border=True):
+            st.markdown(f"**{hero.form_label(j, form)}**")
+            path = j.references.get(form)
+            if drawing[form]:
+                st.info("Drawing… (up to a few minutes with a busy account)", icon=":material/brush:")
+            if path:
+                st.image(path, width="stretch")
+            elif not drawing[form]:
+                st.caption("Not drawn yet.")
+            if err := j.hero_errors.get(form):
+                st.error(err, icon=":material/error:")
+            st.text_input("What should change? (optional)", key=f"hero_note_{job_id}_{form}")
+            st.button("Regenerate" if path else "Draw", key=f"hero_make_{job_id}_{form}", icon=":material/refresh:",
+                      on_click=make, args=(form, f"hero_note_{job_id}_{form}"), width="stretch",
+                      disabled=drawing[form])
+    ready = all(j.references.get(f) for f in forms) and not any(drawing.values())
+    left, right = st.columns(2)
+    left.button("Approve and make the 20 images", type="primary", icon=":material/check:", key="hero_approve",
+                on_click=start, args=(True,), disabled=not ready, width="stretch")
+    right.button("Skip the references", icon=":material/skip_next:", key="hero_skip", on_click=start,
+                 args=(False,), width="stretch",
+                 help="Make the 20 images from the text prompts alone; the hero may look different between scenes.")
+    if not any(drawing.values()) and st.session_state.get(f"hero_polling_{job_id}"):
+        st.session_state[f"hero_polling_{job_id}"] = False
+        st.rerun()  # one full run: polling stops
+    st.session_state[f"hero_polling_{job_id}"] = any(drawing.values())
+
+
+sheet()

@@ -1,3 +1,5 @@
+import time
+
 import streamlit as st
 
 from foxpipe import app as workflow
@@ -8,6 +10,42 @@ ui.page_start()
 settings = ui.settings()
 answers: dict[str, str] = st.session_state.answers
 errors: dict[str, str] = st.session_state.quiz_errors
+
+
+def write() -> None:
+    """In a callback: a double click cannot start two stories."""
+    result = quiz.validate(answers)
+    st.session_state.quiz_errors = result.errors
+    if result.ok:
+        st.session_state.story_task = workflow.start_story(settings, result.answers)
+
+
+# The story is written in the background; its id is in the URL, so a reload finds it.
+task_id = st.session_state.get("story_task") or st.query_params.get("writing")
+if task_id:
+    st.session_state.story_task = task_id
+    if st.query_params.get("writing") != task_id:
+        st.query_params["writing"] = task_id
+
+
+@st.fragment(run_every=0.5 if task_id else None)
+def writing() -> None:
+    t = workflow.task(st.session_state.get("story_task"))
+    if t is None:
+        return
+    if t.running:
+        st.info(t.stage, icon=":material/hourglass_top:")
+        st.progress(min(0.95, (time.time() - t.started) / 60), text="This takes up to a minute.")
+        return
+    st.session_state.pop("story_task", None)
+    st.query_params.pop("writing", None)
+    if t.status == "done":
+        st.session_state.story = t.result
+        st.session_state.job_id = None
+        st.switch_page(ui.SCENES_PAGE)
+    st.session_state.quiz_notice = f"The story could not be written: {t.error}"
+    st.rerun()  # stops the polling; the message is shown by the page
+
 
 st.title("Who is your hero?")
 st.caption("Choose the kind of story first: its 20 scenes follow that structure, and the questions "
@@ -37,16 +75,11 @@ for q in quiz.QUESTIONS:
     if q.key in errors:
         st.error(errors[q.key], icon=":material/error:")
 
-if st.button("Write my story", type="primary", icon=":material/auto_stories:", key="write_story"):
-    result = quiz.validate(answers)
-    st.session_state.quiz_errors = result.errors
-    if not result.ok:
-        st.rerun()
-    with st.spinner("Writing your 20-scene story…"):
-        story = workflow.write_story(settings, result.answers)
-    st.session_state.story = story
-    st.session_state.job_id = None
-    st.switch_page(ui.SCENES_PAGE)
+st.button("Write my story", type="primary", icon=":material/auto_stories:", key="write_story", on_click=write,
+          disabled=bool(task_id))
+writing()
 
+if notice := st.session_state.pop("quiz_notice", ""):
+    st.error(notice, icon=":material/error:")
 if errors:
     st.error(f"Please fix {len(errors)} answer(s) above.", icon=":material/error:")

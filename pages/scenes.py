@@ -5,7 +5,6 @@ from foxpipe import ui
 from foxpipe.domain import quiz
 from foxpipe.domain.models import Story
 from foxpipe.domain.story import placeholder_text
-from foxpipe.engine import hero
 
 ui.page_start()
 settings = ui.settings()
@@ -28,14 +27,8 @@ def scene_key(n: int) -> str:
 
 
 def rewrite(n: int) -> None:
-    try:
-        text = workflow.rewrite_scene(settings, story, n, st.session_state.get(f"note_{story.id}_{n}", ""))
-    except Exception as e:
-        st.session_state.scene_notice = f"Scene {n} could not be rewritten: {settings.redact(str(e))[:200]}"
-        return
-    story.scenes[n - 1].text = text
-    story.scenes[n - 1].placeholder = False
-    st.session_state[scene_key(n)] = text
+    note = st.session_state.get(f"note_{story.id}_{n}", "")
+    st.session_state.rewrite_task = (n, workflow.start_rewrite(settings, story, n, note))
 
 
 def retry_story() -> None:
@@ -57,26 +50,41 @@ def approve() -> None:
         names = ", ".join(f"scene {n}" for n in sorted(set(empty + missing)))
         st.session_state.scene_notice = f"Write or rewrite {names} before approving."
         return
-    reg = ui.registry()
-    with st.spinner("Preparing the image prompts…"):
-        prepared = workflow.prepare_prompts(settings, story)
-    # With OpenAI and references on, the hero sheet is approved first; the images wait for it.
-    sheet_first = hero.wanted(settings, reg)
-    try:
-        job_id = reg.create_job(
-            story, prepared.prompts, st.session_state.owner,
-            character_sheet=prepared.sheet, size=workflow.image_size(story.answers), start=not sheet_first,
-        )
-    except Exception as e:
-        st.session_state.scene_notice = settings.redact(str(e))
-        return
-    job = reg.get(job_id)
-    if job is not None:
-        workflow.log_story(settings, job)
-    st.session_state.job_id = job_id
-    if prepared.problem:
-        st.session_state.prompt_notice = prepared.problem
-    st.session_state["go_hero" if sheet_first else "go_gallery"] = job_id
+    # The prompts are written and the job made in the background (with OpenAI, up to a minute).
+    st.session_state.approve_task = workflow.start_approval(settings, story, st.session_state.owner)
+
+
+@st.fragment(run_every=0.5 if st.session_state.get("approve_task") or st.session_state.get("rewrite_task") else None)
+def background() -> None:
+    """Polls the step running in the background; when it ends, one full rerun shows it."""
+    if tid := st.session_state.get("approve_task"):
+        t = workflow.task(tid)
+        if t is not None and t.running:
+            st.info(t.stage, icon=":material/hourglass_top:")
+            return
+        st.session_state.pop("approve_task")
+        if t is None or t.status == "failed":
+            st.session_state.scene_notice = t.error if t else "The approval was interrupted; approve again."
+        else:
+            st.session_state.job_id = t.result.job_id
+            if t.result.problem:
+                st.session_state.prompt_notice = t.result.problem
+            st.session_state["go_hero" if t.result.sheet_first else "go_gallery"] = t.result.job_id
+        st.rerun()
+    if pending := st.session_state.get("rewrite_task"):
+        n, tid = pending
+        t = workflow.task(tid)
+        if t is not None and t.running:
+            st.info(t.stage, icon=":material/hourglass_top:")
+            return
+        st.session_state.pop("rewrite_task")
+        if t is None or t.status == "failed":
+            st.session_state.scene_notice = f"Scene {n} could not be rewritten: {t.error if t else 'interrupted'}"
+        else:
+            story.scenes[n - 1].text = t.result
+            story.scenes[n - 1].placeholder = False
+            st.session_state[scene_key(n)] = t.result
+        st.rerun()
 
 
 st.title(story.title)
@@ -96,12 +104,16 @@ for scene in story.scenes:
         head.markdown(f"**{label}**" + ("  :orange-badge[missing]" if scene.placeholder else ""))
         with tools.popover("Rewrite", icon=":material/edit:", width="stretch"):
             st.text_input("What should change? (optional)", key=f"note_{story.id}_{n}")
-            st.button("Rewrite this scene", key=f"rewrite_{story.id}_{n}", on_click=rewrite, args=(n,))
+            st.button("Rewrite this scene", key=f"rewrite_{story.id}_{n}", on_click=rewrite, args=(n,),
+                      disabled=bool(st.session_state.get("rewrite_task")))
         text = st.text_area(label, value=scene.text, key=scene_key(n), height=90, label_visibility="collapsed")
         cleaned = quiz.clean_text(text)[:1200]
         if cleaned != scene.text:
             scene.text = cleaned
             scene.placeholder = cleaned == placeholder_text(n)
 
+busy = bool(st.session_state.get("go_gallery") or st.session_state.get("go_hero")
+            or st.session_state.get("approve_task"))
 st.button("Approve scenes", type="primary", icon=":material/check:", on_click=approve, key="approve_scenes",
-          disabled=bool(st.session_state.get("go_gallery") or st.session_state.get("go_hero")))
+          disabled=busy)
+background()

@@ -195,6 +195,8 @@ class Job:
     finished_at: float = 0.0
     notice: str = ""  # job-wide message (e.g. out of credit)
     references: dict[str, str] = field(default_factory=dict)  # form -> local path of the hero sheet
+    hero_errors: dict[str, str] = field(default_factory=dict)  # form -> why it could not be drawn
+    reference_count: int = 0  # reference images drawn (each one paid for, with OpenAI)
     revision: int = 0  # bumped on every change, lets the UI skip identical redraws
     video: Video | None = None  # the story video, once one was asked for
 

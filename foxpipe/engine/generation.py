@@ -253,5 +253,5 @@ async def _log_row(book: JobBook, pipe: Pipeline, job_id: str, index: int, statu
 def cost_estimate(job: Job, per_image: float) -> tuple[int, float]:
     """(images made for this story, estimated US$): every version of every scene plus the
     approved reference images."""
-    made = sum(len(s.versions) for s in job.slots) + len(job.references)
+    made = sum(len(s.versions) for s in job.slots) + max(job.reference_count, len(job.references))
     return made, made * per_image

@@ -15,7 +15,7 @@ from foxpipe.config import Settings
 from foxpipe.domain import prompts, structures
 from foxpipe.domain.models import Job
 from foxpipe.engine.generation import Pipeline, blocking
-from foxpipe.engine.jobs import JobRegistry
+from foxpipe.engine.jobs import GuardError, JobRegistry
 from foxpipe.engine.retry import backoff_delay
 from foxpipe.providers.base import ProviderError
 
@@ -116,22 +116,70 @@ async def _make(pipe: Pipeline, job: Job, form: str, feedback: str) -> Reference
     raise last
 
 
-def make_reference(registry: JobRegistry, job_id: str, form: str, feedback: str = "") -> Reference:
-    """Draw (or redraw) one reference image and record it on the job. Raises ProviderError
-    with a message the user can read."""
+def _key(form: str) -> str:
+    return f"hero-{form}"
+
+
+def drawing(registry: JobRegistry, job_id: str, form: str) -> bool:
+    """Whether this reference is being drawn now (on this app's worker)."""
+    return registry.busy(job_id, _key(form))
+
+
+def start_reference(registry: JobRegistry, job_id: str, form: str, feedback: str = "") -> str:
+    """Draw (or redraw) one reference image in the background; the page polls the job.
+    Every drawing goes through the cost guard first (it counts in the story's images and in
+    today's budget). '' when it started, else why not."""
     job = registry.get(job_id)
     if job is None:
-        raise ProviderError("The job was not found.", "fatal")
-    s = registry.settings
-    budget = (s.image_timeout + 60) * (1 + max(0, s.image_retries)) + 30
-    try:
-        ref = registry.run_on_worker(lambda pipe: _make(pipe, job, form, feedback), budget)
-    except TimeoutError as e:
-        raise ProviderError(f"The reference image took too long ({e}).") from e
-    registry.mutate(job_id, lambda j: j.references.__setitem__(form, ref.local_path))
-    if form == "base":  # a new hero means the powered-up form must be redrawn from it
-        registry.mutate(job_id, lambda j: j.references.pop("powered", None))
-    return ref
+        return "The gallery was not found."
+    if registry.pipeline.images.name != "offline":
+        try:
+            registry._check_story(job, 1)
+            registry.charge("images", 1, registry.pipeline.cost_per_image())
+        except GuardError as e:
+            return str(e)
+    registry.mutate(job_id, lambda j: j.hero_errors.pop(form, None))
+
+    async def work() -> None:
+        try:
+            ref = await _make(registry.pipeline, job, form, feedback)
+        except ProviderError as e:
+            message = f"{form_label(job, form)} could not be drawn: {registry.settings.redact(e.message)}"
+            await asyncio.to_thread(registry.mutate, job_id, lambda j: j.hero_errors.__setitem__(form, message))
+            return
+        except asyncio.CancelledError:
+            await asyncio.to_thread(
+                registry.mutate, job_id,
+                lambda j: j.hero_errors.__setitem__(form, "Stopped before it was drawn. Draw it again."),
+            )
+            raise
+
+        def record(j: Job) -> None:
+            j.references[form] = ref.local_path
+            j.reference_count += 1
+            if form == "base":  # a new hero means the powered-up form must be redrawn from it
+                j.references.pop("powered", None)
+
+        await asyncio.to_thread(registry.mutate, job_id, record)
+
+    if not registry.submit(job_id, _key(form), work):
+        return "It is being drawn already."
+    return ""
+
+
+def make_reference(registry: JobRegistry, job_id: str, form: str, feedback: str = "", timeout: float = 600) -> str:
+    """Draw one reference and wait for it (the command line); its local path. Raises
+    ProviderError with a message the user can read."""
+    problem = start_reference(registry, job_id, form, feedback)
+    if problem:
+        raise ProviderError(problem, "fatal")
+    deadline = time.monotonic() + timeout
+    while drawing(registry, job_id, form) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    job = registry.get(job_id)
+    if job is None or form not in job.references:
+        raise ProviderError(job.hero_errors.get(form, "The reference was not drawn.") if job else "Gone.")
+    return job.references[form]
 
 
 def start_images(registry: JobRegistry, job_id: str, use_references: bool = True) -> None:

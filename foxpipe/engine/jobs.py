@@ -407,8 +407,10 @@ class JobRegistry:
         return self.store.spent("images")[0]
 
     def story_images(self, story_id: str) -> int:
-        """Images made (or being made) for this story, over every job of it."""
-        return sum(s.generations for j in self.store.jobs_where(story_id=story_id) for s in j.slots)
+        """Images made (or being made) for this story, over every job of it, hero reference
+        images included: approving the same story again starts no fresh allowance."""
+        jobs = self.store.jobs_where(story_id=story_id)
+        return sum(s.generations for j in jobs for s in j.slots) + sum(j.reference_count for j in jobs)
 
     def _check_story(self, job: Job, n: int, *, per_image: list[int] | None = None) -> None:
         s = self.settings
