@@ -1,0 +1,101 @@
+"""Keeping user text inert wherever it goes: spreadsheet cells (no formulas), Markdown
+(shown as the literal text typed) and log records (no secret in any case). No Streamlit here."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Iterable
+from typing import Any
+
+# ------------------------------------------------------------------ spreadsheet cells
+
+# A cell starting with one of these (after spaces) is run as a formula by Excel, LibreOffice
+# and Google Sheets when a CSV is opened: =HYPERLINK(...), +cmd|..., -1+1, @SUM(...).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_LEADING_SPACE = " \n\x0b\x0c"
+
+
+def _needs_quote(text: str) -> bool:
+    if text.lstrip(_LEADING_SPACE).startswith(FORMULA_STARTS):
+        return True
+    # A cell that already starts with the quote is quoted again, so that reading it back
+    # (csv_cell_value) gives exactly the text that was written.
+    return text.startswith("'") and _needs_quote(text[1:])
+
+
+def csv_cell(value: Any) -> Any:
+    """A value safe to write to a CSV that a spreadsheet may open: text that a spreadsheet
+    would run as a formula gets a leading apostrophe (shown as text, never run). Numbers and
+    other values are returned unchanged."""
+    if isinstance(value, str) and _needs_quote(value):
+        return "'" + value
+    return value
+
+
+def csv_cell_value(value: Any) -> Any:
+    """The original text of a cell written by ``csv_cell`` (its exact inverse)."""
+    if isinstance(value, str) and value.startswith("'") and _needs_quote(value[1:]):
+        return value[1:]
+    return value
+
+
+def csv_row(values: Iterable[Any]) -> list[Any]:
+    return [csv_cell(v) for v in values]
+
+
+# ------------------------------------------------------------------ Markdown
+
+# Every ASCII punctuation character may be backslash-escaped in CommonMark; escaping all of
+# them turns links, images, emphasis, HTML, LaTeX ($), Streamlit's :color[...] directives and
+# :material/...: icons into the literal characters. A backslash-escaped ':' also stops
+# "http://..." from becoming an autolink.
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~:$=&\"'^%@;/?,])")
+
+
+def escape_markdown(text: Any) -> str:
+    """User text for an element that renders Markdown, shown exactly as typed."""
+    s = "" if text is None else str(text)
+    s = _MD_SPECIAL.sub(r"\\\1", s)
+    # A line break stays a line break (Markdown would join the lines).
+    return s.replace("\r\n", "\n").replace("\n", "  \n")
+
+
+# ------------------------------------------------------------------ secrets in log records
+
+
+def redact_any_case(text: str, secrets: Iterable[str], mask: str = "•••") -> str:
+    """Every occurrence of each secret, in any letter case, replaced by the mask."""
+    for v in sorted({v for v in secrets if v}, key=len, reverse=True):
+        text = re.sub(re.escape(v), mask, text, flags=re.IGNORECASE)
+    return text
+
+
+class RedactingFilter(logging.Filter):
+    """A logging filter that removes every secret (in any case) from a record's message and
+    arguments, and from an attached traceback's text. ``secrets`` is called for each record,
+    so keys loaded after the filter was installed are covered too."""
+
+    def __init__(self, secrets: Callable[[], Iterable[str]]):
+        super().__init__("foxpipe-redact")
+        self._secrets = secrets
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            values = [v for v in self._secrets() if v]
+        except Exception:  # never lose a log line over the filter itself
+            values = []
+        if not values:
+            return True
+        try:
+            message = record.getMessage()
+        except Exception:
+            message = str(record.msg)
+        record.msg = redact_any_case(message, values)
+        record.args = None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact_any_case(record.exc_text, values)
+            record.exc_info = None
+        return True
