@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from foxpipe.safety import redact_any_case
+
 SECRET_FIELDS = (
     "openai_api_key",
     "cloudinary_url",
@@ -111,9 +113,9 @@ class Settings:
         return [v for v in vals if v and len(v) >= 6]
 
     def redact(self, text: str) -> str:
-        for v in self.secret_values():
-            text = text.replace(v, "•••")
-        return text
+        """The text with every secret removed, in any letter case (an endpoint may echo a
+        key upper- or lower-cased)."""
+        return redact_any_case(text, self.secret_values())
 
 
 _BOOL_TRUE = {"1", "true", "yes", "on"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -99,3 +100,44 @@ class RedactingFilter(logging.Filter):
             record.exc_text = redact_any_case(record.exc_text, values)
             record.exc_info = None
         return True
+
+
+_secrets_lock = threading.Lock()
+_SECRETS: set[str] = set()
+_installed = False
+
+
+def register_secrets(values: Iterable[str]) -> None:
+    """Secrets the process-wide log redaction removes from every record from now on."""
+    with _secrets_lock:
+        _SECRETS.update(v for v in values if v)
+
+
+def known_secrets() -> list[str]:
+    with _secrets_lock:
+        return list(_SECRETS)
+
+
+LOG_FILTER = RedactingFilter(known_secrets)
+
+
+def install_log_redaction() -> None:
+    """Redact every log record of the process, whatever its logger or handler: the filter
+    runs as each record is made (a filter on a logger alone would miss the records of its
+    child loggers), and sits on the root logger's handlers too. Idempotent."""
+    global _installed
+    with _secrets_lock:
+        if not _installed:
+            make_record = logging.getLogRecordFactory()
+
+            def redacted_record(*args: Any, **kwargs: Any) -> logging.LogRecord:
+                record = make_record(*args, **kwargs)
+                LOG_FILTER.filter(record)
+                return record
+
+            logging.setLogRecordFactory(redacted_record)
+            _installed = True
+    for logger in (logging.getLogger(), logging.getLogger("foxpipe")):
+        logger.addFilter(LOG_FILTER)
+        for handler in logger.handlers:
+            handler.addFilter(LOG_FILTER)

@@ -13,6 +13,7 @@ from typing import Any
 
 import streamlit as st
 
+from foxpipe import safety
 from foxpipe.config import Settings, load_settings
 from foxpipe.domain import quiz
 from foxpipe.domain.models import new_id
@@ -49,6 +50,8 @@ def settings() -> Settings:
         if problem:
             extra["problems"] = (*s.problems, problem)
         st.session_state._settings = Settings(**{**s.__dict__, **extra})
+        safety.install_log_redaction()
+        safety.register_secrets(st.session_state._settings.secret_values())
     return st.session_state._settings
 
 
