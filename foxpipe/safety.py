@@ -47,19 +47,27 @@ def csv_row(values: Iterable[Any]) -> list[Any]:
 
 # ------------------------------------------------------------------ Markdown
 
-# Every ASCII punctuation character may be backslash-escaped in CommonMark; escaping all of
-# them turns links, images, emphasis, HTML, LaTeX ($), Streamlit's :color[...] directives and
-# :material/...: icons into the literal characters. A backslash-escaped ':' also stops
-# "http://..." from becoming an autolink.
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~:$=&\"'^%@;/?,])")
+# Characters that start Markdown (CommonMark + GFM) or Streamlit syntax anywhere in a line:
+# links and images ([ ]), autolinks and HTML (< >), emphasis and strikethrough (* ~, and _ at a word's edge), code
+# (`), headings (#), tables (|), LaTeX ($), entities (&), directives such as :red[...] and
+# :material/...: icons (a ':' right before a letter or '/'), and the backslash itself. Each
+# gets a backslash escape, so it shows as typed. Plain punctuation ('.', ',', "'", '!', '(', ':'
+# before a space) is left as is, so ordinary sentences read the same in the source.
+_MD_INLINE = re.compile(r"([\\`*\[\]<>#|~$&]|:(?=[A-Za-z/])|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9]))")
+# At the start of a line: lists (- + 1.), block quotes (>), setext and thematic breaks (= -).
+_MD_LINE_START = re.compile(r"^([ \t]*)([-+=]|\d+(?=[.)]))", re.MULTILINE)
 
 
 def escape_markdown(text: Any) -> str:
-    """User text for an element that renders Markdown, shown exactly as typed."""
+    """User or service text for an element that renders Markdown, shown exactly as typed:
+    no link, image, HTML, emphasis, heading, list, table, LaTeX or icon in it takes effect."""
     s = "" if text is None else str(text)
-    s = _MD_SPECIAL.sub(r"\\\1", s)
-    # A line break stays a line break (Markdown would join the lines).
-    return s.replace("\r\n", "\n").replace("\n", "  \n")
+    s = s.replace("\r\n", "\n").replace("\r", "\n")
+    s = _MD_INLINE.sub(r"\\\1", s)
+    s = _MD_LINE_START.sub(lambda m: m.group(1) + ("\\" + m.group(2) if not m.group(2)[0].isdigit()
+                                                 else m.group(2) + "\\"), s)
+    # Leading spaces would make an indented code block; a line break stays a line break.
+    return "  \n".join(line.lstrip(" \t") for line in s.split("\n"))
 
 
 # ------------------------------------------------------------------ secrets in log records

@@ -98,13 +98,13 @@ def tile(j: Job, i: int) -> None:
         if img is not None:
             st.image(ui.image_src(img), width="stretch")
         else:
-            st.caption(s.scene.text[:140])
+            st.caption(ui.plain(s.scene.text[:140]))
         if img is not None and img.path in ("edit", "generate"):
             st.caption(f"{img.model} · {img.path} · {img.seconds:.0f} s · attempt {s.attempts}")
         if s.error and s.status is not SlotStatus.FAILED:
-            st.caption(f":orange[{s.error}]")
+            st.caption(f":orange[{ui.plain(s.error)}]")
         if s.upload_error:
-            st.caption(f":orange[Not uploaded (kept on this server): {s.upload_error}]")
+            st.caption(f":orange[Not uploaded (kept on this server): {ui.plain(s.upload_error)}]")
             if i in reg.uploads_running(j.id):
                 st.caption(":material/cloud_upload: Uploading again…")
             else:
@@ -115,7 +115,7 @@ def tile(j: Job, i: int) -> None:
             st.button("Approve", key=f"ok_{k}", on_click=act, args=(reg.approve, j.id, [i]), width="stretch")
             st.button("Reject", key=f"rej_{k}", width="stretch", on_click=open_reject, args=(j.id, i))
         elif s.status is SlotStatus.FAILED:
-            st.error(s.error or "Failed.", icon=":material/error:")
+            st.error(ui.plain(s.error or "Failed."), icon=":material/error:")
             st.button("Retry", key=f"retry_{k}", on_click=act, args=(reg.retry, j.id, i), icon=":material/refresh:")
             with st.popover("Edit prompt and retry"):
                 new_prompt = st.text_area("Prompt", value=s.prompt, key=f"prompt_{k}", height=200)
@@ -140,11 +140,11 @@ def live() -> None:
         return
     figures(j)
     if j.notice:
-        st.error(j.notice, icon=":material/error:")
+        st.error(ui.plain(j.notice), icon=":material/error:")
     if notice := st.session_state.pop("prompt_notice", ""):
-        st.warning(notice, icon=":material/warning:")
+        st.warning(ui.plain(notice), icon=":material/warning:")
     if notice := st.session_state.pop("gallery_notice", ""):
-        st.warning(notice, icon=":material/savings:")
+        st.warning(ui.plain(notice), icon=":material/savings:")
     running = not j.done
     bar = st.columns([1, 1, 1, 3])
     if running:
@@ -175,7 +175,7 @@ def live() -> None:
     st.session_state.gallery_state = state
 
 
-st.title(job.story.title)
+st.title(ui.plain(job.story.title))
 st.caption(
     f"{len(job.slots)} scenes · {job.image_model} · share this page's link to show this gallery to a teammate."
 )
@@ -238,7 +238,7 @@ if final.all_approved:
     st.button("Generate videos", type="primary", icon=":material/movie:", key="generate_video",
               on_click=start_video, disabled=busy)
     if notice := st.session_state.pop("video_notice", ""):
-        st.warning(notice, icon=":material/warning:")
+        st.warning(ui.plain(notice), icon=":material/warning:")
 
     @st.fragment(run_every=settings.gallery_refresh if busy else None)
     def video_status() -> None:
@@ -256,11 +256,11 @@ if final.all_approved:
                     if c.status is ClipStatus.READY and c.local_path:
                         st.video(c.local_path)
                     elif c.status is ClipStatus.FAILED:
-                        st.caption(f":red[{c.error}]")
+                        st.caption(f":red[{ui.plain(c.error)}]")
                         st.button("Retry", key=f"retry_clip_{c.index}", icon=":material/refresh:",
                                   on_click=retry_clip, args=(c.index,))
         if v.error and not v.running:
-            st.error(v.error, icon=":material/error:")
+            st.error(ui.plain(v.error), icon=":material/error:")
         if v.status == "done" and v.path and not v.running:
             st.success(f"Story video ready: {v.duration:.1f} s, rendered in {v.render_seconds:.1f} s.",
                        icon=":material/movie:")

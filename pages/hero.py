@@ -44,7 +44,7 @@ st.title("Hero reference sheet")
 st.caption("Every scene image is drawn from these references, so the hero keeps one look. "
            "Regenerate until you like them, then approve.")
 if notice := st.session_state.pop("prompt_notice", ""):
-    st.warning(notice, icon=":material/warning:")
+    st.warning(ui.plain(notice), icon=":material/warning:")
 
 # First visit: draw what is missing (stops at the first failure, which is shown below).
 auto = f"hero_auto_{job_id}"
@@ -59,10 +59,10 @@ if not st.session_state.get(auto):
     job = reg.get(job_id) or job
 
 if error := st.session_state.get(f"hero_error_{job_id}"):
-    st.error(error, icon=":material/error:")
+    st.error(ui.plain(error), icon=":material/error:")
 
 with st.expander("Character sheet", icon=":material/badge:"):
-    st.write(job.character_sheet)
+    st.markdown(ui.plain(job.character_sheet))
 
 cols = st.columns(len(hero.FORMS))
 for col, form in zip(cols, hero.FORMS, strict=True):

@@ -17,8 +17,8 @@ for row in rows:
     with st.container(border=True):
         left, right = st.columns([4, 1], vertical_alignment="center")
         if row["available"]:
-            left.markdown(f"**{row['title']}**  \n{row['time']} · {row['approved']} / {row['total']} images approved")
+            left.markdown(f"**{ui.plain(row['title'])}**  \n{ui.plain(row['time'])} · {row['approved']} / {row['total']} images approved")
             right.page_link(ui.GALLERY_PAGE, label="Open gallery", query_params={"job": row["job_id"]},
                             icon=":material/photo_library:")
         else:
-            left.markdown(f"**{row['title']}**  \n{row['time']} · gallery no longer on this server")
+            left.markdown(f"**{ui.plain(row['title'])}**  \n{ui.plain(row['time'])} · gallery no longer on this server")

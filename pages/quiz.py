@@ -27,7 +27,7 @@ for q in quiz.QUESTIONS:
         )
     answers[q.key] = value
     if q.key in errors:
-        st.error(errors[q.key], icon=":material/error:")
+        st.error(ui.plain(errors[q.key]), icon=":material/error:")
 
 if st.button("Write my story", type="primary", icon=":material/auto_stories:", key="write_story"):
     result = quiz.validate(answers)

@@ -79,14 +79,14 @@ def approve() -> None:
     st.session_state["go_hero" if sheet_first else "go_gallery"] = job_id
 
 
-st.title(story.title)
+st.title(ui.plain(story.title))
 st.caption("Edit any scene; your changes are kept when you switch pages. Approve to make the images.")
 if story.problem:
-    st.warning(story.problem, icon=":material/warning:")
+    st.warning(ui.plain(story.problem), icon=":material/warning:")
     st.button("Try writing the missing scenes again", on_click=retry_story, icon=":material/refresh:",
               key="retry_story")
 if notice := st.session_state.pop("scene_notice", ""):
-    st.error(notice, icon=":material/error:")
+    st.error(ui.plain(notice), icon=":material/error:")
 
 for scene in story.scenes:
     n = scene.number

@@ -238,6 +238,13 @@ def need(condition: bool, message: str, page: str, label: str) -> None:
         st.stop()
 
 
+def plain(text: Any) -> str:
+    """User or service text for an element that renders Markdown (st.markdown, st.caption,
+    st.title, st.error, ...), shown literally: no link, image, HTML, emphasis or icon in it
+    takes effect."""
+    return safety.escape_markdown(text)
+
+
 def image_src(img: Any) -> str:
     """What a gallery tile shows: a scaled Cloudinary URL when uploaded, else the local thumbnail."""
     if img.uploaded:
