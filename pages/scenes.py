@@ -4,7 +4,7 @@ from foxpipe import app as workflow
 from foxpipe import ui
 from foxpipe.domain import quiz
 from foxpipe.domain.models import Story
-from foxpipe.domain.story import placeholder_text
+from foxpipe.domain.story import SCENE_MAX_CHARS, placeholder_text
 from foxpipe.engine import hero
 
 ui.page_start()
@@ -33,6 +33,7 @@ def rewrite(n: int) -> None:
     except Exception as e:
         st.session_state.scene_notice = f"Scene {n} could not be rewritten: {settings.redact(str(e))[:200]}"
         return
+    text = text[:SCENE_MAX_CHARS]
     story.scenes[n - 1].text = text
     story.scenes[n - 1].placeholder = False
     st.session_state[scene_key(n)] = text
@@ -97,8 +98,15 @@ for scene in story.scenes:
         with tools.popover("Rewrite", icon=":material/edit:", width="stretch"):
             st.text_input("What should change? (optional)", key=f"note_{story.id}_{n}")
             st.button("Rewrite this scene", key=f"rewrite_{story.id}_{n}", on_click=rewrite, args=(n,))
-        text = st.text_area(label, value=scene.text, key=scene_key(n), height=90, label_visibility="collapsed")
-        cleaned = quiz.clean_text(text)[:1200]
+        # max_chars: the box itself stops at the limit (with a counter), so what is shown is
+        # exactly what is kept.
+        text = st.text_area(label, value=scene.text[:SCENE_MAX_CHARS], key=scene_key(n), height=90,
+                            label_visibility="collapsed", max_chars=SCENE_MAX_CHARS)
+        if len(text) >= SCENE_MAX_CHARS:
+            limit = f"{SCENE_MAX_CHARS:,}".replace(",", " ")
+            st.caption(f":orange[:material/warning: Scene {n} is at the {limit}-character limit; "
+                       "nothing beyond it is kept.]")
+        cleaned = quiz.clean_text(text)[:SCENE_MAX_CHARS]
         if cleaned != scene.text:
             scene.text = cleaned
             scene.placeholder = cleaned == placeholder_text(n)
