@@ -72,6 +72,10 @@ class Settings:
     data_dir: str = "data"
     offline_delay: float = 0.4  # seconds per embedded image, so progress is visible
     gallery_refresh: float = 1.0  # seconds between gallery refreshes while work runs
+    # Password guessing (foxpipe.access): wrong passwords per sliding minute, per client
+    # address and for the whole app (every session together)
+    password_failures_per_client: int = 5
+    password_failures_overall: int = 20
     problems: tuple[str, ...] = ()  # configuration problems, shown in the sidebar
 
     @property
