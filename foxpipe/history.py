@@ -13,6 +13,31 @@ from foxpipe.providers.localstore import safe_id
 log = logging.getLogger(__name__)
 
 
+def _counts(settings: Settings, job_id: str) -> tuple[int, int, bool, str]:
+    """(approved, total, gallery available, problem) from one saved job. A missing file is
+    simply not available; an unreadable or damaged one says what is wrong, for its own row."""
+    try:
+        path = settings.data_path / "jobs" / f"{safe_id(job_id)}.json"
+    except Exception:
+        return 0, 0, False, "This story's id is not valid."
+    if not path.exists():
+        return 0, 0, False, ""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        log.warning("[HISTORY] job file %s cannot be read: %s", path.name, type(e).__name__)
+        return 0, 0, False, f"Its saved gallery cannot be read on this server ({type(e).__name__})."
+    except ValueError:
+        log.warning("[HISTORY] job file %s is not valid JSON", path.name)
+        return 0, 0, False, "Its saved gallery is damaged (not valid JSON)."
+    slots = data.get("slots") if isinstance(data, dict) else None
+    if not isinstance(slots, list) or not all(isinstance(s, dict) for s in slots):
+        log.warning("[HISTORY] job file %s has no valid list of scenes", path.name)
+        return 0, 0, False, "Its saved gallery is damaged (no valid list of scenes)."
+    approved = sum(1 for s in slots if s.get("status") == "approved")
+    return approved, len(slots), True, ""
+
+
 def past_stories(settings: Settings, limit: int = 50) -> list[dict[str, Any]]:
     """Newest first: title, time, job id, images approved / total, and whether the gallery can
     still be opened (its saved job exists). The local CSV holds every story row, whether or
@@ -29,18 +54,10 @@ def past_stories(settings: Settings, limit: int = 50) -> list[dict[str, Any]]:
         if job_id in seen:
             continue
         seen.add(job_id)
-        approved, total, available = 0, 0, False
-        try:
-            path = settings.data_path / "jobs" / f"{safe_id(job_id)}.json"
-            data = json.loads(path.read_text(encoding="utf-8"))
-            slots = data.get("slots", [])
-            total = len(slots)
-            approved = sum(1 for s in slots if s.get("status") == "approved")
-            available = True
-        except (OSError, ValueError, AttributeError):
-            pass
-        out.append({"title": row.get("title", "") or "Untitled story", "time": row.get("time", ""),
-                    "job_id": job_id, "approved": approved, "total": total, "available": available})
+        approved, total, available, problem = _counts(settings, job_id)
+        out.append({"title": str(row.get("title", "") or "Untitled story"), "time": str(row.get("time", "")),
+                    "job_id": job_id, "approved": approved, "total": total, "available": available,
+                    "problem": problem})
         if len(out) >= limit:
             break
     return out

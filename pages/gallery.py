@@ -1,3 +1,4 @@
+import logging
 import time
 from pathlib import Path
 
@@ -8,6 +9,8 @@ from foxpipe.domain import prompts
 from foxpipe.domain.models import ClipStatus, Job, SlotStatus
 from foxpipe.engine import generation, videojobs
 from foxpipe.engine.jobs import GuardError
+
+log = logging.getLogger("foxpipe.pages.gallery")
 
 ui.page_start()
 settings = ui.settings()
@@ -96,7 +99,7 @@ def tile(j: Job, i: int) -> None:
         st.markdown(f"**Scene {i + 1}** {STATUS_LABEL[s.status]}")
         img = s.image
         if img is not None:
-            st.image(ui.image_src(img), width="stretch")
+            ui.show_image(ui.image_src(img), width="stretch")
         else:
             st.caption(ui.plain(s.scene.text[:140]))
         if img is not None and img.path in ("edit", "generate"):
@@ -138,7 +141,11 @@ def live() -> None:
     j = reg.get(job_id)
     if j is None:
         return
-    figures(j)
+    try:
+        figures(j)
+    except Exception as e:  # a damaged record must not hide the images and their buttons
+        log.warning("[GALLERY] figures of job %s cannot be shown: %s", j.id[:6], type(e).__name__)
+        st.warning(f"The progress figures cannot be shown ({type(e).__name__}).", icon=":material/warning:")
     if j.notice:
         st.error(ui.plain(j.notice), icon=":material/error:")
     if notice := st.session_state.pop("prompt_notice", ""):
@@ -161,7 +168,12 @@ def live() -> None:
     for start in range(0, len(j.slots), per_row):  # row by row, so the rows stay aligned
         for i, col in zip(range(start, len(j.slots)), st.columns(per_row), strict=False):
             with col:
-                tile(j, i)
+                try:
+                    tile(j, i)
+                except Exception as e:  # one bad scene (a damaged record) must not hide the others
+                    log.warning("[GALLERY] scene %d of job %s cannot be shown: %s", i + 1, j.id[:6], type(e).__name__)
+                    st.error(f"Scene {i + 1} cannot be shown ({type(e).__name__}); the other scenes are fine.",
+                             icon=":material/error:")
     # Polling state changed (work finished or restarted, or all approved): one full rerun
     # so the refresh interval and the sections below follow.
     state = (running, j.all_approved, bool(reg.uploads_running(j.id)))

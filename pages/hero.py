@@ -70,7 +70,7 @@ for col, form in zip(cols, hero.FORMS, strict=True):
         st.markdown(f"**{hero.FORM_LABEL[form]}**")
         path = job.references.get(form)
         if path:
-            st.image(path, width="stretch")
+            ui.show_image(path, width="stretch")
         else:
             st.caption("Not drawn yet.")
         st.text_input("What should change? (optional)", key=f"hero_note_{job_id}_{form}")

@@ -13,12 +13,24 @@ if not rows:
     st.page_link(ui.QUIZ_PAGE, label="Start with the quiz", icon=":material/arrow_back:")
     st.stop()
 
-for row in rows:
+
+def show(row: dict) -> None:
     with st.container(border=True):
         left, right = st.columns([4, 1], vertical_alignment="center")
-        if row["available"]:
+        if row.get("problem"):
+            left.markdown(f"**{ui.plain(row['title'])}**  \n{ui.plain(row['time'])}")
+            left.caption(f":orange[:material/warning: {ui.plain(row['problem'])}]")
+        elif row["available"]:
             left.markdown(f"**{ui.plain(row['title'])}**  \n{ui.plain(row['time'])} · {row['approved']} / {row['total']} images approved")
             right.page_link(ui.GALLERY_PAGE, label="Open gallery", query_params={"job": row["job_id"]},
                             icon=":material/photo_library:")
         else:
             left.markdown(f"**{ui.plain(row['title'])}**  \n{ui.plain(row['time'])} · gallery no longer on this server")
+
+
+# Each row on its own: one bad row says what is wrong and the others still show.
+for row in rows:
+    try:
+        show(row)
+    except Exception as e:
+        st.error(f"This story cannot be listed ({type(e).__name__}).", icon=":material/error:")

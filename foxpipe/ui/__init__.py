@@ -254,6 +254,18 @@ def plain(text: Any) -> str:
     return safety.escape_markdown(text)
 
 
+def show_image(src: str, **kwargs: Any) -> bool:
+    """st.image, or a short note in its place when the file is missing or damaged: one bad
+    file must not take the rest of the page down with it."""
+    try:
+        st.image(src, **kwargs)
+        return True
+    except Exception as e:  # a missing, truncated or corrupt file (Streamlit decodes it here)
+        log.warning("[GALLERY] image %s could not be shown: %s", os.path.basename(str(src)), type(e).__name__)
+        st.warning("This image's file is missing or damaged on the server.", icon=":material/broken_image:")
+        return False
+
+
 def image_src(img: Any) -> str:
     """What a gallery tile shows: a scaled Cloudinary URL when uploaded, else the local thumbnail."""
     if img.uploaded:
