@@ -121,7 +121,10 @@ def tile(j: Job, i: int) -> None:
             st.error(ui.plain(s.error or "Failed."), icon=":material/error:")
             st.button("Retry", key=f"retry_{k}", on_click=act, args=(reg.retry, j.id, i), icon=":material/refresh:")
             with st.popover("Edit prompt and retry"):
-                new_prompt = st.text_area("Prompt", value=s.prompt, key=f"prompt_{k}", height=200)
+                st.caption("This is the whole prompt, the review's fix included: it is sent exactly as "
+                           "written here.")
+                new_prompt = st.text_area("Prompt", value=prompts.with_feedback(s.prompt, s.feedback),
+                                          key=f"prompt_{k}", height=200)
                 st.button("Retry with this prompt", key=f"retry_prompt_{k}", on_click=act,
                           args=(reg.retry, j.id, i, new_prompt))
         if len(s.versions) > 1 and not s.status.in_flight:
