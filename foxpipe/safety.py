@@ -49,9 +49,10 @@ def csv_row(values: Iterable[Any]) -> list[Any]:
 
 # Characters that start Markdown (CommonMark + GFM) or Streamlit syntax anywhere in a line:
 # links and images ([ ]), autolinks and HTML (< >), emphasis and strikethrough (* ~, and _ at a word's edge), code
-# (`), headings (#), tables (|), LaTeX ($), entities (&), directives such as :red[...] and
-# :material/...: icons (a ':' right before a letter or '/'), and the backslash itself. Each
-# gets a backslash escape, so it shows as typed. Plain punctuation ('.', ',', "'", '!', '(', ':'
+# (`), headings (#), tables (|), LaTeX ($), entities (&), directives such as :red[...] (a ':'
+# right before a letter or '/'), and the backslash itself. Each gets a backslash escape, so it
+# shows as typed. (Streamlit's emoji and :material/...: shortcodes are matched in the rendered
+# text, so they may still show as an icon: harmless, nothing is loaded from elsewhere.) Plain punctuation ('.', ',', "'", '!', '(', ':'
 # before a space) is left as is, so ordinary sentences read the same in the source.
 _MD_INLINE = re.compile(r"([\\`*\[\]<>#|~$&]|:(?=[A-Za-z/])|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9]))")
 # At the start of a line: lists (- + 1.), block quotes (>), setext and thematic breaks (= -).
@@ -60,7 +61,7 @@ _MD_LINE_START = re.compile(r"^([ \t]*)([-+=]|\d+(?=[.)]))", re.MULTILINE)
 
 def escape_markdown(text: Any) -> str:
     """User or service text for an element that renders Markdown, shown exactly as typed:
-    no link, image, HTML, emphasis, heading, list, table, LaTeX or icon in it takes effect."""
+    no link, image, HTML, emphasis, heading, list, table, LaTeX or colour in it takes effect."""
     s = "" if text is None else str(text)
     s = s.replace("\r\n", "\n").replace("\r", "\n")
     s = _MD_INLINE.sub(r"\\\1", s)

@@ -249,8 +249,8 @@ def need(condition: bool, message: str, page: str, label: str) -> None:
 
 def plain(text: Any) -> str:
     """User or service text for an element that renders Markdown (st.markdown, st.caption,
-    st.title, st.error, ...), shown literally: no link, image, HTML, emphasis or icon in it
-    takes effect."""
+    st.title, st.error, ...), shown literally: no link, image, HTML or formatting in it takes
+    effect."""
     return safety.escape_markdown(text)
 
 
