@@ -4,9 +4,10 @@ import logging
 
 import streamlit as st
 
-from foxpipe import ui
+from foxpipe import safety, ui
 
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+safety.install_log_redaction()  # no key in any log line, in any letter case
 
 st.set_page_config(page_title="foxpipe", page_icon=":material/pets:", layout="wide")
 

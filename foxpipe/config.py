@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from foxpipe.safety import redact_any_case
+
 SECRET_FIELDS = (
     "openai_api_key",
     "cloudinary_url",
@@ -90,6 +92,10 @@ class Settings:
     tts_voice: str = ""
     tts_api_key: str = ""
     tts_price_per_million_chars: float = 0.0  # US$; 0 means free (self-hosted)
+    # Password guessing (foxpipe.access): wrong passwords per sliding minute, per client
+    # address and for the whole app (every session together)
+    password_failures_per_client: int = 5
+    password_failures_overall: int = 20
     problems: tuple[str, ...] = ()  # configuration problems, shown in the sidebar
 
     @property
@@ -133,9 +139,9 @@ class Settings:
         return [v for v in vals if v and len(v) >= 6]
 
     def redact(self, text: str) -> str:
-        for v in self.secret_values():
-            text = text.replace(v, "•••")
-        return text
+        """The text with every secret removed, in any letter case (an endpoint may echo a
+        key upper- or lower-cased)."""
+        return redact_any_case(text, self.secret_values())
 
 
 _BOOL_TRUE = {"1", "true", "yes", "on"}

@@ -11,6 +11,7 @@ import zipfile
 from pathlib import Path
 
 from foxpipe.domain.models import Job, SlotStatus
+from foxpipe.safety import csv_row
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,8 @@ def prompts_csv(job: Job) -> str:
     w.writerow(["scene", "beat", "status", "scene_text", "prompt_sent", "image_url"])
     for s in job.slots:
         img = s.image
-        w.writerow([s.index + 1, s.scene.beat, s.status.value, s.scene.text, img.prompt if img else s.prompt, img.url if img else ""])
+        w.writerow(csv_row([s.index + 1, s.scene.beat, s.status.value, s.scene.text,
+                            img.prompt if img else s.prompt, img.url if img else ""]))
     return buf.getvalue()
 
 

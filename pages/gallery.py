@@ -1,3 +1,4 @@
+import logging
 import time
 from pathlib import Path
 
@@ -8,6 +9,8 @@ from foxpipe.domain import prompts
 from foxpipe.domain.models import ClipStatus, Job, SlotStatus
 from foxpipe.engine import generation, videojobs
 from foxpipe.engine.jobs import GuardError
+
+log = logging.getLogger("foxpipe.pages.gallery")
 
 ui.page_start()
 settings = ui.settings()
@@ -95,15 +98,15 @@ def tile(j: Job, i: int) -> None:
         st.markdown(f"**Scene {i + 1}** {STATUS_LABEL[s.status]}")
         img = s.image
         if img is not None:
-            st.image(ui.image_src(img), width="stretch")
+            ui.show_image(ui.image_src(img), width="stretch")
         else:
-            st.caption(s.scene.text[:140])
+            st.caption(ui.plain(s.scene.text[:140]))
         if img is not None and img.path in ("edit", "generate"):
             st.caption(f"{img.model} · {img.path} · {img.seconds:.0f} s · attempt {s.attempts}")
         if s.error and s.status is not SlotStatus.FAILED:
-            st.caption(f":orange[{s.error}]")
+            st.caption(f":orange[{ui.plain(s.error)}]")
         if s.upload_error:
-            st.caption(f":orange[Not uploaded (kept on this server): {s.upload_error}]")
+            st.caption(f":orange[Not uploaded (kept on this server): {ui.plain(s.upload_error)}]")
             if i in reg.uploads_running(j.id):
                 st.caption(":material/cloud_upload: Uploading again…")
             else:
@@ -114,10 +117,13 @@ def tile(j: Job, i: int) -> None:
             st.button("Approve", key=f"ok_{k}", on_click=act, args=(reg.approve, j.id, [i]), width="stretch")
             st.button("Reject", key=f"rej_{k}", width="stretch", on_click=open_reject, args=(j.id, i))
         elif s.status is SlotStatus.FAILED:
-            st.error(s.error or "Failed.", icon=":material/error:")
+            st.error(ui.plain(s.error or "Failed."), icon=":material/error:")
             st.button("Retry", key=f"retry_{k}", on_click=act, args=(reg.retry, j.id, i), icon=":material/refresh:")
             with st.popover("Edit prompt and retry"):
-                new_prompt = st.text_area("Prompt", value=s.prompt, key=f"prompt_{k}", height=200)
+                st.caption("This is the whole prompt, the review's fix included: it is sent exactly as "
+                           "written here.")
+                new_prompt = st.text_area("Prompt", value=prompts.with_feedback(s.prompt, s.feedback),
+                                          key=f"prompt_{k}", height=200)
                 st.button("Retry with this prompt", key=f"retry_prompt_{k}", on_click=act,
                           args=(reg.retry, j.id, i, new_prompt))
         if len(s.versions) > 1 and not s.status.in_flight:
@@ -137,13 +143,17 @@ def live() -> None:
     j = reg.get(job_id)
     if j is None:
         return
-    figures(j)
+    try:
+        figures(j)
+    except Exception as e:  # a damaged record must not hide the images and their buttons
+        log.warning("[GALLERY] figures of job %s cannot be shown: %s", j.id[:6], type(e).__name__)
+        st.warning(f"The progress figures cannot be shown ({type(e).__name__}).", icon=":material/warning:")
     if j.notice:
-        st.error(j.notice, icon=":material/error:")
+        st.error(ui.plain(j.notice), icon=":material/error:")
     if notice := st.session_state.pop("prompt_notice", ""):
-        st.warning(notice, icon=":material/warning:")
+        st.warning(ui.plain(notice), icon=":material/warning:")
     if notice := st.session_state.pop("gallery_notice", ""):
-        st.warning(notice, icon=":material/savings:")
+        st.warning(ui.plain(notice), icon=":material/savings:")
     running = not j.done
     bar = st.columns([1, 1, 1, 3])
     if running:
@@ -160,7 +170,12 @@ def live() -> None:
     for start in range(0, len(j.slots), per_row):  # row by row, so the rows stay aligned
         for i, col in zip(range(start, len(j.slots)), st.columns(per_row), strict=False):
             with col:
-                tile(j, i)
+                try:
+                    tile(j, i)
+                except Exception as e:  # one bad scene (a damaged record) must not hide the others
+                    log.warning("[GALLERY] scene %d of job %s cannot be shown: %s", i + 1, j.id[:6], type(e).__name__)
+                    st.error(f"Scene {i + 1} cannot be shown ({type(e).__name__}); the other scenes are fine.",
+                             icon=":material/error:")
     # Polling state changed (work finished or restarted, or all approved): one full rerun
     # so the refresh interval and the sections below follow.
     state = (running, j.all_approved, bool(reg.uploads_running(j.id)))
@@ -174,7 +189,7 @@ def live() -> None:
     st.session_state.gallery_state = state
 
 
-st.title(job.story.title)
+st.title(ui.plain(job.story.title))
 st.caption(
     f"{len(job.slots)} scenes · {job.image_model} · share this page's link to show this gallery to a teammate."
 )
@@ -237,7 +252,7 @@ if final.all_approved:
     st.button("Generate videos", type="primary", icon=":material/movie:", key="generate_video",
               on_click=start_video, disabled=busy)
     if notice := st.session_state.pop("video_notice", ""):
-        st.warning(notice, icon=":material/warning:")
+        st.warning(ui.plain(notice), icon=":material/warning:")
 
     @st.fragment(run_every=settings.gallery_refresh if busy else None)
     def video_status() -> None:
@@ -255,11 +270,11 @@ if final.all_approved:
                     if c.status is ClipStatus.READY and c.local_path:
                         st.video(c.local_path)
                     elif c.status is ClipStatus.FAILED:
-                        st.caption(f":red[{c.error}]")
+                        st.caption(f":red[{ui.plain(c.error)}]")
                         st.button("Retry", key=f"retry_clip_{c.index}", icon=":material/refresh:",
                                   on_click=retry_clip, args=(c.index,))
         if v.error and not v.running:
-            st.error(v.error, icon=":material/error:")
+            st.error(ui.plain(v.error), icon=":material/error:")
         if v.status == "done" and v.path and not v.running:
             st.success(f"Story video ready: {v.duration:.1f} s, rendered in {v.render_seconds:.1f} s.",
                        icon=":material/movie:")

@@ -41,7 +41,7 @@ st.title("Hero reference sheet")
 st.caption("Every scene image is drawn from these references, so the hero keeps one look. "
            "Regenerate until you like them, then approve.")
 if notice := st.session_state.pop("prompt_notice", ""):
-    st.warning(notice, icon=":material/warning:")
+    st.warning(ui.plain(notice), icon=":material/warning:")
 
 forms = hero.forms_for(job)
 # First visit: draw the hero first; the powered-up form is drawn from it once it is there.
@@ -52,10 +52,10 @@ if not st.session_state.get(auto) and not job.hero_errors:
         make(forms[0])
 
 if error := st.session_state.get(f"hero_error_{job_id}"):
-    st.error(error, icon=":material/error:")
+    st.error(ui.plain(error), icon=":material/error:")
 
 with st.expander("Character sheet", icon=":material/badge:"):
-    st.text(job.character_sheet)
+    st.markdown(ui.plain(job.character_sheet))
 
 
 def busy() -> bool:
@@ -80,7 +80,7 @@ def sheet() -> None:
             if drawing[form]:
                 st.info("Drawing… (up to a few minutes with a busy account)", icon=":material/brush:")
             if path:
-                st.image(path, width="stretch")
+                ui.show_image(path, width="stretch")
             elif not drawing[form]:
                 st.caption("Not drawn yet.")
             if err := j.hero_errors.get(form):

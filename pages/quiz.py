@@ -73,7 +73,7 @@ for q in quiz.QUESTIONS:
                 st.markdown(f"**{act.name}** · " + " → ".join(
                     f"{span.name} ({span.scenes})" for span in act.spans))
     if q.key in errors:
-        st.error(errors[q.key], icon=":material/error:")
+        st.error(ui.plain(errors[q.key]), icon=":material/error:")
 
 st.button("Write my story", type="primary", icon=":material/auto_stories:", key="write_story", on_click=write,
           disabled=bool(task_id))

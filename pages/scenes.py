@@ -4,7 +4,7 @@ from foxpipe import app as workflow
 from foxpipe import ui
 from foxpipe.domain import quiz
 from foxpipe.domain.models import Story
-from foxpipe.domain.story import placeholder_text
+from foxpipe.domain.story import SCENE_MAX_CHARS, placeholder_text
 
 ui.page_start()
 settings = ui.settings()
@@ -81,20 +81,21 @@ def background() -> None:
         if t is None or t.status == "failed":
             st.session_state.scene_notice = f"Scene {n} could not be rewritten: {t.error if t else 'interrupted'}"
         else:
-            story.scenes[n - 1].text = t.result
+            text = t.result[:SCENE_MAX_CHARS]
+            story.scenes[n - 1].text = text
             story.scenes[n - 1].placeholder = False
-            st.session_state[scene_key(n)] = t.result
+            st.session_state[scene_key(n)] = text
         st.rerun()
 
 
-st.title(story.title)
+st.title(ui.plain(story.title))
 st.caption("Edit any scene; your changes are kept when you switch pages. Approve to make the images.")
 if story.problem:
-    st.warning(story.problem, icon=":material/warning:")
+    st.warning(ui.plain(story.problem), icon=":material/warning:")
     st.button("Try writing the missing scenes again", on_click=retry_story, icon=":material/refresh:",
               key="retry_story")
 if notice := st.session_state.pop("scene_notice", ""):
-    st.error(notice, icon=":material/error:")
+    st.error(ui.plain(notice), icon=":material/error:")
 
 for scene in story.scenes:
     n = scene.number
@@ -106,8 +107,15 @@ for scene in story.scenes:
             st.text_input("What should change? (optional)", key=f"note_{story.id}_{n}")
             st.button("Rewrite this scene", key=f"rewrite_{story.id}_{n}", on_click=rewrite, args=(n,),
                       disabled=bool(st.session_state.get("rewrite_task")))
-        text = st.text_area(label, value=scene.text, key=scene_key(n), height=90, label_visibility="collapsed")
-        cleaned = quiz.clean_text(text)[:1200]
+        # max_chars: the box itself stops at the limit (with a counter), so what is shown is
+        # exactly what is kept.
+        text = st.text_area(label, value=scene.text[:SCENE_MAX_CHARS], key=scene_key(n), height=90,
+                            label_visibility="collapsed", max_chars=SCENE_MAX_CHARS)
+        if len(text) >= SCENE_MAX_CHARS:
+            limit = f"{SCENE_MAX_CHARS:,}".replace(",", " ")
+            st.caption(f":orange[:material/warning: Scene {n} is at the {limit}-character limit; "
+                       "nothing beyond it is kept.]")
+        cleaned = quiz.clean_text(text)[:SCENE_MAX_CHARS]
         if cleaned != scene.text:
             scene.text = cleaned
             scene.placeholder = cleaned == placeholder_text(n)

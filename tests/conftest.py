@@ -31,6 +31,16 @@ def clean_env(monkeypatch, tmp_path):
 
 
 @pytest.fixture(autouse=True)
+def fresh_password_limiter():
+    """The wrong-password limiter is process-wide on purpose: start every test from none."""
+    from foxpipe import access
+
+    access.LIMITER.reset()
+    yield
+    access.LIMITER.reset()
+
+
+@pytest.fixture(autouse=True)
 def fresh_streamlit_caches():
     """st.cache_resource outlives an AppTest: clear it, and stop any worker it held."""
     yield

@@ -92,6 +92,7 @@ class Slot:
     current: int = -1  # index into versions of the image shown
     feedback: str = ""  # the rejection reason turned into a prompt change
     policy_level: int = 0  # 0 plain, 1 sanitized, 2 shortened
+    prompt_edited: bool = False  # the reviewer wrote the prompt: it is sent exactly as written
     started: float = 0.0
     finished: float = 0.0
     upload_error: str = ""

@@ -137,9 +137,13 @@ def core_action(scene_text: str, limit: int = 160) -> str:
     return first if len(first) <= limit else first[: limit - 1].rsplit(" ", 1)[0] + "…"
 
 
-def sanitize_prompt(prompt: str, level: int, sheet: str = "", scene_text: str = "") -> str:
+def sanitize_prompt(prompt: str, level: int, sheet: str = "", scene_text: str = "", edited: bool = False) -> str:
     """Level 0: the prompt as written (always table-sanitized); 1: plus a family-friendly
-    framing; 2: just the character sheet and the scene's core action."""
+    framing; 2: just the character sheet and the scene's core action. A prompt the reviewer
+    edited (``edited``) is sent exactly as they wrote it, at every level: what they see is
+    what is sent."""
+    if edited:
+        return prompt
     if level <= 0:
         return sanitize(prompt)
     if level == 1:
@@ -169,4 +173,6 @@ def feedback_text(reasons: list[str], note: str = "") -> str:
 
 
 def with_feedback(prompt: str, feedback: str) -> str:
+    """The prompt with the review's fix added: also what the reviewer sees (and may change or
+    remove) under "Edit prompt and retry"."""
     return f"{prompt}\nFIX FROM REVIEW: {feedback}" if feedback else prompt

@@ -36,9 +36,12 @@ def placeholder_scene(number: int, structure: StructureLike = None) -> Scene:
 # ---------------------------------------------------------------- model I/O shapes
 
 
+SCENE_MAX_CHARS = 1200  # a scene's text; the editor stops typing there and says so
+
+
 class SceneDraft(BaseModel):
     number: int = Field(ge=1, le=SCENE_COUNT)
-    text: str = Field(min_length=1, max_length=1200)
+    text: str = Field(min_length=1, max_length=SCENE_MAX_CHARS)
 
 
 class StoryDraft(BaseModel):
@@ -49,7 +52,7 @@ class StoryDraft(BaseModel):
 
 
 class SceneRewrite(BaseModel):
-    text: str = Field(min_length=1, max_length=1200)
+    text: str = Field(min_length=1, max_length=SCENE_MAX_CHARS)
 
 
 def answers_block(answers: dict[str, str]) -> str:
@@ -149,7 +152,7 @@ def parse_story_json(text: Any, answers: dict[str, str], source: str = "model") 
                 else:
                     continue
                 if isinstance(n, int) and 1 <= n <= SCENE_COUNT and isinstance(txt, str) and txt.strip():
-                    scenes.setdefault(n, txt.strip()[:1200])
+                    scenes.setdefault(n, txt.strip()[:SCENE_MAX_CHARS])
     structure = structs.get(answers)
     story = Story(
         title=title,

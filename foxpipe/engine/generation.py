@@ -166,8 +166,8 @@ async def run_slot(book: JobBook, pipe: Pipeline, job_id: str, index: int, run: 
     max_attempts = 1 + max(0, settings.image_retries)  # the first try, then the retries
     message = ""
     for attempt in range(1, max_attempts + 1):
-        sent = prompts.sanitize_prompt(base_prompt, level, sheet, slot.scene.text)
-        if level >= 2 and slot.feedback:  # the shortest prompt still carries the review's fix
+        sent = prompts.sanitize_prompt(base_prompt, level, sheet, slot.scene.text, edited=slot.prompt_edited)
+        if level >= 2 and slot.feedback and not slot.prompt_edited:  # the shortest prompt keeps the fix
             sent = prompts.with_feedback(sent, prompts.sanitize(slot.feedback))
         err: ProviderError | None = None
         async with pipe.limiter.slot(job_id) as stamp:
@@ -226,6 +226,10 @@ async def run_slot(book: JobBook, pipe: Pipeline, job_id: str, index: int, run: 
                 book.abort(job_id, message)
             break
         if err.kind == "policy":
+            if slot.prompt_edited:  # never reworded behind the reviewer's back: they decide
+                message = ("Blocked by the content policy as written. Edit the prompt again, "
+                           f"or use an image of your own: {message}")
+                break
             if level >= prompts.POLICY_LEVELS - 1:
                 message = f"Blocked by the content policy even with the safest prompt: {message}"
                 break

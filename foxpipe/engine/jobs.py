@@ -691,7 +691,13 @@ class JobRegistry:
 
     def retry(self, job_id: str, index: int, prompt: str | None = None) -> None:
         if prompt is not None and prompt.strip():
-            self.mutate(job_id, lambda j: setattr(j.slots[index], "prompt", prompt.strip()))
+            # The edited prompt is the whole prompt (the review's fix was shown in it and may have
+            # been removed): nothing hidden is added to it, and it is sent exactly as written.
+            def edit(j: Job, text: str = prompt.strip()) -> None:
+                s = j.slots[index]
+                s.prompt, s.feedback, s.prompt_edited = text, "", True
+
+            self.mutate(job_id, edit)
         self.schedule(job_id, [index])
 
     def retry_failed(self, job_id: str) -> None:

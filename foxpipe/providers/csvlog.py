@@ -1,18 +1,29 @@
-"""The local prompt log: two CSV files (stories, images) written with pandas."""
+"""The local prompt log: two CSV files (stories, images) written with pandas.
+
+Text cells that a spreadsheet would run as a formula are written quoted (``safety.csv_cell``)
+and read back as typed (``safety.csv_cell_value``), so the Sheets backlog still sends the
+original text (RAW)."""
 
 from __future__ import annotations
 
+import csv
 import threading
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from foxpipe.safety import csv_cell, csv_cell_value
+
 STORY_COLUMNS = ["time", "story_id", "job_id", "title", "answers", "character_sheet", "marker"]
 IMAGE_COLUMNS = [
     "time", "story_id", "job_id", "scene", "scene_text", "prompt", "model", "image_url",
     "status", "attempts", "seconds", "cost_usd", "path", "marker",
 ]
+
+
+# Every cell quoted: a lone carriage return inside a cell would otherwise end the row.
+QUOTING = csv.QUOTE_ALL
 
 
 class CsvLog:
@@ -27,10 +38,10 @@ class CsvLog:
     def _append(self, path: Path, columns: list[str], rows: list[dict[str, Any]]) -> None:
         if not rows:
             return
-        df = pd.DataFrame([{c: r.get(c, "") for c in columns} for r in rows], columns=columns)
+        df = pd.DataFrame([{c: csv_cell(r.get(c, "")) for c in columns} for r in rows], columns=columns)
         with self._lock:
             path.parent.mkdir(parents=True, exist_ok=True)
-            df.to_csv(path, mode="a", header=not path.exists(), index=False)
+            df.to_csv(path, mode="a", header=not path.exists(), index=False, quoting=QUOTING)
 
     def log_story(self, row: dict[str, Any]) -> None:
         self._append(self.stories, STORY_COLUMNS, [row])
@@ -49,7 +60,7 @@ class CsvLog:
         if not path.exists():
             return pd.DataFrame(columns=cols)
         with self._lock:
-            return pd.read_csv(path, dtype=str, keep_default_na=False)
+            return _restore(pd.read_csv(path, dtype=str, keep_default_na=False))
 
     # ------------------------------------------------------------------ markers (Sheets backlog)
     def _paths(self, kind: str) -> tuple[Path, list[str]]:
@@ -64,7 +75,7 @@ class CsvLog:
             df = pd.read_csv(path, dtype=str, keep_default_na=False, skiprows=range(1, start + 1))
         if "marker" not in df.columns:
             return []
-        hits = df[df["marker"].str.startswith(prefix)]
+        hits = _restore(df[df["marker"].str.startswith(prefix)])
         return [(start + int(i), row.to_dict()) for i, row in hits.iterrows()]
 
     def set_markers(self, kind: str, positions: list[int], marker: str) -> None:
@@ -79,5 +90,10 @@ class CsvLog:
             rows = [p for p in positions if 0 <= p < len(df)]
             df.loc[rows, "marker"] = marker
             tmp = path.with_suffix(".tmp")
-            df.to_csv(tmp, index=False)
+            df.to_csv(tmp, index=False, quoting=QUOTING)
             tmp.replace(path)
+
+
+def _restore(df: pd.DataFrame) -> pd.DataFrame:
+    """The cells as they were given to the log (formula quoting undone)."""
+    return df.map(csv_cell_value) if len(df) else df

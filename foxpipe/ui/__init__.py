@@ -13,6 +13,7 @@ from typing import Any
 import streamlit as st
 
 from foxpipe import app as workflow
+from foxpipe import access, safety
 from foxpipe.config import Settings, load_settings
 from foxpipe.domain import quiz
 from foxpipe.domain.models import new_id
@@ -49,6 +50,8 @@ def settings() -> Settings:
         if problem:
             extra["problems"] = (*s.problems, problem)
         st.session_state._settings = Settings(**{**s.__dict__, **extra})
+        safety.install_log_redaction()
+        safety.register_secrets(st.session_state._settings.secret_values())
     return st.session_state._settings
 
 
@@ -96,14 +99,18 @@ def sidebar() -> None:
             )
 
 
-MAX_TRIES = 5
-
-
 def _pause(seconds: float) -> None:
     time.sleep(seconds)
 
 
-LOCKOUT_SECONDS = 60
+def client_address() -> str:
+    """The browser's address as Streamlit sees it (behind a proxy, the proxy's: then the
+    overall limit is what protects the password)."""
+    try:
+        ip = st.context.ip_address
+    except Exception:  # no request context (bare script runs)
+        ip = None
+    return ip if isinstance(ip, str) and ip else access.UNKNOWN_CLIENT
 
 
 def allowed() -> bool:
@@ -124,26 +131,31 @@ def email_allowed(email: str, domains: str) -> bool:
 
 
 def _check_password() -> None:
+    """Wrong passwords are limited for the whole process (per client address and overall,
+    foxpipe.access.LIMITER), so neither parallel sessions nor a new session get more tries."""
     ss = st.session_state
-    now = time.time()
-    if now < ss.get("gate_locked_until", 0):
-        ss.gate_message = f"Too many wrong passwords. Try again in {int(ss.gate_locked_until - now) + 1} s."
-        return
+    s = settings()
     given = ss.get("gate_password", "")
-    if hmac.compare_digest(given.encode(), settings().app_password.encode()):
-        ss.authenticated = True
-        ss.gate_failures = 0
-        ss.gate_message = ""
-        return
-    _pause(1)  # slows guessing
-    ss.gate_failures = ss.get("gate_failures", 0) + 1
-    if ss.gate_failures >= MAX_TRIES:
-        ss.gate_locked_until = now + LOCKOUT_SECONDS
-        ss.gate_failures = 0
-        ss.gate_message = f"Too many wrong passwords. Try again in {LOCKOUT_SECONDS} s."
-    else:
-        ss.gate_message = "Wrong password."
     ss.gate_password = ""
+    client = client_address()
+    attempt = access.LIMITER.acquire(client, s.password_failures_per_client, s.password_failures_overall)
+    if not isinstance(attempt, access.Attempt):
+        ss.gate_message = f"Too many wrong passwords. Try again in {int(attempt) + 1} s."
+        log.warning("[ACCESS] password check refused: too many wrong passwords (client %s)", client)
+        return
+    if hmac.compare_digest(given.encode(), s.app_password.encode()):
+        access.LIMITER.refund(attempt)
+        ss.authenticated = True
+        ss.gate_message = ""
+        log.info("[ACCESS] signed in with the team password (client %s)", client)
+        return
+    # Never the guess itself: only that it failed, from where, and how many in the window.
+    log.warning("[ACCESS] wrong password (client %s; %d wrong in the last minute from it, %d in all)",
+                client, access.LIMITER.failures(client), access.LIMITER.failures())
+    _pause(1)  # slows guessing; outside the limiter's lock
+    wait = access.LIMITER.wait(client, s.password_failures_per_client, s.password_failures_overall)
+    ss.gate_message = f"Too many wrong passwords. Try again in {int(wait) + 1} s." if wait else "Wrong password."
+
 
 
 def access_gate() -> None:
@@ -219,6 +231,25 @@ def need(condition: bool, message: str, page: str, label: str) -> None:
         st.info(message, icon=":material/info:")
         st.page_link(page, label=label, icon=":material/arrow_back:")
         st.stop()
+
+
+def plain(text: Any) -> str:
+    """User or service text for an element that renders Markdown (st.markdown, st.caption,
+    st.title, st.error, ...), shown literally: no link, image, HTML or formatting in it takes
+    effect."""
+    return safety.escape_markdown(text)
+
+
+def show_image(src: str, **kwargs: Any) -> bool:
+    """st.image, or a short note in its place when the file is missing or damaged: one bad
+    file must not take the rest of the page down with it."""
+    try:
+        st.image(src, **kwargs)
+        return True
+    except Exception as e:  # a missing, truncated or corrupt file (Streamlit decodes it here)
+        log.warning("[GALLERY] image %s could not be shown: %s", os.path.basename(str(src)), type(e).__name__)
+        st.warning("This image's file is missing or damaged on the server.", icon=":material/broken_image:")
+        return False
 
 
 def image_src(img: Any) -> str:
