@@ -31,6 +31,14 @@ def rewrite(n: int) -> None:
     st.session_state.rewrite_task = (n, workflow.start_rewrite(settings, story, n, note))
 
 
+# A rewrite that finished in the background is applied before the text areas are drawn.
+if done := st.session_state.pop("rewrite_done", None):
+    n_done, text_done = done
+    story.scenes[n_done - 1].text = text_done
+    story.scenes[n_done - 1].placeholder = False
+    st.session_state[scene_key(n_done)] = text_done
+
+
 def retry_story() -> None:
     new = workflow.write_story(settings, story.answers)
     # Keep what the user wrote: only placeholders are replaced.
@@ -81,10 +89,7 @@ def background() -> None:
         if t is None or t.status == "failed":
             st.session_state.scene_notice = f"Scene {n} could not be rewritten: {t.error if t else 'interrupted'}"
         else:
-            text = t.result[:SCENE_MAX_CHARS]
-            story.scenes[n - 1].text = text
-            story.scenes[n - 1].placeholder = False
-            st.session_state[scene_key(n)] = text
+            st.session_state.rewrite_done = (n, t.result[:SCENE_MAX_CHARS])  # applied before the widgets
         st.rerun()
 
 

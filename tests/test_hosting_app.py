@@ -14,6 +14,7 @@ from foxpipe.config import load_settings
 from foxpipe.domain.models import SlotStatus
 from foxpipe.providers.csvlog import CsvLog
 from foxpipe.providers.registry import prompt_log
+from tests.apptest import settle
 from tests.conftest import APP
 from tests.fakes.cloudinary_server import CloudinaryServer
 from tests.fakes.sheets_server import SheetsServer, make_key, point_gspread_at
@@ -69,8 +70,8 @@ def fresh_sidebar() -> AppTest:
 def make_gallery(at: AppTest) -> str:
     """Quiz -> story -> approve scenes -> gallery; returns the job id once every image is made."""
     at.run()
-    at.button(key="write_story").click().run()
-    at.button(key="approve_scenes").click().run()
+    settle(at.button(key="write_story").click().run())
+    settle(at.button(key="approve_scenes").click().run())
     at.run()
     job_id = at.query_params["job"][0] if isinstance(at.query_params["job"], list) else at.query_params["job"]
 
@@ -189,7 +190,7 @@ def test_history_lists_past_stories_and_reopens_their_gallery(clean_env):
     hist = AppTest.from_file(APP, default_timeout=30)
     hist.switch_page("pages/history.py").run()
     assert not hist.exception
-    entry = " ".join([t.value for t in hist.main.text] + [c.value for c in hist.main.caption])
+    entry = " ".join(m.value for m in hist.main.markdown)
     assert title in entry and "20 / 20 images approved" in entry
     links = [link for link in hist.get("page_link") if "Open gallery" in link.proto.label]
     assert len(links) == 1 and job_id in links[0].proto.query_string

@@ -8,6 +8,7 @@ from streamlit.testing.v1 import AppTest
 
 from foxpipe import app
 from foxpipe.domain.models import SlotStatus
+from tests.apptest import settle
 from tests.conftest import APP
 from tests.fakes.openai_server import Action
 
@@ -30,7 +31,7 @@ def texts(at: AppTest) -> str:
 
 def write_story(at: AppTest) -> AppTest:
     at.run()
-    at.button(key="write_story").click().run()
+    settle(at.button(key="write_story").click().run())
     return at
 
 
@@ -50,13 +51,13 @@ def run_until(at: AppTest, done, tries: int = 300):
 def test_full_flow_quiz_story_scenes_hero_gallery(live, clean_env):
     at = AppTest.from_file(APP, default_timeout=30).run()
     assert "OpenAI (gpt-5.4-mini, gpt-image-2)" in texts(at)  # the sidebar says OpenAI is live
-    at.button(key="write_story").click().run()
+    settle(at.button(key="write_story").click().run())
     assert not at.exception
     story = at.session_state.story
     assert story.source == "openai" and not story.missing()
     assert len(at.text_area) == 20
 
-    at.button(key="approve_scenes").click().run()
+    settle(at.button(key="approve_scenes").click().run())
     assert not at.exception
     # The hero page drew the two references and waits for approval; no scene image yet.
     assert at.title[0].value == "Hero reference sheet"
@@ -65,10 +66,10 @@ def test_full_flow_quiz_story_scenes_hero_gallery(live, clean_env):
     assert [r.kind for r in live.of("images")] == ["generations", "edits"]  # powered form drawn from the hero
     assert all(s.status is SlotStatus.QUEUED and not s.generations for s in job.slots)
 
-    at.button(key="hero_make_" + job.id + "_base").click().run()  # regenerate once
+    settle(at.button(key="hero_make_" + job.id + "_base").click().run())  # regenerate once
     assert len(live.of("images")) == 3
     assert at.button(key="hero_approve").disabled  # a new hero: its powered-up form must be redrawn
-    at.button(key=f"hero_make_{job.id}_powered").click().run()
+    settle(at.button(key=f"hero_make_{job.id}_powered").click().run())
     at.button(key="hero_approve").click().run()
     assert not at.exception
 
@@ -94,7 +95,7 @@ def test_full_flow_quiz_story_scenes_hero_gallery(live, clean_env):
 
 def test_offline_mode_goes_straight_to_the_gallery():
     at = write_story(AppTest.from_file(APP, default_timeout=30))
-    at.button(key="approve_scenes").click().run()
+    settle(at.button(key="approve_scenes").click().run())
     assert not at.exception
     reg, job = job_of(at)
     assert not job.references and any(s.generations for s in job.slots)
@@ -137,7 +138,7 @@ def test_story_failure_shows_placeholders_message_and_retry(live, action, words)
 def test_rewrite_scene_through_openai(live):
     at = write_story(AppTest.from_file(APP, default_timeout=30))
     before = at.text_area[3].value
-    at.button(key=f"rewrite_{at.session_state.story.id}_4").click().run()
+    settle(at.button(key=f"rewrite_{at.session_state.story.id}_4").click().run())
     assert at.text_area[3].value != before
     assert "Rewrite scene 4" in live.of("chat")[-1].prompt
 
@@ -145,8 +146,8 @@ def test_rewrite_scene_through_openai(live):
 def test_hero_failure_is_shown_and_skip_still_makes_images(live):
     live.script("images", *[Action.moderation()] * 3)  # blocked at every safety level
     at = write_story(AppTest.from_file(APP, default_timeout=30))
-    at.button(key="approve_scenes").click().run()
-    assert "The hero could not be drawn: The image was blocked by OpenAI's safety system." in texts(at)
+    settle(at.button(key="approve_scenes").click().run())
+    assert "could not be drawn: The image was blocked by OpenAI's safety system." in texts(at)
     assert live.pending("images") == 0
     assert at.button(key="hero_approve").disabled
     at.button(key="hero_skip").click().run()
@@ -159,7 +160,7 @@ def test_out_of_credit_in_gallery_is_explained(live, monkeypatch):
     monkeypatch.setenv("OPENAI_USE_REFERENCE", "false")
     live.script("images", *[Action.quota()] * 60)
     at = write_story(AppTest.from_file(APP, default_timeout=30))
-    at.button(key="approve_scenes").click().run()
+    settle(at.button(key="approve_scenes").click().run())
     run_until(at, lambda: job_of(at)[1].done)
     at.run()
     assert "The OpenAI account is out of credit." in texts(at)
@@ -172,7 +173,7 @@ def test_policy_blocked_tile_shows_reason_and_edit_prompt_retry(live, monkeypatc
     monkeypatch.setenv("OPENAI_USE_REFERENCE", "false")
     live.blocked_words = {"t 5: a clear"}  # only scene 5, at every safety level
     at = write_story(AppTest.from_file(APP, default_timeout=30))
-    at.button(key="approve_scenes").click().run()
+    settle(at.button(key="approve_scenes").click().run())
     run_until(at, lambda: job_of(at)[1].done)
     at.run()
     reg, job = job_of(at)

@@ -12,13 +12,14 @@ from typing import Any
 
 import streamlit as st
 
-from foxpipe import app as workflow
 from foxpipe import access, safety
+from foxpipe import app as workflow
 from foxpipe.config import Settings, load_settings
 from foxpipe.domain import quiz
 from foxpipe.domain.models import new_id
 from foxpipe.engine.jobs import JobRegistry
 from foxpipe.providers import registry as services
+from foxpipe.store import StoreError
 
 log = logging.getLogger(__name__)
 
@@ -215,7 +216,12 @@ def require_job(reg: JobRegistry, missing: str, back: str, back_label: str) -> A
     """The job named by the URL (or this session), or a message and a link back, and stop."""
     job_id = current_job_id()
     need(job_id is not None, missing, back, back_label)
-    job = reg.get(job_id)
+    try:
+        job = reg.load(job_id)
+    except StoreError as e:  # stored, but unreadable (or the store is down): say which
+        st.error(e.message, icon=":material/error:")
+        st.page_link(HISTORY_PAGE, label="Back to History", icon=":material/arrow_back:")
+        st.stop()
     if job is None:
         st.error("Gallery not found. The link may be mistyped or the job was removed.",
                  icon=":material/search_off:")

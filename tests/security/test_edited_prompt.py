@@ -8,9 +8,10 @@ import httpx  # noqa: F401  (imported up front: the SDK's lazy first import of h
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from foxpipe import ui
+from foxpipe import app
 from foxpipe.domain import prompts
 from foxpipe.domain.models import SlotStatus
+from tests.apptest import settle as settle_steps
 from tests.conftest import APP
 from tests.fakes.openai_server import Action
 
@@ -40,9 +41,9 @@ def settle(at: AppTest, reg, job_id: str) -> None:
 def stuck_scene(live) -> tuple[AppTest, object, str]:
     """Scene 5 rejected with a note the content policy blocks: every level fails."""
     at = AppTest.from_file(APP, default_timeout=30).run()
-    at.button(key="write_story").click().run()
-    at.button(key="approve_scenes").click().run()
-    reg, job_id = ui.REGISTRIES[-1], at.session_state.job_id
+    settle_steps(at.button(key="write_story").click().run())
+    settle_steps(at.button(key="approve_scenes").click().run())
+    reg, job_id = app.current(), at.session_state.job_id
     settle(at, reg, job_id)
     reg.reject(job_id, 4, ["Wrong action"], f"make it {BLOCKED}")
     settle(at, reg, job_id)

@@ -9,9 +9,12 @@ import time
 from pathlib import Path
 
 import pytest
+from sqlalchemy import update
 from streamlit.testing.v1 import AppTest
 
-from foxpipe import ui
+from foxpipe import app, ui
+from foxpipe.store import jobs
+from tests.apptest import settle
 from tests.conftest import APP
 
 
@@ -22,9 +25,9 @@ def images(at: AppTest) -> int:
 @pytest.fixture
 def finished_gallery():
     at = AppTest.from_file(APP, default_timeout=30).run()
-    at.button(key="write_story").click().run()
-    at.button(key="approve_scenes").click().run()
-    reg = ui.REGISTRIES[-1]
+    settle(at.button(key="write_story").click().run())
+    settle(at.button(key="approve_scenes").click().run())
+    reg = app.current()
     job_id = at.session_state.job_id
     for _ in range(400):
         at.run()
@@ -70,22 +73,30 @@ def test_one_damaged_saved_job_does_not_break_history(clean_env):
     ids = []
     for _ in range(3):
         at.switch_page("pages/quiz.py").run()
-        at.button(key="write_story").click().run()
+        settle(at.button(key="write_story").click().run())
         at.switch_page("pages/scenes.py").run()
-        at.button(key="approve_scenes").click().run()
+        settle(at.button(key="approve_scenes").click().run())
         ids.append(at.session_state.job_id)
-    for reg in ui.REGISTRIES:  # every job finished and saved, the writer stopped
-        for job_id in ids:
-            for _ in range(400):
-                if reg.get(job_id) is None or reg.get(job_id).done:
-                    break
-                time.sleep(0.05)
-        reg.shutdown()
-    jobs = clean_env / "jobs"
-    (jobs / f"{ids[0]}.json").write_text(json.dumps({"id": ids[0], "slots": 5}), encoding="utf-8")
-    (jobs / f"{ids[1]}.json").write_text("{not json", encoding="utf-8")
+    reg = app.current()
+    for job_id in ids:  # every job finished
+        for _ in range(400):
+            if reg.get(job_id).done:
+                break
+            time.sleep(0.05)
+    # Two stored jobs damaged behind the app's back: a wrong type, and text that is not JSON.
+    with reg.store.engine.begin() as conn:
+        conn.execute(update(jobs).where(jobs.c.id == ids[0]).values(data=json.dumps({"id": ids[0], "slots": 5})))
+        conn.execute(update(jobs).where(jobs.c.id == ids[1]).values(data="{not json"))
     at.switch_page("pages/history.py").run()
     assert not at.exception
-    text = " ".join(str(c.value) for c in at.caption)
-    assert "no valid list of scenes" in text and "not valid JSON" in text
-    assert len(at.get("page_link")) == 1  # the good story can still be opened
+    assert len(at.get("page_link")) == 3  # every story still lists, from its summary
+    for bad in ids[:2]:  # opening a damaged one says so (not "not found"), and nothing crashes
+        gallery = AppTest.from_file(APP, default_timeout=30)
+        gallery.query_params["job"] = bad
+        gallery.switch_page("pages/gallery.py").run()
+        assert not gallery.exception
+        assert any("could not be read" in e.value for e in gallery.error)
+    good = AppTest.from_file(APP, default_timeout=30)
+    good.query_params["job"] = ids[2]
+    good.switch_page("pages/gallery.py").run()
+    assert not good.exception and not good.error

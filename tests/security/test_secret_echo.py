@@ -9,9 +9,10 @@ import httpx  # noqa: F401  (imported up front: the SDK's lazy first import of h
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from foxpipe import safety, ui
+from foxpipe import app, safety
 from foxpipe.config import Settings
 from foxpipe.domain.models import SlotStatus
+from tests.apptest import settle
 from tests.conftest import APP
 from tests.fakes.openai_server import Action
 
@@ -77,7 +78,7 @@ def test_echoed_key_reaches_no_log_page_or_saved_job(echoing, clean_env, caplog)
     caplog.set_level(logging.DEBUG)
     echoing.script("chat", *[echo(i) for i in range(3)])
     at = AppTest.from_file(APP, default_timeout=30).run()
-    at.button(key="write_story").click().run()
+    settle(at.button(key="write_story").click().run())
     assert not at.exception
     story_page = page_text(at)
     assert "could not be written" in story_page  # the echoing error did reach the page
@@ -86,9 +87,9 @@ def test_echoed_key_reaches_no_log_page_or_saved_job(echoing, clean_env, caplog)
     echoing.reset()
     echoing.script("images", *[echo(i) for i in range(40)])
     at.button(key="retry_story").click().run()
-    at.button(key="approve_scenes").click().run()
+    settle(at.button(key="approve_scenes").click().run())
     assert not at.exception
-    reg = ui.REGISTRIES[-1]
+    reg = app.current()
     job_id = at.session_state.job_id
     for _ in range(300):
         at.run()
@@ -105,8 +106,8 @@ def test_echoed_key_reaches_no_log_page_or_saved_job(echoing, clean_env, caplog)
 
     assert "key" in caplog.text  # the failures were logged...
     assert not leaks(caplog.text)  # ...without the key
-    reg.flush()  # writes the job files
-    files = [p for p in clean_env.rglob("*") if p.is_file() and p.suffix in (".json", ".csv", ".txt", ".log")]
-    assert any(p.suffix == ".json" for p in files)
+    app.shutdown(grace=0)  # the store's write-ahead log is folded into the database file
+    files = [p for p in clean_env.rglob("*") if p.is_file() and p.suffix in (".db", ".csv", ".txt", ".log", ".json")]
+    assert any(p.suffix == ".db" for p in files)
     for p in files:
-        assert not leaks(p.read_text(encoding="utf-8", errors="replace")), p
+        assert not leaks(p.read_bytes().decode("utf-8", errors="replace")), p

@@ -9,6 +9,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from foxpipe.safety import escape_markdown
+from tests.apptest import settle
 from tests.conftest import APP
 
 IMAGE = "![x](http://127.0.0.1:9/x.png)"
@@ -48,12 +49,12 @@ def test_escaped_text_has_no_markup_and_reads_the_same(text):
 def test_scene_text_and_title_render_as_text_in_gallery_and_history(monkeypatch):
     monkeypatch.setenv("FOXPIPE_OFFLINE_DELAY", "5")  # the tiles still show their scene text
     at = AppTest.from_file(APP, default_timeout=30).run()
-    at.button(key="write_story").click().run()
+    settle(at.button(key="write_story").click().run())
     at.text_area[0].input(HOSTILE).run()
     at.session_state.story.title = f"Title {IMAGE} {LINK}"
     at.run()
     pages = {"scenes": markdown_bodies(at)}
-    at.button(key="approve_scenes").click().run()
+    settle(at.button(key="approve_scenes").click().run())
     assert not at.exception
     pages["gallery"] = markdown_bodies(at)
     at.switch_page("pages/history.py").run()

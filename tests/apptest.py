@@ -1,0 +1,31 @@
+"""AppTest helpers: AppTest never fires ``st.fragment(run_every=...)`` by itself, so a test
+reruns the script until the step running in the background has ended, as the polling
+fragment would."""
+
+from __future__ import annotations
+
+import time
+
+from streamlit.testing.v1 import AppTest
+
+PENDING = ("story_task", "approve_task", "rewrite_task")
+
+
+def pending(at: AppTest) -> bool:
+    """A background step of this session is running (a story, a rewrite, an approval, the
+    hero sheet being drawn)."""
+    keys = list(at.session_state.keys())
+    if any(k in at.session_state and at.session_state[k] for k in PENDING):
+        return True
+    return any(str(k).startswith("hero_polling_") and at.session_state[k] for k in keys)
+
+
+def settle(at: AppTest, timeout: float = 60.0) -> AppTest:
+    """Rerun until no background step of this session is pending (or fail)."""
+    deadline = time.monotonic() + timeout
+    while pending(at):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"a background step did not end within {timeout}s")
+        time.sleep(0.05)
+        at.run()
+    return at
