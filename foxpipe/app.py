@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass
 
 from foxpipe.config import Settings
-from foxpipe.domain import prompts, quiz
+from foxpipe.domain import frames, prompts, quiz
 from foxpipe.domain.models import Job, Story
 from foxpipe.domain.story import placeholder_story
 from foxpipe.providers import registry as services
@@ -68,8 +68,18 @@ def prepare_prompts(settings: Settings, story: Story) -> PreparedPrompts:
     return PreparedPrompts(sheet, prompts.standardize_prompts(visual, sheet), problem)
 
 
-def image_size(answers: dict[str, str]) -> str:
-    return "1024x1536" if quiz.is_portrait(answers) else "1536x1024"
+def image_size(answers: dict[str, str], settings: Settings | None = None) -> str:
+    """The scene image size: the video's shape (1088x1920 / 1920x1088) when the image model
+    accepts any size, else its fixed 1024x1536 / 1536x1024; SCENE_IMAGE_SIZE overrides."""
+    orientation = "portrait" if quiz.is_portrait(answers) else "landscape"
+    if settings is None:
+        return frames.FIXED[orientation]
+    model = settings.openai_image_model if settings.openai_live else "offline"
+    try:
+        return frames.image_size(model, orientation, settings.scene_image_size)
+    except frames.SizeError as e:
+        log.warning("[IMAGE] %s Using the automatic size.", e)
+        return frames.image_size(model, orientation)
 
 
 def story_row(job: Job) -> dict[str, object]:

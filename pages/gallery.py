@@ -4,7 +4,7 @@ from pathlib import Path
 import streamlit as st
 
 from foxpipe import export, ui
-from foxpipe.domain import prompts
+from foxpipe.domain import frames, prompts
 from foxpipe.domain.models import ClipStatus, Job, SlotStatus
 from foxpipe.engine import generation, videojobs
 from foxpipe.engine.jobs import GuardError
@@ -157,7 +157,7 @@ def live() -> None:
     if failed and not running:
         bar[2].button(f"Retry failed ({len(failed)})", icon=":material/refresh:", key="retry_failed",
                       on_click=act, args=(reg.retry_failed, j.id))
-    per_row = 5 if j.size.startswith("1024x1536") else 4
+    per_row = 5 if frames.is_portrait(j.size) else 4
     for start in range(0, len(j.slots), per_row):  # row by row, so the rows stay aligned
         for i, col in zip(range(start, len(j.slots)), st.columns(per_row), strict=False):
             with col:
@@ -267,7 +267,7 @@ if final.all_approved:
             # Burned-in captions already show the text: a subtitle track on top would repeat it.
             # A 9:16 video at the page's full width would be two screens tall.
             st.video(v.path, subtitles=None if v.captions else (v.srt_path or None),
-                     width=360 if j.size.startswith("1024x1536") else "stretch")
+                     width=360 if frames.is_portrait(j.size) else "stretch")
             a, b = st.columns(2)
             a.download_button("Download the video (MP4)", data=lambda p=v.path: Path(p).read_bytes(),
                               file_name=f"foxpipe-{job_id[:8]}.mp4", mime="video/mp4", key="download_video",

@@ -65,7 +65,7 @@ def approve() -> None:
     try:
         job_id = reg.create_job(
             story, prepared.prompts, st.session_state.owner,
-            character_sheet=prepared.sheet, size=workflow.image_size(story.answers), start=not sheet_first,
+            character_sheet=prepared.sheet, size=workflow.image_size(story.answers, settings), start=not sheet_first,
         )
     except Exception as e:
         st.session_state.scene_notice = settings.redact(str(e))
