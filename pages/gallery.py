@@ -232,9 +232,11 @@ if final.all_approved:
                                 default=list(range(1, len(vjob.slots) + 1)), key="video_scenes", disabled=busy,
                                 help="The other scenes show their image with a slow pan and zoom.")
         cost = videojobs.estimate(settings, provider, len(picked))
-        st.info(f"{choices[provider].label}: {len(picked)} clips of about {choices[provider].clip_seconds:g} s, "
-                f"estimated **US${cost:.2f}** (charged by {choices[provider].label}). Clips take 1–5 minutes each.",
-                icon=":material/payments:")
+        ch = choices[provider]
+        hero_note = " The approved hero sheet goes with each frame." if ch.references else ""
+        st.info(f"{ch.label}: {len(picked)} clips of about {ch.clip_seconds:g} s, "
+                f"estimated **US${cost:.2f}** (charged by the vendor; {ch.price_note}). "
+                f"Clips take 1–5 minutes each.{hero_note}", icon=":material/payments:")
     st.button("Generate videos", type="primary", icon=":material/movie:", key="generate_video",
               on_click=start_video, disabled=busy)
     if notice := st.session_state.pop("video_notice", ""):
@@ -248,6 +250,8 @@ if final.all_approved:
             return
         if v.running:
             st.progress(min(1.0, v.progress), text=v.stage or "Working…")
+        if v.provider != videojobs.SLIDESHOW:
+            st.caption(f"Estimated US${v.estimate_usd:.2f} · submitted to the vendor so far US${v.spent_usd:.2f}")
         if v.clips:
             cols = st.columns(5)
             for n, c in enumerate(v.clips):
@@ -257,8 +261,10 @@ if final.all_approved:
                         st.video(c.local_path)
                     elif c.status is ClipStatus.FAILED:
                         st.caption(f":red[{c.error}]")
-                        st.button("Retry", key=f"retry_clip_{c.index}", icon=":material/refresh:",
-                                  on_click=retry_clip, args=(c.index,))
+                        again = videojobs.clip_cost(settings, v.provider)
+                        st.button(f"Retry (about US${again:.2f})", key=f"retry_clip_{c.index}",
+                                  icon=":material/refresh:", on_click=retry_clip, args=(c.index,),
+                                  help="Submits this clip to the vendor again: a new clip is charged again.")
         if v.error and not v.running:
             st.error(v.error, icon=":material/error:")
         if v.status == "done" and v.path and not v.running:

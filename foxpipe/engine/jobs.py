@@ -280,6 +280,7 @@ class JobRegistry:
         """A snapshot of the job (a deep copy), or None for an unknown or malformed id."""
         if not isinstance(job_id, str):
             return None
+        loaded = False
         with self._lock:
             job = self._jobs.get(job_id)
             if job is None:
@@ -287,7 +288,15 @@ class JobRegistry:
                 if job is None:
                     return None
                 self._jobs[job_id] = job
-            return job.snapshot()
+                loaded = True
+            snap = job.snapshot()
+        if loaded and snap.video is not None:
+            # Clips the vendor accepted before a restart are polled again, never resubmitted.
+            from foxpipe.engine import videojobs
+
+            if videojobs.resume(self, job_id):
+                snap = self.get(job_id) or snap
+        return snap
 
     def read(self, job_id: str, fn: Callable[[Job], Any]) -> Any:
         """``fn(job)`` under the lock, without copying the whole job; None for an unknown id."""
