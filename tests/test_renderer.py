@@ -8,7 +8,7 @@ from foxpipe.providers.localstore import LocalStore, safe_id
 from foxpipe.providers.offline import OfflineImages, render_card
 
 
-@pytest.mark.parametrize("size", ["1024x1536", "1536x1024"])
+@pytest.mark.parametrize("size", ["1024x1536", "1536x1024", "1088x1920", "1920x1088"])
 def test_render_card_is_a_png_of_the_requested_size(size):
     data = render_card(3, "Underdog setup", "Rusty stares at the water.", size, powered=False)
     img = Image.open(io.BytesIO(data))
