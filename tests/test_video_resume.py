@@ -170,3 +170,33 @@ def test_estimate_uses_the_price_table_and_the_override(tmp_path, fakes):
     s2 = settings_for("hailuo", tmp_path, fakes["hailuo"], hailuo_cost_per_clip=0.5)
     assert videojobs.estimate(s2, "hailuo", 20) == pytest.approx(10.0)
     assert "your price setting" in next(p for p in videojobs.providers(s2) if p.key == "hailuo").price_note
+
+
+def test_a_submission_without_an_answer_is_not_sent_again(tmp_path, fakes, registries):
+    """A create that timed out may have been accepted: it is not retried by itself."""
+    fake = fakes["kling"]
+    fake.script, fake.hang_seconds = ["hang"], 1.0
+    reg = JobRegistry(settings_for("kling", tmp_path, fake, video_http_timeout=0.3, clip_retries=3))
+    registries.append(reg)
+    job_id = approved_job(reg, 2)
+    videojobs.start(reg, job_id, "kling", scenes=[0], seconds_per_scene=0.5)
+    v = wait_until(lambda: (x := video(reg, job_id)) and not x.running and x, timeout=60)
+    assert v.clips[0].status is ClipStatus.FAILED and "may still have accepted it" in v.clips[0].error
+    assert len(fake.creates()) == 1
+
+
+def test_a_refused_connection_is_retried(tmp_path, fakes, registries):
+    """Nothing reached the vendor: sending it again costs nothing."""
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}"
+    reg = JobRegistry(video_settings(tmp_path / "data", kling_access_key=KLING_AK, kling_secret_key=KLING_SK,
+                                     kling_base_url=dead, clip_retries=2))
+    registries.append(reg)
+    job_id = approved_job(reg, 2)
+    videojobs.start(reg, job_id, "kling", scenes=[0], seconds_per_scene=0.5)
+    v = wait_until(lambda: (x := video(reg, job_id)) and not x.running and x, timeout=60)
+    assert v.clips[0].status is ClipStatus.FAILED and v.clips[0].attempts == 2
+    assert "Gave up after 2 attempts" in v.clips[0].error

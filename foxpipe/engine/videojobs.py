@@ -52,6 +52,7 @@ log = logging.getLogger(__name__)
 
 SLIDESHOW = "slideshow"
 VIDEO_KEY = "video"
+AMBIGUOUS = {"timeout", "network"}  # a submission that may have reached the vendor is not sent again
 
 
 @dataclass
@@ -341,6 +342,10 @@ async def _submit(reg: JobRegistry, maker: ClipMaker, limiter: RateLimiter, job:
         except ProviderError as err:
             message = settings.redact(err.message)
             log.info("[VIDEO] job %s clip %d submission %d failed: %s", job_id[:6], index + 1, attempt, message)
+            if err.code in AMBIGUOUS:
+                # The request may have arrived: sending it again could pay twice.
+                return "", (f"{message} {maker.label} may still have accepted it (and charge for it); "
+                            "Retry submits it again and is charged again.")
             if err.retry_after:
                 limiter.pause_for(err.retry_after)
             if err.kind != "retryable":

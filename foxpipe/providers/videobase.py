@@ -195,6 +195,10 @@ def retry_after(resp: httpx.Response) -> float | None:
 
 
 def transport_error(provider: str, e: Exception) -> ProviderError:
+    """``connect``: nothing reached the vendor (safe to send again); ``timeout`` and
+    ``network``: the request may have arrived, so a submission may have been accepted."""
+    if isinstance(e, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)):
+        return ProviderError(f"Could not reach {provider} ({type(e).__name__}).", "retryable", code="connect")
     if isinstance(e, httpx.TimeoutException):
         return ProviderError(f"{provider} did not answer in time.", "retryable", code="timeout")
     return ProviderError(f"Could not reach {provider} ({type(e).__name__}).", "retryable", code="network")
