@@ -200,3 +200,25 @@ def test_a_refused_connection_is_retried(tmp_path, fakes, registries):
     v = wait_until(lambda: (x := video(reg, job_id)) and not x.running and x, timeout=60)
     assert v.clips[0].status is ClipStatus.FAILED and v.clips[0].attempts == 2
     assert "Gave up after 2 attempts" in v.clips[0].error
+
+
+def test_start_up_collects_clips_of_jobs_nobody_opened(tmp_path, fakes, registries):
+    fake = fakes["hailuo"]
+    settings = settings_for("hailuo", tmp_path, fake, hailuo_model="MiniMax-H3")
+    reg = JobRegistry(settings)
+    registries.append(reg)
+    job_id = approved_job(reg, 2)
+    other = approved_job(reg, 2)  # a job without a video is left alone
+    fake.hold()
+    videojobs.start(reg, job_id, "hailuo", scenes=[0, 1], seconds_per_scene=0.5)
+    wait_until(lambda: all(c.task_id for c in video(reg, job_id).clips), timeout=30)
+    reg.shutdown()
+    fake.release()
+    (tmp_path / "data" / "jobs" / "broken.json").write_text("{not json", encoding="utf-8")
+
+    reg2 = JobRegistry(settings)
+    registries.append(reg2)
+    assert videojobs.resume_all(reg2) == 2
+    assert reg2.read(other, lambda j: j.id) is None  # not loaded: nothing to collect there
+    v = wait_until(lambda: (x := video(reg2, job_id)) and not x.running and x, timeout=60)
+    assert [c.status for c in v.clips] == [ClipStatus.READY] * 2 and fake.submissions == 2

@@ -17,6 +17,7 @@ The UI calls ``start``/``retry_clip`` and reads ``job.video`` from registry snap
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import threading
 import time
@@ -228,6 +229,30 @@ def resume(reg: JobRegistry, job_id: str) -> int:
             n += 1
     if n:
         log.info("[VIDEO] job %s: collecting %d clips submitted before the restart", job_id[:6], n)
+    return n
+
+
+def resume_all(reg: JobRegistry) -> int:
+    """At start-up: load every saved job that has clips the vendor accepted, so they are
+    collected even if nobody opens their gallery. Returns how many clips are collected."""
+    n = 0
+    for path in sorted(reg.jobs_dir.glob("*.json")):
+        try:
+            text = path.read_text(encoding="utf-8")
+            if '"submitted"' not in text and '"downloading"' not in text:
+                continue
+            video = json.loads(text).get("video") or {}
+        except (OSError, ValueError, AttributeError):
+            continue
+        clips = video.get("clips") if isinstance(video, dict) else None
+        if not isinstance(clips, list) or not any(
+            isinstance(c, dict) and c.get("task_id") and c.get("status") in ("queued", "submitted", "downloading")
+            for c in clips
+        ):
+            continue
+        job = reg.get(path.stem)  # loading the job resumes its clips
+        if job is not None and job.video is not None:
+            n += sum(1 for c in job.video.clips if c.status is ClipStatus.SUBMITTED)
     return n
 
 

@@ -63,6 +63,9 @@ REGISTRIES: list[JobRegistry] = []  # every registry made in this process, for c
 def _registry(key: str, _settings: Settings) -> JobRegistry:
     reg = JobRegistry(_settings)
     REGISTRIES.append(reg)
+    from foxpipe.engine import videojobs
+
+    videojobs.resume_all(reg)  # clips paid for before a restart are collected, never resubmitted
     return reg
 
 
