@@ -222,3 +222,21 @@ def test_start_up_collects_clips_of_jobs_nobody_opened(tmp_path, fakes, registri
     assert reg2.read(other, lambda j: j.id) is None  # not loaded: nothing to collect there
     v = wait_until(lambda: (x := video(reg2, job_id)) and not x.running and x, timeout=60)
     assert [c.status for c in v.clips] == [ClipStatus.READY] * 2 and fake.submissions == 2
+
+
+def test_tasks_running_at_the_vendor_stay_within_its_limit(tmp_path, fakes, registries):
+    import time
+
+    fake = fakes["kling"]  # Kling allows a few tasks at once per resource pack
+    reg = JobRegistry(settings_for("kling", tmp_path, fake))
+    registries.append(reg)
+    job_id = approved_job(reg, 5)
+    fake.hold()
+    videojobs.start(reg, job_id, "kling", scenes=[0, 1, 2, 3, 4], seconds_per_scene=0.3)
+    cap = videojobs.clip_maker(reg.settings, "kling").max_concurrent
+    wait_until(lambda: fake.submissions == cap, timeout=30)
+    time.sleep(0.5)  # while the vendor works, no further task is started
+    assert fake.submissions == cap
+    fake.release()
+    v = wait_until(lambda: (x := video(reg, job_id)) and not x.running and x, timeout=90)
+    assert [c.status for c in v.clips] == [ClipStatus.READY] * 5 and fake.submissions == 5

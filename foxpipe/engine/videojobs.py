@@ -314,21 +314,25 @@ async def _make_clip(reg: JobRegistry, job_id: str, index: int) -> None:
     limiter = _limiter(reg, maker)
     attempts = max(1, settings.clip_retries)
     message = ""
+    result: tuple[bytes, str] | None = None
     try:
         async with asyncio.timeout(settings.clip_timeout):
-            if not task_id:
-                task_id, message = await _submit(reg, maker, limiter, job, index, attempts)
-            if task_id:
+            if task_id:  # accepted before a restart: the vendor is making it, only collect it
                 try:
-                    data, url = await _poll_collect(reg, maker, job_id, index, task_id)
+                    result = await _poll_collect(reg, maker, job_id, index, task_id)
                 except ProviderError as e:
                     message = settings.redact(e.message)
-                else:
-                    await _clip_ready(reg, maker, job_id, index, data, url)
-                    return
+            else:
+                result, message = await _submit_and_collect(reg, maker, limiter, job, index, attempts)
+            if result is not None:
+                await _clip_ready(reg, maker, job_id, index, *result)
+                return
     except TimeoutError:
+        snap = reg.get(job_id)
+        c = snap.video.clip(index) if snap is not None and snap.video is not None else None
         message = (f"{maker.label} took longer than {settings.clip_timeout:.0f} s for this clip."
-                   + (" It may still finish there; Retry submits it again and is charged again." if task_id else ""))
+                   + (" It may still finish there; Retry submits it again and is charged again."
+                      if c is not None and c.task_id else ""))
     finally:
         await maker.aclose()
     _set_clip(reg, job_id, index, status=ClipStatus.FAILED, error=message, finished=time.time())
@@ -339,14 +343,15 @@ async def _make_clip(reg: JobRegistry, job_id: str, index: int) -> None:
         await log_safely(reg.pipeline, row)
 
 
-async def _submit(reg: JobRegistry, maker: ClipMaker, limiter: RateLimiter, job: Job, index: int,
-                  attempts: int) -> tuple[str, str]:
-    """Submit the clip (retrying only a submission the vendor did not accept). Returns
-    (task id, '') or ('', why it failed)."""
+async def _submit_and_collect(reg: JobRegistry, maker: ClipMaker, limiter: RateLimiter, job: Job, index: int,
+                              attempts: int) -> tuple[tuple[bytes, str] | None, str]:
+    """Submit the clip (retrying only a submission the vendor surely did not accept), store
+    the task id at once, then collect the clip while holding the provider's slot (the
+    vendor limits tasks running at once). Returns ((bytes, link), '') or (None, why)."""
     settings, job_id = reg.settings, job.id
     img = job.slots[index].image
     if img is None:
-        return "", "This scene has no image."
+        return None, "This scene has no image."
     size = slideshow.output_size(job.size)
     image = await asyncio.to_thread(image_input, img.local_path, img.url, img.uploaded, size)
     refs: list[ImageInput] = []
@@ -364,25 +369,27 @@ async def _submit(reg: JobRegistry, maker: ClipMaker, limiter: RateLimiter, job:
             async with limiter.slot(f"{maker.name}:{job_id}"):
                 task_id = await maker.submit(image, prompt, external_id=f"{job_id[:16]}-{index + 1}-{int(time.time())}",
                                              references=refs, aspect_ratio=aspect)
-        except ProviderError as err:
+                _submitted(reg, job_id, index, task_id, maker.cost_per_clip)
+                log.info("[VIDEO] job %s clip %d submitted to %s (%s, %d references)", job_id[:6], index + 1,
+                         maker.name, maker.model, len(refs))
+                try:
+                    return await _poll_collect(reg, maker, job_id, index, task_id), ""
+                except ProviderError as e:  # the task is paid for: never submitted again from here
+                    return None, settings.redact(e.message)
+        except ProviderError as err:  # only a submission that failed arrives here
             message = settings.redact(err.message)
             log.info("[VIDEO] job %s clip %d submission %d failed: %s", job_id[:6], index + 1, attempt, message)
             if err.code in AMBIGUOUS:
                 # The request may have arrived: sending it again could pay twice.
-                return "", (f"{message} {maker.label} may still have accepted it (and charge for it); "
-                            "Retry submits it again and is charged again.")
+                return None, (f"{message} {maker.label} may still have accepted it (and charge for it); "
+                              "Retry submits it again and is charged again.")
             if err.retry_after:
                 limiter.pause_for(err.retry_after)
             if err.kind != "retryable":
-                return "", message
+                return None, message
             if attempt < attempts:
                 await asyncio.sleep(backoff_delay(attempt, settings.video_poll_interval, 60.0, err.retry_after))
-            continue
-        _submitted(reg, job_id, index, task_id, maker.cost_per_clip)
-        log.info("[VIDEO] job %s clip %d submitted to %s (%s, %d references)", job_id[:6], index + 1,
-                 maker.name, maker.model, len(refs))
-        return task_id, ""
-    return "", f"Gave up after {attempts} attempts: {message}"
+    return None, f"Gave up after {attempts} attempts: {message}"
 
 
 def _sheet_size(path: str) -> tuple[int, int]:
