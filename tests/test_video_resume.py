@@ -240,3 +240,18 @@ def test_tasks_running_at_the_vendor_stay_within_its_limit(tmp_path, fakes, regi
     fake.release()
     v = wait_until(lambda: (x := video(reg, job_id)) and not x.running and x, timeout=90)
     assert [c.status for c in v.clips] == [ClipStatus.READY] * 5 and fake.submissions == 5
+
+
+def test_clips_finishing_together_make_one_story_video(tmp_path, fakes, registries):
+    fake = fakes["hailuo"]
+    reg = JobRegistry(settings_for("hailuo", tmp_path, fake))
+    registries.append(reg)
+    job_id = approved_job(reg, 3)
+    fake.hold()
+    videojobs.start(reg, job_id, "hailuo", scenes=[0, 1, 2], seconds_per_scene=0.3)
+    wait_until(lambda: fake.submissions == 3, timeout=30)
+    fake.release()  # all three finish at the same poll
+    v = wait_until(lambda: (x := video(reg, job_id)) and not x.running and x.status == "done" and x, timeout=90)
+    reg.flush()
+    stories = list((tmp_path / "data" / "videos").rglob("story_*.mp4"))
+    assert len(stories) == 1 and str(stories[0]) == v.path

@@ -173,6 +173,7 @@ def retry_clip(reg: JobRegistry, job_id: str, index: int) -> str:
 # ---------------------------------------------------------------- clips
 _limiters: weakref.WeakKeyDictionary[JobRegistry, dict[str, RateLimiter]] = weakref.WeakKeyDictionary()
 _assembly_locks: weakref.WeakKeyDictionary[JobRegistry, dict[str, asyncio.Lock]] = weakref.WeakKeyDictionary()
+_made_from: weakref.WeakKeyDictionary[JobRegistry, dict[str, tuple[tuple[int, str], ...]]] = weakref.WeakKeyDictionary()
 
 
 def _limiter(reg: JobRegistry, maker: ClipMaker) -> RateLimiter:
@@ -454,7 +455,7 @@ async def _after_clip(reg: JobRegistry, job_id: str) -> None:
 
         reg.mutate(job_id, fn)
         return
-    await _assemble(reg, job_id)
+    await _assemble(reg, job_id, after_clips=True)
 
 
 # ---------------------------------------------------------------- the story video
@@ -471,11 +472,26 @@ def segments_for(job: Job) -> list[slideshow.Segment]:
     return out
 
 
-async def _assemble(reg: JobRegistry, job_id: str) -> None:
+async def _assemble(reg: JobRegistry, job_id: str, after_clips: bool = False) -> None:
+    """Render the story video. Two clips finishing together both ask for it: the clips a
+    finished video was made from are remembered, so the same video is not rendered twice."""
     locks = _assembly_locks.setdefault(reg, {})
     lock = locks.setdefault(job_id, asyncio.Lock())
     async with lock:
+        job = reg.get(job_id)
+        made_from = _made_from.setdefault(reg, {})
+        clips = _clips_used(job)
+        if after_clips and job is not None and job.video is not None and job.video.status == "done" \
+                and made_from.get(job_id) == clips:
+            return
         await _render(reg, job_id)
+        made_from[job_id] = clips
+
+
+def _clips_used(job: Job | None) -> tuple[tuple[int, str], ...]:
+    if job is None or job.video is None:
+        return ()
+    return tuple((c.index, c.local_path) for c in job.video.clips if c.status is ClipStatus.READY)
 
 
 async def _render(reg: JobRegistry, job_id: str) -> None:
