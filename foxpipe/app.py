@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from foxpipe.config import Settings
-from foxpipe.domain import prompts, quiz
+from foxpipe.domain import frames, prompts, quiz
 from foxpipe.domain.models import Job, Story, new_id
 from foxpipe.domain.story import placeholder_story
 from foxpipe.engine.jobs import JobRegistry
@@ -53,6 +53,7 @@ def engine(settings: Settings) -> JobRegistry:
     if old is not None:
         old.shutdown()
         old.store.close()
+    _ENGINE.start()  # queued work and accepted clips from before a restart continue by themselves
     return _ENGINE
 
 
@@ -247,8 +248,18 @@ def start_approval(settings: Settings, story: Story, owner: str) -> str:
     return start_task(settings, "approve", work, "Preparing the image prompts…")
 
 
-def image_size(answers: dict[str, str]) -> str:
-    return "1024x1536" if quiz.is_portrait(answers) else "1536x1024"
+def image_size(answers: dict[str, str], settings: Settings | None = None) -> str:
+    """The scene image size: the video's shape (1088x1920 / 1920x1088) when the image model
+    accepts any size, else its fixed 1024x1536 / 1536x1024; SCENE_IMAGE_SIZE overrides."""
+    orientation = "portrait" if quiz.is_portrait(answers) else "landscape"
+    if settings is None:
+        return frames.FIXED[orientation]
+    model = settings.openai_image_model if settings.openai_live else "offline"
+    try:
+        return frames.image_size(model, orientation, settings.scene_image_size)
+    except frames.SizeError as e:
+        log.warning("[IMAGE] %s Using the automatic size.", e)
+        return frames.image_size(model, orientation)
 
 
 def story_row(job: Job) -> dict[str, object]:

@@ -53,9 +53,9 @@ class Settings:
     kling_base_url: str = "https://api-singapore.klingai.com"
     hailuo_api_key: str = ""
     hailuo_base_url: str = "https://api.minimax.io"
-    kling_model: str = "kling-v2-1"
+    kling_model: str = "kling-v2-5-turbo"  # see foxpipe/providers/video_models.py
     kling_mode: str = "std"
-    hailuo_model: str = "MiniMax-Hailuo-2.3"
+    hailuo_model: str = "MiniMax-Hailuo-2.3"  # or "MiniMax-H3" (v2 API, hero references, native audio)
     kling_cost_per_clip: float = 0.0  # US$; 0 uses the built-in estimate
     hailuo_cost_per_clip: float = 0.0
     video_http_timeout: float = 60.0  # seconds per request to a video provider
@@ -96,6 +96,12 @@ class Settings:
     # address and for the whole app (every session together)
     password_failures_per_client: int = 5
     password_failures_overall: int = 20
+    # Motion clips: lengths, resolution, hero references, scene image size
+    kling_duration: int = 5  # seconds per Kling clip (the model's nearest accepted length is used)
+    hailuo_duration: int = 6  # seconds per MiniMax clip
+    hailuo_resolution: str = "768P"  # 768P | 1080P (Hailuo 2.3, 6 s only) | 2K (MiniMax-H3)
+    video_references: bool = True  # send the approved hero sheet with the frame when the model takes references
+    scene_image_size: str = ""  # e.g. "1088x1920"; empty: the video's shape when the image model allows it
     problems: tuple[str, ...] = ()  # configuration problems, shown in the sidebar
 
     @property
@@ -247,4 +253,13 @@ def load_settings(secrets: Mapping[str, Any] | None = None, env: Mapping[str, st
         kwargs["voice_timeout"] = 60.0
     if (kwargs.get("kling_access_key") is None) != (kwargs.get("kling_secret_key") is None):
         problems.append("Kling needs both KLING_ACCESS_KEY and KLING_SECRET_KEY.")
+    if kwargs.get("scene_image_size"):
+        from foxpipe.domain.frames import SizeError, validate
+
+        try:
+            kwargs["scene_image_size"] = validate(kwargs["scene_image_size"],
+                                                  kwargs.get("openai_image_model", "gpt-image-2"))
+        except SizeError as e:
+            problems.append(f"SCENE_IMAGE_SIZE: {e} Using the automatic size.")
+            kwargs.pop("scene_image_size")
     return Settings(**kwargs, problems=tuple(problems))

@@ -5,7 +5,7 @@ from pathlib import Path
 import streamlit as st
 
 from foxpipe import export, ui
-from foxpipe.domain import prompts
+from foxpipe.domain import frames, prompts
 from foxpipe.domain.models import ClipStatus, Job, SlotStatus
 from foxpipe.engine import generation, videojobs
 from foxpipe.engine.jobs import GuardError
@@ -166,7 +166,7 @@ def live() -> None:
     if failed and not running:
         bar[2].button(f"Retry failed ({len(failed)})", icon=":material/refresh:", key="retry_failed",
                       on_click=act, args=(reg.retry_failed, j.id))
-    per_row = 5 if j.size.startswith("1024x1536") else 4
+    per_row = 5 if frames.is_portrait(j.size) else 4
     for start in range(0, len(j.slots), per_row):  # row by row, so the rows stay aligned
         for i, col in zip(range(start, len(j.slots)), st.columns(per_row), strict=False):
             with col:
@@ -246,9 +246,11 @@ if final.all_approved:
                                 default=list(range(1, len(vjob.slots) + 1)), key="video_scenes", disabled=busy,
                                 help="The other scenes show their image with a slow pan and zoom.")
         cost = videojobs.estimate(settings, provider, len(picked))
-        st.info(f"{choices[provider].label}: {len(picked)} clips of about {choices[provider].clip_seconds:g} s, "
-                f"estimated **US${cost:.2f}** (charged by {choices[provider].label}). Clips take 1–5 minutes each.",
-                icon=":material/payments:")
+        ch = choices[provider]
+        hero_note = " The approved hero sheet goes with each frame." if ch.references else ""
+        st.info(f"{ch.label}: {len(picked)} clips of about {ch.clip_seconds:g} s, "
+                f"estimated **US${cost:.2f}** (charged by the vendor; {ch.price_note}). "
+                f"Clips take 1–5 minutes each.{hero_note}", icon=":material/payments:")
     st.button("Generate videos", type="primary", icon=":material/movie:", key="generate_video",
               on_click=start_video, disabled=busy)
     if notice := st.session_state.pop("video_notice", ""):
@@ -262,6 +264,8 @@ if final.all_approved:
             return
         if v.running:
             st.progress(min(1.0, v.progress), text=v.stage or "Working…")
+        if v.provider != videojobs.SLIDESHOW:
+            st.caption(f"Estimated US${v.estimate_usd:.2f} · submitted to the vendor so far US${v.spent_usd:.2f}")
         if v.clips:
             cols = st.columns(5)
             for n, c in enumerate(v.clips):
@@ -271,8 +275,10 @@ if final.all_approved:
                         st.video(c.local_path)
                     elif c.status is ClipStatus.FAILED:
                         st.caption(f":red[{ui.plain(c.error)}]")
-                        st.button("Retry", key=f"retry_clip_{c.index}", icon=":material/refresh:",
-                                  on_click=retry_clip, args=(c.index,))
+                        again = videojobs.clip_cost(settings, v.provider)
+                        st.button(f"Retry (about US${again:.2f})", key=f"retry_clip_{c.index}",
+                                  icon=":material/refresh:", on_click=retry_clip, args=(c.index,),
+                                  help="Submits this clip to the vendor again: a new clip is charged again.")
         if v.error and not v.running:
             st.error(ui.plain(v.error), icon=":material/error:")
         if v.status == "done" and v.path and not v.running:
@@ -281,7 +287,7 @@ if final.all_approved:
             # Burned-in captions already show the text: a subtitle track on top would repeat it.
             # A 9:16 video at the page's full width would be two screens tall.
             st.video(v.path, subtitles=None if v.captions else (v.srt_path or None),
-                     width=360 if j.size.startswith("1024x1536") else "stretch")
+                     width=360 if frames.is_portrait(j.size) else "stretch")
             a, b = st.columns(2)
             a.download_button("Download the video (MP4)", data=lambda p=v.path: Path(p).read_bytes(),
                               file_name=f"foxpipe-{job_id[:8]}.mp4", mime="video/mp4", key="download_video",

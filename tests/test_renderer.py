@@ -8,7 +8,7 @@ from foxpipe.providers.localstore import LocalStore, safe_id
 from foxpipe.providers.offline import OfflineImages, render_card
 
 
-@pytest.mark.parametrize("size", ["1024x1536", "1536x1024"])
+@pytest.mark.parametrize("size", ["1024x1536", "1536x1024", "1088x1920", "1920x1088"])
 def test_render_card_is_a_png_of_the_requested_size(size):
     data = render_card(3, "Underdog setup", "Rusty stares at the water.", size, powered=False)
     img = Image.open(io.BytesIO(data))
@@ -50,3 +50,13 @@ def test_a_variant_moves_the_camera_so_a_regeneration_looks_different():
     b = render_card(5, "Discovery", "x", "256x384", powered=False, variant=1)
     assert a != b
     assert a == render_card(5, "Discovery", "x", "256x384", powered=False, variant=10)  # deterministic
+
+
+@pytest.mark.parametrize("size", ["1920x1088", "1536x1024", "1088x1920"])
+def test_card_text_stays_inside_its_panel(size):
+    long = "Rusty stares at the water and wonders what lies beyond the hills, " * 4
+    img = Image.open(io.BytesIO(render_card(3, "Underdog setup", long, size, powered=False))).convert("RGB")
+    w, h = img.size
+    pad = int(w * 0.05)
+    below = img.crop((0, h - pad + 2, w, h))  # under the panel: only the ground
+    assert len(below.getcolors(maxcolors=4096) or range(9999)) == 1

@@ -98,7 +98,8 @@ def test_srt_format():
     assert text == "1\n00:00:00,000 --> 00:00:01,250\nOne\n\n2\n00:00:01,250 --> 01:01:01,500\nTwo lines\n"
 
 
-@pytest.mark.parametrize(("size", "frame"), [("1024x1536", (1080, 1920)), ("1536x1024", (1920, 1080))])
+@pytest.mark.parametrize(("size", "frame"), [("1024x1536", (1080, 1920)), ("1536x1024", (1920, 1080)),
+                                             ("1088x1920", (1080, 1920)), ("1920x1088", (1920, 1080))])
 def test_output_size_follows_the_story_format(size, frame):
     assert slideshow.output_size(size) == frame
 
@@ -108,3 +109,32 @@ def test_a_broken_input_is_a_readable_error(tmp_path):
     bad.write_bytes(b"not a video")
     with pytest.raises(slideshow.RenderError):
         slideshow.render([Segment(str(bad), "x", 1.0, clip=True)], tmp_path / "o.mp4", (180, 320))
+
+
+def test_video_shaped_frames_lose_almost_nothing_to_the_crop():
+    """A 1088x1920 scene fills a 1080x1920 frame with under 1 % of its width cut; from a
+    1024x1536 scene a sixth of the width is cut (a hero near the edge would be lost)."""
+    def edge_survives(size: tuple[int, int]) -> bool:
+        img = Image.new("RGB", size, (0, 0, 0))
+        stripe = size[0] // 100  # the outer 1 % of the width, in white
+        img.paste((255, 255, 255), (0, 0, stripe, size[1]))
+        out = slideshow.cover_fit(img, 1080, 1920)
+        assert out.size == (1080, 1920)
+        return out.getpixel((1, 960))[0] > 200
+
+    assert edge_survives((1088, 1920))
+    assert not edge_survives((1024, 1536))
+
+
+def test_a_slideshow_of_video_shaped_scenes(tmp_path):
+    from foxpipe.providers.offline import render_card
+
+    paths = []
+    for i in range(2):
+        p = tmp_path / f"s{i}.png"
+        p.write_bytes(render_card(i + 1, "Underdog setup", "The fox runs.", "1088x1920", powered=False))
+        paths.append(str(p))
+    out = tmp_path / "v.mp4"
+    slideshow.render([Segment(p, "x", 0.5) for p in paths], out, slideshow.output_size("1088x1920"))
+    info = slideshow.probe(out)
+    assert (info.width, info.height, info.codec) == (1080, 1920, "h264")

@@ -95,7 +95,7 @@ async def test_kling_create_poll_download(tmp_path, kling, clip_bytes):
     create = kling.creates()[0]
     assert create["path"] == "/v1/videos/image2video"
     assert create["json"]["image"] == img.b64  # base64 without a data: prefix
-    assert create["json"]["model_name"] == "kling-v2-1" and create["json"]["duration"] == "5"
+    assert create["json"]["model_name"] == "kling-v2-5-turbo" and create["json"]["duration"] == "5"
     # Every API call carried a valid, fresh token signed with the secret key.
     for r in kling.requests:
         if r["path"].startswith("/v1/"):

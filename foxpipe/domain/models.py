@@ -131,6 +131,9 @@ class Clip:
     seconds: float = 0.0  # the clip's length
     started: float = 0.0
     finished: float = 0.0
+    submissions: int = 0  # tasks the vendor accepted for this scene (each one is paid)
+    cost_usd: float = 0.0  # what those tasks cost, from the price table
+    references: int = 0  # hero reference sheets sent with the frame
 
 
 @dataclass
@@ -152,6 +155,7 @@ class Video:
     duration: float = 0.0
     render_seconds: float = 0.0
     estimate_usd: float = 0.0
+    spent_usd: float = 0.0  # what the vendor's accepted tasks cost for this story
     started: float = 0.0
     finished: float = 0.0
 
@@ -163,12 +167,18 @@ class Video:
         return next((c for c in self.clips if c.index == index), None)
 
     def interrupt(self, message: str) -> None:
-        """Work in flight when the app stopped is lost: say so (each clip can be retried)."""
+        """After a restart: a clip the vendor already accepted (it has a task id) is still being
+        made there, paid for, so it stays submitted and is polled again; other work in flight
+        is lost: say so (each clip can be retried)."""
+        resumable = False
         for c in self.clips:
-            if c.status.in_flight:
+            if c.status.in_flight and c.task_id:
+                c.status, c.error = ClipStatus.SUBMITTED, ""
+                resumable = True
+            elif c.status.in_flight:
                 c.status = ClipStatus.FAILED
                 c.error = message
-        if self.status == "running":
+        if self.status == "running" and not resumable:
             self.status = "failed"
             self.error = message
 

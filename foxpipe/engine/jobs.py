@@ -169,9 +169,21 @@ class JobRegistry:
         except StoreError as e:
             self.problem = e.message
 
+    def start(self) -> None:
+        """Start the worker now (the app does at its first visit): after a restart, queued
+        images and clips the vendor already accepted are picked up without a click."""
+        self._ensure_worker()
+
     def recover(self) -> None:
         """After a restart: images that were queued start again by themselves (they were
-        never sent); requests that were cut off are marked interrupted, with Retry."""
+        never sent); requests that were cut off are marked interrupted, with Retry; clips a
+        vendor accepted are polled again, never resubmitted."""
+        from foxpipe.engine import videojobs
+
+        try:
+            videojobs.resume_all(self)
+        except StoreError as e:
+            self.problem = e.message
         try:
             unfinished = self.store.jobs_where(done=False)
         except StoreError as e:
@@ -189,8 +201,6 @@ class JobRegistry:
                         s.error = INTERRUPTED
                     elif s.status is SlotStatus.QUEUED and s.generations:  # queued by a run, never sent
                         resume.append((s.index, s.generations))
-                if j.video is not None:
-                    j.video.interrupt("Interrupted when the app restarted. Start it again.")
 
             with self._lock:
                 if self._tasks.get(job.id):

@@ -2,10 +2,14 @@
 
 - Local slideshow (always available): the approved images, each with a slow pan/zoom,
   crossfades, optional burned-in captions, and an ``.srt``.
-- Kling or Hailuo (when keyed): each chosen scene becomes a clip (create -> poll ->
-  download) through a rate limiter of its own; clips appear as they finish; a failed clip
+- Kling or Hailuo (when keyed): each chosen scene becomes a clip (submit -> poll ->
+  collect) through a rate limiter of its own; clips appear as they finish; a failed clip
   can be retried alone. When no clip is in flight, the story video is assembled: clips
   where they exist, pan/zoom stills for the other scenes.
+- Never paid twice: the vendor's task id is stored on the clip the moment the vendor
+  returns it; after that the clip is only polled (after a restart too: ``resume``), an
+  expired download link is fetched again from the task, and only Retry on a failed clip
+  submits it again. Each accepted task adds its price to ``Video.spent_usd``.
 
 The UI calls ``start``/``retry_clip`` and reads ``job.video`` from registry snapshots.
 """
@@ -21,8 +25,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from PIL import Image
+
 from foxpipe import export
 from foxpipe.config import Settings
+from foxpipe.domain import prompts
 from foxpipe.domain.models import Clip, ClipStatus, Job, Video
 from foxpipe.engine.generation import blocking, image_row, log_safely
 from foxpipe.engine.jobs import JobRegistry
@@ -32,12 +39,22 @@ from foxpipe.providers import slideshow
 from foxpipe.providers.base import ProviderError
 from foxpipe.providers.hailuo import HailuoClient
 from foxpipe.providers.kling import KlingClient
-from foxpipe.providers.videobase import ClipMaker, ClipStore, LocalClipStore, image_input
+from foxpipe.providers.video_prices import PRICES_CHECKED
+from foxpipe.providers.videobase import (
+    ClipMaker,
+    ClipStore,
+    ImageInput,
+    LocalClipStore,
+    collect,
+    image_input,
+)
 
 log = logging.getLogger(__name__)
 
 SLIDESHOW = "slideshow"
+INTERRUPTED = "Interrupted when the app restarted. Start it again."
 VIDEO_KEY = "video"
+AMBIGUOUS = {"timeout", "network"}  # a submission that may have reached the vendor is not sent again
 
 
 @dataclass
@@ -46,16 +63,28 @@ class ProviderChoice:
     label: str
     cost_per_clip: float
     clip_seconds: float
+    model: str = ""
+    references: bool = False  # the model takes the hero sheet with the frame
+    price_note: str = ""  # where the price comes from, with the date it was checked
 
 
 def providers(settings: Settings) -> list[ProviderChoice]:
     """The local slideshow always; Kling and Hailuo when their keys are set."""
     out = [ProviderChoice(SLIDESHOW, "Local slideshow (free, made on this machine)", 0.0, 0.0)]
-    for live, cls in ((settings.kling_live, KlingClient), (settings.hailuo_live, HailuoClient)):
+    for live, cls, override in ((settings.kling_live, KlingClient, settings.kling_cost_per_clip),
+                                (settings.hailuo_live, HailuoClient, settings.hailuo_cost_per_clip)):
         if live:
             m = cls(settings)  # opens no connection until it is used
-            out.append(ProviderChoice(m.name, m.label, m.cost_per_clip, m.clip_seconds))
+            note = ("your price setting" if override else
+                    f"price table checked {PRICES_CHECKED}{', an estimate' if m.quote.estimate else ''}")
+            out.append(ProviderChoice(m.name, f"{m.label} · {m.model}", m.cost_per_clip, m.clip_seconds,
+                                      m.model, m.takes_references, note))
     return out
+
+
+def clip_cost(settings: Settings, provider: str) -> float:
+    """US$ one clip of this provider costs (what a Retry charges)."""
+    return next((p.cost_per_clip for p in providers(settings) if p.key == provider), 0.0)
 
 
 def clip_maker(settings: Settings, name: str) -> ClipMaker:
@@ -145,6 +174,7 @@ def retry_clip(reg: JobRegistry, job_id: str, index: int) -> str:
 # ---------------------------------------------------------------- clips
 _limiters: weakref.WeakKeyDictionary[JobRegistry, dict[str, RateLimiter]] = weakref.WeakKeyDictionary()
 _assembly_locks: weakref.WeakKeyDictionary[JobRegistry, dict[str, asyncio.Lock]] = weakref.WeakKeyDictionary()
+_made_from: weakref.WeakKeyDictionary[JobRegistry, dict[str, tuple[tuple[int, str], ...]]] = weakref.WeakKeyDictionary()
 
 
 def _limiter(reg: JobRegistry, maker: ClipMaker) -> RateLimiter:
@@ -174,19 +204,73 @@ def _update_progress(v: Video | None) -> None:
     v.stage = f"{sum(1 for c in v.clips if c.status is ClipStatus.READY)} of {len(v.clips)} clips ready"
 
 
-def clip_prompt(job: Job, index: int) -> str:
+def clip_prompt(job: Job, index: int, references: bool = False) -> str:
     scene = job.slots[index].scene
+    if references:
+        return (
+            f"Gentle cinematic motion for this illustrated story scene. {scene.text} "
+            "The first image is the scene: keep its composition. The other image is the hero's reference "
+            "sheet: keep the hero exactly on-model (look, colours, markings) and the art style; smooth camera movement."
+        )
     return (
         f"Gentle cinematic motion for this illustrated story scene. {scene.text} "
         "Keep the character's look, colours and art style exactly as in the image; smooth camera movement."
     )
 
 
+def resume(reg: JobRegistry, job_id: str) -> int:
+    """Poll again the clips the vendor accepted before a restart (they have a task id);
+    nothing is submitted. Returns how many clips are being collected."""
+    job = reg.get(job_id)
+    if job is None or job.video is None or job.video.provider == SLIDESHOW:
+        return 0
+    n = 0
+    for c in job.video.clips:
+        if c.status is ClipStatus.SUBMITTED and c.task_id and not reg.busy(job_id, f"clip{c.index}"):
+            reg.submit(job_id, f"clip{c.index}", lambda i=c.index: _clip_task(reg, job_id, i))
+            n += 1
+    if n:
+        log.info("[VIDEO] job %s: collecting %d clips submitted before the restart", job_id[:6], n)
+    return n
+
+
+def resume_all(reg: JobRegistry) -> int:
+    """At start-up: collect the clips the vendor accepted before the app stopped, for every
+    stored job (also those nobody opens). Returns how many clips are being collected."""
+    n = 0
+    for job in reg.store.jobs_where():
+        v = job.video
+        if v is None or v.provider == SLIDESHOW or not any(c.task_id and c.status.in_flight for c in v.clips):
+            continue
+        reg.mutate(job.id, lambda j: j.video and j.video.interrupt(INTERRUPTED))
+        n += resume(reg, job.id)
+    return n
+
+
+def hero_references(job: Job, index: int) -> list[str]:
+    """The approved hero sheet for this scene (the powered-up form from its scene on)."""
+    form = "powered" if index + 1 >= prompts.TRANSFORMED_FROM else "base"
+    path = job.references.get(form) or job.references.get("base") or ""
+    return [path] if path and Path(path).exists() else []
+
+
 async def _clip_task(reg: JobRegistry, job_id: str, index: int) -> None:
     try:
         await _make_clip(reg, job_id, index)
     except asyncio.CancelledError:
-        _set_clip(reg, job_id, index, status=ClipStatus.FAILED, error="Stopped.", finished=time.time())
+        # A clip the vendor accepted is still being made (and paid for): keep its task id
+        # and status, so the next start of the app collects it. Anything else stopped.
+        def fn(j: Job) -> None:
+            c = j.video.clip(index) if j.video else None
+            if c is None or not c.status.in_flight:
+                return
+            if c.task_id:
+                c.status, c.error = ClipStatus.SUBMITTED, ""
+            else:
+                c.status, c.error, c.finished = ClipStatus.FAILED, "Stopped.", time.time()
+            _update_progress(j.video)
+
+        reg.mutate(job_id, fn)
         raise
     except Exception as e:  # a clip never hangs
         log.exception("[VIDEO] clip %d crashed", index + 1)
@@ -195,60 +279,51 @@ async def _clip_task(reg: JobRegistry, job_id: str, index: int) -> None:
     await _after_clip(reg, job_id)
 
 
+def _submitted(reg: JobRegistry, job_id: str, index: int, task_id: str, cost: float) -> None:
+    """Store the vendor's task id at once, and what the task costs."""
+    def fn(j: Job) -> None:
+        c = j.video.clip(index) if j.video else None
+        if c is None or j.video is None:
+            return
+        c.status, c.task_id, c.error = ClipStatus.SUBMITTED, task_id, ""
+        c.submissions += 1
+        c.cost_usd = round(c.cost_usd + cost, 4)
+        j.video.spent_usd = round(sum(x.cost_usd for x in j.video.clips), 4)
+        _update_progress(j.video)
+
+    reg.mutate(job_id, fn)
+
+
 async def _make_clip(reg: JobRegistry, job_id: str, index: int) -> None:
     job = reg.get(job_id)
     if job is None or job.video is None:
         return
     settings = reg.settings
-    img = job.slots[index].image
-    if img is None:
-        _set_clip(reg, job_id, index, status=ClipStatus.FAILED, error="This scene has no image.")
-        return
-    size = slideshow.output_size(job.size)
-    image = await asyncio.to_thread(image_input, img.local_path, img.url, img.uploaded, size)
-    prompt = clip_prompt(job, index)
+    clip = job.video.clip(index)
+    task_id = clip.task_id if clip is not None and clip.status.in_flight else ""
     maker = clip_maker(settings, job.video.provider)
     limiter = _limiter(reg, maker)
     attempts = max(1, settings.clip_retries)
     message = ""
+    result: tuple[bytes, str] | None = None
     try:
-        for attempt in range(1, attempts + 1):
-            _set_clip(reg, job_id, index, status=ClipStatus.QUEUED, attempts=attempt, started=time.time(),
-                      error="" if attempt == 1 else f"Attempt {attempt - 1} failed ({message}); trying again.")
-            try:
-                async with limiter.slot(f"{maker.name}:{job_id}"):
-                    async with asyncio.timeout(settings.clip_timeout):
-                        data, url = await _create_poll_download(reg, maker, job_id, index, image, prompt)
-            except TimeoutError:
-                err = ProviderError(f"{maker.label} took longer than {settings.clip_timeout:.0f} s for this clip.",
-                                    "retryable", code="timeout")
-            except ProviderError as e:
-                err = e
+        async with asyncio.timeout(settings.clip_timeout):
+            if task_id:  # accepted before a restart: the vendor is making it, only collect it
+                try:
+                    result = await _poll_collect(reg, maker, job_id, index, task_id)
+                except ProviderError as e:
+                    message = settings.redact(e.message)
             else:
-                store = clip_store(settings)
-                stored = await blocking(reg.pipeline, store.save_clip, job_id, index, attempt, data)
-                info = await asyncio.to_thread(slideshow.probe, stored.local_path)
-                _set_clip(reg, job_id, index, status=ClipStatus.READY, url=stored.url if stored.uploaded else url,
-                          local_path=stored.local_path, uploaded=stored.uploaded, seconds=info.duration,
-                          error=stored.error, finished=time.time())
-                log.info("[VIDEO] job %s clip %d ready (%s, attempt %d)", job_id[:6], index + 1, maker.name, attempt)
-                snap = reg.get(job_id)
-                if snap is not None:
-                    row = image_row(snap, index, "clip", maker.cost_per_clip)
-                    row.update(model=f"{maker.name}:{getattr(maker, 'model', '')}", path=maker.name,
-                               image_url=stored.url if stored.uploaded else url, attempts=attempt)
-                    await log_safely(reg.pipeline, row)
+                result, message = await _submit_and_collect(reg, maker, limiter, job, index, attempts)
+            if result is not None:
+                await _clip_ready(reg, maker, job_id, index, *result)
                 return
-            message = settings.redact(err.message)
-            log.info("[VIDEO] job %s clip %d attempt %d failed: %s", job_id[:6], index + 1, attempt, message)
-            if err.retry_after:
-                limiter.pause_for(err.retry_after)
-            if err.kind != "retryable":
-                break
-            if attempt < attempts:
-                await asyncio.sleep(backoff_delay(attempt, settings.video_poll_interval, 60.0, err.retry_after))
-        else:
-            message = f"Gave up after {attempts} attempts: {message}"
+    except TimeoutError:
+        snap = reg.get(job_id)
+        c = snap.video.clip(index) if snap is not None and snap.video is not None else None
+        message = (f"{maker.label} took longer than {settings.clip_timeout:.0f} s for this clip."
+                   + (" It may still finish there; Retry submits it again and is charged again."
+                      if c is not None and c.task_id else ""))
     finally:
         await maker.aclose()
     _set_clip(reg, job_id, index, status=ClipStatus.FAILED, error=message, finished=time.time())
@@ -259,31 +334,102 @@ async def _make_clip(reg: JobRegistry, job_id: str, index: int) -> None:
         await log_safely(reg.pipeline, row)
 
 
-async def _create_poll_download(
-    reg: JobRegistry, maker: ClipMaker, job_id: str, index: int, image: Any, prompt: str
-) -> tuple[bytes, str]:
+async def _submit_and_collect(reg: JobRegistry, maker: ClipMaker, limiter: RateLimiter, job: Job, index: int,
+                              attempts: int) -> tuple[tuple[bytes, str] | None, str]:
+    """Submit the clip (retrying only a submission the vendor surely did not accept), store
+    the task id at once, then collect the clip while holding the provider's slot (the
+    vendor limits tasks running at once). Returns ((bytes, link), '') or (None, why)."""
+    settings, job_id = reg.settings, job.id
+    img = job.slots[index].image
+    if img is None:
+        return None, "This scene has no image."
+    size = slideshow.output_size(job.size)
+    image = await asyncio.to_thread(image_input, img.local_path, img.url, img.uploaded, size)
+    refs: list[ImageInput] = []
+    if maker.takes_references:
+        for path in hero_references(job, index):
+            refs.append(await asyncio.to_thread(image_input, path, "", False, _sheet_size(path)))
+    aspect = "9:16" if size[1] >= size[0] else "16:9"
+    prompt = clip_prompt(job, index, bool(refs))
+    message = ""
+    for attempt in range(1, attempts + 1):
+        _set_clip(reg, job_id, index, status=ClipStatus.QUEUED, attempts=attempt, started=time.time(),
+                  references=len(refs),
+                  error="" if attempt == 1 else f"Attempt {attempt - 1} failed ({message}); trying again.")
+        try:
+            async with limiter.slot(f"{maker.name}:{job_id}"):
+                task_id = await maker.submit(image, prompt, external_id=f"{job_id[:16]}-{index + 1}-{int(time.time())}",
+                                             references=refs, aspect_ratio=aspect)
+                _submitted(reg, job_id, index, task_id, maker.cost_per_clip)
+                log.info("[VIDEO] job %s clip %d submitted to %s (%s, %d references)", job_id[:6], index + 1,
+                         maker.name, maker.model, len(refs))
+                try:
+                    return await _poll_collect(reg, maker, job_id, index, task_id), ""
+                except ProviderError as e:  # the task is paid for: never submitted again from here
+                    return None, settings.redact(e.message)
+        except ProviderError as err:  # only a submission that failed arrives here
+            message = settings.redact(err.message)
+            log.info("[VIDEO] job %s clip %d submission %d failed: %s", job_id[:6], index + 1, attempt, message)
+            if err.code in AMBIGUOUS:
+                # The request may have arrived: sending it again could pay twice.
+                return None, (f"{message} {maker.label} may still have accepted it (and charge for it); "
+                              "Retry submits it again and is charged again.")
+            if err.retry_after:
+                limiter.pause_for(err.retry_after)
+            if err.kind != "retryable":
+                return None, message
+            if attempt < attempts:
+                await asyncio.sleep(backoff_delay(attempt, settings.video_poll_interval, 60.0, err.retry_after))
+    return None, f"Gave up after {attempts} attempts: {message}"
+
+
+def _sheet_size(path: str) -> tuple[int, int]:
+    with Image.open(path) as im:
+        return im.size
+
+
+async def _poll_collect(reg: JobRegistry, maker: ClipMaker, job_id: str, index: int,
+                        task_id: str) -> tuple[bytes, str]:
+    """Poll the stored task until it ends (passing errors do not lose it; the clip's
+    timeout bounds the wait), then download it, refetching an expired link once."""
     settings = reg.settings
-    task_id = await maker.create(image, prompt, external_id=f"{job_id[:16]}-{index + 1}-{int(time.time())}")
-    _set_clip(reg, job_id, index, status=ClipStatus.SUBMITTED, task_id=task_id)
     transient = 0
     while True:
-        await asyncio.sleep(settings.video_poll_interval)
         try:
-            state = await maker.status(task_id)
+            state = await maker.poll(task_id)
         except ProviderError as e:
-            # A status check that fails for a passing reason does not lose the task.
             transient += 1
-            if e.kind != "retryable" or transient > 5:
+            if e.kind != "retryable" or transient > 20:
                 raise
-            if e.retry_after:
-                await asyncio.sleep(e.retry_after)
+            await asyncio.sleep(max(settings.video_poll_interval, e.retry_after or 0.0))
             continue
         if state.state == "succeed":
             break
         if state.state == "failed":
             raise ProviderError(state.message, "fatal", code="task_failed")
+        await asyncio.sleep(settings.video_poll_interval)
     _set_clip(reg, job_id, index, status=ClipStatus.DOWNLOADING)
-    return await maker.download(state.video_url), state.video_url
+    return await collect(maker, task_id, state.video_url)
+
+
+async def _clip_ready(reg: JobRegistry, maker: ClipMaker, job_id: str, index: int, data: bytes, url: str) -> None:
+    settings = reg.settings
+    snap = reg.get(job_id)
+    c = snap.video.clip(index) if snap is not None and snap.video is not None else None
+    attempt = c.attempts if c is not None else 1
+    store = clip_store(settings)
+    stored = await blocking(reg.pipeline, store.save_clip, job_id, index, attempt, data)
+    info = await asyncio.to_thread(slideshow.probe, stored.local_path)
+    _set_clip(reg, job_id, index, status=ClipStatus.READY, url=stored.url if stored.uploaded else url,
+              local_path=stored.local_path, uploaded=stored.uploaded, seconds=info.duration,
+              error=stored.error, finished=time.time())
+    log.info("[VIDEO] job %s clip %d ready (%s)", job_id[:6], index + 1, maker.name)
+    snap = reg.get(job_id)
+    if snap is not None:
+        row = image_row(snap, index, "clip", maker.cost_per_clip)
+        row.update(model=f"{maker.name}:{maker.model}", path=maker.name,
+                   image_url=stored.url if stored.uploaded else url, attempts=attempt)
+        await log_safely(reg.pipeline, row)
 
 
 async def _after_clip(reg: JobRegistry, job_id: str) -> None:
@@ -299,7 +445,7 @@ async def _after_clip(reg: JobRegistry, job_id: str) -> None:
 
         reg.mutate(job_id, fn)
         return
-    await _assemble(reg, job_id)
+    await _assemble(reg, job_id, after_clips=True)
 
 
 # ---------------------------------------------------------------- the story video
@@ -316,11 +462,26 @@ def segments_for(job: Job) -> list[slideshow.Segment]:
     return out
 
 
-async def _assemble(reg: JobRegistry, job_id: str) -> None:
+async def _assemble(reg: JobRegistry, job_id: str, after_clips: bool = False) -> None:
+    """Render the story video. Two clips finishing together both ask for it: the clips a
+    finished video was made from are remembered, so the same video is not rendered twice."""
     locks = _assembly_locks.setdefault(reg, {})
     lock = locks.setdefault(job_id, asyncio.Lock())
     async with lock:
+        job = reg.get(job_id)
+        made_from = _made_from.setdefault(reg, {})
+        clips = _clips_used(job)
+        if after_clips and job is not None and job.video is not None and job.video.status == "done" \
+                and made_from.get(job_id) == clips:
+            return
         await _render(reg, job_id)
+        made_from[job_id] = clips
+
+
+def _clips_used(job: Job | None) -> tuple[tuple[int, str], ...]:
+    if job is None or job.video is None:
+        return ()
+    return tuple((c.index, c.local_path) for c in job.video.clips if c.status is ClipStatus.READY)
 
 
 async def _render(reg: JobRegistry, job_id: str) -> None:

@@ -1,6 +1,10 @@
 """Kling image-to-video over its REST API (no SDK): a JWT (HS256) signed with the secret
-key, ``POST /v1/videos/image2video``, poll ``GET /v1/videos/image2video/{task_id}``,
-download ``task_result.videos[0].url``."""
+key. A first-frame clip is ``POST /v1/videos/image2video`` (``image``); a model that takes
+subject references (kling-v3-omni, kling-video-o1) gets ``POST /v1/videos/multi-image2video``
+with ``image_list`` = the scene's frame then the hero sheets. Poll
+``GET /v1/videos/{endpoint}/{task_id}``; the result is ``task_result.videos[0].url``, and
+querying the task again gives a fresh link. Stored task ids name their endpoint
+(``multi-image2video:<id>``; a bare id is an image2video task)."""
 
 from __future__ import annotations
 
@@ -12,6 +16,8 @@ import jwt
 
 from foxpipe.config import Settings
 from foxpipe.providers.base import ProviderError
+from foxpipe.providers.video_models import caps
+from foxpipe.providers.video_prices import clip_price
 from foxpipe.providers.videobase import (
     HttpProvider,
     ImageInput,
@@ -36,6 +42,8 @@ _CODES: dict[int, tuple[str, str]] = {
     1103: ("fatal", "This Kling account has no access to that model or feature."),
     1200: ("fatal", "Kling refused the request parameters."),
     1201: ("fatal", "Kling refused the request parameters."),
+    1202: ("fatal", "Kling refused the request method."),
+    1203: ("fatal", "Kling has no such task or model (the task may have expired, or the model is wrong: check KLING_MODEL)."),
     1300: ("policy", "Kling refused this scene under its platform policy (content policy)."),
     1301: ("policy", "Kling's content safety check refused this image or prompt (content policy)."),
     1302: ("retryable", "Kling's rate limit was reached; waiting before trying again."),
@@ -43,7 +51,16 @@ _CODES: dict[int, tuple[str, str]] = {
     1304: ("fatal", "Kling refused this server's IP address (IP allow-list)."),
 }
 
-COST_PER_CLIP = {"std": 0.28, "pro": 0.49}  # approximate US$ for a 5-s clip; a setting overrides
+IMAGE2VIDEO = "image2video"
+MULTI = "multi-image2video"
+
+
+def split_task_id(stored: str) -> tuple[str, str]:
+    """(endpoint, vendor task id) of a stored task id."""
+    route, sep, rest = stored.partition(":")
+    if sep and route in (IMAGE2VIDEO, MULTI) and rest:
+        return route, rest
+    return IMAGE2VIDEO, stored
 
 
 def make_jwt(access_key: str, secret_key: str, now: float | None = None) -> str:
@@ -87,9 +104,14 @@ class KlingClient(HttpProvider):
         self.settings = settings
         self.access_key = settings.kling_access_key
         self.secret_key = settings.kling_secret_key
-        self.model = settings.kling_model
+        self.model = settings.kling_model.strip() or "kling-v2-5-turbo"
+        self.caps = caps("kling", self.model)
         self.mode = settings.kling_mode if settings.kling_mode in ("std", "pro") else "std"
-        self.cost_per_clip = settings.kling_cost_per_clip or COST_PER_CLIP[self.mode]
+        self.duration = self.caps.duration_for(settings.kling_duration)
+        self.clip_seconds = float(self.duration)
+        self.use_references = settings.video_references and self.caps.takes_references
+        self.quote = clip_price("kling", self.model, self.mode, self.duration)
+        self.cost_per_clip = settings.kling_cost_per_clip or self.quote.usd
         self._given = client
         self._base_url = settings.kling_base_url
         self._timeout = settings.video_http_timeout
@@ -115,24 +137,56 @@ class KlingClient(HttpProvider):
             raise ProviderError("Kling's answer lacked its data.", "retryable", code="bad_body")
         return data
 
-    async def create(self, image: ImageInput, prompt: str, external_id: str = "") -> str:
+    @property
+    def takes_references(self) -> bool:
+        return self.use_references
+
+    async def submit(self, image: ImageInput, prompt: str, external_id: str = "",
+                     references: list[ImageInput] | None = None, aspect_ratio: str = "9:16") -> str:
         payload: dict[str, Any] = {
             "model_name": self.model,
-            "image": image.url or image.b64,  # Kling takes base64 without the data: prefix
             "prompt": prompt[:2500],
             "mode": self.mode,
-            "duration": "5",
+            "duration": str(self.duration),
         }
+        refs = list(references or []) if self.use_references else []
+        if refs:
+            # The scene's frame leads the list; the hero sheets follow, within the model's limit.
+            images = [image, *refs][: self.caps.max_references]
+            payload["image_list"] = [{"image": i.url or i.b64} for i in images]
+            payload["aspect_ratio"] = aspect_ratio
+            route = MULTI
+        else:
+            payload["image"] = image.url or image.b64  # Kling takes base64 without the data: prefix
+            route = IMAGE2VIDEO
+        if self.caps.native_audio:
+            payload["sound"] = "off"  # the story's narration is the soundtrack; sound costs more
         if external_id:
             payload["external_task_id"] = external_id
-        data = await self._call("POST", "/v1/videos/image2video", json=payload)
+        data = await self._call("POST", f"/v1/videos/{route}", json=payload)
         task_id = data.get("task_id")
         if not task_id:
             raise ProviderError("Kling did not return a task id.", "retryable", code="bad_body")
-        return str(task_id)
+        return str(task_id) if route == IMAGE2VIDEO else f"{route}:{task_id}"
+
+    async def create(self, image: ImageInput, prompt: str, external_id: str = "",
+                     references: list[ImageInput] | None = None, aspect_ratio: str = "9:16") -> str:
+        return await self.submit(image, prompt, external_id, references, aspect_ratio)
 
     async def status(self, task_id: str) -> TaskState:
-        data = await self._call("GET", f"/v1/videos/image2video/{task_id}")
+        return await self.poll(task_id)
+
+    async def fetch_result(self, task_id: str) -> str:
+        """Query the task again: Kling answers a finished task with a fresh link."""
+        state = await self.poll(task_id)
+        if state.state != "succeed":
+            raise ProviderError(state.message or "Kling's clip is not finished yet.",
+                                "fatal" if state.state == "failed" else "retryable", code="no_result")
+        return state.video_url
+
+    async def poll(self, task_id: str) -> TaskState:
+        route, vendor_id = split_task_id(task_id)
+        data = await self._call("GET", f"/v1/videos/{route}/{vendor_id}")
         st = data.get("task_status")
         if st == "succeed":
             videos = (data.get("task_result") or {}).get("videos") or []

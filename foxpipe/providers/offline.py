@@ -126,15 +126,18 @@ def render_card(scene_number: int, beat: str, text: str, size: str, powered: boo
     pad = int(w * 0.05)
     panel_top = int(h * 0.70)
     draw.rounded_rectangle([pad, panel_top, w - pad, h - pad], radius=pad // 2, fill=(255, 255, 255))
-    big, small = _font(max(14, w // 16)), _font(max(10, w // 34))
+    tw = min(w, int(h * 0.75))  # text scale: the width in portrait, less in a landscape frame
+    big, small = _font(max(14, tw // 16)), _font(max(10, tw // 34))
     draw.text((pad * 2, panel_top + pad // 2), f"Scene {scene_number}", fill=(40, 40, 40), font=big)
-    draw.text((pad * 2, panel_top + pad // 2 + w // 12), beat, fill=_rgb(hue, 0.7, 0.6), font=small)
-    chars = max(20, int((w - 4 * pad) / (w / 34 * 0.55)))
-    lines = textwrap.wrap(text, chars)[:6]
-    y = panel_top + pad // 2 + w // 12 + int(w / 34 * 1.8)
-    for line in lines:
+    draw.text((pad * 2, panel_top + pad // 2 + tw // 12), beat, fill=_rgb(hue, 0.7, 0.6), font=small)
+    chars = max(20, int((w - 4 * pad) / (tw / 34 * 0.55)))
+    step = int(tw / 34 * 1.35)
+    y = panel_top + pad // 2 + tw // 12 + int(tw / 34 * 1.8)
+    for line in textwrap.wrap(text, chars)[:6]:
+        if y + step > h - pad:  # keep the text inside the panel
+            break
         draw.text((pad * 2, y), line, fill=(60, 60, 60), font=small)
-        y += int(w / 34 * 1.35)
+        y += step
     buf = io.BytesIO()
     img.save(buf, "PNG", optimize=False, compress_level=3)
     return buf.getvalue()

@@ -1,6 +1,11 @@
 """What an image-to-video provider implements, and where clips are kept.
 
-A provider turns one image into one clip through create-task -> poll-status -> download.
+A provider turns one image (and, when its model takes them, the hero's reference sheets)
+into one clip in three separate steps, so a clip is never paid for twice:
+``submit`` returns the vendor's task id as soon as the vendor gives it (the caller stores
+it at once), ``poll`` asks how that task is doing (after a restart too), and
+``fetch_result`` asks the vendor again for a fresh download link when the stored one has
+expired. ``collect`` downloads a finished clip and refetches an expired link once.
 Errors are ``ProviderError`` with ``kind``: ``retryable`` (rate limit, server, timeout),
 ``policy`` (content refused) or ``fatal`` (bad key, no balance, bad request).
 """
@@ -9,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import io
+import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +27,8 @@ from foxpipe.engine.retry import retry_after_seconds
 from foxpipe.providers.base import ProviderError
 from foxpipe.providers.localstore import safe_id
 from foxpipe.providers.slideshow import cover_fit
+
+log = logging.getLogger(__name__)
 
 MAX_CLIP_BYTES = 300 * 1024 * 1024
 
@@ -70,18 +78,50 @@ class HttpProvider:
 class ClipMaker(Protocol):
     name: str  # "kling", "hailuo"
     label: str
+    model: str
     clip_seconds: float
-    cost_per_clip: float
+    cost_per_clip: float  # US$ for one clip from the price table (or the override setting)
     creates_per_minute: float
     max_concurrent: int
 
-    async def create(self, image: ImageInput, prompt: str, external_id: str = "") -> str: ...
+    @property
+    def takes_references(self) -> bool: ...
+
+    async def submit(self, image: ImageInput, prompt: str, external_id: str = "",
+                     references: list[ImageInput] | None = None, aspect_ratio: str = "9:16") -> str:
+        """Start a paid task; returns the task id to store (it names the endpoint to poll)."""
+        ...
+
+    async def create(self, image: ImageInput, prompt: str, external_id: str = "",
+                     references: list[ImageInput] | None = None, aspect_ratio: str = "9:16") -> str: ...
+
+    async def poll(self, task_id: str) -> TaskState: ...
 
     async def status(self, task_id: str) -> TaskState: ...
+
+    async def fetch_result(self, task_id: str) -> str:
+        """A fresh download link of a finished task (the vendor is asked again)."""
+        ...
 
     async def download(self, url: str) -> bytes: ...
 
     async def aclose(self) -> None: ...
+
+
+EXPIRED_LINK = {"403", "404", "410"}  # what an expired download link answers
+
+
+async def collect(maker: ClipMaker, task_id: str, url: str) -> tuple[bytes, str]:
+    """Download a finished clip; when the link has expired, fetch a fresh one from the task
+    once and download that. Returns (bytes, the link that worked)."""
+    try:
+        return await maker.download(url), url
+    except ProviderError as e:
+        if e.code not in EXPIRED_LINK:
+            raise
+        log.info("[VIDEO] %s download link expired (HTTP %s); asking for a fresh one", maker.name, e.code)
+    fresh = await maker.fetch_result(task_id)
+    return await maker.download(fresh), fresh
 
 
 @dataclass
@@ -152,6 +192,10 @@ def retry_after(resp: httpx.Response) -> float | None:
 
 
 def transport_error(provider: str, e: Exception) -> ProviderError:
+    """``connect``: nothing reached the vendor (safe to send again); ``timeout`` and
+    ``network``: the request may have arrived, so a submission may have been accepted."""
+    if isinstance(e, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)):
+        return ProviderError(f"Could not reach {provider} ({type(e).__name__}).", "retryable", code="connect")
     if isinstance(e, httpx.TimeoutException):
         return ProviderError(f"{provider} did not answer in time.", "retryable", code="timeout")
     return ProviderError(f"Could not reach {provider} ({type(e).__name__}).", "retryable", code="network")
@@ -163,7 +207,8 @@ async def download(client: httpx.AsyncClient, provider: str, url: str) -> bytes:
         async with client.stream("GET", url, follow_redirects=True) as resp:
             if resp.status_code >= 400:
                 kind = "retryable" if resp.status_code >= 500 or resp.status_code == 429 else "fatal"
-                raise ProviderError(f"{provider}'s clip could not be downloaded (HTTP {resp.status_code}).", kind)
+                raise ProviderError(f"{provider}'s clip could not be downloaded (HTTP {resp.status_code}).", kind,
+                                    code=str(resp.status_code))
             chunks, total = [], 0
             async for chunk in resp.aiter_bytes():
                 total += len(chunk)
