@@ -1,0 +1,1 @@
+"""The finished Short: timeline, captions, music and the render."""
