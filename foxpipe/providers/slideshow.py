@@ -277,11 +277,13 @@ def run_ffmpeg(
     progress: Progress | None,
     cancel: threading.Event | None,
     timeout: float,
+    cwd: Path | None = None,
 ) -> None:
-    """Run ffmpeg with ``-progress pipe:1`` in ``cmd``; report frames done as a fraction,
-    stop on ``cancel`` or after ``timeout`` seconds; a readable RenderError on failure."""
+    """Run ffmpeg with ``-progress pipe:1`` in ``cmd`` (in ``cwd``, when given); report frames
+    done as a fraction, stop on ``cancel`` or after ``timeout`` seconds; a readable
+    RenderError on failure."""
     t0 = time.monotonic()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd)
     err_lines: list[str] = []
     reader = threading.Thread(target=lambda: err_lines.extend(proc.stderr or []), daemon=True)
     reader.start()
