@@ -13,6 +13,10 @@ import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+from PIL import ImageFont
 
 from foxpipe.domain.narration import NarrationLine, Word
 from foxpipe.media.timeline import Timeline
@@ -189,6 +193,38 @@ def layout(size: tuple[int, int]) -> Layout:
     )
 
 
+FONT_FILES = (
+    "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf",
+    "/usr/share/fonts/dejavu/DejaVuSans-Bold.ttf",
+)
+
+
+@lru_cache(maxsize=8)
+def _measure_font(size: int) -> ImageFont.FreeTypeFont | None:
+    for f in FONT_FILES:
+        if Path(f).is_file():
+            try:
+                return ImageFont.truetype(f, size)
+            except OSError:
+                continue
+    return None
+
+
+def _word_width(text: str, size: int) -> float:
+    font = _measure_font(size)
+    if font is None:
+        return len(text) * size * 0.75  # a wide bold font's average, erring large
+    return font.getlength(text) * 1.05 + size * 0.2  # some room for the outline
+
+
+def _fit_scale(words: Sequence[Word], lay: Layout, width: int) -> int:
+    """Percent to shrink a phrase so its widest word fits between the margins (libass
+    wraps between words, never inside one)."""
+    room = width - lay.margin_l - lay.margin_r
+    widest = max((_word_width(clean(w.text), lay.font_size) for w in words), default=0.0)
+    return 100 if widest <= room else max(20, int(100 * room / widest))
+
+
 def ass_text(cues: Sequence[Cue], size: tuple[int, int], *, offset: float = 0.0, font: str = "DejaVu Sans") -> str:
     """An ASS script for ``cues`` with times shifted by ``-offset`` (for one scene's
     segment): one event per word, the word being spoken in the highlight colour."""
@@ -210,6 +246,8 @@ def ass_text(cues: Sequence[Cue], size: tuple[int, int], *, offset: float = 0.0,
     for cue in cues:
         words = list(cue.words) or [Word(cue.text, cue.start, cue.end)]
         # word k is highlighted from its start until the next word starts (the last: to the end)
+        scale = _fit_scale(words, lay, w)
+        prefix = f"{{\\fscx{scale}\\fscy{scale}}}" if scale < 100 else ""
         bounds = [cue.start] + [max(cue.start, min(cue.end, wd.start)) for wd in words[1:]] + [cue.end]
         for k in range(len(words)):
             s, e = bounds[k], bounds[k + 1]
@@ -220,6 +258,6 @@ def ass_text(cues: Sequence[Cue], size: tuple[int, int], *, offset: float = 0.0,
                 t = ass_escape(wd.text)
                 parts.append(f"{{\\c{HIGHLIGHT}}}{t}{{\\c{TEXT}}}" if j == k else t)
             events.append(
-                f"Dialogue: 0,{_ass_ts(s - offset)},{_ass_ts(e - offset)},Caption,,0,0,0,,{' '.join(parts)}"
+                f"Dialogue: 0,{_ass_ts(s - offset)},{_ass_ts(e - offset)},Caption,,0,0,0,,{prefix}{' '.join(parts)}"
             )
     return head + "\n".join(events) + "\n"
