@@ -96,7 +96,7 @@ def check_music(
     if size > max_bytes:
         return MusicCheck(
             False,
-            f"{name} is {size / 1e6:.0f} MB; music may be at most {max_bytes / 1e6:.0f} MB. "
+            f"{name} is {size / 2**20:.0f} MB; music may be at most {max_bytes / 2**20:.0f} MB. "
             "The video is made without music.",
         )
     if size == 0:
