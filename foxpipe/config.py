@@ -70,6 +70,11 @@ class Settings:
     data_dir: str = "data"
     offline_delay: float = 0.4  # seconds per embedded image, so progress is visible
     gallery_refresh: float = 1.0  # seconds between gallery refreshes while work runs
+    # The finished Short (foxpipe.media): timeline, music, render
+    narration_pause_seconds: float = 0.4  # silence after each scene's narration line
+    scene_min_seconds: float = 2.0  # length of a scene with no narration line
+    short_fps: int = 30
+    short_render_workers: int = 2  # scene segments rendered at once
     problems: tuple[str, ...] = ()  # configuration problems, shown in the sidebar
 
     @property

@@ -318,6 +318,8 @@ def _prepare(
     if not images:
         raise RenderError("Nothing to put in the video.")
     w, h = size
+    if not 1 <= fps <= 120:
+        raise RenderError(f"{fps} frames per second is not usable (1 to 120).")
     if w < 16 or h < 16 or w % 2 or h % 2:
         raise RenderError(f"The video size {w}x{h} is not usable (even sides, at least 16).")
     out = Path(out_dir)
