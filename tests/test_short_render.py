@@ -143,8 +143,13 @@ def test_prerender_makes_only_segments_whose_image_and_narration_are_final(tmp_p
     pics = images(tmp_path, 3)
     made = prerender([pics[0], pics[1], None], lines, tmp_path / "out", SIZE)
     assert made == 2
+    assert not list((tmp_path / "out" / "segments").glob("sound_*.m4a"))  # a line is still being made
     lines[2] = line(tmp_path, 2, "Third words.")
+    assert prerender([pics[0], pics[1], None], lines, tmp_path / "out", SIZE) == 0
+    sound = list((tmp_path / "out" / "segments").glob("sound_*.m4a"))
+    assert len(sound) == 1  # every line made: the mix is ready before the last image
     result = render_short(pics, lines, tmp_path / "out", SIZE)
+    assert list((tmp_path / "out" / "segments").glob("sound_*.m4a")) == sound
     assert (result.segments_rendered, result.segments_reused) == (1, 2)
 
 

@@ -18,6 +18,7 @@ import hashlib
 import json
 import logging
 import shutil
+import subprocess
 import tempfile
 import threading
 import time
@@ -345,17 +346,21 @@ def prerender(
     pause: float = NARRATION_PAUSE_SECONDS,
     min_seconds: float = SCENE_MIN_SECONDS,
     fade: float = CROSSFADE,
+    music: str | Path | None = None,
     workers: int = 1,
     cancel: threading.Event | None = None,
     timeout: float = 600.0,
 ) -> int:
     """Render the segments whose inputs are final (the scene's image approved, the
-    previous one too, and both narration lines made), so the final render only joins.
-    ``images[i]`` is None until scene i's image is approved. Returns how many it made."""
-    _, _, _, _, specs = _prepare(
+    previous one too, and both narration lines made), and the sound once every line is
+    made, so the final render only joins. ``images[i]`` is None until scene i's image is
+    approved; pass the same ``music`` as to render_short. Returns the segments it made."""
+    _, seg_dir, timeline, _, specs = _prepare(
         images, lines, out_dir, size, fps=fps, captions=captions, beats=beats, pause=pause,
         min_seconds=min_seconds, fade=fade,
     )
+    if all(_final(ln) for ln in lines):
+        _sound(timeline, lines, seg_dir, music, timeout)  # the mix does not wait for the images
     made, _ = _render_missing(
         [s for s in specs if s.ready], size, fps, workers=workers, progress=None, cancel=cancel, timeout=timeout
     )
@@ -411,30 +416,26 @@ def render_short(
             if Path(line.audio_path).resolve() != dest.resolve():
                 shutil.copyfile(line.audio_path, dest)
             scene_audio.append(dest)
-    try:
-        narration = mix.narration_track(timeline, lines, out / "narration.wav")
-        mixed = mix.mix(narration, seg_dir / "mix.wav", timeline.total, music)
-    except mix.MixError as e:
-        raise RenderError(str(e)) from e
+    sound = _sound(timeline, lines, seg_dir, music, timeout)
+    narration = out / "narration.wav"
+    shutil.copyfile(sound.narration, narration)
     report(0.93)
-    # join: the segments by stream copy, the audio encoded once
+    # join: the segments and the encoded sound, both by stream copy
     listing = seg_dir / "segments.txt"
     listing.write_text("".join(f"file '{s.path.name}'\n" for s in specs), encoding="utf-8")
     video = out / "story.mp4"
     part = out / "story.part.mp4"
     cmd = [
         imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-hide_banner", "-loglevel", "error", "-nostats", "-nostdin",
-        "-f", "concat", "-safe", "0", "-i", listing.name, "-i", mixed.path.name,
-        "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy", "-c:a", "aac", "-b:a", AUDIO_BITRATE,
-        "-ar", str(mix.RATE), "-t", f"{timeline.total:.4f}", "-movflags", "+faststart",
-        "-progress", "pipe:1", str(part.resolve()),
+        "-f", "concat", "-safe", "0", "-i", listing.name, "-i", sound.audio.name,
+        "-map", "0:v:0", "-map", "1:a:0", "-c", "copy", "-t", f"{timeline.total:.4f}",
+        "-movflags", "+faststart", "-progress", "pipe:1", str(part.resolve()),
     ]
     run_ffmpeg(cmd, 0, None, cancel, timeout, cwd=seg_dir)
     part.replace(video)
-    mixed.path.unlink(missing_ok=True)
     srt = out / "story.srt"
     srt.write_text(cap.srt_text(cues), encoding="utf-8")
-    _prune(seg_dir, {s.path.name for s in specs})
+    _prune(seg_dir, {s.path.name for s in specs} | set(sound.files))
     report(1.0)
     took = time.monotonic() - t0
     log.info(
@@ -443,13 +444,79 @@ def render_short(
     )
     return ShortResult(
         video=video, srt=srt, narration=narration, scene_audio=scene_audio, duration=timeline.total,
-        timeline=timeline, cues=cues, loudness=mixed.loudness, music_used=mixed.music_used,
-        music_message=mixed.message, segments_rendered=made, segments_reused=reused, seconds=took,
+        timeline=timeline, cues=cues, loudness=sound.loudness, music_used=sound.music_used,
+        music_message=sound.message, segments_rendered=made, segments_reused=reused, seconds=took,
     )
 
 
 def _prune(seg_dir: Path, keep: set[str]) -> None:
-    """Drop cached segments no longer in the video (an older image or line)."""
-    for p in seg_dir.glob("seg_*.mp4"):
-        if p.name not in keep:
-            p.unlink(missing_ok=True)
+    """Drop cached segments and sound no longer in the video (an older image, line or track)."""
+    for pattern in ("seg_*.mp4", "sound_*"):
+        for p in seg_dir.glob(pattern):
+            if p.name not in keep:
+                p.unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class _Sound:
+    narration: Path  # the whole narration, 48 kHz mono WAV
+    audio: Path  # the final mix, AAC in an .m4a, normalized
+    loudness: mix.Loudness  # measured on the AAC
+    music_used: bool
+    message: str
+    files: tuple[str, ...]
+
+
+def _sound(
+    timeline: Timeline, lines: Sequence[NarrationLine | None], seg_dir: Path, music: str | Path | None,
+    timeout: float,
+) -> _Sound:
+    """The narration track and the encoded final mix, cached under a key of the timeline,
+    the lines' audio files and the music file: made once, as soon as the narration is done."""
+    recipe = {
+        "v": VERSION,
+        "scenes": [[s.index, round(s.start, 4), round(s.end, 4), round(s.speech_end, 4)] for s in timeline.scenes],
+        "lines": sorted([ln.index, _file_id(ln.audio_path)] for ln in lines if ln is not None and ln.audio_path),
+        "music": _file_id(str(music)) if music else None,
+        "enc": [AUDIO_BITRATE, mix.TARGET_LUFS, mix.LOUDNORM_TP],
+    }
+    key = hashlib.sha1(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
+    narration = seg_dir / f"sound_{key}_narration.wav"
+    audio = seg_dir / f"sound_{key}.m4a"
+    meta = seg_dir / f"sound_{key}.json"
+    files = (narration.name, audio.name, meta.name)
+    if narration.is_file() and audio.is_file() and meta.is_file():
+        try:
+            m = json.loads(meta.read_text(encoding="utf-8"))
+            return _Sound(
+                narration, audio, mix.Loudness(m["integrated"], m["true_peak"], m["lra"]), m["music_used"],
+                m["message"], files,
+            )
+        except (ValueError, KeyError, TypeError):
+            pass
+    tag = uuid.uuid4().hex[:8]
+    try:
+        nar_part = mix.narration_track(timeline, lines, seg_dir / f"narration.{tag}.wav")
+        mixed = mix.mix(nar_part, seg_dir / f"mix.{tag}.wav", timeline.total, music, timeout=timeout)
+        aac_part = seg_dir / f"sound.{tag}.m4a"
+        proc = subprocess.run(
+            [imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-hide_banner", "-loglevel", "error", "-nostdin",
+             "-i", str(mixed.path), "-c:a", "aac", "-b:a", AUDIO_BITRATE, "-ar", str(mix.RATE),
+             "-movflags", "+faststart", str(aac_part)],
+            capture_output=True, text=True, timeout=timeout,
+        )
+        mixed.path.unlink(missing_ok=True)
+        if proc.returncode != 0:
+            raise RenderError(f"ffmpeg could not encode the sound: {proc.stderr.strip()[-300:]}")
+        loud = mix.measure(aac_part)
+    except mix.MixError as e:
+        raise RenderError(str(e)) from e
+    except subprocess.TimeoutExpired as e:
+        raise RenderError("Encoding the sound took too long and was stopped.") from e
+    nar_part.replace(narration)
+    aac_part.replace(audio)
+    meta.write_text(json.dumps({
+        "integrated": loud.integrated, "true_peak": loud.true_peak, "lra": loud.lra,
+        "music_used": mixed.music_used, "message": mixed.message,
+    }), encoding="utf-8")
+    return _Sound(narration, audio, loud, mixed.music_used, mixed.message, files)
