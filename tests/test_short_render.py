@@ -166,7 +166,8 @@ def test_a_short_clip_is_held_and_the_length_still_follows_the_narration(tmp_pat
 def test_missing_or_broken_images_still_make_the_video(tmp_path):
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"not a png")
-    lines = [line(tmp_path, 0, "Words {with} \\N odd text\nand a newline 🦊."), silent(1), silent(2)]
+    gone = NarrationLine(2, "My audio file was deleted.", LineStatus.READY, str(tmp_path / "gone.wav"), duration=1.0)
+    lines = [line(tmp_path, 0, "Words {with} \\N odd text\nand a newline 🦊."), silent(1), gone]
     result = render_short([broken, None, tmp_path / "gone.png"], lines, tmp_path / "out", SIZE)
     assert stream_seconds(result.video, "v") == pytest.approx(result.timeline.total, abs=0.1)
 

@@ -411,7 +411,10 @@ def render_short(
     scene_dir.mkdir(exist_ok=True)
     scene_audio: list[Path] = []
     for line in sorted((ln for ln in lines if ln is not None), key=lambda ln: ln.index):
-        if timeline.scenes and 0 <= line.index < len(timeline.scenes) and timeline.scenes[line.index].has_speech:
+        if (
+            0 <= line.index < len(timeline.scenes) and timeline.scenes[line.index].has_speech
+            and Path(line.audio_path).is_file()
+        ):
             dest = scene_dir / f"scene_{line.index + 1:02d}.wav"
             if Path(line.audio_path).resolve() != dest.resolve():
                 shutil.copyfile(line.audio_path, dest)
