@@ -85,8 +85,8 @@ def check_music(
 ) -> MusicCheck:
     """Whether an uploaded track can be used: its type, size, that ffmpeg finds an audio
     stream and decodes it, and its length. Never raises."""
-    p = Path(path)
-    name = p.name or "The music file"
+    p = Path(path).resolve()
+    name = Path(path).name or "The music file"
     if p.suffix.lower() not in MUSIC_EXTENSIONS:
         return MusicCheck(False, f"{name}: music must be an mp3, wav, m4a or ogg file; the video is made without music.")
     try:
@@ -239,6 +239,8 @@ def mix(
     says why in ``message``."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    voice = Path(voice).resolve()  # absolute: a name starting with "-" is never read as an option
+    music = Path(music).resolve() if music else None
     message = ""
     check = check_music(music) if music else None
     if check is not None and not check.ok:
