@@ -2,11 +2,18 @@
 the video's own length. Compares the app's renderer (one ffmpeg filter graph: zoompan +
 overlay + xfade) with the alternative (frames drawn by Pillow, piped into one ffmpeg).
 
-    python benchmarks/video_render.py [seconds_per_scene] [--skip-pipe]
+With ``--short`` it also renders a narrated 60 s Short (20 scenes, synthetic voice with word
+timings, the built-in music bed, captions) at 1080x1920 with foxpipe.media.short: once
+from nothing (render speed against real time), then the render after the last approval
+(19 segments pre-rendered while images were approved, the last image arriving).
+
+    python benchmarks/video_render.py [seconds_per_scene] [--skip-pipe] [--skip-slideshow] [--short]
 """
 
 from __future__ import annotations
 
+import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -72,6 +79,60 @@ def piped(segs: list[slideshow.Segment], out: Path) -> float:
 
 SECONDS = float(next((a for a in sys.argv[1:] if not a.startswith("-")), 4.0))
 
+def _cpu() -> float:
+    """CPU seconds used so far by this process and the ffmpeg processes it waited for."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def short_bench(folder: Path) -> None:
+    from foxpipe.domain.narration import LineStatus, NarrationLine, Word
+    from foxpipe.media import mix
+    from foxpipe.media.short import prerender, render_short
+    from tests.short_helpers import speech_wav
+
+    s = story.offline_story({})
+    pics, lines = [], []
+    for sc in s.scenes:
+        p = folder / f"short_{sc.number:02d}.png"
+        p.write_bytes(offline.render_card(sc.number, sc.beat, sc.text, "1024x1536", sc.number >= 11))
+        pics.append(p)
+        words = sc.text.split()[:7]
+        spans = [(0.05 + k * 0.37, 0.05 + k * 0.37 + 0.3) for k in range(len(words))]
+        wav = folder / f"line_{sc.number:02d}.wav"
+        secs = speech_wav(wav, spans)
+        lines.append(NarrationLine(sc.number - 1, " ".join(words), LineStatus.READY, str(wav), duration=secs,
+                                   words=[Word(w, a, b) for w, (a, b) in zip(words, spans, strict=True)]))
+    beats = [sc.beat for sc in s.scenes]
+    music = mix.builtin_track(folder / "bed.wav", 40.0)
+    t0, c0 = time.perf_counter(), _cpu()
+    full = render_short(pics, lines, folder / "full", (W, H), music=music, beats=beats)
+    el, cpu = time.perf_counter() - t0, _cpu() - c0
+    print(f"narrated Short from nothing: {el:.1f} s for {full.duration:.1f} s of video "
+          f"({full.duration / el:.2f}x real time; {cpu:.0f} CPU-s, i.e. {full.duration / (cpu / 2):.2f}x "
+          f"on 2 idle cores; load average {os.getloadavg()[0]:.1f}), {full.loudness.integrated:.1f} LUFS, "
+          f"{full.loudness.true_peak:.1f} dBTP, {len(full.cues)} caption phrases, "
+          f"{full.video.stat().st_size / 1e6:.1f} MB")
+    for last in (19, 9):  # the last scene approved last, or a middle one (two segments depend on it)
+        out = folder / f"approve_{last}"
+        t0 = time.perf_counter()
+        prerender([None if i == last else p for i, p in enumerate(pics)], lines, out, (W, H), beats=beats,
+                  music=music, workers=2)
+        pre = time.perf_counter() - t0
+        t0, c0 = time.perf_counter(), _cpu()
+        res = render_short(pics, lines, out, (W, H), music=music, beats=beats)
+        el, cpu = time.perf_counter() - t0, _cpu() - c0
+        print(f"last approval = scene {last + 1}: pre-rendered 19 scenes' segments in {pre:.1f} s beforehand; "
+              f"finished video {el:.1f} s after the approval ({res.segments_rendered} segment(s) made, "
+              f"{res.segments_reused} reused, {cpu:.1f} CPU-s, load average {os.getloadavg()[0]:.1f})")
+
+
+if __name__ == "__main__" and "--skip-slideshow" in sys.argv:
+    if "--short" in sys.argv:
+        with tempfile.TemporaryDirectory() as tmp:
+            short_bench(Path(tmp))
+    sys.exit(0)
+
 if __name__ == "__main__":
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -90,3 +151,5 @@ if __name__ == "__main__":
         print(f"ffmpeg filter graph (the app's renderer): {el:.1f} s for {length:.1f} s of video, "
               f"{info.codec} {info.pix_fmt} {info.width}x{info.height}, {size:.1f} MB")
         print(f"render speed: {length / el:.1f}× real time")
+        if "--short" in sys.argv:
+            short_bench(folder)

@@ -102,6 +102,11 @@ class Settings:
     hailuo_resolution: str = "768P"  # 768P | 1080P (Hailuo 2.3, 6 s only) | 2K (MiniMax-H3)
     video_references: bool = True  # send the approved hero sheet with the frame when the model takes references
     scene_image_size: str = ""  # e.g. "1088x1920"; empty: the video's shape when the image model allows it
+    # The finished Short (foxpipe.media): timeline, music, render
+    narration_pause_seconds: float = 0.4  # silence after each scene's narration line
+    scene_min_seconds: float = 2.0  # length of a scene with no narration line
+    short_fps: int = 30
+    short_render_workers: int = 2  # scene segments rendered at once
     problems: tuple[str, ...] = ()  # configuration problems, shown in the sidebar
 
     @property

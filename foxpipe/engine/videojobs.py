@@ -226,9 +226,10 @@ def resume(reg: JobRegistry, job_id: str) -> int:
         return 0
     n = 0
     for c in job.video.clips:
-        if c.status is ClipStatus.SUBMITTED and c.task_id and not reg.busy(job_id, f"clip{c.index}"):
-            if reg.submit(job_id, f"clip{c.index}", lambda i=c.index: _clip_task(reg, job_id, i)):
-                n += 1
+        key = f"clip{c.index}"
+        if (c.status is ClipStatus.SUBMITTED and c.task_id and not reg.busy(job_id, key)
+                and reg.submit(job_id, key, lambda i=c.index: _clip_task(reg, job_id, i))):
+            n += 1
     if n:
         log.info("[VIDEO] job %s: collecting %d clips submitted before the restart", job_id[:6], n)
     return n

@@ -1,1 +1,1 @@
-"""Audio and video assembly: narration word timings, the timeline, captions, music and the render."""
+"""The finished Short: timeline, captions, music and the render."""

@@ -232,7 +232,7 @@ def render(
                 args += ["-i", str(still)]
                 p = f"on/{frames - 1}"
                 z, x, y = (e.format(z=ZOOM, p=p) for e in _MOTIONS[i % len(_MOTIONS)])
-                chain = f"[{n_in}:v]zoompan=z='{z}':x='{x}':y='{y}':d={frames}:s={w}x{h}:fps={FPS},setsar=1"
+                chain = f"[{n_in}:v]{zoompan_filter(z, x, y, frames, (w, h), FPS)}"
                 length = frames / FPS
             n_in += 1
             if captions and seg.text.strip():
@@ -259,14 +259,31 @@ def render(
             "-c:v", "libx264", "-preset", PRESET, "-crf", str(CRF), "-pix_fmt", "yuv420p",
             "-r", str(FPS), "-movflags", "+faststart", "-progress", "pipe:1", str(out),
         ]
-        _run(cmd, round(total * FPS), progress, cancel, timeout)
+        run_ffmpeg(cmd, round(total * FPS), progress, cancel, timeout)
     log.info("[VIDEO] rendered %s: %d scenes, %.1f s", out.name, len(segments), total)
     return Rendered(total, cues(segments, lengths, fade if len(segments) > 1 else 0.0))
 
 
-def _run(cmd: list[str], total_frames: int, progress: Progress | None, cancel: threading.Event | None, timeout: float) -> None:
+def zoompan_filter(z: str, x: str, y: str, frames: int, size: tuple[int, int], fps: int) -> str:
+    """The pan/zoom filter for one still fitted to ``size``: ``z``, ``x``, ``y`` are zoompan
+    expressions (``on`` is the output frame number), ``frames`` the frames it makes."""
+    w, h = size
+    return f"zoompan=z='{z}':x='{x}':y='{y}':d={frames}:s={w}x{h}:fps={fps},setsar=1"
+
+
+def run_ffmpeg(
+    cmd: list[str],
+    total_frames: int,
+    progress: Progress | None,
+    cancel: threading.Event | None,
+    timeout: float,
+    cwd: Path | None = None,
+) -> None:
+    """Run ffmpeg with ``-progress pipe:1`` in ``cmd`` (in ``cwd``, when given); report frames
+    done as a fraction, stop on ``cancel`` or after ``timeout`` seconds; a readable
+    RenderError on failure."""
     t0 = time.monotonic()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd)
     err_lines: list[str] = []
     reader = threading.Thread(target=lambda: err_lines.extend(proc.stderr or []), daemon=True)
     reader.start()
