@@ -70,6 +70,13 @@ class Settings:
     data_dir: str = "data"
     offline_delay: float = 0.4  # seconds per embedded image, so progress is visible
     gallery_refresh: float = 1.0  # seconds between gallery refreshes while work runs
+    # Continuity check (every image compared with the hero's reference)
+    continuity: str = "fix"  # off | flag | fix (regenerate once an image below the threshold)
+    continuity_threshold: int = 70  # score 0-100 below which an image is off model
+    openai_vision_model: str = "gpt-5.4-mini"
+    vision_requests_per_minute: float = 60.0
+    vision_timeout: float = 60.0  # seconds per check request
+    vision_retries: int = 2  # retries of a check after a timeout, 429 or server error
     problems: tuple[str, ...] = ()  # configuration problems, shown in the sidebar
 
     @property
@@ -205,6 +212,17 @@ def load_settings(secrets: Mapping[str, Any] | None = None, env: Mapping[str, st
     if kwargs.get("max_concurrent_images", 10) < 1:
         problems.append("MAX_CONCURRENT_IMAGES must be at least 1; using 10.")
         kwargs["max_concurrent_images"] = 10
+    mode = str(kwargs.get("continuity", "fix")).lower()
+    if mode not in ("off", "flag", "fix"):
+        problems.append("CONTINUITY must be off, flag or fix; using fix.")
+        mode = "fix"
+    kwargs["continuity"] = mode
+    if kwargs.get("continuity_threshold", 70) > 100:
+        problems.append("CONTINUITY_THRESHOLD must be 0 to 100; using 70.")
+        kwargs["continuity_threshold"] = 70
+    if kwargs.get("vision_requests_per_minute", 60.0) <= 0:
+        problems.append("VISION_REQUESTS_PER_MINUTE must be above 0; using 60.")
+        kwargs["vision_requests_per_minute"] = 60.0
     if (kwargs.get("kling_access_key") is None) != (kwargs.get("kling_secret_key") is None):
         problems.append("Kling needs both KLING_ACCESS_KEY and KLING_SECRET_KEY.")
     return Settings(**kwargs, problems=tuple(problems))
