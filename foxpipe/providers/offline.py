@@ -126,9 +126,9 @@ def draw_hero(draw: ImageDraw.ImageDraw, fx: int, fy: int, u: int, look: HeroLoo
 
 def render_reference(size: str, powered: bool = False, look: HeroLook | None = None) -> bytes:
     """A hero reference sheet as the embedded renderer draws it: the hero alone, large, on a
-    plain light background (the powered-up form with its glow)."""
+    plain pale-blue background (the powered-up form with its glow)."""
     w, h = parse_size(size)
-    img = Image.new("RGB", (w, h), (238, 236, 230))
+    img = Image.new("RGB", (w, h), (196, 212, 226))
     draw = ImageDraw.Draw(img)
     u = max(6, min(w, h) // (30 if powered else 22))
     draw_hero(draw, w // 2, int(h * 0.68), u, look or HeroLook(), powered)

@@ -7,7 +7,7 @@ Steps (Pillow + numpy, no model):
    borders are background; every pixel far from all of them (ΔE) is foreground. Foreground
    pieces are labelled; flat rectangles (caption panels) are dropped and the largest piece,
    with the small pieces inside its box, is the subject.
-3. Colour: the subject's significant colours (coarse Lab bins holding ≥ 4 % of it). The
+3. Colour: the subject's significant colours (coarse Lab bins holding ≥ 5 % of it). The
    reference's main colour missing from the image is a fur or skin colour defect; any other
    significant colour present on one side only is an outfit or accessory defect.
 4. Shape: the subject's thick parts (a morphological opening removes thin glows and outlines)
@@ -42,10 +42,10 @@ log = logging.getLogger(__name__)
 
 WORK_PX = 200  # long side, in pixels, of the images compared
 BG_DELTA_E = 12.0  # a pixel this far from every border colour is foreground
-COLOUR_SHARE = 0.04  # a colour bin holding this share of the subject is significant
+COLOUR_SHARE = 0.05  # a colour bin holding this share of the subject is significant
 COLOUR_MATCH_E = 20.0  # two colours this close (ΔE) are the same colour
 SPECIES_IOU = 0.62  # shape IoU below this: another animal
-PROPORTION_IOU = 0.74  # below this (but above SPECIES_IOU): the proportions changed
+PROPORTION_IOU = 0.70  # below this (but above SPECIES_IOU): the proportions changed
 ASPECT_RATIO = 1.3  # box aspect ratios further apart than this: proportions changed
 MARKINGS_HASH = 0.30  # share of pHash bits that differ above which markings are named
 
@@ -156,6 +156,14 @@ def subject_mask(lab: np.ndarray) -> np.ndarray:
         fg = np.ones((h, w), bool)
     fg[:1], fg[-1:], fg[:, :1], fg[:, -1:] = False, False, False, False
     fg = dilate(erode(fg, 1), 1)  # drops text strokes and specks
+    # Flat, filled rectangles (a caption panel, a frame) are not the subject.
+    pieces = label(fg)
+    ids, counts = np.unique(pieces[pieces >= 0], return_counts=True)
+    for pid, n in zip(ids.tolist(), counts.tolist(), strict=True):
+        if n > 0.02 * h * w:
+            ys, xs = np.nonzero(pieces == pid)
+            if n / ((np.ptp(ys) + 1) * (np.ptp(xs) + 1)) > 0.9:
+                fg &= pieces != pid
     # Pieces a little apart (a head drawn above the body, an ear) belong together.
     comps = label(dilate(fg, max(2, round(0.03 * max(h, w)))))
     comps = np.where(fg, comps, -1)
@@ -164,11 +172,7 @@ def subject_mask(lab: np.ndarray) -> np.ndarray:
     boxes: dict[int, tuple[int, int, int, int]] = {}
     for cid, n in zip(ids.tolist(), counts.tolist(), strict=True):
         ys, xs = np.nonzero(comps == cid)
-        box = (ys.min(), ys.max() + 1, xs.min(), xs.max() + 1)
-        boxes[cid] = box
-        fill = n / ((box[1] - box[0]) * (box[3] - box[2]))
-        if fill > 0.9 and n > 0.02 * h * w:  # a flat rectangle: a caption panel, a frame
-            continue
+        boxes[cid] = (ys.min(), ys.max() + 1, xs.min(), xs.max() + 1)
         if n > best_n:
             best, best_n = cid, n
     if best < 0:

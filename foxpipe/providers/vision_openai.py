@@ -247,10 +247,10 @@ class OpenAIVision:
             )
         except BadVerdict as e:
             log.warning("[CONTINUITY] check of scene %s: %s", scene_number, e)
-            return Verdict.not_checked(self.name, f"The check gave no usable answer: {e}.", time.monotonic() - t0)
+            return Verdict.not_checked(self.name, f"The check gave no usable answer: {e}.", round(time.monotonic() - t0, 3))
         except ProviderError as e:
             log.warning("[CONTINUITY] check of scene %s failed: %s", scene_number, e.message)
-            return Verdict.not_checked(self.name, e.message, time.monotonic() - t0)
+            return Verdict.not_checked(self.name, e.message, round(time.monotonic() - t0, 3))
         seconds = time.monotonic() - t0
         verdict = Verdict(on_model=answer.on_model, score=answer.score, defects=list(answer.defects),
                           note=answer.note, checker=self.name, seconds=round(seconds, 3), cost_usd=round(cost, 6))
