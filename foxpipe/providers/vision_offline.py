@@ -3,8 +3,9 @@
 Steps (Pillow + numpy, no model):
 
 1. Both images are scaled to ``WORK_PX`` on the long side and converted to CIE Lab.
-2. The subject is segmented by background estimation: the colours that cover the image's
-   borders are background; every pixel far from all of them (ΔE) is foreground. Foreground
+2. The subject is segmented by background estimation: the colours on the image's left and
+   right borders near a pixel's row are the background there; a pixel far from all of them
+   (ΔE) is foreground. Foreground
    pieces are labelled; flat rectangles (caption panels) are dropped and the largest piece,
    with the small pieces inside its box, is the subject.
 3. Colour: the subject's significant colours (coarse Lab bins holding ≥ 5 % of it). The
@@ -40,13 +41,14 @@ from foxpipe.providers.offline import FOX_FUR, SPECIES, HeroLook, render_referen
 
 log = logging.getLogger(__name__)
 
-WORK_PX = 200  # long side, in pixels, of the images compared
+WORK_PX = 240  # long side, in pixels, of the images compared
 BG_DELTA_E = 12.0  # a pixel this far from every border colour is foreground
 COLOUR_SHARE = 0.05  # a colour bin holding this share of the subject is significant
 COLOUR_MATCH_E = 20.0  # two colours this close (ΔE) are the same colour
 SPECIES_IOU = 0.62  # shape IoU below this: another animal
 PROPORTION_IOU = 0.70  # below this (but above SPECIES_IOU): the proportions changed
 ASPECT_RATIO = 1.3  # box aspect ratios further apart than this: proportions changed
+OPENING = 0.2  # opening radius, as a share of the subject's thickness
 MARKINGS_HASH = 0.30  # share of pHash bits that differ above which markings are named
 
 
@@ -135,35 +137,37 @@ def label(mask: np.ndarray) -> np.ndarray:
     return np.where(mask, lab, -1)
 
 
-def background_lab(lab: np.ndarray) -> np.ndarray:
-    """The background's colours: the frequent colours of a 2-pixel border, averaged per bin."""
-    border = np.concatenate([lab[:3].reshape(-1, 3), lab[-3:].reshape(-1, 3),
-                             lab[:, :3].reshape(-1, 3), lab[:, -3:].reshape(-1, 3)])
-    bins = _bins(border)
-    ids, counts = np.unique(bins, return_counts=True)
-    keep = ids[counts >= max(3, 0.005 * len(border))]
-    return np.array([border[bins == b].mean(0) for b in keep], np.float32).reshape(-1, 3)
+def background_distance(lab: np.ndarray, strip: int = 2, window: float = 0.03) -> np.ndarray:
+    """Each pixel's colour distance (ΔE) to the background estimated from the image's left and
+    right borders near its row (within ``window`` of the height): a sky's gradient, hills and
+    a studio backdrop all reach the borders; the subject rarely fills them."""
+    h, w = lab.shape[:2]
+    samples = np.concatenate([lab[:, :strip], lab[:, -strip:]], axis=1)  # (h, 2*strip, 3)
+    m = max(1, round(window * h))
+    dist = np.full((h, w), np.inf, np.float32)
+    for d in range(-m, m + 1, 2):  # every other row: border colours change slowly
+        rows = np.clip(np.arange(h) + d, 0, h - 1)
+        for k in range(samples.shape[1]):
+            s = samples[rows, k][:, None, :]  # (h, 1, 3)
+            dist = np.minimum(dist, np.linalg.norm(lab - s, axis=-1))
+    return dist
 
 
 def subject_mask(lab: np.ndarray) -> np.ndarray:
     """The subject: foreground by distance to the border colours, cleaned, largest piece."""
     h, w = lab.shape[:2]
-    palette = background_lab(lab)
-    if len(palette):
-        dist = np.min(np.linalg.norm(lab[:, :, None, :] - palette[None, None], axis=-1), axis=-1)
-        fg = dist > BG_DELTA_E
-    else:
-        fg = np.ones((h, w), bool)
+    fg = background_distance(lab) > BG_DELTA_E
     fg[:1], fg[-1:], fg[:, :1], fg[:, -1:] = False, False, False, False
     fg = dilate(erode(fg, 1), 1)  # drops text strokes and specks
-    # Flat, filled rectangles (a caption panel, a frame) are not the subject.
-    pieces = label(fg)
-    ids, counts = np.unique(pieces[pieces >= 0], return_counts=True)
-    for pid, n in zip(ids.tolist(), counts.tolist(), strict=True):
-        if n > 0.02 * h * w:
-            ys, xs = np.nonzero(pieces == pid)
-            if n / ((np.ptp(ys) + 1) * (np.ptp(xs) + 1)) > 0.9:
-                fg &= pieces != pid
+    # Flat, filled rectangles of one colour (a caption panel, a frame) are not the subject.
+    bins = np.where(fg, _bins(lab), -1)
+    ids, counts = np.unique(bins[bins >= 0], return_counts=True)
+    for b, n in zip(ids.tolist(), counts.tolist(), strict=True):
+        if n > 0.03 * h * w:
+            ys, xs = np.nonzero(bins == b)
+            y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+            if n / ((y1 - y0) * (x1 - x0)) > 0.8:
+                fg[y0:y1, x0:x1] = False  # the panel and whatever is written on it
     # Pieces a little apart (a head drawn above the body, an ear) belong together.
     comps = label(dilate(fg, max(2, round(0.03 * max(h, w)))))
     comps = np.where(fg, comps, -1)
@@ -210,6 +214,24 @@ def _thickness(mask: np.ndarray) -> int:
         m = erode(m)
         t += 1
     return t
+
+
+def _main_piece(mask: np.ndarray) -> np.ndarray:
+    """The largest piece of ``mask`` with the sizeable pieces close to it (a head drawn a
+    little apart): what an opening leaves of a glow's outline, or a sun it touched, is dropped."""
+    h, w = mask.shape
+    pieces = label(mask)
+    ids, counts = np.unique(pieces[pieces >= 0], return_counts=True)
+    if len(ids) <= 1:
+        return mask
+    main = pieces == ids[np.argmax(counts)]
+    near = dilate(main, 2 * max(2, round(0.03 * max(h, w))))
+    keep = main.copy()
+    for pid, n in zip(ids.tolist(), counts.tolist(), strict=True):
+        piece = pieces == pid
+        if n >= 0.05 * counts.max() and (piece & near).any():
+            keep |= piece
+    return keep
 
 
 def _resample(mask: np.ndarray, n: int = SHAPE) -> np.ndarray:
@@ -262,11 +284,12 @@ def features(data: bytes) -> Features:
         empty = np.zeros((SHAPE, SHAPE), bool)
         return Features(mask, empty, 1.0, 0.0, [], np.zeros((0, 3), np.float32),
                         np.zeros(64, bool), np.zeros(36), False)
-    # Thick parts: an opening by a fifth of the subject's thickness drops glows and outlines.
-    r = max(2, round(_thickness(mask) * 0.2))
+    # Thick parts: an opening by a part of the subject's thickness drops glows and outlines.
+    r = max(1, round(_thickness(mask) * OPENING))
     core = dilate(erode(mask, r), r) & mask
     if core.sum() < 20:
         core = mask
+    core = _main_piece(core)
     thin_share = 1.0 - core.sum() / n
     ys, xs = np.nonzero(core)
     aspect = (ys.max() - ys.min() + 1) / (xs.max() - xs.min() + 1)
