@@ -16,8 +16,8 @@ Steps (Pillow + numpy, no model):
    species, or size and proportions. Colours are taken from the thick parts too, so a glow
    around the powered-up form neither helps nor hurts.
 5. Perceptual: a DCT hash (pHash) of the subject's box and an edge-orientation histogram
-   (HOG-like) add to the score; markings are named when colours and shape agree but the
-   hash is far off.
+   (HOG-like) add to the score; a hash far off names the species, a hash a little off with
+   the same silhouette names the markings.
 
 When the reference is only text (no reference sheet was made), the embedded renderer draws a
 reference from the species, fur colour and outfit the text names, and the image is compared
@@ -49,7 +49,8 @@ SPECIES_IOU = 0.62  # shape IoU below this: another animal
 PROPORTION_IOU = 0.70  # below this (but above SPECIES_IOU): the proportions changed
 ASPECT_RATIO = 1.3  # box aspect ratios further apart than this: proportions changed
 OPENING = 0.2  # opening radius, as a share of the subject's thickness
-MARKINGS_HASH = 0.30  # share of pHash bits that differ above which markings are named
+SPECIES_HASH = 0.34  # share of pHash bits that differ from which the shape is another animal's
+MARKINGS_HASH = 0.25  # above this (same silhouette otherwise), markings are named
 
 
 class ImageUnreadable(ValueError):
@@ -357,15 +358,15 @@ def compare(ref: Features, img: Features) -> Comparison:
     # Shape of the thick parts, mirrored too (the hero may face the other way).
     iou = max(_iou(ref.core, img.core), _iou(ref.core, img.core[:, ::-1]))
     aspect_ratio = max(ref.aspect, img.aspect) / max(1e-6, min(ref.aspect, img.aspect))
-    if iou < SPECIES_IOU:
+    hash_diff = float((ref.phash != img.phash).mean())
+    hog_sim = float(np.dot(ref.hog, img.hog))
+    if iou < SPECIES_IOU or (hash_diff >= SPECIES_HASH and iou < 0.9):
         defects.append("species")
         notes.append("the body shape is another animal's")
     elif iou < PROPORTION_IOU or aspect_ratio > ASPECT_RATIO:
         defects.append("size and proportions")
         notes.append("the body proportions differ")
-    hash_diff = float((ref.phash != img.phash).mean())
-    hog_sim = float(np.dot(ref.hog, img.hog))
-    if not defects and hash_diff > MARKINGS_HASH and hog_sim < 0.8:
+    elif hash_diff > MARKINGS_HASH:
         defects.append("markings")
         notes.append("details inside the silhouette differ")
     raw = 100 * (0.4 * max(0.0, matched) + 0.4 * min(1.0, iou / 0.9) + 0.1 * (1 - hash_diff) + 0.1 * max(0.0, hog_sim))
