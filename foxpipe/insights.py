@@ -107,11 +107,11 @@ def first_try_approval(t: Tables) -> pd.DataFrame:
     """Per story: slots reviewed (approved, or rejected at least once), approved at the first
     try (no rejection, the first image), and the rate."""
     s = t.slots
-    reviewed = s[(s["approved"]) | (s["rejections"] > 0)]
+    reviewed = s.loc[(s["approved"].astype(bool) | (s["rejections"] > 0)).to_numpy()]
     g = reviewed.groupby("story", sort=True).agg(reviewed=("scene", "size"), first_try=("first_try", "sum"))
     g = g.reset_index()
     g["rate"] = (g["first_try"] / g["reviewed"]).round(3)
-    n, k = len(reviewed), int(reviewed["first_try"].sum())
+    n, k = len(reviewed), int(reviewed["first_try"].astype(bool).sum())
     return _with_total(g, {"story": ALL, "reviewed": n, "first_try": k, "rate": round(k / n, 3) if n else float("nan")})
 
 
@@ -154,7 +154,7 @@ def continuity_scores(t: Tables) -> pd.DataFrame:
     v = t.versions
     rows = []
     for story, grp in list(v.groupby("story", sort=True)) + [(ALL, v)]:
-        checked = grp[grp["checked"]]
+        checked = grp.loc[grp["checked"].astype(bool).to_numpy()]
         scores = checked["score"].dropna().astype(float)
         rows.append({"story": story, "checked": len(checked),
                      "mean_score": round(float(scores.mean()), 1) if len(scores) else float("nan"),
