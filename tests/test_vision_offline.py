@@ -95,3 +95,31 @@ async def test_an_image_without_a_hero():
     Image.new("RGB", (300, 450), (90, 140, 200)).save(buf, "PNG")
     v = await OfflineVision().check(render_reference("512x768"), "", buf.getvalue(), 3)
     assert not v.on_model and v.score < 70 and "No hero" in v.note
+
+
+def test_label_matches_a_flood_fill():
+    import numpy as np
+
+    from foxpipe.providers.vision_offline import label
+
+    rng = np.random.default_rng(7)
+    mask = rng.random((40, 50)) > 0.45
+    got = label(mask)
+    # A plain breadth-first flood fill as the reference.
+    want = np.full(mask.shape, -1)
+    n = 0
+    for y0, x0 in zip(*np.nonzero(mask), strict=True):
+        if want[y0, x0] >= 0:
+            continue
+        stack = [(y0, x0)]
+        want[y0, x0] = n
+        while stack:
+            y, x = stack.pop()
+            for yy, xx in ((y + 1, x), (y - 1, x), (y, x + 1), (y, x - 1)):
+                if 0 <= yy < 40 and 0 <= xx < 50 and mask[yy, xx] and want[yy, xx] < 0:
+                    want[yy, xx] = n
+                    stack.append((yy, xx))
+        n += 1
+    assert (got >= 0).sum() == mask.sum() and len(np.unique(got[got >= 0])) == n
+    pairs = {(int(a), int(b)) for a, b in zip(got[mask], want[mask], strict=True)}
+    assert len(pairs) == n  # one-to-one
