@@ -93,3 +93,30 @@ def test_cost_and_log_fields():
     f = log_fields(Verdict.not_checked("c", "timeout"))
     assert f["continuity_status"] == "not_checked" and f["continuity_note"] == "timeout" and f["continuity_score"] == ""
     assert set(log_fields(None)) == set(f)
+
+
+async def test_fix_cycle_against_the_fake_server(fake_openai):
+    """Check (OpenAI) -> fix -> the regenerated image's prompt carries the defects -> check again
+    -> a second off-model verdict is flagged, not fixed again."""
+    from foxpipe.providers.openai import OpenAIImages
+    from foxpipe.providers.vision_openai import OpenAIVision
+    from tests.fakes.openai_server import Action
+
+    settings = load_settings(env={"OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": fake_openai.base_url,
+                                  "RETRY_BASE_SECONDS": "0.01"})
+    checker, images = OpenAIVision(settings), OpenAIImages(settings)
+    prompt = prompts.standardize_prompts(["Scene 4. Rusty trains by the river."], SHEET)[0]
+    first = await images.generate(prompt, "1024x1536", scene_number=4)
+    fake_openai.script("chat", Action.verdict(False, 35, ["fur or skin colour", "markings"], "Grey fur, no tail tip."),
+                       Action.verdict(False, 55, ["markings"], "Still no tail tip."))
+    out = await check_image(checker, first.data, 4, character_sheet=SHEET, mode="fix")
+    assert out.decision == "fix"
+    fixed = await images.generate(prompts.with_feedback(prompt, out.fix_feedback), "1024x1536", scene_number=4)
+    sent = fake_openai.prompts("images")[-1]
+    assert "FIX FROM REVIEW:" in sent and "fur or skin colours" in sent and "marking" in sent
+    assert "Grey fur, no tail tip." in sent
+    again = await check_image(checker, fixed.data, 4, character_sheet=SHEET, mode="fix", already_fixed=True)
+    assert again.decision == "flag" and again.verdict.defects == ["markings"]
+    assert len(fake_openai.of("chat")) == 2 and len(fake_openai.of("images")) == 2
+    await checker.aclose()
+    await images.aclose()
