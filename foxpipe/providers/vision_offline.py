@@ -172,6 +172,13 @@ def background_distance(lab: np.ndarray, strip: int = 2, window: float = 0.03) -
     h, w = lab.shape[:2]
     samples = np.concatenate([lab[:, :strip], lab[:, -strip:]], axis=1)  # (h, 2*strip, 3)
     m = max(1, round(window * h))
+    # A colour seen on a border for only a few rows (an ear or a tail tip cut by the frame, a
+    # glow's outline) is not background: keep samples that recur in a third of their window.
+    near = np.zeros(samples.shape[:2], np.int32)
+    for d in range(-m, m + 1):
+        rows = np.clip(np.arange(h) + d, 0, h - 1)
+        near += np.linalg.norm(samples - samples[rows], axis=-1) < 6.0
+    samples = np.where((near >= (2 * m + 1) / 3)[..., None], samples, np.inf)
     dist = np.full((h, w), np.inf, np.float32)
     for d in range(-m, m + 1, 2):  # every other row: border colours change slowly
         rows = np.clip(np.arange(h) + d, 0, h - 1)
