@@ -12,6 +12,11 @@ changes). "Off model" is the positive class:
 - ms per check: wall time of one check (image features + comparison; the reference's
   features are cached per reference, as in the app)
 
+Then the embedded story as the app makes it offline: the default character sheet, every scene
+1-20 drawn by the embedded renderer for two different prompts, each checked against the
+character sheet's text (no reference sheet offline): how many on-model images the check flags
+(each such flag costs one free automatic regeneration in "fix" mode).
+
 Also prints the estimated cost per check and per story of the OpenAI check.
 ``--sizes`` picks the image sizes (default: the app's portrait 1024x1536, and landscape).
 """
@@ -19,6 +24,7 @@ Also prints the estimated cost per check and per story of the OpenAI check.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import statistics
 import sys
 import time
@@ -28,7 +34,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from foxpipe.domain import prompts  # noqa: E402
+from foxpipe.domain.continuity import reference_text  # noqa: E402
 from foxpipe.domain.models import SCENE_COUNT  # noqa: E402
+from foxpipe.domain.story import BEATS  # noqa: E402
+from foxpipe.providers.offline import OfflineImages  # noqa: E402
 from foxpipe.providers.vision_offline import OfflineVision  # noqa: E402
 from foxpipe.providers.vision_openai import TOKEN_PRICES, cost_per_check, cost_per_story  # noqa: E402
 from tests.continuityset import Scores, pairs  # noqa: E402
@@ -54,6 +64,21 @@ def run(size: str, verbose: bool = False) -> tuple[Scores, dict[str, list[bool]]
     return scores, per_kind, times, n
 
 
+async def story_false_alarms(size: str) -> tuple[int, int, list[str]]:
+    sheet = prompts.character_sheet({"hero_name": "Rusty"})
+    images, checker = OfflineImages(delay=0), OfflineVision()
+    flagged, n = [], 0
+    for number in range(1, SCENE_COUNT + 1):
+        for action in ("Rusty runs.", "Rusty sits and thinks."):
+            img = await images.generate(f"{sheet}\nSCENE: Scene {number} ({BEATS[number - 1].name}). {action}",
+                                        size, scene_number=number)
+            v = await checker.check(None, reference_text(sheet, number), img.data, number)
+            n += 1
+            if not v.on_model:
+                flagged.append(f"scene {number} ({', '.join(v.defects)})")
+    return len(flagged), n, flagged
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", nargs="+", default=["1024x1536", "1536x1024"])
@@ -68,6 +93,10 @@ def main() -> None:
         print(f"{size:>10} {n:>5} {s.precision:>9.3f} {s.recall:>6.3f} {acc.get('species', 0):>7.2f} "
               f"{acc.get('fur', 0):>5.2f} {acc.get('outfit', 0):>6.2f} {statistics.median(times):>8.0f} {p95:>6.0f}"
               f"  ({s.tp} {s.fp} {s.fn} {s.tn})")
+    print()
+    for size in args.sizes:
+        k, n, which = asyncio.run(story_false_alarms(size))
+        print(f"embedded story at {size}: {k} of {n} on-model images flagged" + (f": {'; '.join(which)}" if which else ""))
     print()
     for model in TOKEN_PRICES:
         print(f"OpenAI check at {model}: ~${cost_per_check(model):.4f} per check, "
