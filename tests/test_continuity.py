@@ -92,3 +92,15 @@ def test_settings():
     s = load_settings(env={"CONTINUITY": "sometimes", "CONTINUITY_THRESHOLD": "300"})
     assert s.continuity == "fix" and s.continuity_threshold == 70
     assert any("CONTINUITY must be" in p for p in s.problems) and any("CONTINUITY_THRESHOLD" in p for p in s.problems)
+
+
+def test_badge_cli_line_and_review_reasons():
+    assert GOOD.badge() == "On model · 90"
+    assert BAD.badge() == "Off model · 40: species"
+    assert FAILED.badge() == "Not checked"
+    assert c.review_reasons(BAD) == ["Hero looks different"] and "Hero looks different" in prompts.REJECT_REASONS
+    assert c.review_reasons(GOOD) == [] and c.review_reasons(FAILED) == []
+    line = FAILED.cli_dict("a.png")
+    assert line["on_model"] is None and line["score"] is None and line["status"] == "not_checked"
+    assert BAD.cli_dict("b.png") == {"image": "b.png", "on_model": False, "score": 40, "defects": ["species"],
+                                     "note": ""}

@@ -83,12 +83,21 @@ class Verdict:
             return cls.not_checked(str(d.get("checker", "")), f"stored verdict unreadable: {e}")
 
     def cli_dict(self, image: str) -> dict[str, Any]:
+        """The command line's JSON line; a failed check has null on_model and score."""
         out: dict[str, Any] = {"image": image, "on_model": self.on_model, "score": self.score,
                                "defects": list(self.defects), "note": self.note}
         if not self.checked:
-            out["status"] = self.status
-            out["error"] = self.error
+            out.update(on_model=None, score=None, status=self.status, error=self.error)
         return out
+
+    def badge(self) -> str:
+        """One short line for a gallery tile."""
+        if not self.checked:
+            return "Not checked"
+        if self.on_model and not self.defects:
+            return f"On model · {self.score}"
+        what = ", ".join(self.defects) if self.defects else "looks different"
+        return f"{'On model' if self.on_model else 'Off model'} · {self.score}: {what}"
 
 
 def clean_defects(defects: Any) -> list[str]:
@@ -131,6 +140,14 @@ def fix_text(defects: list[str], note: str = "") -> str:
     if note:
         parts.append(f"Continuity check: {note}")
     return " ".join(parts)
+
+
+def review_reasons(verdict: Verdict) -> list[str]:
+    """The reviewer's rejection reasons (prompts.REJECT_REASONS) to preselect for a flagged
+    image: the hero's look for any character defect."""
+    if not verdict.checked or not verdict.defects:
+        return []
+    return ["Hero looks different"]
 
 
 # ---------------------------------------------------------------------------- references
