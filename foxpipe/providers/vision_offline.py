@@ -367,7 +367,9 @@ class Comparison:
 
 
 def compare(ref: Features, img: Features) -> Comparison:
-    """The named defects and a 0-100 score of ``img`` against ``ref``."""
+    """The named defects and a 0-100 score of ``img`` against ``ref``. The score weighs the
+    matched colours, the silhouette's IoU, the hash and the edge histogram, and follows the
+    call: at most 60 with a named defect, at least 70 without (the default threshold)."""
     if not img.found:
         return Comparison(0, ["species"], "No hero found in the image.", {})
     if not ref.found:
