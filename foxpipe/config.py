@@ -107,6 +107,13 @@ class Settings:
     scene_min_seconds: float = 2.0  # length of a scene with no narration line
     short_fps: int = 30
     short_render_workers: int = 2  # scene segments rendered at once
+    # Continuity check (every image compared with the hero's reference)
+    continuity: str = "fix"  # off | flag | fix (regenerate once an image below the threshold)
+    continuity_threshold: int = 70  # score 0-100 below which an image is off model
+    openai_vision_model: str = "gpt-5.4-mini"
+    vision_requests_per_minute: float = 60.0
+    vision_timeout: float = 60.0  # seconds per check request
+    vision_retries: int = 2  # retries of a check after a timeout, 429 or server error
     problems: tuple[str, ...] = ()  # configuration problems, shown in the sidebar
 
     @property
@@ -256,6 +263,17 @@ def load_settings(secrets: Mapping[str, Any] | None = None, env: Mapping[str, st
     if kwargs.get("voice_timeout", 60.0) <= 0:
         problems.append("VOICE_TIMEOUT must be above 0; using 60.")
         kwargs["voice_timeout"] = 60.0
+    mode = str(kwargs.get("continuity", "fix")).lower()
+    if mode not in ("off", "flag", "fix"):
+        problems.append("CONTINUITY must be off, flag or fix; using fix.")
+        mode = "fix"
+    kwargs["continuity"] = mode
+    if kwargs.get("continuity_threshold", 70) > 100:
+        problems.append("CONTINUITY_THRESHOLD must be 0 to 100; using 70.")
+        kwargs["continuity_threshold"] = 70
+    if kwargs.get("vision_requests_per_minute", 60.0) <= 0:
+        problems.append("VISION_REQUESTS_PER_MINUTE must be above 0; using 60.")
+        kwargs["vision_requests_per_minute"] = 60.0
     if (kwargs.get("kling_access_key") is None) != (kwargs.get("kling_secret_key") is None):
         problems.append("Kling needs both KLING_ACCESS_KEY and KLING_SECRET_KEY.")
     if kwargs.get("scene_image_size"):

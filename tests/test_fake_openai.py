@@ -109,3 +109,32 @@ async def test_sliding_window_rate_limit_counts_429s():
 
 def test_duration_format():
     assert [openai_duration(s) for s in (0.02, 1.5, 90)] == ["20ms", "1.5s", "1m30s"]
+
+
+async def test_vision_request_is_recorded_and_verdict_scripted(fake_openai):
+    from pydantic import BaseModel
+
+    from tests.fakes.openai_server import data_url_bytes, png_bytes
+
+    class Answer(BaseModel):
+        on_model: bool
+        score: int
+        defects: list[str]
+        note: str
+
+    a, b = png_bytes(4, 4, (200, 10, 10)), png_bytes(4, 4, (10, 200, 10))
+    parts = [{"type": "text", "text": "reference"},
+             {"type": "image_url", "image_url": {"url": "data:image/png;base64," + base64.b64encode(a).decode()}},
+             {"type": "text", "text": "scene"},
+             {"type": "image_url", "image_url": {"url": "data:image/png;base64," + base64.b64encode(b).decode()}}]
+    fake_openai.script("chat", Action.verdict(False, 12, ["species"], "A bear."))
+    r = await client(fake_openai).chat.completions.parse(
+        model="gpt-5.4-mini", messages=[{"role": "user", "content": parts}], response_format=Answer)
+    assert r.choices[0].message.parsed == Answer(on_model=False, score=12, defects=["species"], note="A bear.")
+    rec = fake_openai.of("chat")[0]
+    assert rec.n_images == 2 and [data_url_bytes(u) for u in rec.image_urls] == [a, b]
+    assert rec.text == "reference\nscene" and rec.schema["name"] == "Answer"
+    # Without a script, the answer is built from the schema, as for any chat.
+    r = await client(fake_openai).chat.completions.parse(
+        model="gpt-5.4-mini", messages=[{"role": "user", "content": parts}], response_format=Answer)
+    assert isinstance(r.choices[0].message.parsed, Answer)

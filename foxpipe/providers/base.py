@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from foxpipe.domain.continuity import Verdict
 from foxpipe.domain.models import Story
 from foxpipe.domain.narration import SpeechResult
 
@@ -93,3 +94,15 @@ class VoiceModel(Protocol):
     async def synthesize(self, text: str, voice: str, style: str) -> SpeechResult: ...
 
     def cost_estimate(self, text: str) -> float: ...
+class VisionCheck(Protocol):
+    """Compares one image with the hero's reference and says whether it is on model.
+    ``reference`` is the reference sheet's bytes, or None when references were skipped (then
+    ``reference_text``, the character sheet's hero part, is the reference). Never raises for
+    a failed check: it returns a "not_checked" Verdict with the error."""
+
+    name: str
+    free: bool  # True when a check costs nothing (the embedded checker)
+
+    async def check(
+        self, reference: bytes | None, reference_text: str, image: bytes, scene_number: int = 0
+    ) -> Verdict: ...

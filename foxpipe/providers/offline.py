@@ -9,6 +9,7 @@ import hashlib
 import io
 import re
 import textwrap
+from dataclasses import dataclass
 
 from PIL import Image, ImageDraw, ImageFont
 
@@ -81,10 +82,93 @@ def _font(px: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
     return ImageFont.load_default(size=px)
 
 
-def render_card(scene_number: int, beat: str, text: str, size: str, powered: bool, variant: int = 0) -> bytes:
+FOX_FUR = (214, 92, 38)
+AURA = (0.08, 0.8, 1.0)  # hue, saturation, value of the powered-up glow
+SPECIES = ("fox", "rabbit", "bear", "cat")
+
+
+@dataclass(frozen=True)
+class HeroLook:
+    """What the embedded renderer draws as the hero. The default is the story's red fox;
+    other looks exist so the continuity check can be measured on known differences."""
+
+    species: str = "fox"  # one of SPECIES
+    fur: tuple[int, int, int] = FOX_FUR
+    outfit: str = ""  # "", "scarf", "cape" or "hat"
+    outfit_colour: tuple[int, int, int] = (40, 80, 200)
+
+
+def draw_hero(draw: ImageDraw.ImageDraw, fx: int, fy: int, u: int, look: HeroLook, powered: bool) -> None:
+    """The hero standing on (fx, fy), facing right, in units of ``u`` pixels."""
+    if powered:
+        for ring in range(4, 0, -1):
+            rr = u * (5 + ring * 2)
+            draw.ellipse([fx - rr, fy - rr - u * 3, fx + rr, fy + rr - u * 3], outline=_rgb(*AURA), width=u // 2)
+    fur, white, dark = look.fur, (250, 250, 245), (30, 20, 10)
+    if look.species == "rabbit":
+        draw.ellipse([fx - 3 * u, fy - 5 * u, fx + 3 * u, fy], fill=fur)  # body
+        draw.ellipse([fx + u, fy - 8 * u, fx + 5 * u, fy - 4 * u], fill=fur)  # head
+        draw.ellipse([fx + u + u // 2, fy - 14 * u, fx + 2 * u + u // 2, fy - 7 * u], fill=fur)  # long ears
+        draw.ellipse([fx + 3 * u, fy - 14 * u, fx + 4 * u, fy - 7 * u], fill=fur)
+        draw.ellipse([fx - 4 * u, fy - 4 * u, fx - 2 * u, fy - 2 * u], fill=white)  # puff tail
+        draw.ellipse([fx + 3 * u, fy - 7 * u, fx + 4 * u, fy - 6 * u], fill=dark)  # eye
+    elif look.species == "bear":
+        draw.ellipse([fx - 6 * u, fy - 6 * u, fx + 5 * u, fy], fill=fur)  # body
+        draw.ellipse([fx + 2 * u, fy - 10 * u, fx + 8 * u, fy - 4 * u], fill=fur)  # head
+        draw.ellipse([fx + 2 * u, fy - 11 * u, fx + 4 * u, fy - 9 * u], fill=fur)  # round ears
+        draw.ellipse([fx + 6 * u, fy - 11 * u, fx + 8 * u, fy - 9 * u], fill=fur)
+        draw.ellipse([fx + 6 * u, fy - 7 * u, fx + 9 * u, fy - 5 * u], fill=(200, 170, 130))  # snout
+        draw.ellipse([fx + 5 * u, fy - 9 * u, fx + 6 * u, fy - 8 * u], fill=dark)  # eye
+    elif look.species == "cat":
+        draw.ellipse([fx - 4 * u, fy - 3 * u, fx + 3 * u, fy], fill=fur)  # body
+        draw.ellipse([fx + u, fy - 7 * u, fx + 5 * u, fy - 3 * u], fill=fur)  # round head
+        draw.polygon([(fx + u, fy - 5 * u), (fx + u, fy - 8 * u), (fx + 3 * u, fy - 6 * u)], fill=fur)  # ears
+        draw.polygon([(fx + 3 * u, fy - 6 * u), (fx + 5 * u, fy - 8 * u), (fx + 5 * u, fy - 5 * u)], fill=fur)
+        draw.line([(fx - 4 * u, fy - 2 * u), (fx - 6 * u, fy - 4 * u), (fx - 6 * u, fy - 8 * u),
+                   (fx - 5 * u, fy - 9 * u)], fill=fur, width=u)  # thin raised tail
+        draw.ellipse([fx + 3 * u, fy - 6 * u, fx + 4 * u, fy - 5 * u], fill=(90, 200, 60))  # eye
+    else:  # the fox
+        draw.ellipse([fx - 4 * u, fy - 4 * u, fx + 4 * u, fy], fill=fur)  # body
+        draw.ellipse([fx + 2 * u, fy - 8 * u, fx + 6 * u, fy - 4 * u], fill=fur)  # head
+        draw.polygon([(fx + 2 * u, fy - 7 * u), (fx + 3 * u, fy - 10 * u), (fx + 4 * u, fy - 7 * u)], fill=fur)
+        draw.polygon([(fx + 4 * u, fy - 7 * u), (fx + 5 * u, fy - 10 * u), (fx + 6 * u, fy - 7 * u)], fill=fur)
+        draw.polygon([(fx - 4 * u, fy - 2 * u), (fx - 9 * u, fy - 6 * u), (fx - 7 * u, fy - u)], fill=fur)  # tail
+        draw.ellipse([fx - 9 * u, fy - 6 * u - u // 2, fx - 7 * u, fy - 4 * u - u // 2], fill=white)  # tail tip
+        draw.ellipse([fx + 4 * u, fy - 7 * u, fx + 5 * u, fy - 6 * u], fill=dark)  # eye
+    c = look.outfit_colour
+    if look.outfit == "scarf":
+        draw.polygon([(fx + u, fy - 5 * u), (fx + 3 * u, fy - 3 * u), (fx + 4 * u, fy - 4 * u),
+                      (fx + 2 * u, fy - 6 * u)], fill=c)
+        draw.rectangle([fx + u, fy - 4 * u, fx + 2 * u, fy - u], fill=c)  # the loose end
+    elif look.outfit == "cape":
+        draw.polygon([(fx + 2 * u, fy - 5 * u), (fx - 5 * u, fy - 4 * u), (fx - 4 * u, fy - u),
+                      (fx + u, fy - 2 * u)], fill=c)
+    elif look.outfit == "hat":
+        draw.rectangle([fx + u + u // 2, fy - 9 * u, fx + 6 * u + u // 2, fy - 8 * u], fill=c)  # brim
+        draw.rectangle([fx + 2 * u + u // 2, fy - 12 * u, fx + 5 * u + u // 2, fy - 9 * u], fill=c)
+
+
+def render_reference(size: str, powered: bool = False, look: HeroLook | None = None) -> bytes:
+    """A hero reference sheet as the embedded renderer draws it: the hero alone, large, on a
+    plain pale-blue background (the powered-up form with its glow)."""
+    w, h = parse_size(size)
+    img = Image.new("RGB", (w, h), (196, 212, 226))
+    draw = ImageDraw.Draw(img)
+    u = max(6, min(w, h) // (30 if powered else 22))
+    draw_hero(draw, w // 2, int(h * 0.68), u, look or HeroLook(), powered)
+    buf = io.BytesIO()
+    img.save(buf, "PNG", optimize=False, compress_level=3)
+    return buf.getvalue()
+
+
+def render_card(
+    scene_number: int, beat: str, text: str, size: str, powered: bool, variant: int = 0,
+    look: HeroLook | None = None,
+) -> bytes:
     """An illustrated card: sky, hills, the hero's silhouette (with an aura once powered up),
     and the scene's number, beat and text. Distinct per scene, same hero in all; ``variant``
-    (from the prompt) moves the camera, so a regenerated image looks different."""
+    (from the prompt) moves the camera, so a regenerated image looks different; ``look``
+    draws another hero (species, fur, outfit), the default being the story's red fox."""
     w, h = parse_size(size)
     scene_shift = variant % 10
     hue = beat_hue(beat) + scene_number * 0.011
@@ -110,18 +194,7 @@ def render_card(scene_number: int, beat: str, text: str, size: str, powered: boo
     fx = int(w * (0.3 + 0.4 * ((scene_number * 7 + scene_shift * 3) % 10) / 10))
     fy = ground
     u = max(8, min(w, h) // 28)
-    if powered:
-        for ring in range(4, 0, -1):
-            rr = u * (5 + ring * 2)
-            draw.ellipse([fx - rr, fy - rr - u * 3, fx + rr, fy + rr - u * 3], outline=_rgb(0.08, 0.8, 1.0), width=u // 2)
-    fox = (214, 92, 38)
-    draw.ellipse([fx - 4 * u, fy - 4 * u, fx + 4 * u, fy], fill=fox)  # body
-    draw.ellipse([fx + 2 * u, fy - 8 * u, fx + 6 * u, fy - 4 * u], fill=fox)  # head
-    draw.polygon([(fx + 2 * u, fy - 7 * u), (fx + 3 * u, fy - 10 * u), (fx + 4 * u, fy - 7 * u)], fill=fox)
-    draw.polygon([(fx + 4 * u, fy - 7 * u), (fx + 5 * u, fy - 10 * u), (fx + 6 * u, fy - 7 * u)], fill=fox)
-    draw.polygon([(fx - 4 * u, fy - 2 * u), (fx - 9 * u, fy - 6 * u), (fx - 7 * u, fy - u)], fill=fox)  # tail
-    draw.ellipse([fx - 9 * u, fy - 6 * u - u // 2, fx - 7 * u, fy - 4 * u - u // 2], fill=(250, 250, 245))  # tail tip
-    draw.ellipse([fx + 4 * u, fy - 7 * u, fx + 5 * u, fy - 6 * u], fill=(30, 20, 10))  # eye
+    draw_hero(draw, fx, fy, u, look or HeroLook(), powered)
     # Caption panel.
     pad = int(w * 0.05)
     panel_top = int(h * 0.70)

@@ -11,7 +11,7 @@ from typing import Any
 from foxpipe.config import Settings
 from foxpipe.engine.generation import Pipeline
 from foxpipe.engine.ratelimit import RateLimiter
-from foxpipe.providers.base import ImageModel, ImageStore, PromptLog, TextModel
+from foxpipe.providers.base import ImageModel, ImageStore, PromptLog, TextModel, VisionCheck
 from foxpipe.providers.csvlog import CsvLog
 from foxpipe.providers.localstore import LocalStore
 from foxpipe.providers.offline import OfflineImages, OfflineText
@@ -31,6 +31,17 @@ def image_model(settings: Settings) -> ImageModel:
 
         return OpenAIImages(settings)
     return OfflineImages(delay=settings.offline_delay)
+
+
+def vision_check(settings: Settings) -> VisionCheck:
+    """The continuity checker: OpenAI's vision model when keyed, else the embedded check."""
+    if settings.openai_live:
+        from foxpipe.providers.vision_openai import OpenAIVision
+
+        return OpenAIVision(settings)
+    from foxpipe.providers.vision_offline import OfflineVision
+
+    return OfflineVision()
 
 
 def image_limits(settings: Settings) -> tuple[float, int]:

@@ -71,7 +71,13 @@ image path) or ``"any"``. Each request takes the first queued action of its path
   ``content_policy_violation``;  ``Action.bad_request(message)`` — 400 ``invalid_request_error``
 - chat only: ``Action.scenes(n)`` (n items in fixed-length arrays), ``Action.refusal(text)``,
   ``Action.truncated()`` (``finish_reason="length"``), ``Action.content(text)`` (raw message
-  content, e.g. invalid JSON)
+  content, e.g. invalid JSON), ``Action.verdict(on_model, score, defects, note)`` (a continuity
+  verdict as the answer)
+
+Vision requests (chat whose user message is a list of ``text`` and ``image_url`` parts) are
+served like any chat; their record also holds ``image_urls`` (the parts' URLs, in order),
+``n_images``, ``image_digests`` (sha256 of each data URL's decoded bytes), ``text`` (the text
+parts joined) and ``schema`` (the request's ``response_format.json_schema``).
 
 Records: ``fake.requests`` holds a ``Request`` per request with ``path``, ``kind`` ("chat",
 ``"generations"``, ``"edits"``), ``model``, ``prompt`` (image prompt, or the chat's last user
@@ -210,6 +216,13 @@ class Action:
     def content(cls, text: str, delay: float = 0.0) -> Action:
         return cls("content", raw_content=text, delay=delay)
 
+    @classmethod
+    def verdict(cls, on_model: bool = True, score: int = 95, defects: list[str] | None = None,
+                note: str = "Same hero.", delay: float = 0.0) -> Action:
+        """A continuity verdict as the chat answer (the vision check's Structured Output)."""
+        body = {"on_model": on_model, "score": score, "defects": list(defects or []), "note": note}
+        return cls("verdict", raw_content=json.dumps(body), delay=delay)
+
 
 @dataclass
 class Request:
@@ -230,6 +243,9 @@ class Request:
     fields: dict[str, Any] = field(default_factory=dict)
     messages: list[dict[str, Any]] = field(default_factory=list)
     headers: dict[str, str] = field(default_factory=dict)
+    image_urls: list[str] = field(default_factory=list)  # chat: the image_url parts' URLs, in order
+    text: str = ""  # chat: the text parts of the last user message, joined
+    schema: dict[str, Any] = field(default_factory=dict)  # chat: response_format's json_schema
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -253,6 +269,16 @@ def png_bytes(width: int, height: int, rgb: tuple[int, int, int]) -> bytes:
         + chunk(b"IDAT", zlib.compress(raw, 6))
         + chunk(b"IEND", b"")
     )
+
+
+def data_url_bytes(url: str) -> bytes:
+    """The bytes of a base64 data URL (b"" for anything else)."""
+    if not url.startswith("data:") or ";base64," not in url:
+        return b""
+    try:
+        return base64.b64decode(url.split(";base64,", 1)[1], validate=False)
+    except ValueError:
+        return b""
 
 
 def openai_duration(seconds: float) -> str:
@@ -580,6 +606,16 @@ class FakeOpenAI:
             users = [m for m in rec.messages if m.get("role") == "user"]
             content = users[-1].get("content", "") if users else ""
             rec.prompt = content if isinstance(content, str) else json.dumps(content)
+            if isinstance(content, list):  # vision: text and image_url parts
+                rec.text = "\n".join(str(p.get("text", "")) for p in content
+                                     if isinstance(p, dict) and p.get("type") == "text")
+                rec.image_urls = [str((p.get("image_url") or {}).get("url", "")) for p in content
+                                  if isinstance(p, dict) and p.get("type") == "image_url"]
+                rec.n_images = len(rec.image_urls)
+                rec.image_digests = [hashlib.sha256(data_url_bytes(u)).hexdigest() for u in rec.image_urls]
+            fmt = f.get("response_format")
+            if isinstance(fmt, dict) and isinstance(fmt.get("json_schema"), dict):
+                rec.schema = fmt["json_schema"]
         else:
             rec.prompt = str(f.get("prompt", ""))
         # Authentication.
