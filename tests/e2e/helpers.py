@@ -8,7 +8,6 @@ ok_/no_/why_<job>_<i>, approve_all, download_zip, ...).
 from __future__ import annotations
 
 import io
-import json
 import re
 import time
 import zipfile
@@ -277,7 +276,27 @@ def make_slideshow(page: Page, seconds: float = 0.5, captions: bool = True, time
 
 
 def read_job(data_dir: Path, job: str) -> dict[str, Any]:
-    return json.loads((data_dir / "jobs" / f"{job}.json").read_text(encoding="utf-8"))
+    """The job as the app's store holds it now (the app's own SQLite file)."""
+    from foxpipe.store import Store, default_url
+
+    store = Store(default_url(data_dir))
+    try:
+        found = store.get_job(job)
+    finally:
+        store.close()
+    if found is None:
+        raise ValueError(f"job {job[:6]} is not in the store")
+    return found.to_dict()
+
+
+def stored_job_ids(data_dir: Path) -> list[str]:
+    from foxpipe.store import Store, default_url
+
+    store = Store(default_url(data_dir))
+    try:
+        return [r.id for r in store.list_jobs()]
+    finally:
+        store.close()
 
 
 def wait_job(data_dir: Path, job: str, predicate, timeout: float = 60.0) -> dict[str, Any]:
@@ -286,7 +305,7 @@ def wait_job(data_dir: Path, job: str, predicate, timeout: float = 60.0) -> dict
     while time.monotonic() < deadline:
         try:
             last = read_job(data_dir, job)
-        except (OSError, ValueError):  # not written yet, or being replaced
+        except (OSError, ValueError):  # not stored yet
             last = {}
         if last and predicate(last):
             return last

@@ -11,6 +11,7 @@ from .helpers import (
     screenshot,
     shown_scenes,
     start_job,
+    stored_job_ids,
     wait_images,
     wait_job,
 )
@@ -44,5 +45,5 @@ def test_reload_mid_generation_continues_the_same_job(start_app, new_page, shots
     # second job was started.
     for i, created in ready_before.items():
         assert [v["created"] for v in after["slots"][i]["versions"]] == [created]
-    assert [p.stem for p in (app.data_dir / "jobs").glob("*.json")] == [job]
+    assert stored_job_ids(app.data_dir) == [job]
     assert set(shown_scenes(page)) == set(range(1, 21))
