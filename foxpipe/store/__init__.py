@@ -160,6 +160,10 @@ class Store:
 
             @event.listens_for(self.engine, "connect")
             def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+                # The driver's own transaction handling begins only at the first write, so
+                # a read-then-write (update_job, spend_if) of two processes could interleave
+                # and lose one's change: transactions are begun explicitly in ``_tx``.
+                dbapi_conn.isolation_level = None
                 cur = dbapi_conn.cursor()
                 cur.execute("PRAGMA journal_mode=WAL")
                 cur.execute("PRAGMA synchronous=NORMAL")
@@ -176,9 +180,14 @@ class Store:
 
     # ------------------------------------------------------------------ plumbing
     @contextmanager
-    def _tx(self) -> Iterator[Connection]:
+    def _tx(self, write: bool = False) -> Iterator[Connection]:
+        """One transaction. On SQLite a ``write`` one takes the database's write lock at
+        its start (BEGIN IMMEDIATE), so what it reads cannot change before it writes, even
+        from another process; PostgreSQL locks the rows it reads for update instead."""
         try:
             with self._lock, self.engine.begin() as conn:
+                if self.is_sqlite:
+                    conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
                 yield conn
         except SQLAlchemyError as e:
             log.warning("[STORE] %s", type(e).__name__)
@@ -189,7 +198,7 @@ class Store:
 
     def migrate(self) -> None:
         """Bring the schema to SCHEMA_VERSION, keeping every row already stored."""
-        with self._tx() as conn:
+        with self._tx(write=True) as conn:
             metadata.create_all(conn, checkfirst=True)
             row = conn.execute(select(meta.c.value).where(meta.c.key == "schema_version")).first()
             version = int(row[0]) if row else 0
@@ -207,7 +216,7 @@ class Store:
 
     # ------------------------------------------------------------------ jobs
     def add_job(self, job: Job) -> None:
-        with self._tx() as conn:
+        with self._tx(write=True) as conn:
             conn.execute(insert(jobs).values(id=job.id, **_summary_columns(job)))
 
     def get_job(self, job_id: str) -> Job | None:
@@ -223,7 +232,7 @@ class Store:
     def update_job(self, job_id: str, fn: Callable[[Job], T]) -> tuple[T, Job] | None:
         """Apply ``fn`` to the job in one transaction and store the result; (what ``fn``
         returned, the job after it). None for an unknown job. ``fn`` may raise to abort."""
-        with self._tx() as conn:
+        with self._tx(write=True) as conn:
             q = select(jobs.c.data).where(jobs.c.id == job_id)
             if not self.is_sqlite:
                 q = q.with_for_update()
@@ -266,7 +275,7 @@ class Store:
             return [JobSummary(*r) for r in conn.execute(q).all()]
 
     def delete_job(self, job_id: str) -> None:
-        with self._tx() as conn:
+        with self._tx(write=True) as conn:
             conn.execute(delete(jobs).where(jobs.c.id == job_id))
 
     # ------------------------------------------------------------------ budget
@@ -282,7 +291,7 @@ class Store:
         """Add ``n`` (and ``usd``) to today's count of ``kind`` if it stays within ``limit``
         (None: no limit), in one transaction; (whether it was added, the count before)."""
         day = day or date.today().isoformat()
-        with self._tx() as conn:
+        with self._tx(write=True) as conn:
             q = select(budget.c.count).where(budget.c.day == day, budget.c.kind == kind)
             if not self.is_sqlite:
                 q = q.with_for_update()
@@ -301,7 +310,7 @@ class Store:
 
     # ------------------------------------------------------------------ rate window
     def record_start(self, bucket: str, t: float) -> None:
-        with self._tx() as conn:
+        with self._tx(write=True) as conn:
             conn.execute(insert(rate_starts).values(bucket=bucket, t=t))
             conn.execute(delete(rate_starts).where(rate_starts.c.t < t - 3600))
 
@@ -326,7 +335,7 @@ class Store:
             except (OSError, ValueError, TypeError, KeyError, AttributeError) as e:
                 log.warning("[STORE] job file %s is unreadable (%s); not imported", path.name, type(e).__name__)
                 continue
-            with self._tx() as conn:
+            with self._tx(write=True) as conn:
                 if conn.execute(select(jobs.c.id).where(jobs.c.id == job.id)).first() is not None:
                     continue
                 conn.execute(insert(jobs).values(id=job.id, **_summary_columns(job)))
