@@ -221,7 +221,7 @@ class Store:
 
     def get_job(self, job_id: str) -> Job | None:
         """The job as stored now, or None (unknown id). Raises StoreError for an unreadable row."""
-        if not isinstance(job_id, str) or not job_id or len(job_id) > 64:
+        if not _valid_id(job_id):
             return None
         with self._tx() as conn:
             row = conn.execute(select(jobs.c.data).where(jobs.c.id == job_id)).first()
@@ -232,6 +232,8 @@ class Store:
     def update_job(self, job_id: str, fn: Callable[[Job], T]) -> tuple[T, Job] | None:
         """Apply ``fn`` to the job in one transaction and store the result; (what ``fn``
         returned, the job after it). None for an unknown job. ``fn`` may raise to abort."""
+        if not _valid_id(job_id):
+            return None
         with self._tx(write=True) as conn:
             q = select(jobs.c.data).where(jobs.c.id == job_id)
             if not self.is_sqlite:
@@ -275,6 +277,8 @@ class Store:
             return [JobSummary(*r) for r in conn.execute(q).all()]
 
     def delete_job(self, job_id: str) -> None:
+        if not _valid_id(job_id):
+            return
         with self._tx(write=True) as conn:
             conn.execute(delete(jobs).where(jobs.c.id == job_id))
 
@@ -343,6 +347,12 @@ class Store:
         if n:
             log.info("[STORE] imported %d job files from %s", n, folder)
         return n
+
+
+def _valid_id(job_id: object) -> bool:
+    """Whether ``job_id`` could name a stored job (a link's ``?job=`` can hold anything;
+    PostgreSQL refuses to compare the id column with a number)."""
+    return isinstance(job_id, str) and 0 < len(job_id) <= 64
 
 
 def _decode(job_id: str, data: str) -> Job:
