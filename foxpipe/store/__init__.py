@@ -296,6 +296,9 @@ class Store:
         (None: no limit), in one transaction; (whether it was added, the count before)."""
         day = day or date.today().isoformat()
         with self._tx(write=True) as conn:
+            # The day's row first (a no-op when it exists), then lock it: two first spends
+            # of a day no longer both insert it (one failed on PostgreSQL's primary key).
+            conn.execute(self._insert_missing(budget, day=day, kind=kind, count=0, usd=0.0))
             q = select(budget.c.count).where(budget.c.day == day, budget.c.kind == kind)
             if not self.is_sqlite:
                 q = q.with_for_update()
@@ -303,14 +306,19 @@ class Store:
             before = int(row[0]) if row else 0
             if limit is not None and before + n > limit:
                 return False, before
-            if row is None:
-                conn.execute(insert(budget).values(day=day, kind=kind, count=n, usd=usd))
-            else:
-                conn.execute(
-                    update(budget).where(budget.c.day == day, budget.c.kind == kind)
-                    .values(count=budget.c.count + n, usd=budget.c.usd + usd)
-                )
+            conn.execute(
+                update(budget).where(budget.c.day == day, budget.c.kind == kind)
+                .values(count=budget.c.count + n, usd=budget.c.usd + usd)
+            )
             return True, before
+
+    def _insert_missing(self, table: Table, **values: Any) -> Any:
+        """INSERT that does nothing when the primary key already exists."""
+        if self.is_sqlite:
+            from sqlalchemy.dialects.sqlite import insert as dialect_insert
+        else:
+            from sqlalchemy.dialects.postgresql import insert as dialect_insert
+        return dialect_insert(table).values(**values).on_conflict_do_nothing()
 
     # ------------------------------------------------------------------ rate window
     def record_start(self, bucket: str, t: float) -> None:
