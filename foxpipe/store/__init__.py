@@ -36,6 +36,7 @@ from sqlalchemy import (
     func,
     insert,
     select,
+    text,
     update,
 )
 from sqlalchemy.engine import Connection, Engine
@@ -48,6 +49,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 SCHEMA_VERSION = 2
+MIGRATION_LOCK = 0x666F787069706501  # PostgreSQL advisory lock held while migrating
 
 metadata = MetaData()
 
@@ -199,6 +201,11 @@ class Store:
     def migrate(self) -> None:
         """Bring the schema to SCHEMA_VERSION, keeping every row already stored."""
         with self._tx(write=True) as conn:
+            if self.engine.dialect.name == "postgresql":
+                # Two processes starting on a fresh database would both create the tables
+                # (one fails on the catalog); the first migrates, the other waits, then
+                # finds the work done. (SQLite: BEGIN IMMEDIATE already serialises this.)
+                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK})
             metadata.create_all(conn, checkfirst=True)
             row = conn.execute(select(meta.c.value).where(meta.c.key == "schema_version")).first()
             version = int(row[0]) if row else 0
