@@ -354,10 +354,19 @@ class Store:
             except (OSError, ValueError, TypeError, KeyError, AttributeError) as e:
                 log.warning("[STORE] job file %s is unreadable (%s); not imported", path.name, type(e).__name__)
                 continue
-            with self._tx(write=True) as conn:
-                if conn.execute(select(jobs.c.id).where(jobs.c.id == job.id)).first() is not None:
-                    continue
-                conn.execute(insert(jobs).values(id=job.id, **_summary_columns(job)))
+            if not _valid_id(job.id):
+                log.warning("[STORE] job file %s has no usable id; not imported", path.name)
+                continue
+            try:
+                with self._tx(write=True) as conn:
+                    if conn.execute(select(jobs.c.id).where(jobs.c.id == job.id)).first() is not None:
+                        continue
+                    conn.execute(insert(jobs).values(id=job.id, **_summary_columns(job)))
+            except (StoreError, TypeError, ValueError, AttributeError) as e:
+                # One file the database refuses (an overlong owner, say) must not stop
+                # the app from starting, nor the other files from being imported.
+                log.warning("[STORE] job file %s could not be stored (%s); not imported", path.name, type(e).__name__)
+                continue
             n += 1
         if n:
             log.info("[STORE] imported %d job files from %s", n, folder)
