@@ -408,3 +408,23 @@ def test_a_whole_job_flows_through_the_store_and_survives_a_restart(store_url, m
     finally:
         reborn.shutdown()
         reborn.store.close()
+
+
+def test_a_job_deleted_from_the_store_does_not_come_back_from_its_old_file(store_url, tmp_path):
+    folder = tmp_path / "jobs"
+    kept, gone = make_job(title="kept"), make_job(title="gone")
+    write_job_file(folder, kept)
+    write_job_file(folder, gone)
+    s = Store(store_url, data_path=tmp_path)
+    try:
+        assert count_jobs(s) == 2
+        s.delete_job(gone.id)
+    finally:
+        s.close()
+    again = Store(store_url, data_path=tmp_path)  # the next start
+    try:
+        assert again.get_job(gone.id) is None
+        assert [r.title for r in again.list_jobs()] == ["kept"]
+    finally:
+        again.close()
+    assert (folder / f"{gone.id}.json").exists()  # the file itself is never deleted
