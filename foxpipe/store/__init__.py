@@ -49,6 +49,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 SCHEMA_VERSION = 2
+IMPORTED_KEY = "job_files_imported"  # foxpipe_meta: the job files folder was imported
 MIGRATION_LOCK = 0x666F787069706501  # PostgreSQL advisory lock held while migrating
 
 metadata = MetaData()
@@ -344,9 +345,14 @@ class Store:
     # ------------------------------------------------------------------ import
     def import_job_files(self, folder: Path) -> int:
         """Job files written by the version before the store: imported once each (a file
-        already imported is left alone), never deleted. Unreadable files are skipped."""
+        already imported is left alone), never deleted. Unreadable files are skipped.
+        The folder is read once per database: later starts do not read it again (a job
+        deleted from the store stays deleted, and a start does not parse every old file)."""
         if not folder.is_dir():
             return 0
+        with self._tx() as conn:
+            if conn.execute(select(meta.c.value).where(meta.c.key == IMPORTED_KEY)).first() is not None:
+                return 0
         n = 0
         for path in sorted(folder.glob("*.json")):
             try:
@@ -368,6 +374,8 @@ class Store:
                 log.warning("[STORE] job file %s could not be stored (%s); not imported", path.name, type(e).__name__)
                 continue
             n += 1
+        with self._tx(write=True) as conn:
+            conn.execute(self._insert_missing(meta, key=IMPORTED_KEY, value=f"{n} files, {time.time():.0f}"))
         if n:
             log.info("[STORE] imported %d job files from %s", n, folder)
         return n
