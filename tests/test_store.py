@@ -428,3 +428,30 @@ def test_a_job_deleted_from_the_store_does_not_come_back_from_its_old_file(store
     finally:
         again.close()
     assert (folder / f"{gone.id}.json").exists()  # the file itself is never deleted
+
+
+# ------------------------------------------------------------------------------- DATABASE_URL
+def test_postgres_urls_as_hosts_print_them_work(pg_database):
+    """Neon prints postgresql://…, Supabase and Heroku postgres://…: both work as they are."""
+    for url in (pg_database.replace("postgresql+psycopg://", "postgresql://"),
+                pg_database.replace("postgresql+psycopg://", "postgres://")):
+        s = Store(url)
+        try:
+            job = make_job(title=url.split(":")[0])
+            s.add_job(job)
+            assert s.get_job(job.id).story.title == url.split(":")[0]
+        finally:
+            s.close()
+
+
+@pytest.mark.parametrize("bad", [
+    "not a url",
+    "mysql://user:secret@127.0.0.1/db",
+    "postgresql+psycopg://user:secret@127.0.0.1:1/db",  # nothing listens there
+    "sqlite:////proc/no/such/folder/foxpipe.db",
+])
+def test_an_unusable_database_url_is_a_clear_store_error(bad):
+    with pytest.raises(StoreError) as e:
+        Store(bad)
+    assert "secret" not in e.value.message
+    assert "DATABASE_URL" in e.value.message
