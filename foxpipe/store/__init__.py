@@ -145,14 +145,38 @@ def describe(url: str) -> str:
 
         return make_url(url).render_as_string(hide_password=True)
     except Exception:
-        return "a database"
+        return "(an address that is not a database URL)"
+
+
+def normalize_url(url: str) -> str:
+    """Hosted PostgreSQL services print ``postgres://`` or ``postgresql://`` addresses: use
+    them as they are, with the psycopg (v3) driver foxpipe ships with."""
+    url = url.strip()
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
 
 
 class Store:
     def __init__(self, url: str, *, data_path: Path | None = None):
+        url = normalize_url(url)
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         self._lock = threading.RLock()  # one writer per process (SQLite has one anyway)
+        try:
+            self._open(url)
+            self.migrate()
+        except (StoreError, SQLAlchemyError, ImportError, OSError, ValueError) as e:
+            log.warning("[STORE] %s could not be opened (%s)", describe(url), type(e).__name__)
+            raise StoreError(
+                f"The database {describe(url)} could not be opened ({type(e).__name__}). Check DATABASE_URL: "
+                "empty for a SQLite file in the data folder, or postgresql+psycopg://user:password@host/db."
+            ) from e
+        if data_path is not None:
+            self.import_job_files(data_path / "jobs")
+
+    def _open(self, url: str) -> None:
         if self.is_sqlite:
             path = url.split("///", 1)[-1]
             if path and path != ":memory:":
@@ -177,9 +201,6 @@ class Store:
                 url, pool_pre_ping=True, pool_size=5, max_overflow=5, pool_timeout=30,
                 connect_args={"connect_timeout": 10},
             )
-        self.migrate()
-        if data_path is not None:
-            self.import_job_files(data_path / "jobs")
 
     # ------------------------------------------------------------------ plumbing
     @contextmanager
