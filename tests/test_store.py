@@ -435,11 +435,13 @@ def test_postgres_urls_as_hosts_print_them_work(pg_database):
     """Neon prints postgresql://…, Supabase and Heroku postgres://…: both work as they are."""
     for url in (pg_database.replace("postgresql+psycopg://", "postgresql://"),
                 pg_database.replace("postgresql+psycopg://", "postgres://")):
-        s = Store(url)
+        s = Store(url + "?sslmode=disable&application_name=foxpipe-test")  # the query string is kept
         try:
             job = make_job(title=url.split(":")[0])
             s.add_job(job)
             assert s.get_job(job.id).story.title == url.split(":")[0]
+            with s.engine.connect() as conn:
+                assert conn.execute(text("SELECT current_setting('application_name')")).scalar() == "foxpipe-test"
         finally:
             s.close()
 
