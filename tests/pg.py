@@ -128,7 +128,9 @@ def pg_server() -> Iterator[PgServer]:
     bindir = find_bindir()
     if bindir is None:
         pytest.fail(MISSING)
-    root = Path(tempfile.mkdtemp(prefix="foxpipe-pg-"))
+    # As root the cluster belongs to `postgres`, which must be able to reach the folder:
+    # /tmp rather than a TMPDIR under root's home.
+    root = Path(tempfile.mkdtemp(prefix="foxpipe-pg-", dir="/tmp" if os.geteuid() == 0 else None))
     as_user: str | None = None
     try:
         server, as_user = start_server(bindir, root)

@@ -384,7 +384,7 @@ def test_engine_operations_in_any_order_end_with_every_slot_terminal(monkeypatch
     the_story = story.offline_story(quiz.validate(quiz.defaults()).answers)
     texts = [sc.text for sc in the_story.scenes]
 
-    @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @settings(max_examples=16, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(ops=OPS)
     def run(ops):
         job_id = reg.create_job(the_story, texts, owner="h", size="256x384")
