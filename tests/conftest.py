@@ -70,3 +70,15 @@ def wait_until(predicate, timeout: float = 20.0, interval: float = 0.05):
 
 
 from tests.fakes.openai_server import fake_openai  # noqa: E402, F401  (fixture for every test)
+from tests.pg import pg_database, pg_server  # noqa: E402, F401  (a real PostgreSQL, started on demand)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request, tmp_path) -> str:
+    """A store URL on an empty database: a SQLite file, or a fresh database on the session's
+    throwaway PostgreSQL (started the first time a test asks for it)."""
+    if request.param == "sqlite":
+        folder = tmp_path / "store"
+        folder.mkdir(exist_ok=True)
+        return f"sqlite:///{(folder / 'foxpipe.db').as_posix()}"
+    return request.getfixturevalue("pg_database")

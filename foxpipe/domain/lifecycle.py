@@ -124,10 +124,12 @@ CLIP_TABLE: dict[tuple[ClipStatus, ClipStatus], bool] = {
 
 
 def clip_event(clip: Clip, new: ClipStatus | str, *, task_id: str | None = None) -> ClipStatus:
-    """Move a clip to ``new`` or raise ``Refused``. A stale poll names the task it polled:
-    once a Retry gave the clip a new task, the old task's answer is refused."""
+    """Move a clip to ``new`` or raise ``Refused``. A poll names the task it polled: once a
+    Retry gave the clip a new run, the old task's answer is refused, also in the gap before
+    the new task exists. Submitting (queued -> submitted) names the new task and records it."""
     new = ClipStatus(new)
-    if task_id is not None and clip.task_id and task_id != clip.task_id:
+    submitting = clip.status is C.QUEUED and new is C.SUBMITTED
+    if task_id is not None and task_id != clip.task_id and not submitting:
         raise Refused(f"clip {clip.index + 1}: an older task answered late", stale=True)
     if not CLIP_TABLE.get((clip.status, new)):
         raise Refused(f"clip {clip.index + 1} is {clip.status.value}; it cannot become {new.value}")
@@ -135,6 +137,8 @@ def clip_event(clip: Clip, new: ClipStatus | str, *, task_id: str | None = None)
         clip.attempts += 1
         clip.task_id = ""
         clip.error = ""
+    if submitting and task_id:
+        clip.task_id = task_id
     clip.status = new
     return new
 

@@ -8,6 +8,7 @@ video providers all wait through ``Backoff.delay`` and read the server's wish th
 from __future__ import annotations
 
 import email.utils
+import math
 import random
 import time
 from collections.abc import Mapping
@@ -30,7 +31,7 @@ class Backoff:
     def delay(self, attempt: int, retry_after: float | None = None, *, rng: random.Random | None = None) -> float:
         """Seconds to wait after failed attempt number ``attempt`` (1 = the first try)."""
         r = (rng or random).uniform(1 - self.jitter, 1 + self.jitter)
-        d = min(self.cap, self.base * 2 ** max(0, attempt - 1) * r)
+        d = min(self.cap, self.base * 2.0 ** min(max(0, attempt - 1), 64) * r)
         if retry_after is not None and retry_after > 0:
             d = max(d, min(retry_after, MAX_RETRY_AFTER))
         return d
@@ -51,17 +52,17 @@ def retry_after_seconds(headers: Mapping[str, Any] | Any, now: float | None = No
         return None
     raw_ms = get("retry-after-ms") or get("Retry-After-Ms")
     if raw_ms not in (None, ""):
-        try:
-            return max(0.0, float(raw_ms) / 1000.0)
-        except (TypeError, ValueError):
-            pass
+        ms = _number(raw_ms)
+        if ms is not None:
+            return max(0.0, ms / 1000.0)
     raw = get("retry-after") or get("Retry-After")
     if raw in (None, ""):
         return None
-    try:
-        return max(0.0, float(raw))
-    except (TypeError, ValueError):
-        pass
+    secs = _number(raw)
+    if secs is not None:
+        return max(0.0, secs)
+    if _looks_numeric(raw):  # "inf", "nan", "1e999": a number, but not a wait
+        return None
     try:
         when = email.utils.parsedate_to_datetime(str(raw))
     except (TypeError, ValueError, IndexError):
@@ -69,3 +70,20 @@ def retry_after_seconds(headers: Mapping[str, Any] | Any, now: float | None = No
     if when is None:
         return None
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def _number(raw: Any) -> float | None:
+    """A finite number, or None ("inf" or "nan" would pause every request for ever)."""
+    try:
+        x = float(raw)
+    except (TypeError, ValueError):
+        return None
+    return x if math.isfinite(x) else None
+
+
+def _looks_numeric(raw: Any) -> bool:
+    try:
+        float(raw)
+    except (TypeError, ValueError):
+        return False
+    return True

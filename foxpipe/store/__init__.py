@@ -36,6 +36,7 @@ from sqlalchemy import (
     func,
     insert,
     select,
+    text,
     update,
 )
 from sqlalchemy.engine import Connection, Engine
@@ -48,6 +49,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 SCHEMA_VERSION = 2
+IMPORTED_KEY = "job_files_imported"  # foxpipe_meta: the job files folder was imported
+MIGRATION_LOCK = 0x666F787069706501  # PostgreSQL advisory lock held while migrating
 
 metadata = MetaData()
 
@@ -142,14 +145,38 @@ def describe(url: str) -> str:
 
         return make_url(url).render_as_string(hide_password=True)
     except Exception:
-        return "a database"
+        return "(an address that is not a database URL)"
+
+
+def normalize_url(url: str) -> str:
+    """Hosted PostgreSQL services print ``postgres://`` or ``postgresql://`` addresses: use
+    them as they are, with the psycopg (v3) driver foxpipe ships with."""
+    url = url.strip()
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
 
 
 class Store:
     def __init__(self, url: str, *, data_path: Path | None = None):
+        url = normalize_url(url)
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         self._lock = threading.RLock()  # one writer per process (SQLite has one anyway)
+        try:
+            self._open(url)
+            self.migrate()
+        except (StoreError, SQLAlchemyError, ImportError, OSError, ValueError) as e:
+            log.warning("[STORE] %s could not be opened (%s)", describe(url), type(e).__name__)
+            raise StoreError(
+                f"The database {describe(url)} could not be opened ({type(e).__name__}). Check DATABASE_URL: "
+                "empty for a SQLite file in the data folder, or postgresql+psycopg://user:password@host/db."
+            ) from e
+        if data_path is not None:
+            self.import_job_files(data_path / "jobs")
+
+    def _open(self, url: str) -> None:
         if self.is_sqlite:
             path = url.split("///", 1)[-1]
             if path and path != ":memory:":
@@ -160,6 +187,10 @@ class Store:
 
             @event.listens_for(self.engine, "connect")
             def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+                # The driver's own transaction handling begins only at the first write, so
+                # a read-then-write (update_job, spend_if) of two processes could interleave
+                # and lose one's change: transactions are begun explicitly in ``_tx``.
+                dbapi_conn.isolation_level = None
                 cur = dbapi_conn.cursor()
                 cur.execute("PRAGMA journal_mode=WAL")
                 cur.execute("PRAGMA synchronous=NORMAL")
@@ -170,15 +201,17 @@ class Store:
                 url, pool_pre_ping=True, pool_size=5, max_overflow=5, pool_timeout=30,
                 connect_args={"connect_timeout": 10},
             )
-        self.migrate()
-        if data_path is not None:
-            self.import_job_files(data_path / "jobs")
 
     # ------------------------------------------------------------------ plumbing
     @contextmanager
-    def _tx(self) -> Iterator[Connection]:
+    def _tx(self, write: bool = False) -> Iterator[Connection]:
+        """One transaction. On SQLite a ``write`` one takes the database's write lock at
+        its start (BEGIN IMMEDIATE), so what it reads cannot change before it writes, even
+        from another process; PostgreSQL locks the rows it reads for update instead."""
         try:
             with self._lock, self.engine.begin() as conn:
+                if self.is_sqlite:
+                    conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
                 yield conn
         except SQLAlchemyError as e:
             log.warning("[STORE] %s", type(e).__name__)
@@ -189,7 +222,12 @@ class Store:
 
     def migrate(self) -> None:
         """Bring the schema to SCHEMA_VERSION, keeping every row already stored."""
-        with self._tx() as conn:
+        with self._tx(write=True) as conn:
+            if self.engine.dialect.name == "postgresql":
+                # Two processes starting on a fresh database would both create the tables
+                # (one fails on the catalog); the first migrates, the other waits, then
+                # finds the work done. (SQLite: BEGIN IMMEDIATE already serialises this.)
+                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK})
             metadata.create_all(conn, checkfirst=True)
             row = conn.execute(select(meta.c.value).where(meta.c.key == "schema_version")).first()
             version = int(row[0]) if row else 0
@@ -207,12 +245,12 @@ class Store:
 
     # ------------------------------------------------------------------ jobs
     def add_job(self, job: Job) -> None:
-        with self._tx() as conn:
+        with self._tx(write=True) as conn:
             conn.execute(insert(jobs).values(id=job.id, **_summary_columns(job)))
 
     def get_job(self, job_id: str) -> Job | None:
         """The job as stored now, or None (unknown id). Raises StoreError for an unreadable row."""
-        if not isinstance(job_id, str) or not job_id or len(job_id) > 64:
+        if not _valid_id(job_id):
             return None
         with self._tx() as conn:
             row = conn.execute(select(jobs.c.data).where(jobs.c.id == job_id)).first()
@@ -223,7 +261,9 @@ class Store:
     def update_job(self, job_id: str, fn: Callable[[Job], T]) -> tuple[T, Job] | None:
         """Apply ``fn`` to the job in one transaction and store the result; (what ``fn``
         returned, the job after it). None for an unknown job. ``fn`` may raise to abort."""
-        with self._tx() as conn:
+        if not _valid_id(job_id):
+            return None
+        with self._tx(write=True) as conn:
             q = select(jobs.c.data).where(jobs.c.id == job_id)
             if not self.is_sqlite:
                 q = q.with_for_update()
@@ -266,7 +306,9 @@ class Store:
             return [JobSummary(*r) for r in conn.execute(q).all()]
 
     def delete_job(self, job_id: str) -> None:
-        with self._tx() as conn:
+        if not _valid_id(job_id):
+            return
+        with self._tx(write=True) as conn:
             conn.execute(delete(jobs).where(jobs.c.id == job_id))
 
     # ------------------------------------------------------------------ budget
@@ -282,7 +324,10 @@ class Store:
         """Add ``n`` (and ``usd``) to today's count of ``kind`` if it stays within ``limit``
         (None: no limit), in one transaction; (whether it was added, the count before)."""
         day = day or date.today().isoformat()
-        with self._tx() as conn:
+        with self._tx(write=True) as conn:
+            # The day's row first (a no-op when it exists), then lock it: two first spends
+            # of a day no longer both insert it (one failed on PostgreSQL's primary key).
+            conn.execute(self._insert_missing(budget, day=day, kind=kind, count=0, usd=0.0))
             q = select(budget.c.count).where(budget.c.day == day, budget.c.kind == kind)
             if not self.is_sqlite:
                 q = q.with_for_update()
@@ -290,18 +335,23 @@ class Store:
             before = int(row[0]) if row else 0
             if limit is not None and before + n > limit:
                 return False, before
-            if row is None:
-                conn.execute(insert(budget).values(day=day, kind=kind, count=n, usd=usd))
-            else:
-                conn.execute(
-                    update(budget).where(budget.c.day == day, budget.c.kind == kind)
-                    .values(count=budget.c.count + n, usd=budget.c.usd + usd)
-                )
+            conn.execute(
+                update(budget).where(budget.c.day == day, budget.c.kind == kind)
+                .values(count=budget.c.count + n, usd=budget.c.usd + usd)
+            )
             return True, before
+
+    def _insert_missing(self, table: Table, **values: Any) -> Any:
+        """INSERT that does nothing when the primary key already exists."""
+        if self.is_sqlite:
+            from sqlalchemy.dialects.sqlite import insert as dialect_insert
+        else:
+            from sqlalchemy.dialects.postgresql import insert as dialect_insert
+        return dialect_insert(table).values(**values).on_conflict_do_nothing()
 
     # ------------------------------------------------------------------ rate window
     def record_start(self, bucket: str, t: float) -> None:
-        with self._tx() as conn:
+        with self._tx(write=True) as conn:
             conn.execute(insert(rate_starts).values(bucket=bucket, t=t))
             conn.execute(delete(rate_starts).where(rate_starts.c.t < t - 3600))
 
@@ -316,9 +366,14 @@ class Store:
     # ------------------------------------------------------------------ import
     def import_job_files(self, folder: Path) -> int:
         """Job files written by the version before the store: imported once each (a file
-        already imported is left alone), never deleted. Unreadable files are skipped."""
+        already imported is left alone), never deleted. Unreadable files are skipped.
+        The folder is read once per database: later starts do not read it again (a job
+        deleted from the store stays deleted, and a start does not parse every old file)."""
         if not folder.is_dir():
             return 0
+        with self._tx() as conn:
+            if conn.execute(select(meta.c.value).where(meta.c.key == IMPORTED_KEY)).first() is not None:
+                return 0
         n = 0
         for path in sorted(folder.glob("*.json")):
             try:
@@ -326,14 +381,31 @@ class Store:
             except (OSError, ValueError, TypeError, KeyError, AttributeError) as e:
                 log.warning("[STORE] job file %s is unreadable (%s); not imported", path.name, type(e).__name__)
                 continue
-            with self._tx() as conn:
-                if conn.execute(select(jobs.c.id).where(jobs.c.id == job.id)).first() is not None:
-                    continue
-                conn.execute(insert(jobs).values(id=job.id, **_summary_columns(job)))
+            if not _valid_id(job.id):
+                log.warning("[STORE] job file %s has no usable id; not imported", path.name)
+                continue
+            try:
+                with self._tx(write=True) as conn:
+                    if conn.execute(select(jobs.c.id).where(jobs.c.id == job.id)).first() is not None:
+                        continue
+                    conn.execute(insert(jobs).values(id=job.id, **_summary_columns(job)))
+            except (StoreError, TypeError, ValueError, AttributeError) as e:
+                # One file the database refuses (an overlong owner, say) must not stop
+                # the app from starting, nor the other files from being imported.
+                log.warning("[STORE] job file %s could not be stored (%s); not imported", path.name, type(e).__name__)
+                continue
             n += 1
+        with self._tx(write=True) as conn:
+            conn.execute(self._insert_missing(meta, key=IMPORTED_KEY, value=f"{n} files, {time.time():.0f}"))
         if n:
             log.info("[STORE] imported %d job files from %s", n, folder)
         return n
+
+
+def _valid_id(job_id: object) -> bool:
+    """Whether ``job_id`` could name a stored job (a link's ``?job=`` can hold anything;
+    PostgreSQL refuses to compare the id column with a number)."""
+    return isinstance(job_id, str) and 0 < len(job_id) <= 64
 
 
 def _decode(job_id: str, data: str) -> Job:
