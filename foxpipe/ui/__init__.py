@@ -6,8 +6,10 @@ from __future__ import annotations
 import hmac
 import logging
 import os
+import runpy
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import streamlit as st
@@ -188,16 +190,19 @@ def entry_gate() -> None:
     st.session_state._entry_ran = True  # only once the gate let this run through
 
 
+ENTRY = Path(__file__).resolve().parents[2] / "streamlit_app.py"
+
+
 def page_start() -> None:
-    """First line of every page. Streamlit runs a ``pages/`` script on its own (without
-    the entry file) when st.navigation has not yet run in the process (its multipage v1
-    compatibility path, and every AppTest run): the state, gate and sidebar must then
-    come from here, or a deep link would skip the access gate."""
+    """First line of every page. Streamlit runs a ``pages/`` script on its own, without the
+    entry file, until st.navigation has run once in the process (its multipage v1 path: the
+    first request to a fresh server, e.g. a shared /gallery?job=… link). Then the entry file
+    runs here instead: the page config, the app's navigation, the gate and the sidebar, and
+    the requested page through st.navigation, exactly as on any other visit."""
     if st.session_state.pop("_entry_ran", False):
         return
-    init_state()
-    access_gate()
-    sidebar()
+    runpy.run_path(str(ENTRY), run_name="__foxpipe_entry__")
+    st.stop()  # the page already ran inside the entry file
 
 
 _PERF_LOG = os.environ.get("FOXPIPE_PERF_LOG", "")
