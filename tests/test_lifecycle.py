@@ -156,7 +156,7 @@ def test_an_old_run_answering_after_a_retry_cannot_touch_the_new_run():
 
 # ---------------------------------------------------------------------------------- clips
 CLIP_SPEC = {
-    (C.QUEUED, C.SUBMITTED), (C.SUBMITTED, C.SUBMITTED), (C.SUBMITTED, C.DOWNLOADING),
+    (C.QUEUED, C.QUEUED), (C.QUEUED, C.SUBMITTED), (C.SUBMITTED, C.SUBMITTED), (C.SUBMITTED, C.DOWNLOADING),
     (C.DOWNLOADING, C.SUBMITTED), (C.DOWNLOADING, C.READY),
     (C.QUEUED, C.FAILED), (C.SUBMITTED, C.FAILED), (C.DOWNLOADING, C.FAILED),
     (C.FAILED, C.QUEUED), (C.READY, C.QUEUED),

@@ -110,6 +110,7 @@ def can(slot: Slot, event: SlotEvent | str) -> bool:
 C = ClipStatus
 
 CLIP_TABLE: dict[tuple[ClipStatus, ClipStatus], bool] = {
+    (C.QUEUED, C.QUEUED): True,  # the next attempt of a submission the vendor surely did not accept
     (C.QUEUED, C.SUBMITTED): True,  # the vendor returned a task id: stored at once
     (C.SUBMITTED, C.SUBMITTED): True,  # polled again (e.g. after a restart): never resubmitted
     (C.SUBMITTED, C.DOWNLOADING): True,
@@ -170,3 +171,23 @@ def video_event(video: Video, new: VideoStatus | str) -> VideoStatus:
         raise Refused(f"the video is {old.value}; it cannot become {new.value}")
     video.status = new.value
     return new
+
+
+def interrupt_video(video: Video, message: str) -> None:
+    """After a restart: a clip the vendor already accepted (it has a task id) is still being
+    made there, paid for, so it stays submitted and is polled again; other work in flight
+    is lost: say so (each clip can be retried)."""
+    resumable = False
+    for c in video.clips:
+        if not c.status.in_flight:
+            continue
+        if c.task_id:
+            clip_event(c, C.SUBMITTED)
+            c.error = ""
+            resumable = True
+        else:
+            clip_event(c, C.FAILED)
+            c.error = message
+    if video.status == V.RUNNING and not resumable:
+        video_event(video, V.FAILED)
+        video.error = message

@@ -167,20 +167,10 @@ class Video:
         return next((c for c in self.clips if c.index == index), None)
 
     def interrupt(self, message: str) -> None:
-        """After a restart: a clip the vendor already accepted (it has a task id) is still being
-        made there, paid for, so it stays submitted and is polled again; other work in flight
-        is lost: say so (each clip can be retried)."""
-        resumable = False
-        for c in self.clips:
-            if c.status.in_flight and c.task_id:
-                c.status, c.error = ClipStatus.SUBMITTED, ""
-                resumable = True
-            elif c.status.in_flight:
-                c.status = ClipStatus.FAILED
-                c.error = message
-        if self.status == "running" and not resumable:
-            self.status = "failed"
-            self.error = message
+        """After a restart (see ``lifecycle.interrupt_video``)."""
+        from foxpipe.domain.lifecycle import interrupt_video
+
+        interrupt_video(self, message)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Video:

@@ -19,7 +19,7 @@ from foxpipe.domain import prompts, structures
 from foxpipe.domain.lifecycle import Refused, SlotEvent, slot_event
 from foxpipe.domain.models import ImageVersion, Job
 from foxpipe.engine.ratelimit import RateLimiter
-from foxpipe.engine.retry import backoff_delay
+from foxpipe.engine.retry import MAX_RETRY_AFTER, backoff_delay
 from foxpipe.providers.base import ImageModel, ImageStore, PromptLog, ProviderError
 
 log = logging.getLogger(__name__)
@@ -186,10 +186,11 @@ async def run_slot(book: JobBook, pipe: Pipeline, job_id: str, index: int, run: 
             except ProviderError as e:
                 err = e
                 # Pause everyone before this place is handed to the next request.
+                wait = min(e.retry_after, MAX_RETRY_AFTER) if e.retry_after else e.retry_after
                 if e.code == "rate_limit_exceeded":
-                    pipe.limiter.rejected(e.retry_after)
-                elif e.retry_after:
-                    pipe.limiter.pause_for(e.retry_after)
+                    pipe.limiter.rejected(wait)
+                elif wait:
+                    pipe.limiter.pause_for(wait)
             except Exception as e:  # an SDK surprise: retry, but say what it was
                 err = ProviderError(f"Unexpected error from the image service ({type(e).__name__}).")
             seconds = time.monotonic() - t0

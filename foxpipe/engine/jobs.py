@@ -72,9 +72,20 @@ class JobRegistry:
         self.settings = settings
         self._factory = pipeline_factory
         self._period = period
-        self.store = store or Store(
-            settings.database_url or default_url(settings.data_path), data_path=settings.data_path
-        )
+        self.store_problem = ""  # DATABASE_URL could not be used: said in the sidebar
+        if store is None:
+            try:
+                store = Store(settings.database_url or default_url(settings.data_path), data_path=settings.data_path)
+            except StoreError as e:
+                if not settings.database_url:
+                    raise
+                self.store_problem = (
+                    f"{e.message} Using a local file instead, which Streamlit Community Cloud "
+                    "wipes on every restart: fix DATABASE_URL."
+                )
+                log.warning("[STORE] %s", self.store_problem)
+                store = Store(default_url(settings.data_path), data_path=settings.data_path)
+        self.store = store
         self._lock = threading.RLock()
         self._tasks: dict[str, dict[int, concurrent.futures.Future[None]]] = {}
         self._cancel_reason: dict[str, str] = {}

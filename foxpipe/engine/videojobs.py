@@ -17,6 +17,7 @@ The UI calls ``start``/``retry_clip`` and reads ``job.video`` from registry snap
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -30,6 +31,7 @@ from PIL import Image
 from foxpipe import export
 from foxpipe.config import Settings
 from foxpipe.domain import prompts
+from foxpipe.domain.lifecycle import Refused, VideoStatus, clip_event, video_event
 from foxpipe.domain.models import Clip, ClipStatus, Job, Video
 from foxpipe.engine.generation import blocking, image_row, log_safely
 from foxpipe.engine.jobs import JobRegistry
@@ -135,12 +137,12 @@ def start(
         scenes=chosen if provider != SLIDESHOW else [],
         seconds_per_scene=max(0.2, float(seconds_per_scene)),
         captions=bool(captions),
-        status="running",
         stage="Starting…",
         started=time.time(),
         estimate_usd=estimate(reg.settings, provider, len(chosen)) if provider != SLIDESHOW else 0.0,
         clips=[Clip(index=i) for i in chosen] if provider != SLIDESHOW else [],
     )
+    video_event(video, VideoStatus.RUNNING)  # every status change through the lifecycle
     reg.mutate(job_id, lambda j: setattr(j, "video", video))
     log.info("[VIDEO] job %s: %s, %d scenes to animate", job_id[:6], provider, len(video.clips))
     if provider == SLIDESHOW:
@@ -163,7 +165,8 @@ def retry_clip(reg: JobRegistry, job_id: str, index: int) -> str:
         assert j.video is not None
         c = j.video.clip(index)
         if c is not None:
-            c.status, c.error, c.task_id = ClipStatus.QUEUED, "", ""
+            with contextlib.suppress(Refused):
+                clip_event(c, ClipStatus.QUEUED)  # Retry: the only way to submit it again
         j.video.error = ""
 
     reg.mutate(job_id, fn)
@@ -185,10 +188,18 @@ def _limiter(reg: JobRegistry, maker: ClipMaker) -> RateLimiter:
     return per[maker.name]
 
 
-def _set_clip(reg: JobRegistry, job_id: str, index: int, **changes: Any) -> None:
+def _set_clip(reg: JobRegistry, job_id: str, index: int, status: ClipStatus | None = None,
+              **changes: Any) -> None:
+    """Change a clip; a new status goes through the lifecycle (a refused one changes nothing)."""
     def fn(j: Job) -> None:
         c = j.video.clip(index) if j.video else None
         if c is not None:
+            if status is not None and status is not c.status or status is ClipStatus.QUEUED:
+                try:
+                    clip_event(c, status)
+                except Refused as e:
+                    log.info("[VIDEO] %s", e.reason)
+                    return
             for k, v in changes.items():
                 setattr(c, k, v)
             _update_progress(j.video)
@@ -265,10 +276,15 @@ async def _clip_task(reg: JobRegistry, job_id: str, index: int) -> None:
             c = j.video.clip(index) if j.video else None
             if c is None or not c.status.in_flight:
                 return
-            if c.task_id:
-                c.status, c.error = ClipStatus.SUBMITTED, ""
-            else:
-                c.status, c.error, c.finished = ClipStatus.FAILED, "Stopped.", time.time()
+            try:
+                if c.task_id:
+                    clip_event(c, ClipStatus.SUBMITTED)
+                    c.error = ""
+                else:
+                    clip_event(c, ClipStatus.FAILED)
+                    c.error, c.finished = "Stopped.", time.time()
+            except Refused:
+                return
             _update_progress(j.video)
 
         reg.mutate(job_id, fn)
@@ -286,7 +302,12 @@ def _submitted(reg: JobRegistry, job_id: str, index: int, task_id: str, cost: fl
         c = j.video.clip(index) if j.video else None
         if c is None or j.video is None:
             return
-        c.status, c.task_id, c.error = ClipStatus.SUBMITTED, task_id, ""
+        try:
+            clip_event(c, ClipStatus.SUBMITTED, task_id=task_id)
+        except Refused as e:
+            log.info("[VIDEO] %s", e.reason)
+            return
+        c.error = ""
         c.submissions += 1
         c.cost_usd = round(c.cost_usd + cost, 4)
         j.video.spent_usd = round(sum(x.cost_usd for x in j.video.clips), 4)
@@ -440,8 +461,9 @@ async def _after_clip(reg: JobRegistry, job_id: str) -> None:
         return
     if not any(c.status is ClipStatus.READY for c in job.video.clips):
         def fn(j: Job) -> None:
-            if j.video is not None:
-                j.video.status, j.video.stage = "failed", ""
+            if j.video is not None and j.video.status != VideoStatus.FAILED:
+                video_event(j.video, VideoStatus.FAILED)
+                j.video.stage = ""
                 j.video.error = "No clip could be made. Retry a clip, or make the local slideshow."
 
         reg.mutate(job_id, fn)
@@ -512,7 +534,8 @@ async def _render(reg: JobRegistry, job_id: str) -> None:
 
     def begin(j: Job) -> None:
         if j.video is not None:
-            j.video.status, j.video.stage, j.video.error = "running", "Rendering the video…", ""
+            video_event(j.video, VideoStatus.RUNNING)
+            j.video.stage, j.video.error = "Rendering the video…", ""
             j.video.progress = base
 
     reg.mutate(job_id, begin)
@@ -536,7 +559,8 @@ async def _render(reg: JobRegistry, job_id: str) -> None:
 
     def done(j: Job) -> None:
         if j.video is not None:
-            j.video.status, j.video.stage, j.video.progress = "done", "", 1.0
+            video_event(j.video, VideoStatus.DONE)
+            j.video.stage, j.video.progress = "", 1.0
             j.video.path = j.video.url = str(out)
             j.video.srt_path = str(srt)
             j.video.duration = rendered.duration
@@ -555,8 +579,10 @@ async def _render(reg: JobRegistry, job_id: str) -> None:
 
 def _video_failed(reg: JobRegistry, job_id: str, message: str) -> None:
     def fn(j: Job) -> None:
-        if j.video is not None:
-            j.video.status, j.video.stage, j.video.error = "failed", "", message
+        if j.video is not None and j.video.status != VideoStatus.FAILED:
+            with contextlib.suppress(Refused):
+                video_event(j.video, VideoStatus.FAILED)
+            j.video.stage, j.video.error = "", message
             j.video.finished = time.time()
 
     reg.mutate(job_id, fn)

@@ -79,6 +79,12 @@ def current_job_id() -> str | None:
     return jid if isinstance(jid, str) and jid else None
 
 
+def ui_store_label(eng: JobRegistry) -> str:
+    if eng.store.is_sqlite:
+        return "a local SQLite file (set DATABASE_URL to keep stories across restarts on Community Cloud)"
+    return "PostgreSQL (stories survive restarts)"
+
+
 def sidebar() -> None:
     s = settings()
     with st.sidebar:
@@ -92,7 +98,11 @@ def sidebar() -> None:
         for svc in services.status(s):
             icon = ":material/check_circle:" if svc.live else ":material/radio_button_unchecked:"
             st.markdown(f"{icon} **{svc.name}**: {svc.detail}")
-        for p in (*s.problems, *services.runtime_problems(s)):
+        eng = registry()
+        st.markdown(f":material/database: **Store**: {ui_store_label(eng)}")
+        for p in (*s.problems, *services.runtime_problems(s), eng.store_problem, eng.problem):
+            if not p:
+                continue
             st.warning(p, icon=":material/warning:")
         if s.openai_live and not s.app_password:
             st.warning(
