@@ -77,8 +77,15 @@ def shutdown(grace: float | None = None) -> None:
         log.info("[SHUTDOWN] stopped")
 
 
-# Streamlit stops its server on SIGTERM/SIGINT and the interpreter then runs this.
-atexit.register(shutdown)
+# Streamlit stops its server on SIGTERM/SIGINT (a platform shutting the app down, Ctrl+C) and
+# the interpreter then exits. The engine must stop first, while worker threads may still be
+# started (the image store writes through a thread pool): threading's exit hooks run before
+# the thread pools refuse new work, and in the reverse order of registration.
+try:
+    threading._register_atexit(shutdown)  # type: ignore[attr-defined]
+except (AttributeError, RuntimeError):  # an interpreter without it: the plain exit hook
+    atexit.register(shutdown)
+atexit.register(shutdown)  # a second call does nothing
 
 
 def _run(coro):  # noqa: ANN001, ANN202
