@@ -152,6 +152,8 @@ class Video:
     path: str = ""  # the final MP4
     srt_path: str = ""
     url: str = ""
+    uploaded: bool = False  # the story video is hosted (Cloudinary), not only on this server's disk
+    upload_error: str = ""
     duration: float = 0.0
     render_seconds: float = 0.0
     estimate_usd: float = 0.0

@@ -45,6 +45,7 @@ from foxpipe.providers.video_prices import PRICES_CHECKED
 from foxpipe.providers.videobase import (
     ClipMaker,
     ClipStore,
+    HostedClipStore,
     ImageInput,
     LocalClipStore,
     collect,
@@ -98,8 +99,32 @@ def clip_maker(settings: Settings, name: str) -> ClipMaker:
 
 
 def clip_store(settings: Settings) -> ClipStore:
-    """Where clips and videos are kept (a hosted store plugs in here)."""
+    """Where clips and videos are kept: local files, and Cloudinary too when it is set."""
+    if settings.cloudinary_live:
+        from foxpipe.providers.registry import image_store
+
+        return HostedClipStore(settings.data_path, image_store(settings))
     return LocalClipStore(settings.data_path)
+
+
+def host_video(reg: JobRegistry, job_id: str) -> str:
+    """Upload the finished story video (and its subtitles) when a host is set; '' or why
+    not. The local file stays; the job records the hosted URL."""
+    store = clip_store(reg.settings)
+    job = reg.get(job_id)
+    if not isinstance(store, HostedClipStore) or job is None or job.video is None or not job.video.path:
+        return ""
+    url, error = store.host_video(job_id, job.video.path)
+
+    def fn(j: Job) -> None:
+        if j.video is not None and j.video.path == job.video.path:
+            if url:
+                j.video.url, j.video.uploaded, j.video.upload_error = url, True, ""
+            else:
+                j.video.upload_error = error
+
+    reg.mutate(job_id, fn)
+    return error
 
 
 def estimate(settings: Settings, provider: str, n_scenes: int) -> float:
@@ -568,6 +593,7 @@ async def _render(reg: JobRegistry, job_id: str) -> None:
             j.video.finished = time.time()
 
     reg.mutate(job_id, done)
+    await asyncio.to_thread(host_video, reg, job_id)  # hosted too when Cloudinary is set
     log.info("[VIDEO] job %s: %.1f s video in %.1f s", job_id[:6], rendered.duration, seconds)
     snap = reg.get(job_id)
     if snap is not None:

@@ -107,19 +107,21 @@ class CloudinaryStore:
         _widen_connection_pool()
 
     # ------------------------------------------------------------------ the SDK call
-    def _call(self, data: bytes, folder: str, public_id: str, tags: list[str]) -> dict[str, Any]:
+    def _call(self, data: bytes, folder: str, public_id: str, tags: list[str], resource_type: str = "image",
+              ext: str = "png") -> dict[str, Any]:
         opts = dict(self.options, folder=folder, public_id=public_id, tags=tags,
-                    resource_type="image", timeout=self.timeout, filename=f"{public_id}.png")
+                    resource_type=resource_type, timeout=self.timeout, filename=f"{public_id}.{ext}")
         if self.preset:
             return cloudinary.uploader.unsigned_upload(data, self.preset, **opts)
         # Never replace an asset silently: a name already taken comes back as "existing".
         return cloudinary.uploader.upload(data, overwrite=False, unique_filename=False, **opts)
 
-    def _call_with_retries(self, data: bytes, folder: str, public_id: str, tags: list[str]) -> dict[str, Any]:
+    def _call_with_retries(self, data: bytes, folder: str, public_id: str, tags: list[str],
+                           resource_type: str = "image", ext: str = "png") -> dict[str, Any]:
         attempts = self.retries + 1
         for attempt in range(1, attempts + 1):
             try:
-                return self._call(data, folder, public_id, tags)
+                return self._call(data, folder, public_id, tags, resource_type, ext)
             except _PERMANENT as e:
                 raise UploadError(f"{type(e).__name__}: {self.redact(str(e))}", permanent=True) from e
             except ValueError as e:  # the SDK's "Must supply ..." configuration errors
@@ -195,6 +197,31 @@ class CloudinaryStore:
                  version, time.monotonic() - t0, result.get("public_id", "?"))
         return StoredImage(url=url, local_path=stored.local_path, thumb_path=stored.thumb_path,
                            uploaded=True, error="")
+
+
+    # ------------------------------------------------------------------ other media
+    def host_file(self, path: str | Path, *, story_id: str, name: str, tags: list[str]) -> tuple[str, str]:
+        """Upload a clip, a story video (``resource_type="video"``) or another file (``"raw"``:
+        subtitles, narration audio goes up as video, which Cloudinary uses for audio too),
+        kept locally first; (hosted URL, '') or ('', why it stayed local). Never raises."""
+        path = Path(path)
+        ext = path.suffix.lstrip(".").lower() or "bin"
+        resource_type = "video" if ext in ("mp4", "mov", "webm", "wav", "mp3", "m4a", "aac", "ogg") else "raw"
+        try:
+            safe_id(story_id)
+        except ValueError:
+            story_id = "story"
+        try:
+            data = path.read_bytes()
+            result = self._call_with_retries(data, f"foxpipe/{story_id}", name, tags, resource_type, ext)
+        except OSError as e:
+            return "", f"The local copy could not be read ({type(e).__name__})."
+        except UploadError as e:
+            log.warning("[UPLOAD] %s kept locally: %s", path.name, e.message)
+            return "", e.message
+        url = result.get("secure_url") or result.get("url") or ""
+        log.info("[UPLOAD] %s hosted as %s", path.name, result.get("public_id", "?"))
+        return (url, "") if url else ("", "Cloudinary's reply had no URL.")
 
 
 def thumbnail_url(url: str, width: int = 360) -> str:

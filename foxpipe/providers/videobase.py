@@ -18,7 +18,7 @@ import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import httpx
 from PIL import Image
@@ -160,6 +160,26 @@ class LocalClipStore:
         tmp.write_bytes(data)
         tmp.replace(path)
         return StoredClip(url=str(path), local_path=str(path))
+
+
+class HostedClipStore(LocalClipStore):
+    """Clips and story videos on disk first, then hosted (Cloudinary), so a restart of a
+    platform that wipes its disk loses nothing anyone paid for."""
+
+    name = "hosted"
+
+    def __init__(self, root: Path, host: Any):
+        super().__init__(root)
+        self.host = host  # has host_file(path, *, story_id, name, tags) -> (url, error)
+
+    def save_clip(self, job_id: str, slot_index: int, attempt: int, data: bytes) -> StoredClip:
+        local = super().save_clip(job_id, slot_index, attempt, data)
+        url, error = self.host.host_file(local.local_path, story_id=job_id,
+                                         name=f"clip_{slot_index + 1:02d}_a{attempt}", tags=[job_id, "clip"])
+        return StoredClip(url=url or local.url, local_path=local.local_path, uploaded=bool(url), error=error)
+
+    def host_video(self, job_id: str, path: str, name: str = "story") -> tuple[str, str]:
+        return self.host.host_file(path, story_id=job_id, name=name, tags=[job_id, "video"])
 
 
 # ---------------------------------------------------------------- images for providers

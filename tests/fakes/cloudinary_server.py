@@ -33,6 +33,7 @@ class Asset:
     version: int
     tags: list[str]
     folder: str
+    resource_type: str = "image"  # image, video (also audio) or raw
 
 
 @dataclass
@@ -128,11 +129,12 @@ def make_handler(state: FakeCloudinary) -> type[BaseHTTPRequestHandler]:
         def do_POST(self) -> None:  # noqa: N802
             length = int(self.headers.get("Content-Length", 0))
             body = self.rfile.read(length)
-            expected = f"/v1_1/{state.cloud}/image/upload"
-            if self.path != expected:
+            kinds = {f"/v1_1/{state.cloud}/{kind}/upload": kind for kind in ("image", "video", "raw")}
+            if self.path not in kinds:
                 self._error(404, f"Unknown path {self.path}")
                 return
             fields, data = _parse_multipart(self.headers.get("Content-Type", ""), body)
+            fields["resource_type"] = kinds[self.path]
             with state.lock:
                 outcome = state.script.popleft() if state.script else None
                 self._call = UploadCall(0, fields, len(data))
@@ -189,19 +191,20 @@ def make_handler(state: FakeCloudinary) -> type[BaseHTTPRequestHandler]:
                     return 200
                 version = int(time.time()) + len(state.assets)
                 asset = Asset(public_id, data, version, [t for t in fields.get("tags", "").split(",") if t],
-                              folder)
+                              folder, fields.get("resource_type", "image"))
                 state.assets[public_id] = asset
             self._json(200, self._describe(asset, existing=False))
             return 200
 
         def _describe(self, a: Asset, existing: bool) -> dict[str, Any]:
-            path = f"/{state.cloud}/image/upload/v{a.version}/{a.public_id}.png"
+            ext = {"image": "png", "video": "mp4", "raw": "bin"}[a.resource_type]
+            path = f"/{state.cloud}/{a.resource_type}/upload/v{a.version}/{a.public_id}.{ext}"
             out = {
                 "asset_id": hashlib.md5(a.public_id.encode()).hexdigest(),
                 "public_id": a.public_id,
                 "version": a.version,
                 "signature": hashlib.sha1(a.data).hexdigest(),
-                "width": 64, "height": 96, "format": "png", "resource_type": "image",
+                "width": 64, "height": 96, "format": ext, "resource_type": a.resource_type,
                 "created_at": "2026-11-01T10:00:00Z", "tags": a.tags, "bytes": len(a.data),
                 "type": "upload", "etag": hashlib.md5(a.data).hexdigest(), "placeholder": False,
                 "url": f"{state.base}{path}", "secure_url": f"{state.base}{path}",
@@ -212,8 +215,9 @@ def make_handler(state: FakeCloudinary) -> type[BaseHTTPRequestHandler]:
             return out
 
         def do_GET(self) -> None:  # noqa: N802
-            prefix = f"/{state.cloud}/image/upload/"
-            if not self.path.startswith(prefix):
+            prefix = next((f"/{state.cloud}/{k}/upload/" for k in ("image", "video", "raw")
+                           if self.path.startswith(f"/{state.cloud}/{k}/upload/")), "")
+            if not prefix:
                 self._error(404, "not found")
                 return
             rest = self.path[len(prefix):].split("/")
