@@ -87,6 +87,11 @@ def ui_store_label(eng: JobRegistry) -> str:
 
 def sidebar() -> None:
     s = settings()
+    eng = registry()
+    # Problems first, then the statuses: a provider records its state before its problem, so
+    # this order never shows a problem beside a status that predates it.
+    problems = [p for p in (*s.problems, *services.runtime_problems(s), eng.store_problem, eng.problem) if p]
+    statuses = services.status(s)
     with st.sidebar:
         st.subheader("Services")
         if s.offline:
@@ -95,14 +100,11 @@ def sidebar() -> None:
                 "writer and renderer. Add `OPENAI_API_KEY` for real stories and images.",
                 icon=":material/cloud_off:",
             )
-        for svc in services.status(s):
+        for svc in statuses:
             icon = ":material/check_circle:" if svc.live else ":material/radio_button_unchecked:"
             st.markdown(f"{icon} **{svc.name}**: {svc.detail}")
-        eng = registry()
         st.markdown(f":material/database: **Store**: {ui_store_label(eng)}")
-        for p in (*s.problems, *services.runtime_problems(s), eng.store_problem, eng.problem):
-            if not p:
-                continue
+        for p in problems:
             st.warning(p, icon=":material/warning:")
         if s.openai_live and not s.app_password:
             st.warning(
