@@ -28,6 +28,8 @@ SCENES_PAGE = "pages/scenes.py"
 HERO_PAGE = "pages/hero.py"
 GALLERY_PAGE = "pages/gallery.py"
 HISTORY_PAGE = "pages/history.py"
+LIBRARY_PAGE = "pages/library.py"  # the hero library
+QUEUE_PAGE = "pages/queue.py"  # the queue of stories
 
 
 def _secrets() -> tuple[dict[str, Any], str]:
@@ -70,6 +72,7 @@ def init_state() -> None:
     ss.setdefault("quiz_errors", {})
     ss.setdefault("story", None)
     ss.setdefault("job_id", None)
+    ss.setdefault("hero_id", None)  # a saved hero the next story is made with
 
 
 def current_job_id() -> str | None:
