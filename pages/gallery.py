@@ -251,7 +251,7 @@ def compact_review(j: Job) -> bool:
 def bulk_bar(j: Job) -> None:
     st.subheader("Review in bulk")
     st.toggle("Compact review (one large image at a time)", key="bulk_compact")
-    if notice := st.session_state.pop("bulk_notice", ""):
+    if notice := st.session_state.get("bulk_notice", ""):  # kept until the next bulk action
         st.info(ui.plain(notice), icon=":material/checklist:")
     # The tiles' checkboxes live in the refreshing grid: these buttons read them when clicked.
     on = bulk.on_model(j)

@@ -273,7 +273,8 @@ def create_job(registry: JobRegistry, hero: Hero, story: Story, prompt_list: lis
     when nothing is missing (``start`` overrides)."""
     from foxpipe import app
 
-    refs = hero.reference_paths() if uses_references(registry) else {}
+    needed = structures.get(story.answers).forms()
+    refs = {f: p for f, p in hero.reference_paths().items() if f in needed} if uses_references(registry) else {}
     missing = bool(refs) and bool(hero.missing_forms(story.answers)) or (uses_references(registry) and not refs)
     go = (not missing) if start is None else start
     job_id = registry.create_job(story, prompt_list, owner, character_sheet=hero.sheet,

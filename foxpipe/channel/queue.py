@@ -98,7 +98,7 @@ def add(registry: JobRegistry, owner: str, answers: dict[str, Any], hero_id: str
     hero = heroes.get(registry, hero_id) if hero_id else None
     if hero_id and hero is None:
         raise QueueError("The saved hero is no longer in the library.")
-    raw = dict(answers)
+    raw = {**quiz.defaults(), **answers}  # missing answers take the quiz's defaults
     if hero is not None:
         raw = heroes.with_hero(hero, {k: str(v) for k, v in raw.items()})
     check = quiz.validate(raw)
@@ -157,6 +157,10 @@ def parse_file(raw: bytes, filename: str = "") -> list[dict[str, str]]:
             continue
         given = {str(k).strip(): ("" if v is None else str(v)) for k, v in row.items() if k is not None}
         given = {k: v for k, v in given.items() if v.strip()}
+        unknown = sorted(k for k in given if k not in quiz.BY_KEY)
+        if unknown:
+            problems.append(f"Story {n}: unknown question(s) {', '.join(unknown)[:120]}.")
+            continue
         check = quiz.validate({**quiz.defaults(), **given})
         if not check.ok:
             problems.append(f"Story {n}: " + " ".join(check.errors.values()))
@@ -298,7 +302,8 @@ async def _run(registry: JobRegistry) -> None:
         if not waiting:
             return
         it = Item.from_row(waiting[0])
-        await asyncio.to_thread(_mark, registry, it.id, WRITING, started=time.time(), note="")
+        keep = it.note if "restart" in it.note else ""  # a budget stop's note no longer applies
+        await asyncio.to_thread(_mark, registry, it.id, WRITING, started=time.time(), note=keep)
         try:
             story, prompt_list, sheet, hero = await _prepare(registry, it)
         except QueueError as e:
@@ -353,6 +358,9 @@ async def _watch(registry: JobRegistry, item_id: str, job_id: str) -> None:
         if not any(s.status.in_flight for s in job.slots) and job.slots:
             failed = sum(1 for s in job.slots if s.status is SlotStatus.FAILED)
             note = f"{failed} image(s) failed: retry them in the gallery." if failed else ""
+            if not note:
+                rows = await asyncio.to_thread(registry.store.queue_items)
+                note = next((r.get("note", "") for r in rows if r["id"] == item_id and "restart" in r.get("note", "")), "")
             await asyncio.to_thread(_mark, registry, item_id, READY, ready_at=time.time(), note=note)
             log.info("[QUEUE] %s ready for review", item_id[:6])
             return
