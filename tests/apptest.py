@@ -28,9 +28,12 @@ def queue_pending() -> bool:
     from foxpipe.channel import queue
 
     reg = app.current()
-    if reg is None or queue.paused(reg):
+    if reg is None:
         return False
-    return any(i.state in (queue.WAITING, queue.WRITING, queue.IMAGES) for i in queue.items(reg))
+    items = queue.items(reg)
+    if any(i.state in (queue.WRITING, queue.IMAGES) for i in items):
+        return True
+    return not queue.paused(reg) and any(i.state == queue.WAITING for i in items)
 
 
 def settle_queue(at: AppTest, timeout: float = 120.0) -> AppTest:
