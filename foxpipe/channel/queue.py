@@ -256,13 +256,22 @@ async def _prepare(registry: JobRegistry, it: Item) -> tuple[Any, list[str], str
     return story, prompt_list, sheet, hero
 
 
+def _poll(registry: JobRegistry, share: float) -> float:
+    """A polling interval that follows the rate window (benchmarks scale it down)."""
+    limiter = registry.limiter
+    return max(0.005, (limiter.period if limiter else 60.0) * share)
+
+
 async def _drain(registry: JobRegistry, job_id: str) -> None:
-    """Wait until every image of that story has started (none left waiting in the limiter)."""
+    """Wait until every image of that story has started (none left waiting in the limiter).
+    The limiter's queue is looked at first (in memory); the store only to confirm."""
     while True:
-        job = await asyncio.to_thread(registry.get, job_id)
-        if job is None or job.cancelled or not any(s.status is SlotStatus.QUEUED for s in job.slots):
-            return
-        await asyncio.sleep(POLL)
+        limiter = registry.limiter
+        if limiter is None or job_id not in limiter.sched.queues:
+            job = await asyncio.to_thread(registry.get, job_id)
+            if job is None or job.cancelled or not any(s.status is SlotStatus.QUEUED for s in job.slots):
+                return
+        await asyncio.sleep(_poll(registry, 1 / 480))
 
 
 def _budget_problem(registry: JobRegistry, need: int) -> str:
@@ -351,6 +360,9 @@ def _watch_later(registry: JobRegistry, item_id: str, job_id: str) -> None:
 async def _watch(registry: JobRegistry, item_id: str, job_id: str) -> None:
     """The story is ready for review when none of its images is in flight."""
     while True:
+        if registry.running(job_id):  # its images are still being made by this process
+            await asyncio.sleep(_poll(registry, 1 / 240))
+            continue
         job = await asyncio.to_thread(registry.get, job_id)
         if job is None:
             await asyncio.to_thread(_mark, registry, item_id, FAILED, note="Its gallery was removed.")
@@ -364,4 +376,4 @@ async def _watch(registry: JobRegistry, item_id: str, job_id: str) -> None:
             await asyncio.to_thread(_mark, registry, item_id, READY, ready_at=time.time(), note=note)
             log.info("[QUEUE] %s ready for review", item_id[:6])
             return
-        await asyncio.sleep(POLL * 5)
+        await asyncio.sleep(_poll(registry, 1 / 120))
