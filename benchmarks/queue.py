@@ -78,7 +78,7 @@ def run(rate: float, latency: float, chat: float) -> dict[str, object]:
             story_queue.pause(reg)
             for n in range(STORIES):
                 story_queue.add(reg, "bench", {**quiz.defaults(), "hero_name": f"Hero{n + 1}"})
-            t0 = time.time()
+            t0, m0 = time.time(), time.monotonic()
             story_queue.resume(reg)
             deadline = time.monotonic() + 900
             while not all(i.state == story_queue.READY for i in story_queue.items(reg)):
@@ -92,8 +92,10 @@ def run(rate: float, latency: float, chat: float) -> dict[str, object]:
         arrivals = sorted(t for t, reason, _ in fake.arrivals() if reason != "rate_limit")
         rejected = fake.rate_limited()
         if "--debug" in sys.argv:
-            print("429 at", [round((t - t0) / scale, 1) for t, reason, _ in fake.arrivals() if reason == "rate_limit"])
-            print("starts", [round((t - t0) / scale, 1) for t in arrivals])
+            print("429 at", [round((t - m0) / scale, 1) for t, reason, _ in fake.arrivals() if reason == "rate_limit"])
+            print("starts", [round((t - m0) / scale, 1) for t in arrivals])
+            print("ready", [round((i.ready_at - t0) / scale, 1) for i in items],
+                  "scheduled", [round((j.created - t0) / scale, 1) for j in jobs])
     first_request = min(j.started_at for j in jobs if j.started_at)
     prep = (first_request - t0) / scale
     total = (max(j.finished_at for j in jobs) - t0) / scale

@@ -320,6 +320,9 @@ async def _run(registry: JobRegistry) -> None:
             continue
         if previous:
             await _drain(registry, previous)
+            # Let the previous story's last granted requests go out before this story's jobs
+            # are created and queued (a burst of work on the same loop would delay them).
+            await asyncio.sleep(_poll(registry, 1 / 80))
         need = SCENE_COUNT + reference_images(registry, story.answers, hero)
         if problem := await asyncio.to_thread(_budget_problem, registry, need):
             await asyncio.to_thread(_mark, registry, it.id, WAITING, note=problem)
