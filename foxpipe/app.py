@@ -54,9 +54,6 @@ def engine(settings: Settings) -> JobRegistry:
         old.shutdown()
         old.store.close()
     _ENGINE.start()  # queued work and accepted clips from before a restart continue by themselves
-    from foxpipe.channel import queue
-
-    queue.recover(_ENGINE)  # the queue of stories goes on where it stopped
     return _ENGINE
 
 

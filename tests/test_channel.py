@@ -265,7 +265,8 @@ def test_queue_survives_an_engine_restart():
     reg.store.update_queue_item(first.id, story_queue.WRITING)  # cut off while its story was written
     reg.store.set_meta(story_queue.PAUSE_KEY, "")
     app.shutdown(grace=0)  # the app stops before the runner starts
-    reg = app.engine(settings)  # a new process's engine picks the queue up from the store
+    reg = app.engine(settings)  # a new process's engine: the app's first page run picks the queue up
+    story_queue.recover(reg)
     wait_until(lambda: all(i.state == "ready" for i in story_queue.items(reg)), timeout=60)
     items = story_queue.items(reg)
     assert [i.answers["hero_name"] for i in items] == ["Ada", "Bo", "Cy"]

@@ -8,6 +8,7 @@ import logging
 import os
 import threading
 import time
+import weakref
 from typing import Any
 
 import streamlit as st
@@ -59,8 +60,21 @@ def settings() -> Settings:
 
 
 def registry() -> JobRegistry:
-    """The process's engine (never in a Streamlit cache: see foxpipe.app.engine)."""
-    return workflow.engine(settings())
+    """The process's engine (never in a Streamlit cache: see foxpipe.app.engine). The app's
+    first page run on a new engine picks up the queue of stories from the store (the command
+    line, which makes the same engine, leaves the queue to the app)."""
+    reg = workflow.engine(settings())
+    with _QUEUE_LOCK:
+        if reg not in _QUEUE_RECOVERED:
+            _QUEUE_RECOVERED.add(reg)
+            from foxpipe.channel import queue
+
+            queue.recover(reg)
+    return reg
+
+
+_QUEUE_LOCK = threading.Lock()
+_QUEUE_RECOVERED: weakref.WeakSet[JobRegistry] = weakref.WeakSet()  # engines whose queue was picked up
 
 
 def init_state() -> None:
