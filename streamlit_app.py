@@ -27,6 +27,10 @@ page = st.navigation(
                 help="Watch the 20 images arrive, approve or reject each, make the video, download."),
         st.Page(ui.HISTORY_PAGE, title="History", icon=":material/history:",
                 help="Stories made on this app, with links to reopen their galleries."),
+        st.Page(ui.LIBRARY_PAGE, title="Library", icon=":material/groups:",
+                help="Saved heroes: start a new story with one, rename, export or import them."),
+        st.Page(ui.QUEUE_PAGE, title="Queue", icon=":material/queue:",
+                help="Several stories made one after another, each up to the review."),
     ],
     position="top" if ui.allowed() else "hidden",
 )

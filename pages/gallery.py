@@ -96,6 +96,7 @@ def tile(j: Job, i: int) -> None:
     k = f"{j.id}_{i}"
     with st.container(border=True):
         st.markdown(f"**Scene {i + 1}** {STATUS_LABEL[s.status]}")
+        bulk_checkbox(j, i)  # review in bulk (below)
         img = s.image
         if img is not None:
             ui.show_image(ui.image_src(img), width="stretch")
@@ -134,6 +135,153 @@ def tile(j: Job, i: int) -> None:
                 st.button("Use this version", key=f"use_{k}", on_click=reg.restore_version, args=(j.id, i, pick))
 
 
+# ---------------------------------------------------------------- review in bulk
+# Select several tiles (a checkbox on each ready or failed tile) and approve, reject with one
+# reason, or regenerate them together; approve every image the continuity check found
+# on-model; a compact mode shows one large image beside its scene text and narration line,
+# with keyboard shortcuts (N next, P previous, A approve, X reject).
+from foxpipe.channel import heroes as hero_library  # noqa: E402
+from foxpipe.channel import review as bulk  # noqa: E402
+
+
+def bulk_key(jid: str, i: int) -> str:
+    return f"sel_{jid}_{i}"
+
+
+def bulk_checkbox(j: Job, i: int) -> None:
+    if j.slots[i].status in (SlotStatus.READY, SlotStatus.FAILED):
+        st.checkbox("Select", key=bulk_key(j.id, i))
+
+
+def bulk_selected(j: Job) -> list[int]:
+    return [i for i in bulk.selectable(j) if st.session_state.get(bulk_key(j.id, i))]
+
+
+def bulk_clear(j: Job) -> None:
+    for i in range(len(j.slots)):
+        st.session_state.pop(bulk_key(j.id, i), None)
+
+
+def bulk_act(kind: str) -> None:
+    j = reg.get(job_id)
+    if j is None:
+        return
+    chosen = bulk_selected(j)
+    ss = st.session_state
+    if not chosen and kind != "on_model":
+        ss.bulk_notice = "Select images first: tick \"Select\" on the tiles."
+        return
+    try:
+        if kind == "approve":
+            n = bulk.approve(reg, job_id, chosen)
+            ss.bulk_notice = f"Approved {n} image(s)."
+        elif kind == "reject":
+            why = ss.get("bulk_reason")
+            done, skipped = bulk.reject(reg, job_id, chosen, [why] if why else [], ss.get("bulk_note", ""))
+            ss.bulk_notice = " ".join([f"Rejected {len(done)} image(s); they are being made again.", *skipped])
+        elif kind == "regenerate":
+            ss.bulk_notice = f"Making {len(bulk.regenerate(reg, job_id, chosen))} image(s) again."
+        elif kind == "on_model":
+            ss.bulk_notice = f"Approved {bulk.approve_on_model(reg, job_id)} on-model image(s)."
+    except GuardError as e:
+        ss.bulk_notice = str(e)
+    bulk_clear(j)
+
+
+def compact_move(delta: int) -> None:
+    j = reg.get(job_id)
+    if j is not None:
+        st.session_state.compact_at = bulk.step(j, st.session_state.get("compact_at", 0), delta)
+
+
+def compact_act(kind: str) -> None:
+    j = reg.get(job_id)
+    if j is None:
+        return
+    i = st.session_state.get("compact_at", 0)
+    try:
+        if kind == "approve":
+            reg.approve(job_id, [i])
+        else:
+            why = st.session_state.get("compact_reason")
+            reg.reject(job_id, i, [why] if why else [], st.session_state.get("compact_note", ""))
+    except (GuardError, bulk.Refused) as e:
+        st.session_state.bulk_notice = str(e)
+        return
+    compact_move(1)
+
+
+def compact_review(j: Job) -> bool:
+    """One large image beside its scene text and narration line; True when shown (no grid)."""
+    if not st.session_state.get("bulk_compact"):
+        return False
+    i = min(max(0, st.session_state.get("compact_at", 0)), len(j.slots) - 1)
+    st.session_state.compact_at = i
+    s = j.slots[i]
+    left, right = st.columns([3, 2])
+    with left:
+        if s.image is not None:
+            ui.show_image(s.image.local_path if not s.image.uploaded else s.image.url, width="stretch")
+        else:
+            st.info("No image yet.", icon=":material/hourglass_top:")
+    with right:
+        st.markdown(f"**Scene {i + 1} of {len(j.slots)}** {STATUS_LABEL[s.status]}")
+        st.markdown(ui.plain(s.scene.text))
+        if line := bulk.narration_line(j, i):
+            st.caption(f":material/record_voice_over: {ui.plain(line)}")
+        verdict = bulk.verdict_of(s.image)
+        if verdict:
+            st.caption(f"Continuity: {'on-model' if bulk.is_on_model(s.image) else 'check'} "
+                       f"({verdict.get('score', '?')})")
+        nav = st.columns(2)
+        nav[0].button("Previous", key="compact_prev", icon=":material/arrow_back:", on_click=compact_move,
+                      args=(-1,), shortcut=bulk.SHORTCUTS["previous"], width="stretch")
+        nav[1].button("Next", key="compact_next", icon=":material/arrow_forward:", on_click=compact_move,
+                      args=(1,), shortcut=bulk.SHORTCUTS["next"], width="stretch")
+        ready = s.status is SlotStatus.READY
+        st.button("Approve", key="compact_approve", type="primary", icon=":material/check:", on_click=compact_act,
+                  args=("approve",), disabled=not ready, shortcut=bulk.SHORTCUTS["approve"], width="stretch")
+        st.selectbox("Reason to reject", [""] + list(prompts.REJECT_REASONS), key="compact_reason")
+        st.button("Reject and regenerate", key="compact_reject", icon=":material/close:", on_click=compact_act,
+                  args=("reject",), disabled=not ready, shortcut=bulk.SHORTCUTS["reject"], width="stretch")
+        st.caption("Keys: N next · P previous · A approve · X reject")
+    return True
+
+
+def bulk_bar(j: Job) -> None:
+    st.subheader("Review in bulk")
+    st.toggle("Compact review (one large image at a time)", key="bulk_compact")
+    if notice := st.session_state.get("bulk_notice", ""):  # kept until the next bulk action
+        st.info(ui.plain(notice), icon=":material/checklist:")
+    # The tiles' checkboxes live in the refreshing grid: these buttons read them when clicked.
+    on = bulk.on_model(j)
+    cols = st.columns(4)
+    cols[0].button("Approve selected", key="bulk_approve", icon=":material/done_all:",
+                   on_click=bulk_act, args=("approve",), width="stretch")
+    cols[1].button("Regenerate selected", key="bulk_regenerate", icon=":material/refresh:",
+                   on_click=bulk_act, args=("regenerate",), width="stretch")
+    cols[2].button(f"Approve all on-model ({len(on)})", key="bulk_on_model", icon=":material/verified:",
+                   on_click=bulk_act, args=("on_model",), disabled=not on, width="stretch",
+                   help="Every ready image the continuity check found on-model.")
+    with cols[3].popover("Reject selected", icon=":material/close:", width="stretch"):
+        st.selectbox("One reason for all of them", list(prompts.REJECT_REASONS), key="bulk_reason")
+        st.text_input("Note (optional)", key="bulk_note")
+        st.button("Reject and regenerate them", key="bulk_reject", type="primary", on_click=bulk_act,
+                  args=("reject",))
+    if j.references and hero_library.saved_from(reg, j.id) is None:
+        st.button("Save this hero to the library", key="gallery_save_hero", icon=":material/bookmark_add:",
+                  on_click=save_hero_from_gallery)
+
+
+def save_hero_from_gallery() -> None:
+    j = reg.get(job_id)
+    try:
+        h = hero_library.save_from_job(reg, j) if j else None
+        st.session_state.bulk_notice = f"{h.name} is saved in the library." if h else "Gallery not found."
+    except hero_library.HeroError as e:
+        st.session_state.bulk_notice = str(e)
+
+
 refresh = settings.gallery_refresh if (not job.done or reg.uploads_running(job_id)) else None
 
 
@@ -167,7 +315,8 @@ def live() -> None:
         bar[2].button(f"Retry failed ({len(failed)})", icon=":material/refresh:", key="retry_failed",
                       on_click=act, args=(reg.retry_failed, j.id))
     per_row = 5 if frames.is_portrait(j.size) else 4
-    for start in range(0, len(j.slots), per_row):  # row by row, so the rows stay aligned
+    # The compact review mode (review in bulk, below) shows one large image instead of the grid.
+    for start in range(0, 0 if compact_review(j) else len(j.slots), per_row):  # row by row, so the rows stay aligned
         for i, col in zip(range(start, len(j.slots)), st.columns(per_row), strict=False):
             with col:
                 try:
@@ -193,6 +342,7 @@ st.title(ui.plain(job.story.title))
 st.caption(
     f"{len(job.slots)} scenes · {job.image_model} · share this page's link to show this gallery to a teammate."
 )
+bulk_bar(reg.get(job_id) or job)  # review in bulk (above)
 live()
 
 st.divider()

@@ -62,6 +62,27 @@ def busy() -> bool:
     return any(hero.drawing(reg, job_id, f) for f in forms)
 
 
+# ---------------------------------------------------------------- the hero library
+from foxpipe.channel import heroes as hero_library  # noqa: E402
+
+
+def save_hero() -> None:
+    j = reg.get(job_id)
+    try:
+        h = hero_library.save_from_job(reg, j) if j else None
+        st.session_state[f"hero_saved_{job_id}"] = f"{h.name} is saved in the library." if h else "Gone."
+    except hero_library.HeroError as e:
+        st.session_state[f"hero_error_{job_id}"] = str(e)
+
+
+def save_to_library(j, ready: bool) -> None:  # noqa: ANN001
+    if msg := st.session_state.get(f"hero_saved_{job_id}"):
+        st.success(ui.plain(msg), icon=":material/bookmark_added:")
+    elif ready and hero_library.saved_from(reg, job_id) is None:
+        st.button("Save this hero to the library", key="hero_save_library", icon=":material/bookmark_add:",
+                  on_click=save_hero, help="Reuse this hero (and these references) in later stories.")
+
+
 @st.fragment(run_every=1.0 if busy() else None)
 def sheet() -> None:
     j = reg.get(job_id) or job
@@ -96,6 +117,7 @@ def sheet() -> None:
     right.button("Skip the references", icon=":material/skip_next:", key="hero_skip", on_click=start,
                  args=(False,), width="stretch",
                  help="Make the 20 images from the text prompts alone; the hero may look different between scenes.")
+    save_to_library(j, ready)  # the hero library
     if not any(drawing.values()) and st.session_state.get(f"hero_polling_{job_id}"):
         st.session_state[f"hero_polling_{job_id}"] = False
         st.rerun()  # one full run: polling stops

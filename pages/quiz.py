@@ -47,12 +47,47 @@ def writing() -> None:
     st.rerun()  # stops the polling; the message is shown by the page
 
 
+# ---------------------------------------------------------------- a saved hero (the library)
+from foxpipe.channel import heroes  # noqa: E402
+from foxpipe.channel import queue as story_queue  # noqa: E402
+
+saved_hero = heroes.get(ui.registry(), st.session_state.get("hero_id"))
+if st.session_state.get("hero_id") and saved_hero is None:
+    st.session_state.hero_id = None
+    st.warning("The saved hero is no longer in the library; answer the questions about your hero.",
+               icon=":material/warning:")
+if saved_hero is not None:
+    answers.update(saved_hero.answers)  # what the hero fixes is not asked
+
+
+def forget_hero() -> None:
+    st.session_state.hero_id = None
+
+
+def enqueue() -> None:
+    """Add these answers to the queue of stories (the quiz's messages when they are not valid)."""
+    try:
+        item = story_queue.add(ui.registry(), st.session_state.owner, dict(answers),
+                               hero_id=st.session_state.get("hero_id") or "")
+    except story_queue.QueueError as e:
+        st.session_state.quiz_notice = f"Not queued: {e}"
+        return
+    st.session_state.quiz_queued = f"Queued: {item.label} (about {item.images} images)."
+
+
 st.title("Who is your hero?")
+if saved_hero is not None:
+    c1, c2 = st.columns([4, 1])
+    c1.info(f"Saved hero: **{ui.plain(saved_hero.label())}**. Its name, species, look and style are reused, and "
+            "its reference sheet too: no new reference image is paid for.", icon=":material/bookmark:")
+    c2.button("Use another hero", key="forget_hero", on_click=forget_hero, icon=":material/close:")
 st.caption("Choose the kind of story first: its 20 scenes follow that structure, and the questions "
            "after it change with it and with your earlier answers.")
 
 for q in quiz.QUESTIONS:
     if not quiz.is_visible(q, answers):  # answers above may have changed the branch
+        continue
+    if q.key in heroes.skipped(saved_hero):  # the saved hero fixes it
         continue
     key = f"q_{q.key}"
     if q.options:
@@ -77,6 +112,10 @@ for q in quiz.QUESTIONS:
 
 st.button("Write my story", type="primary", icon=":material/auto_stories:", key="write_story", on_click=write,
           disabled=bool(task_id))
+st.button("Add to the queue", icon=":material/playlist_add:", key="enqueue_story", on_click=enqueue,
+          help="Make this story later, one after another with others, up to the review (see Queue).")
+if queued := st.session_state.pop("quiz_queued", ""):
+    st.success(ui.plain(queued), icon=":material/queue:")
 writing()
 
 if notice := st.session_state.pop("quiz_notice", ""):

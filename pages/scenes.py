@@ -59,6 +59,11 @@ def approve() -> None:
         st.session_state.scene_notice = f"Write or rewrite {names} before approving."
         return
     # The prompts are written and the job made in the background (with OpenAI, up to a minute).
+    if hero_id := st.session_state.get("hero_id"):  # a saved hero: its sheet and references are reused
+        from foxpipe.channel import heroes
+
+        st.session_state.approve_task = heroes.start_approval(settings, story, st.session_state.owner, hero_id)
+        return
     st.session_state.approve_task = workflow.start_approval(settings, story, st.session_state.owner)
 
 

@@ -9,6 +9,8 @@ import time
 from streamlit.testing.v1 import AppTest
 
 PENDING = ("story_task", "approve_task", "rewrite_task")
+# The queue of stories runs on the engine, not in a session: tests wait for it with
+# ``settle_queue`` below.
 
 
 def pending(at: AppTest) -> bool:
@@ -18,6 +20,31 @@ def pending(at: AppTest) -> bool:
     if any(k in at.session_state and at.session_state[k] for k in PENDING):
         return True
     return any(str(k).startswith("hero_polling_") and at.session_state[k] for k in keys)
+
+
+def queue_pending() -> bool:
+    """The engine's queue of stories still has a story waiting or being made."""
+    from foxpipe import app
+    from foxpipe.channel import queue
+
+    reg = app.current()
+    if reg is None:
+        return False
+    items = queue.items(reg)
+    if any(i.state in (queue.WRITING, queue.IMAGES) for i in items):
+        return True
+    return not queue.paused(reg) and any(i.state == queue.WAITING for i in items)
+
+
+def settle_queue(at: AppTest, timeout: float = 120.0) -> AppTest:
+    """Rerun until the queue has nothing waiting or being made (or is paused), or fail."""
+    deadline = time.monotonic() + timeout
+    while queue_pending():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the queue did not settle within {timeout}s")
+        time.sleep(0.1)
+        at.run()
+    return at.run()
 
 
 def settle(at: AppTest, timeout: float = 60.0) -> AppTest:

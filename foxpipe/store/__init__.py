@@ -48,7 +48,7 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 IMPORTED_KEY = "job_files_imported"  # foxpipe_meta: the job files folder was imported
 MIGRATION_LOCK = 0x666F787069706501  # PostgreSQL advisory lock held while migrating
 
@@ -92,6 +92,30 @@ rate_starts = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("bucket", String(32), nullable=False, index=True),
     Column("t", Float, nullable=False, index=True),
+)
+
+
+# ---- the channel: saved heroes and the queue of stories (schema version 3)
+heroes = Table(
+    "foxpipe_heroes",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name", String(120), nullable=False),
+    Column("species", String(120), nullable=False, default=""),
+    Column("created", Float, nullable=False),
+    Column("updated", Float, nullable=False),
+    Column("data", Text, nullable=False),  # look, character sheet, fixed answers, references
+)
+
+story_queue = Table(
+    "foxpipe_queue",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("owner", String(128), nullable=False, index=True),
+    Column("created", Float, nullable=False, index=True),
+    Column("updated", Float, nullable=False),
+    Column("state", String(16), nullable=False, index=True),
+    Column("data", Text, nullable=False),  # answers, hero id, job id, estimate, note
 )
 
 
@@ -402,6 +426,107 @@ class Store:
         return n
 
 
+    # ------------------------------------------------------------------ meta values
+    def get_meta(self, key: str, default: str = "") -> str:
+        with self._tx() as conn:
+            row = conn.execute(select(meta.c.value).where(meta.c.key == key)).first()
+        return str(row[0]) if row else default
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._tx(write=True) as conn:
+            conn.execute(delete(meta).where(meta.c.key == key))
+            conn.execute(insert(meta).values(key=key, value=value))
+
+    # ------------------------------------------------------------------ heroes (the library)
+    def add_hero(self, hero_id: str, name: str, species: str, data: dict[str, Any]) -> None:
+        now = time.time()
+        with self._tx(write=True) as conn:
+            conn.execute(insert(heroes).values(id=hero_id, name=name, species=species, created=now, updated=now,
+                                               data=json.dumps(data, ensure_ascii=False)))
+
+    def get_hero(self, hero_id: str) -> dict[str, Any] | None:
+        """The stored hero as a dict (id, name, species, created, updated and its data), or None."""
+        if not isinstance(hero_id, str) or not hero_id or len(hero_id) > 64:
+            return None
+        with self._tx() as conn:
+            row = conn.execute(select(heroes).where(heroes.c.id == hero_id)).first()
+        return None if row is None else _hero_row(row)
+
+    def list_heroes(self) -> list[dict[str, Any]]:
+        with self._tx() as conn:
+            rows = conn.execute(select(heroes).order_by(heroes.c.created.desc())).all()
+        out = []
+        for row in rows:
+            try:
+                out.append(_hero_row(row))
+            except StoreError:
+                continue
+        return out
+
+    def rename_hero(self, hero_id: str, name: str) -> bool:
+        with self._tx(write=True) as conn:
+            res = conn.execute(update(heroes).where(heroes.c.id == hero_id).values(name=name, updated=time.time()))
+            return bool(res.rowcount)
+
+    def delete_hero(self, hero_id: str) -> bool:
+        with self._tx(write=True) as conn:
+            return bool(conn.execute(delete(heroes).where(heroes.c.id == hero_id)).rowcount)
+
+    # ------------------------------------------------------------------ the queue of stories
+    def add_queue_item(self, item_id: str, owner: str, state: str, data: dict[str, Any]) -> None:
+        now = time.time()
+        with self._tx(write=True) as conn:
+            conn.execute(insert(story_queue).values(id=item_id, owner=owner, created=now, updated=now, state=state,
+                                                    data=json.dumps(data, ensure_ascii=False)))
+
+    def queue_items(self, *, states: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
+        """Queue items oldest first: id, owner, created, updated, state and their data."""
+        q = select(story_queue).order_by(story_queue.c.created, story_queue.c.id)
+        if states is not None:
+            q = q.where(story_queue.c.state.in_(states))
+        with self._tx() as conn:
+            rows = conn.execute(q).all()
+        out = []
+        for r in rows:
+            try:
+                data = json.loads(r.data)
+            except ValueError:
+                data = {"note": "This item's saved data could not be read."}
+            out.append({**data, "id": r.id, "owner": r.owner, "created": r.created, "updated": r.updated,
+                        "state": r.state})
+        return out
+
+    def update_queue_item(self, item_id: str, state: str | None = None, **data: Any) -> bool:
+        """Change an item's state and merge ``data`` into its document, in one transaction."""
+        with self._tx(write=True) as conn:
+            row = conn.execute(select(story_queue.c.data).where(story_queue.c.id == item_id)).first()
+            if row is None:
+                return False
+            try:
+                doc = json.loads(row[0])
+            except ValueError:
+                doc = {}
+            doc.update(data)
+            values: dict[str, Any] = {"data": json.dumps(doc, ensure_ascii=False), "updated": time.time()}
+            if state is not None:
+                values["state"] = state
+            conn.execute(update(story_queue).where(story_queue.c.id == item_id).values(**values))
+            return True
+
+    def delete_queue_item(self, item_id: str) -> bool:
+        with self._tx(write=True) as conn:
+            return bool(conn.execute(delete(story_queue).where(story_queue.c.id == item_id)).rowcount)
+
+
+def _hero_row(row: Any) -> dict[str, Any]:
+    try:
+        data = json.loads(row.data)
+    except ValueError as e:
+        raise StoreError("This hero's saved data could not be read.") from e
+    return {**data, "id": row.id, "name": row.name, "species": row.species, "created": row.created,
+            "updated": row.updated}
+
+
 def _valid_id(job_id: object) -> bool:
     """Whether ``job_id`` could name a stored job (a link's ``?job=`` can hold anything;
     PostgreSQL refuses to compare the id column with a number)."""
@@ -424,7 +549,13 @@ def _m2(conn: Connection) -> None:
     conn.execute(delete(rate_starts).where(rate_starts.c.t < time.time() - 3600))
 
 
-MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [(1, _m1), (2, _m2)]
+def _m3(conn: Connection) -> None:
+    """Version 3: the hero library and the queue of stories (create_all made the two tables;
+    the queue starts running, not paused)."""
+    conn.execute(delete(meta).where(meta.c.key == "queue_paused"))
+
+
+MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [(1, _m1), (2, _m2), (3, _m3)]
 
 
 def count_jobs(store: Store) -> int:

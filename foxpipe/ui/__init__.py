@@ -9,6 +9,7 @@ import os
 import runpy
 import threading
 import time
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,8 @@ SCENES_PAGE = "pages/scenes.py"
 HERO_PAGE = "pages/hero.py"
 GALLERY_PAGE = "pages/gallery.py"
 HISTORY_PAGE = "pages/history.py"
+LIBRARY_PAGE = "pages/library.py"  # the hero library
+QUEUE_PAGE = "pages/queue.py"  # the queue of stories
 
 
 def _secrets() -> tuple[dict[str, Any], str]:
@@ -59,8 +62,21 @@ def settings() -> Settings:
 
 
 def registry() -> JobRegistry:
-    """The process's engine (never in a Streamlit cache: see foxpipe.app.engine)."""
-    return workflow.engine(settings())
+    """The process's engine (never in a Streamlit cache: see foxpipe.app.engine). The app's
+    first page run on a new engine picks up the queue of stories from the store (the command
+    line, which makes the same engine, leaves the queue to the app)."""
+    reg = workflow.engine(settings())
+    with _QUEUE_LOCK:
+        if reg not in _QUEUE_RECOVERED:
+            _QUEUE_RECOVERED.add(reg)
+            from foxpipe.channel import queue
+
+            queue.recover(reg)
+    return reg
+
+
+_QUEUE_LOCK = threading.Lock()
+_QUEUE_RECOVERED: weakref.WeakSet[JobRegistry] = weakref.WeakSet()  # engines whose queue was picked up
 
 
 def init_state() -> None:
@@ -72,6 +88,7 @@ def init_state() -> None:
     ss.setdefault("quiz_errors", {})
     ss.setdefault("story", None)
     ss.setdefault("job_id", None)
+    ss.setdefault("hero_id", None)  # a saved hero the next story is made with
 
 
 def current_job_id() -> str | None:
