@@ -175,10 +175,10 @@ def _coerce(name: str, typ: Any, value: Any, problems: list[str]) -> Any:
                 raise ValueError
             return v
         if typ is float or typ == "float":
-            v = float(value)
-            if v < 0:
+            f = float(value)
+            if f < 0:
                 raise ValueError
-            return v
+            return f
     except (TypeError, ValueError):
         problems.append(f"{name.upper()} must be a non-negative number; using the default.")
         return None

@@ -140,7 +140,7 @@ def parse_file(raw: bytes, filename: str = "") -> list[dict[str, str]]:
             doc = json.loads(text)
         except ValueError as e:
             raise QueueError(f"The JSON file could not be read ({e.__class__.__name__}: {str(e)[:80]}).") from e
-        rows = doc.get("stories") if isinstance(doc, dict) and "stories" in doc else doc
+        rows = doc.get("stories") if isinstance(doc, dict) and "stories" in doc else doc  # type: ignore[assignment]
         if isinstance(rows, dict):
             rows = [rows]
         if not isinstance(rows, list):

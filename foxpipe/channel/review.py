@@ -84,7 +84,11 @@ def reject(registry: JobRegistry, job_id: str, indexes: list[int], reasons: list
     try:
         started = registry.schedule(job_id, ok)
     except Exception:  # GuardError, or the store: put the old feedback back, change nothing
-        registry.mutate(job_id, lambda j: [setattr(j.slots[i], "feedback", f) for i, f in before.items()])
+        def restore(j: Job) -> None:
+            for i, f in before.items():
+                j.slots[i].feedback = f
+
+        registry.mutate(job_id, restore)
         raise
     if started:
         registry._log_review(job_id, started, "rejected")

@@ -31,7 +31,7 @@ def any_size(model: str) -> bool:
     if _FIXED_SIZE_MODELS.match(m):
         return False
     g = _GPT_IMAGE.match(m)
-    return bool(g) and int(g.group(1)) >= 2
+    return g is not None and int(g.group(1)) >= 2
 
 
 def parse(size: str) -> tuple[int, int]:

@@ -454,7 +454,7 @@ def cast_text(a: dict[str, str]) -> str:
 
 
 def hero_species(a: dict[str, str]) -> str:
-    return a.get("custom_animal") if a.get("animal") == OTHER else a.get("animal", "Red Fox")
+    return (a.get("custom_animal") or "") if a.get("animal") == OTHER else a.get("animal", "Red Fox")
 
 
 def setback_text(a: dict[str, str]) -> str:

@@ -309,7 +309,7 @@ def get(value: Structure | str | Mapping[str, object] | None) -> Structure:
     if isinstance(value, Structure):
         return value
     if isinstance(value, Mapping):
-        value = value.get(ANSWER_KEY)
+        value = str(value.get(ANSWER_KEY) or "")
     if isinstance(value, str):
         return BY_LABEL.get(value) or BY_KEY.get(value) or DEFAULT
     return DEFAULT

@@ -188,7 +188,8 @@ class HailuoClient(HttpProvider):
 
     async def _poll_v2(self, vendor_id: str) -> TaskState:
         body = await self._call("GET", f"/v2/query/video_generation/{vendor_id}")
-        task = body.get("task") if isinstance(body.get("task"), dict) else {}
+        found = body.get("task")
+        task: dict[str, Any] = found if isinstance(found, dict) else {}
         st = str(task.get("status", ""))
         if st == "succeeded":
             url = (task.get("content") or {}).get("url", "") if isinstance(task.get("content"), dict) else ""

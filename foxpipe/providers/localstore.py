@@ -22,11 +22,11 @@ def safe_id(value: str) -> str:
 
 
 def make_thumbnail(data: bytes, dest: Path) -> None:
-    with Image.open(io.BytesIO(data)) as img:
-        img = img.convert("RGB")
-        ratio = THUMB_WIDTH / img.width
-        img = img.resize((THUMB_WIDTH, max(1, int(img.height * ratio))), Image.Resampling.LANCZOS)
-        img.save(dest, "JPEG", quality=82)
+    with Image.open(io.BytesIO(data)) as opened:
+        rgb = opened.convert("RGB")
+        ratio = THUMB_WIDTH / rgb.width
+        rgb = rgb.resize((THUMB_WIDTH, max(1, int(rgb.height * ratio))), Image.Resampling.LANCZOS)
+        rgb.save(dest, "JPEG", quality=82)
 
 
 class LocalStore:

@@ -447,12 +447,12 @@ class OpenAIImages:
         try:
             if use_edit:
                 files = [(f"reference_{i}.png", data, "image/png") for i, data in enumerate(references or [], 1)][:16]
-                raw = await client.images.with_raw_response.edit(
+                raw = await client.images.with_raw_response.edit(  # type: ignore[call-overload]
                     model=self.model, image=files, prompt=prompt, size=size,  # type: ignore[arg-type]
                     quality=s.openai_image_quality,  # type: ignore[arg-type]
                 )
             else:
-                raw = await client.images.with_raw_response.generate(
+                raw = await client.images.with_raw_response.generate(  # type: ignore[call-overload]
                     model=self.model, prompt=prompt, size=size,  # type: ignore[arg-type]
                     quality=s.openai_image_quality,  # type: ignore[arg-type]
                     moderation=s.openai_moderation,  # type: ignore[arg-type]

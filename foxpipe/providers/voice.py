@@ -30,16 +30,16 @@ def choose_voice(settings: Settings) -> VoiceChoice:
     if settings.tts_base_url:
         from foxpipe.providers.voice_speech import SpeechEndpointVoice
 
-        m = SpeechEndpointVoice(settings)
-        return VoiceChoice(m, "speech", m.free, False, m.voices[0],
-                           f"Voice from the speech endpoint ({m.model or 'default model'}).")
+        speech = SpeechEndpointVoice(settings)
+        return VoiceChoice(speech, "speech", speech.free, False, speech.voices[0],
+                           f"Voice from the speech endpoint ({speech.model or 'default model'}).")
     if settings.openai_live:
         from foxpipe.providers.voice_realtime import RealtimeVoice
 
-        m = RealtimeVoice(settings)
-        voice = settings.openai_voice if settings.openai_voice in m.voices else "marin"
-        return VoiceChoice(m, "realtime", False, False, voice,
-                           f"OpenAI Realtime voice ({m.model}); paid per second of speech.")
+        realtime = RealtimeVoice(settings)
+        voice = settings.openai_voice if settings.openai_voice in realtime.voices else "marin"
+        return VoiceChoice(realtime, "realtime", False, False, voice,
+                           f"OpenAI Realtime voice ({realtime.model}); paid per second of speech.")
     from foxpipe.providers.voice_offline import EspeakVoice
 
     m = EspeakVoice()

@@ -115,7 +115,8 @@ def _handshake_error(e: BaseException) -> ProviderError | None:
         headers = getattr(response, "headers", None) or {}
         after = None
         try:
-            after = float(headers.get("retry-after")) if headers.get("retry-after") else None
+            raw = headers.get("retry-after")
+            after = float(raw) if raw else None
         except (TypeError, ValueError):
             after = None
         return ProviderError("OpenAI's Realtime rate limit was reached; waiting before the next try.",
@@ -210,7 +211,7 @@ class RealtimeVoice:
                 "type": "realtime",
                 "output_modalities": ["audio"],
                 "instructions": instructions(style, strict),
-                "audio": {"output": {"voice": voice, "format": {"type": "audio/pcm", "rate": SAMPLE_RATE}}},
+                "audio": {"output": {"voice": voice, "format": {"type": "audio/pcm", "rate": 24000}}},  # SAMPLE_RATE
             })
             await conn.conversation.item.create(item={
                 "type": "message", "role": "user",

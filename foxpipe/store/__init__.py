@@ -368,10 +368,12 @@ class Store:
     def _insert_missing(self, table: Table, **values: Any) -> Any:
         """INSERT that does nothing when the primary key already exists."""
         if self.is_sqlite:
-            from sqlalchemy.dialects.sqlite import insert as dialect_insert
-        else:
-            from sqlalchemy.dialects.postgresql import insert as dialect_insert
-        return dialect_insert(table).values(**values).on_conflict_do_nothing()
+            from sqlalchemy.dialects import sqlite
+
+            return sqlite.insert(table).values(**values).on_conflict_do_nothing()
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql.insert(table).values(**values).on_conflict_do_nothing()
 
     # ------------------------------------------------------------------ rate window
     def record_start(self, bucket: str, t: float) -> None:
