@@ -20,7 +20,7 @@ from foxpipe.domain.lifecycle import Refused, SlotEvent, slot_event
 from foxpipe.domain.models import ImageVersion, Job
 from foxpipe.engine.ratelimit import RateLimiter
 from foxpipe.engine.retry import MAX_RETRY_AFTER, backoff_delay
-from foxpipe.providers.base import ImageModel, ImageStore, PromptLog, ProviderError
+from foxpipe.providers.base import Capability, ImageModel, ImageStore, PromptLog, ProviderError, can
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ class Pipeline:
     backoff_cap: float = 30.0
 
     def cost_per_image(self) -> float:
-        if self.images.name == "offline":
+        if can(self.images, Capability.FREE):
             return 0.0
         return COST_PER_IMAGE.get(self.settings.openai_image_quality, 0.05)
 
@@ -153,7 +153,7 @@ async def run_slot(book: JobBook, pipe: Pipeline, job_id: str, index: int, run: 
     # Only what this slot needs, read under the registry's lock (no copy of the whole job).
     facts = book.read(job_id, lambda j: (
         copy.deepcopy(j.slots[index]), j.character_sheet, j.size, j.story.id,
-        _reference_path(j, index + 1) if pipe.images.supports_reference else "",
+        _reference_path(j, index + 1) if can(pipe.images, Capability.REFERENCES) else "",
     ))
     if facts is None:
         return

@@ -17,7 +17,7 @@ from foxpipe.domain.models import Job
 from foxpipe.engine.generation import Pipeline, blocking
 from foxpipe.engine.jobs import GuardError, JobRegistry
 from foxpipe.engine.retry import backoff_delay
-from foxpipe.providers.base import ProviderError
+from foxpipe.providers.base import Capability, ProviderError, can
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ STORE_INDEX = {"base": 100, "powered": 101}  # store slots for reference images,
 
 def wanted(settings: Settings, registry: JobRegistry) -> bool:
     """A reference sheet is made when OpenAI is live and the image model takes references."""
-    return settings.openai_live and registry.pipeline.images.supports_reference
+    return settings.openai_live and can(registry.pipeline.images, Capability.REFERENCES)
 
 
 def forms_for(job: Job) -> tuple[str, ...]:
@@ -73,7 +73,7 @@ class Reference:
 async def _make(pipe: Pipeline, job: Job, form: str, feedback: str) -> Reference:
     settings = pipe.settings
     refs = None
-    if form == "powered" and job.references.get("base") and pipe.images.supports_reference:
+    if form == "powered" and job.references.get("base") and can(pipe.images, Capability.REFERENCES):
         try:
             refs = [Path(job.references["base"]).read_bytes()]
         except OSError:
@@ -132,7 +132,7 @@ def start_reference(registry: JobRegistry, job_id: str, form: str, feedback: str
     job = registry.get(job_id)
     if job is None:
         return "The gallery was not found."
-    if registry.pipeline.images.name != "offline":
+    if not can(registry.pipeline.images, Capability.FREE):
         try:
             registry._check_story(job, 1)
             registry.charge("images", 1, registry.pipeline.cost_per_image())

@@ -26,6 +26,7 @@ from foxpipe.domain.lifecycle import Refused, SlotEvent, slot_event
 from foxpipe.domain.models import Job, Slot, SlotStatus, Story
 from foxpipe.engine.generation import Pipeline, blocking, image_row, run_slot
 from foxpipe.engine.ratelimit import RateLimiter, job_deadline
+from foxpipe.providers.base import Capability, can
 from foxpipe.store import Store, StoreError, default_url
 
 log = logging.getLogger(__name__)
@@ -173,7 +174,7 @@ class JobRegistry:
 
     def started_request(self) -> None:
         """A paid request was sent: remember it in the store's rate window."""
-        if self.pipeline.images.name == "offline":
+        if can(self.pipeline.images, Capability.FREE):
             return
         try:
             self.store.record_start("images", time.time())
@@ -397,7 +398,7 @@ class JobRegistry:
 
     def _default_latency(self) -> float:
         """Seconds per image before any was measured."""
-        if self._pipeline is not None and self._pipeline.images.name == "offline":
+        if self._pipeline is not None and can(self._pipeline.images, Capability.FREE):
             return self.settings.offline_delay
         return min(60.0, self.settings.image_timeout)
 
@@ -422,7 +423,7 @@ class JobRegistry:
 
     # ------------------------------------------------------------------ cost guard
     def _paid(self) -> bool:
-        return self.pipeline.images.name != "offline"
+        return not can(self.pipeline.images, Capability.FREE)
 
     def images_today(self) -> int:
         return self.store.spent("images")[0]
@@ -757,7 +758,7 @@ class JobRegistry:
         slot = job.slots[index]
         img = slot.image
         store = self.pipeline.store
-        if img is None or img.uploaded or not hasattr(store, "reupload"):
+        if img is None or img.uploaded or not can(store, Capability.REUPLOAD):
             return None
         loop = self._ensure_worker()
         key = (job_id, index)

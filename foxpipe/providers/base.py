@@ -3,11 +3,32 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, Protocol
 
 from foxpipe.domain.continuity import Verdict
 from foxpipe.domain.models import Story
 from foxpipe.domain.narration import SpeechResult
+
+
+class Capability(StrEnum):
+    """What a provider can do, declared by the provider itself: the engine asks for a
+    capability, never for a vendor's name."""
+
+    FREE = "free"  # costs nothing: no cost guard, no budget
+    REFERENCES = "supports references"  # takes reference images (the hero sheet)
+    HOSTS_MEDIA = "hosts media"  # keeps files somewhere that survives this server's disk
+    REUPLOAD = "reupload"  # can upload again a file kept locally after a failed upload
+    WORD_TIMINGS = "word timings"  # a voice that reports when each word is spoken
+
+
+def capabilities(provider: object) -> frozenset[Capability]:
+    """The capabilities a provider declares (none when it declares nothing)."""
+    return frozenset(getattr(provider, "capabilities", ()) or ())
+
+
+def can(provider: object, capability: Capability) -> bool:
+    return capability in capabilities(provider)
 
 
 class ProviderError(Exception):

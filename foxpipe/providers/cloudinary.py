@@ -23,7 +23,7 @@ import cloudinary.exceptions
 import cloudinary.uploader
 
 from foxpipe.engine.retry import Backoff
-from foxpipe.providers.base import StoredImage
+from foxpipe.providers.base import Capability, StoredImage
 from foxpipe.providers.localstore import LocalStore, safe_id
 
 log = logging.getLogger(__name__)
@@ -82,6 +82,7 @@ def public_name(slot_index: int, version: int) -> str:
 
 class CloudinaryStore:
     name = "cloudinary"
+    capabilities = frozenset({Capability.HOSTS_MEDIA, Capability.REUPLOAD})
 
     def __init__(
         self,

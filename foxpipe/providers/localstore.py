@@ -8,7 +8,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from foxpipe.providers.base import StoredImage
+from foxpipe.providers.base import Capability, StoredImage
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 THUMB_WIDTH = 360
@@ -31,6 +31,7 @@ def make_thumbnail(data: bytes, dest: Path) -> None:
 
 class LocalStore:
     name = "local"
+    capabilities: frozenset[Capability] = frozenset()  # this server's disk only
 
     def __init__(self, root: Path):
         self.root = Path(root) / "images"

@@ -15,7 +15,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from foxpipe.domain import narration, prompts, story
 from foxpipe.domain.models import Story
-from foxpipe.providers.base import ImageResult
+from foxpipe.providers.base import Capability, ImageResult
 
 BEAT_HUES = {
     "Underdog setup": 0.62,
@@ -39,6 +39,7 @@ def beat_hue(beat: str) -> float:
 
 class OfflineText:
     name = "offline"
+    capabilities = frozenset({Capability.FREE})
 
     def __init__(self, seconds: float = 60.0, words_per_second: float = 2.5):
         self.seconds = seconds  # the narration length a rewritten line is sized for
@@ -221,6 +222,7 @@ class OfflineImages:
 
     name = "offline"
     supports_reference = False
+    capabilities = frozenset({Capability.FREE})
 
     def __init__(self, delay: float = 0.4):
         self.delay = delay

@@ -29,7 +29,7 @@ from foxpipe.domain import story as story_lib
 from foxpipe.domain import structures
 from foxpipe.domain.models import SCENE_COUNT, Story
 from foxpipe.engine.retry import Backoff, retry_after_seconds
-from foxpipe.providers.base import ImageResult, ProviderError
+from foxpipe.providers.base import Capability, ImageResult, ProviderError
 
 log = logging.getLogger(__name__)
 
@@ -422,6 +422,7 @@ class OpenAIImages:
         self.model = settings.openai_image_model
         self.name = self.model
         self.supports_reference = bool(settings.openai_use_reference) and self.model.startswith("gpt-image")
+        self.capabilities = frozenset({Capability.REFERENCES} if self.supports_reference else ())
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncOpenAI] = weakref.WeakKeyDictionary()
 
     def _client(self) -> AsyncOpenAI:
