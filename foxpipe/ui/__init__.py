@@ -28,6 +28,7 @@ SCENES_PAGE = "pages/scenes.py"
 HERO_PAGE = "pages/hero.py"
 GALLERY_PAGE = "pages/gallery.py"
 HISTORY_PAGE = "pages/history.py"
+VOICE_PAGE = "pages/voice.py"  # the finished Short: narrator, lines, music
 
 
 def _secrets() -> tuple[dict[str, Any], str]:
