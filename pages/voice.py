@@ -140,6 +140,7 @@ def progress() -> None:
 
 
 progress()
+st.session_state.voice_busy = busy()  # read by tests/apptest.py's settle (AppTest fires no run_every)
 job = reg.get(job_id) or job
 if job.narration_error:
     st.warning(ui.plain(job.narration_error), icon=":material/warning:")

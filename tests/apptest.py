@@ -8,12 +8,12 @@ import time
 
 from streamlit.testing.v1 import AppTest
 
-PENDING = ("story_task", "approve_task", "rewrite_task")
+PENDING = ("story_task", "approve_task", "rewrite_task", "preview_task", "voice_busy")
 
 
 def pending(at: AppTest) -> bool:
     """A background step of this session is running (a story, a rewrite, an approval, the
-    hero sheet being drawn)."""
+    hero sheet being drawn, a voice preview, narration lines being written or spoken)."""
     keys = list(at.session_state.keys())
     if any(k in at.session_state and at.session_state[k] for k in PENDING):
         return True
