@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import logging
+import math
 import urllib.request
 import zipfile
 from pathlib import Path
@@ -55,6 +56,11 @@ def story_json(job: Job) -> dict[str, object]:
     }
 
 
+def _finite(x: object) -> object:
+    """JSON has no infinity (the loudness of a silent Short): None instead."""
+    return None if isinstance(x, float) and not math.isfinite(x) else x
+
+
 def short_json(job: Job) -> dict[str, object]:
     """The finished Short: narration lines and their audio, voice, music, and the video's
     files, scene spans and captions (file names as in the ZIP)."""
@@ -88,7 +94,8 @@ def short_json(job: Job) -> dict[str, object]:
                 "narration": "narration.wav" if v.narration_path else "",
                 "provider": v.provider, "duration": round(v.duration, 3), "narrated": v.narrated,
                 "music": v.music, "music_used": v.music_used, "music_message": v.music_message,
-                **{k: v.short[k] for k in ("scenes", "captions", "loudness_lufs", "true_peak_dbtp") if k in v.short},
+                **{k: _finite(v.short[k]) for k in ("scenes", "captions", "loudness_lufs", "true_peak_dbtp")
+                   if k in v.short},
             }
             if made and v is not None
             else None
