@@ -84,7 +84,7 @@ right.button("Preview", icon=":material/play_circle:", key="preview_voice", on_c
              help="One sample sentence in this voice and style" + ("" if choice.free else " (a few tenths of a cent)."))
 
 length = st.number_input("Length of the Short (seconds)", min_value=shortjobs.LENGTH_MIN,
-                         max_value=shortjobs.LENGTH_MAX, value=float(job.short_seconds), step=5.0, key="short_length",
+                         max_value=shortjobs.LENGTH_MAX, value=float(job.short_seconds), step=5.0, format="%.0f", key="short_length",
                          disabled=not on, help="The lines are written to last about this long in all.")
 if length != job.short_seconds:
     shortjobs.set_length(reg, job_id, length)
