@@ -129,7 +129,7 @@ def test_whole_flow_in_the_embedded_mode(start_app, new_page, shots):
     # The slideshow: made on this machine, shown in the page, in the "everything" ZIP.
     started = time.monotonic()
     make_slideshow(page, seconds=0.5)
-    record_timing(f"[e2e] slideshow of 20 scenes at 0.5 s each (1080x1920, captions): "
+    record_timing(f"[e2e] narrated Short of 20 scenes (SHORT_SIZE {app.env['SHORT_SIZE']}, captions): "
                   f"{time.monotonic() - started:.1f} s from click to video shown")
     screenshot(page, shots / "6-video.png")
     mp4 = download(page, "download_video")
