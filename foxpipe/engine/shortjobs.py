@@ -22,6 +22,7 @@ import dataclasses
 import logging
 import re
 import threading
+import time
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
@@ -504,6 +505,14 @@ async def _prerender_loop(reg: JobRegistry, job_id: str) -> None:
             raise
         except Exception as e:  # the final render makes what is missing
             log.warning("[SHORT] job %s: pre-render failed: %s", job_id[:6], e)
+
+
+async def settle_prerender(reg: JobRegistry, job_id: str, limit: float = 600.0) -> None:
+    """Let a pre-render pass in progress finish (it makes segments the video needs; no
+    new pass starts once the video runs), so the final render does not make them twice."""
+    t0 = time.monotonic()
+    while reg.busy(job_id, PRERENDER_KEY) and time.monotonic() - t0 < limit:
+        await asyncio.sleep(0.05)
 
 
 def render(reg: JobRegistry, job: Job, progress: Any = None, cancel: threading.Event | None = None) -> ShortResult:

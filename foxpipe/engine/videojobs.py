@@ -517,6 +517,8 @@ async def _render(reg: JobRegistry, job_id: str) -> None:
     t0 = time.monotonic()
     try:
         # The finished Short: narration, captions timed to the voice, music, motion by beat
+        await shortjobs.settle_prerender(reg, job_id)
+        job = reg.get(job_id) or job
         rendered = await asyncio.to_thread(shortjobs.render, reg, job, progress, cancel)
         out, srt = rendered.video, rendered.srt
     except asyncio.CancelledError:
