@@ -4,9 +4,10 @@ import streamlit as st
 
 from foxpipe import app as workflow
 from foxpipe import ui
-from foxpipe.domain.narration import STYLES, LineStatus
+from foxpipe.domain.narration import SAMPLE_SENTENCE, STYLES, LineStatus
 from foxpipe.engine import narration as speech
 from foxpipe.engine import shortjobs
+from foxpipe.engine.jobs import GuardError
 
 ui.page_start()
 settings = ui.settings()
@@ -72,6 +73,12 @@ if on and (voice, style) != (job.voice, job.narration_style):
 
 def start_preview() -> None:
     v, s = st.session_state.voice_name, st.session_state.voice_style
+    if not choice.free:  # a paid sample counts against the cost guard too
+        try:
+            reg.charge("narration", 1, speech.estimate_cost(choice.model, [SAMPLE_SENTENCE]))
+        except GuardError as e:
+            st.session_state.voice_notice = str(e)
+            return
 
     async def work(t: workflow.Task) -> speech.Preview:
         return await speech.preview(choice.model, v, s)
@@ -140,7 +147,7 @@ def progress() -> None:
 
 
 progress()
-st.session_state.voice_busy = busy()  # read by tests/apptest.py's settle (AppTest fires no run_every)
+st.session_state.voice_job = job_id  # tests/apptest.py's settle waits for its narration work
 job = reg.get(job_id) or job
 if job.narration_error:
     st.warning(ui.plain(job.narration_error), icon=":material/warning:")

@@ -8,7 +8,7 @@ import time
 
 from streamlit.testing.v1 import AppTest
 
-PENDING = ("story_task", "approve_task", "rewrite_task", "preview_task", "voice_busy")
+PENDING = ("story_task", "approve_task", "rewrite_task", "preview_task")
 
 
 def pending(at: AppTest) -> bool:
@@ -17,7 +17,20 @@ def pending(at: AppTest) -> bool:
     keys = list(at.session_state.keys())
     if any(k in at.session_state and at.session_state[k] for k in PENDING):
         return True
-    return any(str(k).startswith("hero_polling_") and at.session_state[k] for k in keys)
+    if any(str(k).startswith("hero_polling_") and at.session_state[k] for k in keys):
+        return True
+    return narration_busy(at.session_state["voice_job"] if "voice_job" in at.session_state else None)  # noqa: SIM401 (no .get on AppTest state)
+
+
+def narration_busy(job_id: str | None) -> bool:
+    """The narration of the job the Voice page showed is being written, spoken or rewritten."""
+    from foxpipe import app
+    from foxpipe.engine import shortjobs
+
+    reg = app.current()
+    if not job_id or reg is None:
+        return False
+    return shortjobs.writing(reg, job_id) or shortjobs.speaking(reg, job_id) or bool(shortjobs.rewriting(reg, job_id))
 
 
 def settle(at: AppTest, timeout: float = 60.0) -> AppTest:
