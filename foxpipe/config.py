@@ -118,6 +118,7 @@ class Settings:
     narration_auto: bool = True  # write and speak the narration as soon as the scenes are approved
     short_size: str = ""  # e.g. "540x960"; empty: 1080x1920 (or 1920x1080 for landscape)
     short_music: str = "builtin"  # the default music: builtin (an ambient bed made here) or none
+    daily_narration_budget: int = 2000  # paid narration lines (and previews) per day for the whole app
     problems: tuple[str, ...] = ()  # configuration problems, shown in the sidebar
 
     @property

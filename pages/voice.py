@@ -75,7 +75,8 @@ def start_preview() -> None:
     v, s = st.session_state.voice_name, st.session_state.voice_style
     if not choice.free:  # a paid sample counts against the cost guard too
         try:
-            reg.charge("narration", 1, speech.estimate_cost(choice.model, [SAMPLE_SENTENCE]))
+            reg.charge("narration", 1, speech.estimate_cost(choice.model, [SAMPLE_SENTENCE]),
+                       limit=shortjobs.s_budget(reg))
         except GuardError as e:
             st.session_state.voice_notice = str(e)
             return

@@ -284,7 +284,7 @@ def start_synthesis(reg: JobRegistry, job_id: str, indexes: list[int] | None = N
     if not choice.free:
         usd = speech.estimate_cost(choice.model, [job.narration[i] for i in targets])
         try:
-            reg.charge("narration", len(targets), usd)
+            reg.charge("narration", len(targets), usd, limit=s_budget(reg))
         except GuardError as e:
             return str(e)
 
@@ -298,6 +298,11 @@ def start_synthesis(reg: JobRegistry, job_id: str, indexes: list[int] | None = N
     if not reg.submit(job_id, key, lambda: _speak(reg, job_id, targets)):
         return "The narration is already being spoken."
     return ""
+
+
+def s_budget(reg: JobRegistry) -> int:
+    """Paid narration lines a day for the whole app (DAILY_NARRATION_BUDGET)."""
+    return reg.settings.daily_narration_budget
 
 
 def retry_line(reg: JobRegistry, job_id: str, index: int) -> str:
