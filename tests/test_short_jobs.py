@@ -145,3 +145,43 @@ def test_segments_are_prerendered_as_images_are_approved(reg):
     assert v.status == "done", v.error
     assert v.narrated and not v.music_used and len(v.scene_audio) == sum(1 for x in reg.get(job_id).narration if x.text)
     assert abs(v.duration - v.short["scenes"][-1]["end"]) < 0.01
+
+
+def test_with_an_openai_key_the_narration_uses_the_realtime_api(tmp_path):
+    """The engine's synthesis through RealtimeVoice and the real SDK against the loopback
+    Realtime fake: paid (estimate shown, charged), a line the voice rewords twice is kept
+    and flagged, in story.json too."""
+    from foxpipe import export
+    from foxpipe.domain.narration import offline_script
+    from tests.fakes.realtime_server import FakeRealtime, RtAction
+
+    story = workflow.write_story(load_settings({}), {"hero_name": "Pip"})  # offline writer
+    with FakeRealtime(api_key="sk-test") as fake:
+        settings = load_settings({}, {"OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": fake.base_url,
+                                      "MAX_CONCURRENT_VOICE": "1", "VOICE_TIMEOUT": "10", "NARRATION_AUTO": "false"})
+        reg = JobRegistry(settings)
+        try:
+            job_id = reg.create_job(story, ["p"] * 20, owner="t", start=False)
+            shortjobs.begin(reg, job_id, shortjobs.ShortOptions(narration=False, voice="cedar"))
+            choice = shortjobs.voice(reg)
+            assert choice.kind == "realtime" and not choice.free and "gpt-realtime-2.1-mini" in choice.note
+            texts = offline_script(story, 60.0)
+            reg.mutate(job_id, lambda j: setattr(j, "narration", [shortjobs._new_line(i, t) for i, t in enumerate(texts)]))
+            usd = shortjobs.estimate(reg, reg.get(job_id))
+            assert 0 < usd < 0.1
+            fake.script(RtAction.reword("Something else entirely."), RtAction.reword("Still something else."))
+            assert shortjobs.start_synthesis(reg, job_id) == ""
+            wait_until(lambda: not shortjobs.speaking(reg, job_id), timeout=90)
+            job = reg.get(job_id)
+            first = next(x for x in job.narration if x.text)
+            assert first.reworded and first.status is LineStatus.READY and first.transcript == "Still something else."
+            rest = [x for x in job.narration if x.text and x.index != first.index]
+            assert all(x.status is LineStatus.READY and not x.reworded for x in rest)
+            assert reg.store.spent("narration")[0] == len(rest) + 1
+            sessions = [c for c in fake.connections if c.of("session.update")]
+            assert {c.of("session.update")[0]["session"]["audio"]["output"]["voice"] for c in sessions} == {"cedar"}
+            meta = export.story_json(job)["short"]
+            assert meta["narration"][first.index]["reworded"] is True
+        finally:
+            reg.shutdown()
+            reg.store.close()
