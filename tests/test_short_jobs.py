@@ -158,6 +158,7 @@ def test_with_an_openai_key_the_narration_uses_the_realtime_api(tmp_path):
     story = workflow.write_story(load_settings({}), {"hero_name": "Pip"})  # offline writer
     with FakeRealtime(api_key="sk-test") as fake:
         settings = load_settings({}, {"OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": fake.base_url,
+                                      "FOXPIPE_DATA_DIR": str(tmp_path / "rt-data"),
                                       "MAX_CONCURRENT_VOICE": "1", "VOICE_TIMEOUT": "10", "NARRATION_AUTO": "false"})
         reg = JobRegistry(settings)
         try:

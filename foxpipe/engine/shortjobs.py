@@ -135,10 +135,11 @@ def start_writing(reg: JobRegistry, job_id: str) -> bool:
     job = reg.get(job_id)
     if job is None:
         return False
-    ok = reg.submit(job_id, LINES_KEY, lambda: _write(reg, job_id))
-    if ok:
-        reg.mutate(job_id, lambda j: (setattr(j, "narration_state", "writing"), setattr(j, "narration_error", "")))
-    return ok
+    if writing(reg, job_id):
+        return False
+    # marked before the work starts: the work may end before this thread runs again
+    reg.mutate(job_id, lambda j: (setattr(j, "narration_state", "writing"), setattr(j, "narration_error", "")))
+    return reg.submit(job_id, LINES_KEY, lambda: _write(reg, job_id))
 
 
 def writing(reg: JobRegistry, job_id: str) -> bool:
