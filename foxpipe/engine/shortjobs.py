@@ -501,13 +501,15 @@ async def _prerender_loop(reg: JobRegistry, job_id: str) -> None:
             return
         if job.narration_on and not job.narration:
             continue  # the scenes' lengths are not known before the lines are written
+        cancel = threading.Event()
         try:
             i = inputs(reg, job)
             await asyncio.to_thread(
                 prerender, i.images, i.lines, i.out_dir, i.size, captions=i.captions, fps=i.fps, beats=i.beats,
-                pause=i.pause, min_seconds=i.min_seconds, music=i.music, workers=1,
+                pause=i.pause, min_seconds=i.min_seconds, music=i.music, workers=1, cancel=cancel,
             )
-        except asyncio.CancelledError:
+        except asyncio.CancelledError:  # the app stops: ffmpeg stops with it
+            cancel.set()
             raise
         except Exception as e:  # the final render makes what is missing
             log.warning("[SHORT] job %s: pre-render failed: %s", job_id[:6], e)
