@@ -25,6 +25,8 @@ page = st.navigation(
                 visibility="visible" if ui.settings().openai_live else "hidden"),
         st.Page(ui.GALLERY_PAGE, title="Gallery", icon=":material/photo_library:",
                 help="Watch the 20 images arrive, approve or reject each, make the video, download."),
+        st.Page(ui.VOICE_PAGE, title="Voice", icon=":material/record_voice_over:",
+                help="The Short's narrator and style, its 20 spoken lines, and the music."),
         st.Page(ui.HISTORY_PAGE, title="History", icon=":material/history:",
                 help="Stories made on this app, with links to reopen their galleries."),
         st.Page(ui.LIBRARY_PAGE, title="Library", icon=":material/groups:",

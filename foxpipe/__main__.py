@@ -3,6 +3,11 @@
 Commands live in ``COMMANDS`` (name -> (add its arguments, run it)); each run function takes
 the parsed arguments and returns the process's exit code.
 
+``make --answers A.json [B.json ...] --out DIR [--approve-all] [--video slideshow|kling|hailuo]
+[--narration | --no-narration] [--voice NAME] [--music FILE] [--length SECONDS]``: the app's flow
+without a browser (see ``foxpipe.make``); exit 0 when every story was made, 1 when one failed,
+2 for bad answers (with the quiz's messages).
+
 ``check --reference REF IMAGE...``: prints one JSON line per image, ``{"image", "on_model",
 "score", "defects", "note"}``, comparing each image with the hero's reference sheet. With
 ``OPENAI_API_KEY`` in the environment the OpenAI vision model checks; without it the embedded
@@ -90,8 +95,21 @@ def run_check(args: argparse.Namespace) -> int:
 
 Command = tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int], str]
 
+def _make_parser(parser: argparse.ArgumentParser) -> None:
+    from foxpipe.make import add_make
+
+    add_make(parser)
+
+
+def _make_run(args: argparse.Namespace) -> int:
+    from foxpipe.make import run_make
+
+    return run_make(args)
+
+
 COMMANDS: dict[str, Command] = {
     "check": (add_check, run_check, "check images against the hero's reference sheet"),
+    "make": (_make_parser, _make_run, "make finished Shorts from quiz answers, without a browser"),
 }
 
 

@@ -234,9 +234,10 @@ class Approval:
     problem: str = ""
 
 
-def start_approval(settings: Settings, story: Story, owner: str) -> str:
-    """Approved scenes -> prompts -> a job (and its images, or the hero sheet first)."""
-    from foxpipe.engine import hero
+def start_approval(settings: Settings, story: Story, owner: str, short: Any = None) -> str:
+    """Approved scenes -> prompts -> a job (and its images, or the hero sheet first), and
+    the narration of its Short written beside them (``short``: shortjobs.ShortOptions)."""
+    from foxpipe.engine import hero, shortjobs
 
     async def work(t: Task) -> Approval:
         prepared = await prepare_prompts_async(settings, story)
@@ -247,6 +248,7 @@ def start_approval(settings: Settings, story: Story, owner: str) -> str:
             reg.create_job, story, prepared.prompts, owner, character_sheet=prepared.sheet,
             size=image_size(story.answers), start=not sheet_first,
         )
+        await asyncio.to_thread(shortjobs.begin, reg, job_id, short)
         job = reg.get(job_id)
         if job is not None:
             await asyncio.to_thread(log_story, settings, job)

@@ -114,6 +114,11 @@ class Settings:
     vision_requests_per_minute: float = 60.0
     vision_timeout: float = 60.0  # seconds per check request
     vision_retries: int = 2  # retries of a check after a timeout, 429 or server error
+    # The finished Short in the app: narration written and spoken on approval, video size, music
+    narration_auto: bool = True  # write and speak the narration as soon as the scenes are approved
+    short_size: str = ""  # e.g. "540x960"; empty: 1080x1920 (or 1920x1080 for landscape)
+    short_music: str = "builtin"  # the default music: builtin (an ambient bed made here) or none
+    daily_narration_budget: int = 2000  # paid narration lines (and previews) per day for the whole app
     problems: tuple[str, ...] = ()  # configuration problems, shown in the sidebar
 
     @property

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import logging
+import math
 import urllib.request
 import zipfile
 from pathlib import Path
@@ -51,6 +52,54 @@ def story_json(job: Job) -> dict[str, object]:
             }
             for s in job.slots
         ],
+        "short": short_json(job),
+    }
+
+
+def _finite(x: object) -> object:
+    """JSON has no infinity (the loudness of a silent Short): None instead."""
+    return None if isinstance(x, float) and not math.isfinite(x) else x
+
+
+def short_json(job: Job) -> dict[str, object]:
+    """The finished Short: narration lines and their audio, voice, music, and the video's
+    files, scene spans and captions (file names as in the ZIP)."""
+    v = job.video
+    made = v is not None and v.status == "done" and bool(v.path)
+    return {
+        "narrated": job.narration_on,
+        "voice": job.voice,
+        "style": job.narration_style,
+        "length_seconds": job.short_seconds,
+        "music": job.music_name or job.music_path,
+        "narration": [
+            {
+                "number": x.index + 1,
+                "text": x.text,
+                "status": str(x.status),
+                "duration": round(x.duration, 3),
+                "audio": f"narration/scene_{x.index + 1:02d}.wav"
+                if made and v is not None and any(Path(p).name == f"scene_{x.index + 1:02d}.wav" for p in v.scene_audio)
+                else "",
+                "timing": x.timing,
+                "reworded": x.reworded,
+                "transcript": x.transcript,
+                "error": x.error,
+            }
+            for x in job.narration
+        ],
+        "video": (
+            {
+                "file": "story.mp4", "subtitles": "story.srt" if v.srt_path else "",
+                "narration": "narration.wav" if v.narration_path else "",
+                "provider": v.provider, "duration": round(v.duration, 3), "narrated": v.narrated,
+                "music": v.music, "music_used": v.music_used, "music_message": v.music_message,
+                **{k: _finite(v.short[k]) for k in ("scenes", "captions", "loudness_lufs", "true_peak_dbtp")
+                   if k in v.short},
+            }
+            if made and v is not None
+            else None
+        ),
     }
 
 

@@ -7,7 +7,7 @@ import streamlit as st
 from foxpipe import export, ui
 from foxpipe.domain import frames, prompts
 from foxpipe.domain.models import ClipStatus, Job, SlotStatus
-from foxpipe.engine import generation, videojobs
+from foxpipe.engine import generation, shortjobs, videojobs
 from foxpipe.engine.jobs import GuardError
 
 log = logging.getLogger("foxpipe.pages.gallery")
@@ -362,6 +362,28 @@ st.download_button(
     on_click="ignore",
 )
 
+# ---------------------------------------------------------------- the finished Short: voice and music
+# The narration is written as soon as the scenes are approved and spoken beside the images;
+# the Voice page edits the lines, the narrator and the music.
+st.divider()
+voice_col, link_col = st.columns([3, 1], vertical_alignment="center")
+if not final.narration_on:
+    voice_col.markdown("**Narration** :gray-badge[off]: the Short has music and pictures only.")
+elif not final.narration:
+    voice_col.markdown("**Narration** :blue-badge[:material/progress_activity: writing the lines]")
+else:
+    counts = shortjobs.narration_summary(final)
+    spoken = sum(1 for x in final.narration if x.text)
+    badge = (":green-badge[:material/check: ready]" if shortjobs.narration_ready(final)
+             else f":red-badge[{counts['failed']} failed]" if counts["failed"]
+             else f":blue-badge[{counts['ready']} of {spoken} spoken]")
+    voice_col.markdown(f"**Narration** {badge} · {ui.plain(final.voice)} · {shortjobs.style_labels().get(final.narration_style, '')}"
+                       f" · about {final.short_seconds:.0f} s")
+music_label = final.music_name or {"builtin": "built-in ambient bed", "": "no music"}.get(final.music_path, "a track")
+voice_col.caption(f"Music: {ui.plain(music_label)}.")
+link_col.page_link(ui.VOICE_PAGE, label="Voice and music", query_params={"job": job_id},
+                   icon=":material/record_voice_over:")
+
 # ---------------------------------------------------------------- videos
 if final.all_approved:
     st.divider()
@@ -434,6 +456,11 @@ if final.all_approved:
         if v.status == "done" and v.path and not v.running:
             st.success(f"Story video ready: {v.duration:.1f} s, rendered in {v.render_seconds:.1f} s.",
                        icon=":material/movie:")
+            if v.narrated:  # the finished Short: what it was made with
+                st.caption(f":material/record_voice_over: Narrated · captions timed to the voice · "
+                           f"music: {ui.plain(v.music or 'none') if v.music_used else 'none'}")
+            if v.music_message:
+                st.warning(ui.plain(v.music_message), icon=":material/music_off:")
             # Burned-in captions already show the text: a subtitle track on top would repeat it.
             # A 9:16 video at the page's full width would be two screens tall.
             st.video(v.path, subtitles=None if v.captions else (v.srt_path or None),

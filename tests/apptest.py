@@ -8,18 +8,31 @@ import time
 
 from streamlit.testing.v1 import AppTest
 
-PENDING = ("story_task", "approve_task", "rewrite_task")
+PENDING = ("story_task", "approve_task", "rewrite_task", "preview_task")
 # The queue of stories runs on the engine, not in a session: tests wait for it with
 # ``settle_queue`` below.
 
 
 def pending(at: AppTest) -> bool:
     """A background step of this session is running (a story, a rewrite, an approval, the
-    hero sheet being drawn)."""
+    hero sheet being drawn, a voice preview, narration lines being written or spoken)."""
     keys = list(at.session_state.keys())
     if any(k in at.session_state and at.session_state[k] for k in PENDING):
         return True
-    return any(str(k).startswith("hero_polling_") and at.session_state[k] for k in keys)
+    if any(str(k).startswith("hero_polling_") and at.session_state[k] for k in keys):
+        return True
+    return narration_busy(at.session_state["voice_job"] if "voice_job" in at.session_state else None)  # noqa: SIM401 (no .get on AppTest state)
+
+
+def narration_busy(job_id: str | None) -> bool:
+    """The narration of the job the Voice page showed is being written, spoken or rewritten."""
+    from foxpipe import app
+    from foxpipe.engine import shortjobs
+
+    reg = app.current()
+    if not job_id or reg is None:
+        return False
+    return shortjobs.writing(reg, job_id) or shortjobs.speaking(reg, job_id) or bool(shortjobs.rewriting(reg, job_id))
 
 
 def queue_pending() -> bool:

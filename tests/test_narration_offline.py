@@ -13,7 +13,14 @@ import wave
 import pytest
 
 from foxpipe.domain.narration import LineStatus, NarrationLine, SpeechResult
-from foxpipe.engine.narration import backoff_delay, preview, synthesize_all, synthesize_line
+from foxpipe.engine.narration import (
+    MAX_BACKOFF,
+    VOICE_BACKOFF_JITTER,
+    preview,
+    synthesize_all,
+    synthesize_line,
+)
+from foxpipe.engine.retry import Backoff, backoff_delay
 from foxpipe.media.words import speech_span
 from foxpipe.providers.base import ProviderError
 from foxpipe.providers.voice_offline import EspeakVoice
@@ -116,10 +123,13 @@ async def test_a_failing_line_ends_failed_with_a_readable_error(tmp_path, model,
 
 
 def test_backoff_grows_and_honours_retry_after():
-    assert all(0.5 <= backoff_delay(1, 1.0, None) <= 1.0 for _ in range(50))
-    assert all(2.0 <= backoff_delay(3, 1.0, None) <= 4.0 for _ in range(50))
-    assert backoff_delay(1, 0.01, 7.0) >= 7.0
-    assert backoff_delay(20, 1.0, None) <= 30.0
+    """The voice waits through the one retry policy (foxpipe.engine.retry)."""
+    policy = Backoff(1.0, MAX_BACKOFF, VOICE_BACKOFF_JITTER)
+    assert all(0.75 <= policy.delay(1) <= 1.25 for _ in range(50))
+    assert all(3.0 <= policy.delay(3) <= 5.0 for _ in range(50))
+    assert policy.delay(1, 7.0) >= 7.0
+    assert policy.delay(20) <= 30.0
+    assert backoff_delay(1, 0.01, 30.0, 7.0) >= 7.0
 
 
 async def test_a_failed_retry_keeps_no_audio_of_the_old_text(tmp_path):

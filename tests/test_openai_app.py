@@ -84,7 +84,8 @@ def test_full_flow_quiz_story_scenes_hero_gallery(live, clean_env):
     page = texts(at)
     assert "20 / 20 images ready" in str([p.text for p in at.get("progress")]) or "20 / 20" in page
     assert "Estimated cost so far" in page and "gpt-image-2 · edit" in page
-    assert len(live.of("chat")) == 3  # story, character sheet, scene prompts
+    chats = live.of("chat")  # story, character sheet, scene prompts, the Short's narration (one call)
+    assert len(chats) == 4 and sum("NarrationDraft" in str(r) for r in chats) == 1
     stories = pd.read_csv(clean_env / "log_stories.csv")
     assert stories.iloc[-1]["job_id"] == job.id and stories.iloc[-1]["character_sheet"] == job.character_sheet
     images = pd.read_csv(clean_env / "log_images.csv")

@@ -160,6 +160,14 @@ class Video:
     spent_usd: float = 0.0  # what the vendor's accepted tasks cost for this story
     started: float = 0.0
     finished: float = 0.0
+    # The finished Short: what the video was made with
+    narrated: bool = False  # it carries the narration
+    music: str = ""  # "" none, "builtin" the built-in bed, or the uploaded file's name
+    music_used: bool = False
+    music_message: str = ""  # why the music was left out, for the user
+    narration_path: str = ""  # narration.wav: the whole narration on the video's clock
+    scene_audio: list[str] = field(default_factory=list)  # narration/scene_NN.wav
+    short: dict[str, Any] = field(default_factory=dict)  # ShortResult.to_dict() for story.json
 
     @property
     def running(self) -> bool:
@@ -202,6 +210,18 @@ class Job:
     reference_count: int = 0  # reference images drawn (each one paid for, with OpenAI)
     revision: int = 0  # bumped on every change, lets the UI skip identical redraws
     video: Video | None = None  # the story video, once one was asked for
+    # The finished Short: narration (foxpipe.domain.narration.NarrationLine, one per scene),
+    # voice, style, length and music; written when the scenes are approved
+    narration: list[Any] = field(default_factory=list)
+    narration_on: bool = True  # the Short is narrated
+    narration_state: str = ""  # "", writing, written, failed (the script)
+    narration_error: str = ""
+    voice: str = ""
+    narration_style: str = ""
+    short_seconds: float = 60.0  # the Short's length the script is sized to
+    music_path: str = ""  # "" none, "builtin", or an uploaded file checked with mix.check_music
+    music_name: str = ""
+    music_message: str = ""  # why an uploaded track cannot be used
 
     def counts(self) -> dict[SlotStatus, int]:
         out = dict.fromkeys(SlotStatus, 0)
@@ -237,4 +257,8 @@ class Job:
             slots.append(Slot(**s))
         d["slots"] = slots
         d["video"] = Video.from_dict(d["video"]) if d.get("video") else None  # older files lack it
+        if d.get("narration"):
+            from foxpipe.domain.narration import NarrationLine
+
+            d["narration"] = [NarrationLine.from_dict(x) for x in d["narration"]]
         return cls(**d)

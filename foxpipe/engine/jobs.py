@@ -681,7 +681,15 @@ class JobRegistry:
         self.last_refused = refused
         if done:
             self._log_review(job_id, done, "approved")
+            self._after_approval(job_id)
         return n
+
+    # ---------------------------------------------------------------- the finished Short
+    def _after_approval(self, job_id: str) -> None:
+        """Approved images are final: pre-render their Short segments in the background."""
+        from foxpipe.engine import shortjobs
+
+        shortjobs.prerender_soon(self, job_id)
 
     last_refused: list[str] = []
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from foxpipe.domain.narration import (
     SpeechResult,
     clean_line,
 )
+from foxpipe.engine.retry import Backoff
 from foxpipe.media.words import estimate_words, wav_duration
 from foxpipe.providers.base import ProviderError, VoiceModel
 
@@ -33,6 +33,7 @@ T = TypeVar("T")
 Progress = Callable[[NarrationLine, int, int], None]  # (the line just finished, done, total)
 
 MAX_BACKOFF = 30.0
+VOICE_BACKOFF_JITTER = 0.25  # delays of 0.75-1.25 x base x 2^(attempt-1)
 
 
 @dataclass
@@ -62,15 +63,6 @@ class VoiceLimiter:
         self._sem.release()
 
 
-def backoff_delay(attempt: int, base: float, retry_after: float | None) -> float:
-    """Seconds before retry ``attempt`` (1-based): exponential with jitter, never shorter than
-    the server's Retry-After."""
-    delay = min(MAX_BACKOFF, base * (2 ** (attempt - 1))) * random.uniform(0.5, 1.0)
-    if retry_after is not None:
-        delay = max(delay, min(retry_after, 120.0))
-    return delay
-
-
 async def with_retries(
     call: Callable[[], Awaitable[T]], *, retries: int, base: float, timeout: float,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
@@ -96,7 +88,7 @@ async def with_retries(
             err = ProviderError(f"Unexpected error in the voice ({type(e).__name__}).", "retryable")
         if err.kind != "retryable" or attempt > retries:
             raise err
-        delay = backoff_delay(attempt, base, err.retry_after)
+        delay = Backoff(base, MAX_BACKOFF, VOICE_BACKOFF_JITTER).delay(attempt, err.retry_after)
         log.info("[VOICE] attempt %d failed (%s); retrying in %.2f s", attempt, err.message, delay)
         await sleep(delay)
 

@@ -33,10 +33,12 @@ from foxpipe.config import Settings
 from foxpipe.domain import prompts
 from foxpipe.domain.lifecycle import Refused, VideoStatus, clip_event, video_event
 from foxpipe.domain.models import Clip, ClipStatus, Job, Video
+from foxpipe.engine import shortjobs
 from foxpipe.engine.generation import blocking, image_row, log_safely
 from foxpipe.engine.jobs import JobRegistry
 from foxpipe.engine.ratelimit import RateLimiter
 from foxpipe.engine.retry import backoff_delay
+from foxpipe.media.motion import clip_prompt_hint
 from foxpipe.providers import slideshow
 from foxpipe.providers.base import ProviderError
 from foxpipe.providers.hailuo import HailuoClient
@@ -242,14 +244,15 @@ def _update_progress(v: Video | None) -> None:
 
 def clip_prompt(job: Job, index: int, references: bool = False) -> str:
     scene = job.slots[index].scene
+    hint = clip_prompt_hint(scene.beat)  # the same beat grammar as the slideshow's camera
     if references:
         return (
-            f"Gentle cinematic motion for this illustrated story scene. {scene.text} "
+            f"Gentle cinematic motion for this illustrated story scene. {scene.text} {hint} "
             "The first image is the scene: keep its composition. The other image is the hero's reference "
             "sheet: keep the hero exactly on-model (look, colours, markings) and the art style; smooth camera movement."
         )
     return (
-        f"Gentle cinematic motion for this illustrated story scene. {scene.text} "
+        f"Gentle cinematic motion for this illustrated story scene. {scene.text} {hint} "
         "Keep the character's look, colours and art style exactly as in the image; smooth camera movement."
     )
 
@@ -537,12 +540,6 @@ async def _render(reg: JobRegistry, job_id: str) -> None:
     if job is None or job.video is None:
         return
     v = job.video
-    size = slideshow.output_size(job.size)
-    store = clip_store(reg.settings)
-    folder = store.video_dir(job_id)
-    stamp = int(time.time() * 1000)
-    out = folder / f"story_{v.provider}_{stamp}.mp4"
-    segs = segments_for(job)
     base = 0.9 if v.clips else 0.0
     last = [0.0]
 
@@ -567,16 +564,16 @@ async def _render(reg: JobRegistry, job_id: str) -> None:
     cancel = threading.Event()
     t0 = time.monotonic()
     try:
-        rendered = await asyncio.to_thread(
-            slideshow.render, segs, out, size, captions=v.captions, progress=progress, cancel=cancel
-        )
-        srt = out.with_suffix(".srt")
-        srt.write_text(slideshow.srt_text(rendered.cues), encoding="utf-8")
+        # The finished Short: narration, captions timed to the voice, music, motion by beat
+        await shortjobs.settle_prerender(reg, job_id)
+        job = reg.get(job_id) or job
+        rendered = await asyncio.to_thread(shortjobs.render, reg, job, progress, cancel)
+        out, srt = rendered.video, rendered.srt
     except asyncio.CancelledError:
         cancel.set()
         _video_failed(reg, job_id, "Stopped.")
         raise
-    except (slideshow.RenderError, OSError) as e:
+    except (slideshow.RenderError, OSError, ValueError) as e:
         log.warning("[VIDEO] job %s: rendering failed: %s", job_id[:6], e)
         _video_failed(reg, job_id, f"The video could not be rendered: {e}")
         return
@@ -591,6 +588,12 @@ async def _render(reg: JobRegistry, job_id: str) -> None:
             j.video.duration = rendered.duration
             j.video.render_seconds = seconds
             j.video.finished = time.time()
+            j.video.narrated = bool(j.narration_on and j.narration and rendered.scene_audio)
+            j.video.music = j.music_path if j.music_path in ("", shortjobs.MUSIC_BUILTIN) else j.music_name
+            j.video.music_used, j.video.music_message = rendered.music_used, rendered.music_message
+            j.video.narration_path = str(rendered.narration) if j.video.narrated else ""
+            j.video.scene_audio = [str(p) for p in rendered.scene_audio] if j.video.narrated else []
+            j.video.short = rendered.to_dict()
 
     reg.mutate(job_id, done)
     await asyncio.to_thread(host_video, reg, job_id)  # hosted too when Cloudinary is set
@@ -628,6 +631,11 @@ def zip_files(job: Job) -> dict[str, Path]:
         out["story.mp4"] = Path(v.path)
         if v.srt_path:
             out["story.srt"] = Path(v.srt_path)
+        # the Short's narration: the whole track and one file per scene
+        if v.narration_path:
+            out["narration.wav"] = Path(v.narration_path)
+        for p in v.scene_audio:
+            out[f"narration/{Path(p).name}"] = Path(p)
     return out
 
 

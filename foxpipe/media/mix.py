@@ -288,7 +288,10 @@ def mix(
         return replace(mix(voice, out, duration, None, timeout=timeout), message=message)
     try:
         first = measure(premix)
-        gain = TARGET_LUFS - first.integrated if first.integrated > -70 else 0.0
+        if first.integrated <= -70:  # silence (no narration, no music): nothing to normalize
+            _checked(["-i", str(premix), "-ar", str(RATE), "-c:a", "pcm_s16le", str(out)], timeout)
+            return MixResult(out, measure(out), use_music, message)
+        gain = TARGET_LUFS - first.integrated
         limiter = f"volume={gain:.2f}dB,alimiter=limit={10 ** (LIMIT_DBFS / 20):.4f}:level=0:attack=5:release=60"
         st = _loudnorm_stats(premix, limiter)
         norm = (

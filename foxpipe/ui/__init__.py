@@ -33,6 +33,7 @@ GALLERY_PAGE = "pages/gallery.py"
 HISTORY_PAGE = "pages/history.py"
 LIBRARY_PAGE = "pages/library.py"  # the hero library
 QUEUE_PAGE = "pages/queue.py"  # the queue of stories
+VOICE_PAGE = "pages/voice.py"  # the finished Short: narrator, lines, music
 
 
 def _secrets() -> tuple[dict[str, Any], str]:

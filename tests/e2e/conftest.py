@@ -35,6 +35,7 @@ E2E_ENV = {
     "FOXPIPE_OFFLINE_DELAY": "0.3",
     "MAX_CONCURRENT_IMAGES": "1",
     "GALLERY_REFRESH": "1.0",
+    "SHORT_SIZE": "360x640",  # the finished Short's whole pipeline, at a third of the pixels
 }
 
 
