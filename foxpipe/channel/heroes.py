@@ -295,6 +295,9 @@ def start_approval(settings: Settings, story: Story, owner: str, hero_id: str) -
         prompt_list, problem = await prepare_with_sheet(settings, story, saved.sheet)
         t.stage = "Starting the images…"
         job_id, sheet_first = await asyncio.to_thread(create_job, reg, saved, story, prompt_list, owner)
+        from foxpipe.engine import shortjobs
+
+        await asyncio.to_thread(shortjobs.begin, reg, job_id, None)  # the narration, as for any story
         job = reg.get(job_id)
         if job is not None:
             await asyncio.to_thread(app.log_story, settings, job)

@@ -343,6 +343,11 @@ async def _run(registry: JobRegistry) -> None:
             if forms and (problem := await _references(registry, job_id, tuple(forms))):
                 raise GuardError(problem)
             await asyncio.to_thread(registry.schedule, job_id, list(range(SCENE_COUNT)))
+            # The narration is written (and, with a free voice, spoken) beside the images, so
+            # the story is ready for review with its voice.
+            from foxpipe.engine import shortjobs
+
+            await asyncio.to_thread(shortjobs.begin, registry, job_id, None)
         except GuardError as e:
             note = f"Stopped before overspending: {e}"
             await asyncio.to_thread(_mark, registry, it.id, WAITING, note=note, job_id="")
