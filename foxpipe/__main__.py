@@ -25,6 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from foxpipe.config import load_settings
+from foxpipe.providers.base import VisionCheck
 
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_USAGE = 0, 1, 2
 MAX_IMAGE_BYTES = 50 * 1024 * 1024
@@ -71,7 +72,7 @@ def run_check(args: argparse.Namespace) -> int:
     if args.offline or not settings.openai_live:
         from foxpipe.providers.vision_offline import OfflineVision
 
-        checker = OfflineVision()
+        checker: VisionCheck = OfflineVision()
     else:
         from foxpipe.providers.vision_openai import OpenAIVision
 

@@ -94,7 +94,7 @@ def short_json(job: Job) -> dict[str, object]:
                 "narration": "narration.wav" if v.narration_path else "",
                 "provider": v.provider, "duration": round(v.duration, 3), "narrated": v.narrated,
                 "music": v.music, "music_used": v.music_used, "music_message": v.music_message,
-                **{k: _finite(v.short[k]) for k in ("scenes", "captions", "loudness_lufs", "true_peak_dbtp")
+                **{str(k): _finite(v.short[k]) for k in ("scenes", "captions", "loudness_lufs", "true_peak_dbtp")
                    if k in v.short},
             }
             if made and v is not None

@@ -138,7 +138,10 @@ def start_writing(reg: JobRegistry, job_id: str) -> bool:
     if writing(reg, job_id):
         return False
     # marked before the work starts: the work may end before this thread runs again
-    reg.mutate(job_id, lambda j: (setattr(j, "narration_state", "writing"), setattr(j, "narration_error", "")))
+    def mark(j: Job) -> None:
+        j.narration_state, j.narration_error = "writing", ""
+
+    reg.mutate(job_id, mark)
     return reg.submit(job_id, LINES_KEY, lambda: _write(reg, job_id))
 
 

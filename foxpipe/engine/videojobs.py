@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import threading
 import time
@@ -30,7 +31,7 @@ from PIL import Image
 
 from foxpipe import export
 from foxpipe.config import Settings
-from foxpipe.domain import prompts
+from foxpipe.domain import structures
 from foxpipe.domain.lifecycle import Refused, VideoStatus, clip_event, video_event
 from foxpipe.domain.models import Clip, ClipStatus, Job, Video
 from foxpipe.engine import shortjobs
@@ -116,10 +117,11 @@ def host_video(reg: JobRegistry, job_id: str) -> str:
     job = reg.get(job_id)
     if not isinstance(store, HostedClipStore) or job is None or job.video is None or not job.video.path:
         return ""
-    url, error = store.host_video(job_id, job.video.path)
+    path = job.video.path
+    url, error = store.host_video(job_id, path)
 
     def fn(j: Job) -> None:
-        if j.video is not None and j.video.path == job.video.path:
+        if j.video is not None and j.video.path == path:
             if url:
                 j.video.url, j.video.uploaded, j.video.upload_error = url, True, ""
             else:
@@ -176,7 +178,7 @@ def start(
         reg.submit(job_id, VIDEO_KEY, lambda: _assemble(reg, job_id))
     else:
         for i in chosen:
-            reg.submit(job_id, f"clip{i}", lambda i=i: _clip_task(reg, job_id, i))
+            reg.submit(job_id, f"clip{i}", functools.partial(_clip_task, reg, job_id, i))
     return ""
 
 
@@ -267,7 +269,7 @@ def resume(reg: JobRegistry, job_id: str) -> int:
     for c in job.video.clips:
         key = f"clip{c.index}"
         if (c.status is ClipStatus.SUBMITTED and c.task_id and not reg.busy(job_id, key)
-                and reg.submit(job_id, key, lambda i=c.index: _clip_task(reg, job_id, i))):
+                and reg.submit(job_id, key, functools.partial(_clip_task, reg, job_id, c.index))):
             n += 1
     if n:
         log.info("[VIDEO] job %s: collecting %d clips submitted before the restart", job_id[:6], n)
@@ -282,14 +284,19 @@ def resume_all(reg: JobRegistry) -> int:
         v = job.video
         if v is None or v.provider == SLIDESHOW or not any(c.task_id and c.status.in_flight for c in v.clips):
             continue
-        reg.mutate(job.id, lambda j: j.video and j.video.interrupt(INTERRUPTED))
+        reg.mutate(job.id, _interrupt_video)
         n += resume(reg, job.id)
     return n
 
 
+def _interrupt_video(j: Job) -> None:
+    if j.video is not None:
+        j.video.interrupt(INTERRUPTED)
+
+
 def hero_references(job: Job, index: int) -> list[str]:
-    """The approved hero sheet for this scene (the powered-up form from its scene on)."""
-    form = "powered" if index + 1 >= prompts.TRANSFORMED_FROM else "base"
+    """The approved hero sheet for this scene (its structure says which form it shows)."""
+    form = structures.form_for(job.story.answers, index + 1)
     path = job.references.get(form) or job.references.get("base") or ""
     return [path] if path and Path(path).exists() else []
 
