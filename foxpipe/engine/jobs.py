@@ -25,7 +25,7 @@ from foxpipe.domain import prompts
 from foxpipe.domain.lifecycle import Refused, SlotEvent, slot_event
 from foxpipe.domain.models import Job, Slot, SlotStatus, Story
 from foxpipe.engine.generation import Pipeline, blocking, image_row, run_slot
-from foxpipe.engine.ratelimit import RateLimiter, job_deadline
+from foxpipe.engine.ratelimit import SEND_GUARD_SECONDS, RateLimiter, job_deadline
 from foxpipe.store import Store, StoreError, default_url
 
 log = logging.getLogger(__name__)
@@ -54,6 +54,7 @@ class Progress:
     elapsed: float  # seconds since the job was created (until it finished)
     eta: float | None  # estimated seconds left, None when nothing is in flight
     other_jobs: int  # other jobs waiting on the same limiter
+    learned: float | None = None  # the rate the account really allows, learned from its 429s
 
 
 class JobRegistry:
@@ -104,10 +105,12 @@ class JobRegistry:
 
                 if self.limiter is None:
                     rate, cap = image_limits(self.settings)
-                    # A 0.5 s guard per minute absorbs network jitter between the client
-                    # and the server's clock, so the server never counts R+1.
-                    self.limiter = RateLimiter(rate, cap, period=self._period, guard=self._period / 120)
+                    # The guard absorbs what passes between the send stamp and the arrival at
+                    # the server on a loaded machine (seconds, not a share of the window).
+                    self.limiter = RateLimiter(rate, cap, period=self._period,
+                                               guard=min(SEND_GUARD_SECONDS, self._period / 20))
                 self._seed_limiter()
+                self._learned_rate_hook()
                 self._pipeline = self._build_pipeline()
                 io = self._pipeline.io = ThreadPoolExecutor(16, thread_name_prefix="foxpipe-io")
                 loop.create_task(self._watchdog())
@@ -154,6 +157,30 @@ class JobRegistry:
             self.limiter.sched.starts.append(mono - (now - t))
         if starts:
             log.info("[RATE] %d requests of the last minute remembered from the store", len(starts))
+
+    # ------------------------------------------------------------------ the account's real rate
+    # Learned from 429s (RateLimiter.rejected) and kept in the store under the setting it was
+    # learned against, so a restart starts at it; a changed setting is believed again.
+    def _learned_key(self) -> str:
+        return f"learned_images_per_minute:{self.settings.images_per_minute:g}"
+
+    def _learned_rate_hook(self) -> None:
+        assert self.limiter is not None
+        if self._pipeline_is_offline():
+            return
+        key = self._learned_key()
+        try:
+            stored = self.store.get_value(key)
+            if stored:
+                self.limiter.adopt(float(stored))
+                log.info("[RATE] the account allows about %s per minute (learned earlier)", stored)
+        except (StoreError, ValueError) as e:
+            log.warning("[RATE] the learned rate could not be read: %s", type(e).__name__)
+
+        def remember(rate: float) -> None:
+            self.store.set_value(key, f"{rate:g}")
+
+        self.limiter.on_learned = remember
 
     def _pipeline_is_offline(self) -> bool:
         from foxpipe.providers.registry import image_limits
@@ -382,6 +409,7 @@ class JobRegistry:
             elapsed=end - created,
             eta=eta,
             other_jobs=sum(1 for o in others if o),
+            learned=limiter.learned_rate if limiter else None,
         )
 
     def _default_latency(self) -> float:
