@@ -114,6 +114,8 @@ class Settings:
     vision_requests_per_minute: float = 60.0
     vision_timeout: float = 60.0  # seconds per check request
     vision_retries: int = 2  # retries of a check after a timeout, 429 or server error
+    # Sharing and reviewing together
+    gallery_idle_refresh: float = 5.0  # seconds between looks at an idle gallery for a teammate's changes
     problems: tuple[str, ...] = ()  # configuration problems, shown in the sidebar
 
     @property

@@ -59,7 +59,7 @@ def approve() -> None:
         st.session_state.scene_notice = f"Write or rewrite {names} before approving."
         return
     # The prompts are written and the job made in the background (with OpenAI, up to a minute).
-    st.session_state.approve_task = workflow.start_approval(settings, story, st.session_state.owner)
+    st.session_state.approve_task = workflow.start_approval(settings, story, ui.me())
 
 
 @st.fragment(run_every=0.5 if st.session_state.get("approve_task") or st.session_state.get("rewrite_task") else None)
