@@ -192,7 +192,7 @@ def stuck_scene(j: Job, i: int) -> None:
         st.button(f"Approve version {s.current + 1} as it is", key=f"ok_failed_{k}", on_click=approve,
                   args=(j.id, [i], {i: s.current}), icon=":material/check:",
                   help="The last image this scene had; the failed retry did not replace it.")
-    with st.popover("Use an image of your own", icon=":material/upload:"):
+    with st.container(key=f"tile_own_{k}"), st.popover("Use an image of your own", icon=":material/upload:"):
         st.caption(f"PNG, JPEG or WebP, at most {uploads.MAX_IMAGE_UPLOAD_MB} MB. It becomes this scene's "
                    "next version; approve it like any other.")
         st.file_uploader("Your image", type=["png", "jpg", "jpeg", "webp"], key=f"own_{k}",
