@@ -17,7 +17,7 @@ except Exception as e:  # the store is unreachable: say so, the rest of the app 
              icon=":material/error:")
     st.stop()
 if not rows and whose != "Team":
-    st.info("No stories of yours yet. They appear here once you approve a story's scenes; "
+    st.info("No stories yet in this browser. They appear here once you approve a story's scenes; "
             "choose Team to see everyone's.", icon=":material/info:")
     st.stop()
 if not rows:

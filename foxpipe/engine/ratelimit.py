@@ -302,7 +302,7 @@ class RateLimiter:
         early it was (the Retry-After), up to 1/20 of the window. Either way, pause everyone
         until the server has room."""
         if stamp is not None:
-            self._learn(stamp)
+            self._learn(stamp, retry_after)
         if retry_after and retry_after > 0:
             cap = self.sched.period / 20
             if self.sched.guard < cap:
@@ -314,17 +314,27 @@ class RateLimiter:
     learned_rate: float | None = None
     on_learned: Callable[[float], None] | None = None
 
-    def _learn(self, stamp: float) -> None:
-        """Requests the server accepted in the window before the refused one = its limit."""
+    def _learn(self, stamp: float, retry_after: float | None) -> None:
+        """Requests the server accepted in the window before the refused one = its limit.
+
+        Only when the 429 looks like a full window of ours: its Retry-After must roughly match
+        when the oldest of those requests leaves the window. A 429 for other reasons (a storm,
+        another app on the account, a short Retry-After) teaches nothing."""
         window = self.sched.period
-        before = sum(1 for t in list(self.sched.starts) if stamp - window <= t < stamp)
-        refused = sum(1 for t in self._refused if stamp - window <= t < stamp)
+        refused_before = [t for t in self._refused if stamp - window <= t < stamp]
+        ours = [t for t in list(self.sched.starts) if stamp - window <= t < stamp]
         self._refused.append(stamp)
         while self._refused and self._refused[0] < stamp - 2 * window:
             self._refused.popleft()
-        accepted = before - refused
-        if 1 <= accepted < self.sched.capacity and self.sched.rate >= 1:
-            allowed = float(accepted) * self.sched.base_period / self.sched.period
+        accepted = [t for t in ours if t not in refused_before]
+        if not accepted or retry_after is None:
+            return
+        expected = accepted[0] + window - self.clock()  # when the oldest accepted one leaves
+        if retry_after < expected / 2 - 1.0:
+            return
+        if len(accepted) < self.sched.capacity and self.sched.rate >= 1:
+            accepted_n = len(accepted)
+            allowed = float(accepted_n) * self.sched.base_period / self.sched.period
             log.warning("[RATE] the account allows about %g requests per window, not %g: lowering the limit",
                         allowed, self.sched.rate)
             self.learned_rate = allowed
