@@ -255,7 +255,7 @@ def live() -> None:
     running = not j.done
     bar = st.columns([1, 1, 1, 3])
     if running:
-        bar[0].button("Stop", icon=":material/stop:", key="stop_job", on_click=reg.cancel, args=(j.id,))
+        bar[0].button("Stop", icon=":material/stop:", key="stop_job", on_click=act, args=(reg.cancel, j.id))
     ready = [s.index for s in j.slots if s.status is SlotStatus.READY]
     if ready:
         bar[1].button(f"Approve all ({len(ready)})", icon=":material/done_all:", key="approve_all",
@@ -355,7 +355,7 @@ if final.all_approved:
                 f"estimated **US${cost:.2f}** (charged by the vendor; {ch.price_note}). "
                 f"Clips take 1–5 minutes each.{hero_note}", icon=":material/payments:")
     st.button("Generate videos", type="primary", icon=":material/movie:", key="generate_video",
-              on_click=start_video, disabled=busy)
+              on_click=act, args=(start_video,), disabled=busy)
     if notice := st.session_state.pop("video_notice", ""):
         st.warning(ui.plain(notice), icon=":material/warning:")
 
