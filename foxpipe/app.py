@@ -53,6 +53,7 @@ def engine(settings: Settings) -> JobRegistry:
     if old is not None:
         old.shutdown()
         old.store.close()
+    log.info("[ENGINE] started: the one engine of this process%s", " (the settings changed)" if old else "")
     _ENGINE.start()  # queued work and accepted clips from before a restart continue by themselves
     return _ENGINE
 

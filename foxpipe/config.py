@@ -119,6 +119,8 @@ class Settings:
     short_size: str = ""  # e.g. "540x960"; empty: 1080x1920 (or 1920x1080 for landscape)
     short_music: str = "builtin"  # the default music: builtin (an ambient bed made here) or none
     daily_narration_budget: int = 2000  # paid narration lines (and previews) per day for the whole app
+    # Sharing and reviewing together
+    gallery_idle_refresh: float = 5.0  # seconds between looks at an idle gallery for a teammate's changes
     problems: tuple[str, ...] = ()  # configuration problems, shown in the sidebar
 
     @property

@@ -4,11 +4,13 @@ from pathlib import Path
 
 import streamlit as st
 
-from foxpipe import export, ui
+from foxpipe import export, ui, uploads
 from foxpipe.domain import frames, prompts
+from foxpipe.domain.lifecycle import Refused, SlotEvent, can
 from foxpipe.domain.models import ClipStatus, Job, SlotStatus
 from foxpipe.engine import generation, shortjobs, videojobs
-from foxpipe.engine.jobs import GuardError
+from foxpipe.engine.jobs import GuardError, storage_message
+from foxpipe.store import StoreError
 
 log = logging.getLogger("foxpipe.pages.gallery")
 
@@ -32,12 +34,54 @@ STATUS_LABEL = {
 }
 
 
-def act(fn, *args) -> None:  # noqa: ANN001
-    """Run a registry action from a button; a cost-guard refusal becomes a message."""
+def act(fn, *args, **kwargs) -> None:  # noqa: ANN001
+    """Run a registry action from a button. A cost-guard refusal, a change a teammate made
+    meanwhile (Refused) and a storage failure each become a message; nothing is shown as done
+    that was not stored. On someone else's gallery the first action asks first."""
+    if ui.not_mine(job) and job.id not in st.session_state.get("confirmed_galleries", set()):
+        st.session_state.pending_action = (fn, args, kwargs)
+        return
     try:
-        fn(*args)
+        fn(*args, **kwargs)
     except GuardError as e:
         st.session_state.gallery_notice = str(e)
+    except Refused as e:
+        st.session_state.gallery_notice = e.reason
+    except StoreError as e:
+        st.session_state.gallery_notice = f"Not saved: {e.message} Nothing was changed."
+    except OSError as e:
+        st.session_state.gallery_notice = storage_message(e)
+
+
+def approve(jid: str, indexes: list[int], seen: dict[int, int]) -> None:
+    """Approve what the reviewer saw: an image a teammate changed since is not approved, and
+    the reviewer is told why."""
+    act(approve_seen, jid, indexes, seen)
+
+
+def approve_seen(jid: str, indexes: list[int], seen: dict[int, int]) -> None:
+    n = reg.approve(jid, indexes, seen=seen)
+    refused = list(reg.last_refused)
+    if refused:
+        st.session_state.gallery_notice = (f"{n} approved. Not approved: " + "; ".join(refused) + ".") if n else (
+            "Nothing was approved: " + "; ".join(refused) + ".")
+
+
+def reject_seen(jid: str, i: int, reasons: list[str], note: str, seen: int) -> None:
+    reg.reject(jid, i, reasons, note, seen=seen)
+
+
+def own_image(jid: str, i: int, key: str) -> None:
+    """The uploaded file, checked, as the scene's new version (shown at once)."""
+    f = st.session_state.get(key)
+    if f is None:
+        return
+    try:
+        data = uploads.validate_upload(f.getvalue())
+    except ValueError as e:
+        st.session_state.gallery_notice = f"Scene {i + 1}: {e}"
+        return
+    act(reg.use_own_image, jid, i, data)
 
 
 def figures(j: Job) -> None:
@@ -61,6 +105,9 @@ def figures(j: Job) -> None:
         made, usd = generation.cost_estimate(j, per_image)
         st.caption(f"Estimated cost so far: about ${usd:.2f} for {made} images "
                    f"(~${per_image:.3f} each at {settings.openai_image_quality} quality).")
+    if p.learned is not None:
+        st.caption(f":material/speed: Your account allows about {p.learned:g} images per minute "
+                   f"(IMAGES_PER_MINUTE is {settings.images_per_minute:g}); the app now sends at that rate.")
     if j.image_model != "offline":
         left = reg.budget_left(j)
         st.caption(
@@ -69,8 +116,8 @@ def figures(j: Job) -> None:
         )
 
 
-def open_reject(jid: str, i: int) -> None:
-    st.session_state.rejecting = (jid, i)
+def open_reject(jid: str, i: int, seen: int) -> None:
+    st.session_state.rejecting = (jid, i, seen)  # the version the reviewer is rejecting
 
 
 def close_reject() -> None:
@@ -80,14 +127,14 @@ def close_reject() -> None:
 # One dialog for the whole gallery instead of a form in every tile: the tiles stay light, so
 # the refreshing fragment stays fast. Session state keeps it open across refreshes.
 @st.dialog("Reject this image", on_dismiss=close_reject)
-def reject_dialog(jid: str, i: int) -> None:
+def reject_dialog(jid: str, i: int, seen: int = -1) -> None:
     k = f"{jid}_{i}"
     st.caption(f"Scene {i + 1} is made again, with what you pick here added to its prompt.")
     reasons = st.multiselect("What is wrong?", list(prompts.REJECT_REASONS), key=f"why_{k}")
     note = st.text_input("Note (optional)", key=f"note_{k}")
     if st.button("Reject and regenerate", key=f"no_{k}", type="primary"):
         close_reject()
-        act(reg.reject, jid, i, reasons, note)
+        act(reject_seen, jid, i, reasons, note, seen)
         st.rerun()
 
 
@@ -115,8 +162,8 @@ def tile(j: Job, i: int) -> None:
                           icon=":material/cloud_upload:")
         if s.status is SlotStatus.READY:
             # One under the other: side by side, a narrow tile cuts the labels to "App…" and "R…".
-            st.button("Approve", key=f"ok_{k}", on_click=act, args=(reg.approve, j.id, [i]), width="stretch")
-            st.button("Reject", key=f"rej_{k}", width="stretch", on_click=open_reject, args=(j.id, i))
+            st.button("Approve", key=f"ok_{k}", on_click=approve, args=(j.id, [i], {i: s.current}), width="stretch")
+            st.button("Reject", key=f"rej_{k}", width="stretch", on_click=open_reject, args=(j.id, i, s.current))
         elif s.status is SlotStatus.FAILED:
             st.error(ui.plain(s.error or "Failed."), icon=":material/error:")
             st.button("Retry", key=f"retry_{k}", on_click=act, args=(reg.retry, j.id, i), icon=":material/refresh:")
@@ -127,12 +174,30 @@ def tile(j: Job, i: int) -> None:
                                           key=f"prompt_{k}", height=200)
                 st.button("Retry with this prompt", key=f"retry_prompt_{k}", on_click=act,
                           args=(reg.retry, j.id, i, new_prompt))
-        if len(s.versions) > 1 and not s.status.in_flight:
+            stuck_scene(j, i)
+        if (len(s.versions) > 1 or (s.status is SlotStatus.FAILED and s.versions)) and not s.status.in_flight:
             options = list(range(len(s.versions)))
             pick = st.selectbox("Version", options, index=s.current, key=f"ver_{k}_{len(s.versions)}",
                                 format_func=lambda v: f"Version {v + 1}")
-            if pick != s.current:
-                st.button("Use this version", key=f"use_{k}", on_click=reg.restore_version, args=(j.id, i, pick))
+            if pick != s.current or s.status is SlotStatus.FAILED:
+                st.button("Use this version", key=f"use_{k}", on_click=act, args=(reg.restore_version, j.id, i, pick))
+
+
+# ---------------------------------------------------------------- a scene that cannot be made
+# A failed scene can always be finished: approve the image it still has, pick an earlier
+# version (above), or, as a last resort, upload an image of the user's own.
+def stuck_scene(j: Job, i: int) -> None:
+    s = j.slots[i]
+    k = f"{j.id}_{i}"
+    if can(s, SlotEvent.APPROVE):
+        st.button(f"Approve version {s.current + 1} as it is", key=f"ok_failed_{k}", on_click=approve,
+                  args=(j.id, [i], {i: s.current}), icon=":material/check:",
+                  help="The last image this scene had; the failed retry did not replace it.")
+    with st.container(key=f"tile_own_{k}"), st.popover("Use an image of your own", icon=":material/upload:"):
+        st.caption(f"PNG, JPEG or WebP, at most {uploads.MAX_IMAGE_UPLOAD_MB} MB. It becomes this scene's "
+                   "next version; approve it like any other.")
+        st.file_uploader("Your image", type=["png", "jpg", "jpeg", "webp"], key=f"own_{k}",
+                         on_change=own_image, args=(j.id, i, f"own_{k}"))
 
 
 # ---------------------------------------------------------------- review in bulk
@@ -285,6 +350,36 @@ def save_hero_from_gallery() -> None:
 refresh = settings.gallery_refresh if (not job.done or reg.uploads_running(job_id)) else None
 
 
+# ---------------------------------------------------------------- someone else acted
+# An idle gallery (nothing running, so no live refresh) still looks at the job's revision now
+# and then, and redraws when a teammate approved, rejected or restored something.
+@st.fragment(run_every=None if refresh else settings.gallery_idle_refresh)
+def watch() -> None:
+    j = reg.get(job_id)
+    if j is None or refresh:
+        return
+    shown = st.session_state.get("gallery_revision")
+    if shown is not None and j.revision != shown:
+        st.session_state.gallery_revision = j.revision
+        st.rerun(scope="app")
+    st.session_state.gallery_revision = j.revision
+
+
+# ---------------------------------------------------------------- someone else's gallery
+@st.dialog("This gallery is not yours")
+def confirm_dialog() -> None:
+    st.write("Someone else made this story. Act on their gallery anyway? (Asked once per gallery.)")
+    a, b = st.columns(2)
+    if a.button("Yes, go ahead", key="confirm_other", type="primary"):
+        st.session_state.setdefault("confirmed_galleries", set()).add(job_id)
+        fn, args, kwargs = st.session_state.pop("pending_action")
+        act(fn, *args, **kwargs)
+        st.rerun()
+    if b.button("Cancel", key="cancel_other"):
+        st.session_state.pop("pending_action", None)
+        st.rerun()
+
+
 @st.fragment(run_every=refresh)
 def live() -> None:
     started = time.perf_counter()
@@ -298,6 +393,9 @@ def live() -> None:
         st.warning(f"The progress figures cannot be shown ({type(e).__name__}).", icon=":material/warning:")
     if j.notice:
         st.error(ui.plain(j.notice), icon=":material/error:")
+    if reg.problem:  # the store could not be written: nothing is shown as saved that was not
+        st.error(f"Storage problem: {ui.plain(reg.problem)} Recent changes may not be saved.",
+                 icon=":material/database:")
     if notice := st.session_state.pop("prompt_notice", ""):
         st.warning(ui.plain(notice), icon=":material/warning:")
     if notice := st.session_state.pop("gallery_notice", ""):
@@ -305,11 +403,11 @@ def live() -> None:
     running = not j.done
     bar = st.columns([1, 1, 1, 3])
     if running:
-        bar[0].button("Stop", icon=":material/stop:", key="stop_job", on_click=reg.cancel, args=(j.id,))
+        bar[0].button("Stop", icon=":material/stop:", key="stop_job", on_click=act, args=(reg.cancel, j.id))
     ready = [s.index for s in j.slots if s.status is SlotStatus.READY]
     if ready:
         bar[1].button(f"Approve all ({len(ready)})", icon=":material/done_all:", key="approve_all",
-                      on_click=reg.approve, args=(j.id, ready))
+                      on_click=approve, args=(j.id, ready, {i: j.slots[i].current for i in ready}))
     failed = [s.index for s in j.slots if s.status is SlotStatus.FAILED]
     if failed and not running:
         bar[2].button(f"Retry failed ({len(failed)})", icon=":material/refresh:", key="retry_failed",
@@ -327,11 +425,20 @@ def live() -> None:
                              icon=":material/error:")
     # Polling state changed (work finished or restarted, or all approved): one full rerun
     # so the refresh interval and the sections below follow.
+    # The approval count in the same read as the figures above: the two never disagree.
+    approved = sum(1 for s in j.slots if s.status is SlotStatus.APPROVED)
+    if j.all_approved:
+        st.success("All images approved.", icon=":material/celebration:")
+    else:
+        st.caption(f"Approve all {len(j.slots)} images to make the video. {approved} approved so far.")
     state = (running, j.all_approved, bool(reg.uploads_running(j.id)))
     ui.record_timing("gallery_fragment", started)
+    st.session_state.gallery_revision = j.revision
     rejecting = st.session_state.get("rejecting")
-    if rejecting and rejecting[0] == j.id and j.slots[rejecting[1]].status is SlotStatus.READY:
-        reject_dialog(*rejecting)
+    if rejecting and rejecting[0] == j.id:
+        reject_dialog(*rejecting)  # a stale dialog is refused by the engine, with the reason
+    if st.session_state.get("pending_action"):
+        confirm_dialog()
     if st.session_state.get("gallery_state") not in (None, state):
         st.session_state.gallery_state = state
         st.rerun()
@@ -344,14 +451,10 @@ st.caption(
 )
 bulk_bar(reg.get(job_id) or job)  # review in bulk (above)
 live()
+watch()
 
 st.divider()
 final = reg.get(job_id) or job
-if final.all_approved:
-    st.success("All images approved.", icon=":material/celebration:")
-else:
-    approved = sum(1 for s in final.slots if s.status is SlotStatus.APPROVED)
-    st.caption(f"Approve all {len(final.slots)} images to make the video. {approved} approved so far.")
 st.download_button(
     "Download approved images (ZIP)",
     data=lambda: export.build_zip(reg.get(job_id) or final),
@@ -424,7 +527,7 @@ if final.all_approved:
                 f"estimated **US${cost:.2f}** (charged by the vendor; {ch.price_note}). "
                 f"Clips take 1–5 minutes each.{hero_note}", icon=":material/payments:")
     st.button("Generate videos", type="primary", icon=":material/movie:", key="generate_video",
-              on_click=start_video, disabled=busy)
+              on_click=act, args=(start_video,), disabled=busy)
     if notice := st.session_state.pop("video_notice", ""):
         st.warning(ui.plain(notice), icon=":material/warning:")
 

@@ -62,9 +62,9 @@ def approve() -> None:
     if hero_id := st.session_state.get("hero_id"):  # a saved hero: its sheet and references are reused
         from foxpipe.channel import heroes
 
-        st.session_state.approve_task = heroes.start_approval(settings, story, st.session_state.owner, hero_id)
+        st.session_state.approve_task = heroes.start_approval(settings, story, ui.me(), hero_id)
         return
-    st.session_state.approve_task = workflow.start_approval(settings, story, st.session_state.owner)
+    st.session_state.approve_task = workflow.start_approval(settings, story, ui.me())
 
 
 @st.fragment(run_every=0.5 if st.session_state.get("approve_task") or st.session_state.get("rewrite_task") else None)

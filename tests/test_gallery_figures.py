@@ -18,10 +18,11 @@ def test_gallery_shows_figures_and_stop_cancels(monkeypatch):
     reg = app.engine(settings)
     s = story.offline_story(quiz.defaults())
     prompts = workflow.prepare_prompts(settings, s).prompts
-    job_id = reg.create_job(s, prompts, owner="someone")
+    job_id = reg.create_job(s, prompts, owner="someone-0001")
 
     at = AppTest.from_file(APP, default_timeout=30)
     at.query_params["job"] = job_id
+    at.query_params["me"] = "someone-0001"  # the owner's own browser
     at.switch_page(ui.GALLERY_PAGE)
     at.run()
     labels = {m.label: m.value for m in at.metric}

@@ -188,6 +188,7 @@ def test_history_lists_past_stories_and_reopens_their_gallery(clean_env):
     at.button(key="approve_all").click().run()
 
     hist = AppTest.from_file(APP, default_timeout=30)
+    hist.query_params["me"] = at.session_state.owner  # the same browser: its stories are "Mine"
     hist.switch_page("pages/history.py").run()
     assert not hist.exception
     entry = " ".join(m.value for m in hist.main.markdown)

@@ -18,7 +18,7 @@ from foxpipe.config import Settings
 from foxpipe.domain import prompts, structures
 from foxpipe.domain.lifecycle import Refused, SlotEvent, slot_event
 from foxpipe.domain.models import ImageVersion, Job
-from foxpipe.engine.ratelimit import RateLimiter
+from foxpipe.engine.ratelimit import RateLimiter, sending
 from foxpipe.engine.retry import MAX_RETRY_AFTER, backoff_delay
 from foxpipe.providers.base import Capability, ImageModel, ImageStore, PromptLog, ProviderError, can
 
@@ -175,12 +175,13 @@ async def run_slot(book: JobBook, pipe: Pipeline, job_id: str, index: int, run: 
                 return  # the app is shutting down: this image stays queued and starts after the restart
             if not slot_step(book, job_id, index, SlotEvent.START, gen, attempts=attempt, policy_level=level):
                 return  # stopped (Stop, deadline) or replaced while it waited: send nothing
-            pipe.limiter.sent(stamp)
             book.started_request()
             t0 = time.monotonic()
             try:
-                async with asyncio.timeout(settings.image_timeout):
-                    result = await pipe.images.generate(sent, size, scene_number=index + 1, references=refs)
+                # Counted in the window from when the request really leaves (see ratelimit.sending).
+                with sending(pipe.limiter, stamp) as sent_at:
+                    async with asyncio.timeout(settings.image_timeout):
+                        result = await pipe.images.generate(sent, size, scene_number=index + 1, references=refs)
             except TimeoutError:
                 err = ProviderError(f"The image request timed out after {settings.image_timeout:.0f} s.")
             except ProviderError as e:
@@ -188,7 +189,7 @@ async def run_slot(book: JobBook, pipe: Pipeline, job_id: str, index: int, run: 
                 # Pause everyone before this place is handed to the next request.
                 wait = min(e.retry_after, MAX_RETRY_AFTER) if e.retry_after else e.retry_after
                 if e.code == "rate_limit_exceeded":
-                    pipe.limiter.rejected(wait)
+                    pipe.limiter.rejected(wait, sent_at[0])
                 elif wait:
                     pipe.limiter.pause_for(wait)
             except Exception as e:  # an SDK surprise: retry, but say what it was

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import errno
 import logging
 import threading
 import time
@@ -23,9 +24,9 @@ from typing import Any
 from foxpipe.config import Settings
 from foxpipe.domain import prompts
 from foxpipe.domain.lifecycle import Refused, SlotEvent, slot_event
-from foxpipe.domain.models import Job, Slot, SlotStatus, Story
+from foxpipe.domain.models import ImageVersion, Job, Slot, SlotStatus, Story
 from foxpipe.engine.generation import Pipeline, blocking, image_row, run_slot
-from foxpipe.engine.ratelimit import RateLimiter, job_deadline
+from foxpipe.engine.ratelimit import SEND_GUARD_SECONDS, RateLimiter, job_deadline
 from foxpipe.providers.base import Capability, can
 from foxpipe.store import Store, StoreError, default_url
 
@@ -36,6 +37,15 @@ PipelineFactory = Callable[[Settings, RateLimiter], Pipeline]
 WAITING = (SlotStatus.QUEUED,)  # not started yet (or between retries)
 
 INTERRUPTED = "Interrupted when the app restarted. Press Retry to make this image."
+
+
+def storage_message(e: OSError) -> str:
+    """What a reviewer reads when the server could not store a file."""
+    why = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is used up",
+           errno.EACCES: "the data folder is not writable", errno.EPERM: "the data folder is not writable",
+           errno.EROFS: "the data folder is read-only"}.get(e.errno or 0, type(e).__name__)
+    return (f"Storage failed: the image could not be saved on the server ({why}). "
+            "Ask whoever runs the app to free space or fix the data folder, then press Retry.")
 
 
 class GuardError(Exception):
@@ -55,6 +65,7 @@ class Progress:
     elapsed: float  # seconds since the job was created (until it finished)
     eta: float | None  # estimated seconds left, None when nothing is in flight
     other_jobs: int  # other jobs waiting on the same limiter
+    learned: float | None = None  # the rate the account really allows, learned from its 429s
 
 
 class JobRegistry:
@@ -116,10 +127,12 @@ class JobRegistry:
 
                 if self.limiter is None:
                     rate, cap = image_limits(self.settings)
-                    # A 0.5 s guard per minute absorbs network jitter between the client
-                    # and the server's clock, so the server never counts R+1.
-                    self.limiter = RateLimiter(rate, cap, period=self._period, guard=self._period / 120)
+                    # The guard absorbs what passes between the send stamp and the arrival at
+                    # the server on a loaded machine (seconds, not a share of the window).
+                    self.limiter = RateLimiter(rate, cap, period=self._period,
+                                               guard=min(SEND_GUARD_SECONDS, self._period / 20))
                 self._seed_limiter()
+                self._learned_rate_hook()
                 self._pipeline = self._build_pipeline()
                 io = self._pipeline.io = ThreadPoolExecutor(16, thread_name_prefix="foxpipe-io")
                 loop.create_task(self._watchdog())
@@ -166,6 +179,30 @@ class JobRegistry:
             self.limiter.sched.starts.append(mono - (now - t))
         if starts:
             log.info("[RATE] %d requests of the last minute remembered from the store", len(starts))
+
+    # ------------------------------------------------------------------ the account's real rate
+    # Learned from 429s (RateLimiter.rejected) and kept in the store under the setting it was
+    # learned against, so a restart starts at it; a changed setting is believed again.
+    def _learned_key(self) -> str:
+        return f"learned_images_per_minute:{self.settings.images_per_minute:g}"
+
+    def _learned_rate_hook(self) -> None:
+        assert self.limiter is not None
+        if self._pipeline_is_offline():
+            return
+        key = self._learned_key()
+        try:
+            stored = self.store.get_value(key)
+            if stored:
+                self.limiter.adopt(float(stored))
+                log.info("[RATE] the account allows about %s per minute (learned earlier)", stored)
+        except (StoreError, ValueError) as e:
+            log.warning("[RATE] the learned rate could not be read: %s", type(e).__name__)
+
+        def remember(rate: float) -> None:
+            self.store.set_value(key, f"{rate:g}")
+
+        self.limiter.on_learned = remember
 
     def _pipeline_is_offline(self) -> bool:
         from foxpipe.providers.registry import image_limits
@@ -366,9 +403,12 @@ class JobRegistry:
         done = sum(1 for st in statuses if st.has_image)
         made = sum(len(v) for _, _, v in slots)
         end = finished_at or now
-        # Achieved rate: images made over the time since the first request started (at
-        # least one window, so a first burst does not read as a rate above the limit).
-        rate = made * period / max(end - started_at, period) if started_at and made else 0.0
+        # Achieved rate: images made over the time since the first request started, counted
+        # to at least one window after the last one started: n starts under a limit of R per
+        # window span at least (n / R - 1) windows, so the figure never reads above the limit.
+        last_start = max((t for st_, t, v in slots if v and t), default=started_at)
+        span = max(end - started_at, max(0.0, last_start - started_at) + period)
+        rate = made * period / span if started_at and made else 0.0
         latency = sum(seen) / len(seen) if seen else self._default_latency()
         waiting = sum(1 for st in statuses if st in WAITING)
         generating = [t for st, t, _ in slots if st is SlotStatus.GENERATING]
@@ -394,6 +434,7 @@ class JobRegistry:
             elapsed=end - created,
             eta=eta,
             other_jobs=sum(1 for o in others if o),
+            learned=limiter.learned_rate if limiter else None,
         )
 
     def _default_latency(self) -> float:
@@ -575,6 +616,9 @@ class JobRegistry:
         except StoreError as e:  # the store failed: say so, never leave the slot hanging
             log.warning("[IMAGE] scene %d: %s", index + 1, e.message)
             self._fail(job_id, index, f"{e.message} Press Retry.", gen)
+        except OSError as e:  # the data folder is read-only or full: say so
+            log.warning("[IMAGE] scene %d: storage failed (%s)", index + 1, type(e).__name__)
+            self._fail(job_id, index, storage_message(e), gen)
         except Exception as e:  # never leave a slot hanging
             log.exception("[IMAGE] scene %d crashed", index + 1)
             self._fail(job_id, index, f"Internal error ({type(e).__name__}). Press Retry.", gen)
@@ -744,6 +788,37 @@ class JobRegistry:
                     slot_event(s, SlotEvent.RESTORE)
 
         self.mutate(job_id, fn)
+
+    # ------------------------------------------------------------------ the user's own image
+    def use_own_image(self, job_id: str, index: int, data: bytes) -> None:
+        """A scene image of the user's own, already checked (foxpipe.uploads.validate_upload),
+        stored as a new version of the scene through the pipeline's image store and shown at
+        once (lifecycle RESTORE): a scene no prompt can make still gets finished. Raises Refused
+        while the scene is being made, OSError when the file cannot be stored, StoreError when
+        the job cannot be."""
+        job = self.get(job_id)
+        if job is None:
+            raise Refused("This gallery could not be read; nothing was changed.")
+        slot = job.slots[index]
+        if slot.status.in_flight:
+            raise Refused(f"Scene {index + 1} is being made right now; wait for it or press Stop first.")
+        version = len(slot.versions) + 1
+        stored = self.pipeline.store.save(job_id, index, version, data, tags=[job.story.id])
+        record = ImageVersion(url=stored.url, local_path=stored.local_path, thumb_path=stored.thumb_path,
+                              prompt="(an image of your own)", model="your upload", path="upload",
+                              uploaded=stored.uploaded)
+
+        def fn(j: Job) -> None:
+            s = j.slots[index]
+            if s.status.in_flight:
+                raise Refused(f"Scene {index + 1} started again meanwhile; nothing was changed.")
+            s.versions.append(record)
+            s.current = len(s.versions) - 1
+            s.upload_error = stored.error
+            slot_event(s, SlotEvent.RESTORE)
+
+        self.mutate(job_id, fn)
+        log.info("[IMAGE] job %s scene %d: the reviewer's own image is version %d", job_id[:6], index + 1, version)
 
     def _log_review(self, job_id: str, indexes: list[int], status: str) -> None:
         job = self.get(job_id)

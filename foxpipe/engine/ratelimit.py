@@ -10,15 +10,52 @@ fixed sleeps.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import math
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Hashable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Hashable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 log = logging.getLogger(__name__)
+
+# Guard added to every window: what may pass between the moment the request is handed to the
+# network (the stamp) and its arrival at the server, on a loaded machine.
+SEND_GUARD_SECONDS = 0.5
+
+# ------------------------------------------------------------------ the send stamp
+# A request is counted in the window from the moment the HTTP client hands it to the network
+# (the provider's request hook calls ``mark_sent``), not from when the limiter let it go: on a
+# loaded machine the event loop may take a second to get there, and the server counts arrivals.
+_ON_SEND: contextvars.ContextVar[Callable[[], None] | None] = contextvars.ContextVar("foxpipe_on_send", default=None)
+
+
+def mark_sent() -> None:
+    """Called by a provider right before the request's bytes leave (an httpx request hook):
+    restamps the running request's place in the window to now."""
+    fn = _ON_SEND.get()
+    if fn is not None:
+        fn()
+
+
+@contextmanager
+def sending(limiter: RateLimiter, stamp: float) -> Iterator[list[float]]:
+    """While the block runs, ``mark_sent`` moves the request granted at ``stamp`` to the
+    moment it is really sent (every retry of the HTTP client included). Yields a one-item
+    list holding the stamp as it is now."""
+    box = [stamp]
+
+    def restamp() -> None:
+        box[0] = limiter.sent(box[0])
+
+    restamp()  # a provider without a hook is still counted from here
+    token = _ON_SEND.set(restamp)
+    try:
+        yield box
+    finally:
+        _ON_SEND.reset(token)
 
 
 class WindowScheduler:
@@ -164,6 +201,7 @@ class RateLimiter:
         self.total_started = 0
         self.started_by_key: dict[Hashable, int] = {}
         self.pauses = 0
+        self._refused: deque[float] = deque()  # send stamps of requests refused with a 429
 
     @property
     def rate(self) -> float:
@@ -219,18 +257,20 @@ class RateLimiter:
                 self.release()  # granted just as we were cancelled
             raise
 
-    def sent(self, stamp: float) -> None:
+    def sent(self, stamp: float) -> float:
         """The request granted at ``stamp`` is being sent now: count it in the window from
         now. Requests granted together are sent one after another, and the server counts
         them when they arrive; counting from the grant would let the next window start a
-        little early for the last of them."""
+        little early for the last of them. Returns the new stamp."""
         now = self.clock()
         if now > stamp:
             try:
                 self.sched.starts.remove(stamp)
             except ValueError:  # already out of the window
-                return
+                return stamp
             self.sched.starts.append(now)  # every stamp is <= now: the window stays sorted
+            return now
+        return stamp
 
     def release(self) -> None:
         self.sched.release()
@@ -252,17 +292,64 @@ class RateLimiter:
             self.sched.pause_until(self.clock() + seconds)
             self._rearm()
 
-    def rejected(self, retry_after: float | None) -> None:
-        """The server refused a request this limiter let through (429 rate_limit_exceeded):
-        its clock or the network put that request inside the previous window. Widen the
-        guard by how early it was (the Retry-After), up to 1/20 of the window, so the next
-        windows keep clear; and pause everyone until the server has room."""
+    def rejected(self, retry_after: float | None, stamp: float | None = None) -> None:
+        """The server refused a request this limiter let through (429 rate_limit_exceeded).
+
+        When fewer requests than our limit had gone out in the window before it (``stamp``,
+        when it was sent), the account allows fewer than configured: adopt that many per
+        window (``learned_rate``, reported through ``on_learned``). Otherwise its clock or
+        the network put that request inside the previous window: widen the guard by how
+        early it was (the Retry-After), up to 1/20 of the window. Either way, pause everyone
+        until the server has room."""
+        if stamp is not None:
+            self._learn(stamp, retry_after)
         if retry_after and retry_after > 0:
             cap = self.sched.period / 20
             if self.sched.guard < cap:
                 self.sched.guard = min(cap, self.sched.guard + retry_after)
                 log.info("[RATE] the server refused a request: guard now %.2fs per window", self.sched.guard)
             self.pause_for(retry_after)
+
+    # -- the rate the account really allows, learned from its 429s
+    learned_rate: float | None = None
+    on_learned: Callable[[float], None] | None = None
+
+    def _learn(self, stamp: float, retry_after: float | None) -> None:
+        """Requests the server accepted in the window before the refused one = its limit.
+
+        Only when the 429 looks like a full window of ours: its Retry-After must roughly match
+        when the oldest of those requests leaves the window. A 429 for other reasons (a storm,
+        another app on the account, a short Retry-After) teaches nothing."""
+        window = self.sched.period
+        refused_before = [t for t in self._refused if stamp - window <= t < stamp]
+        ours = [t for t in list(self.sched.starts) if stamp - window <= t < stamp]
+        self._refused.append(stamp)
+        while self._refused and self._refused[0] < stamp - 2 * window:
+            self._refused.popleft()
+        accepted = [t for t in ours if t not in refused_before]
+        if not accepted or retry_after is None:
+            return
+        expected = accepted[0] + window - self.clock()  # when the oldest accepted one leaves
+        if retry_after < expected / 2 - 1.0:
+            return
+        if len(accepted) < self.sched.capacity and self.sched.rate >= 1:
+            accepted_n = len(accepted)
+            allowed = float(accepted_n) * self.sched.base_period / self.sched.period
+            log.warning("[RATE] the account allows about %g requests per window, not %g: lowering the limit",
+                        allowed, self.sched.rate)
+            self.learned_rate = allowed
+            self.sched.set_rate(allowed)
+            if self.on_learned is not None:
+                try:
+                    self.on_learned(allowed)
+                except Exception as e:  # remembering it is a nicety; the lower rate applies now
+                    log.warning("[RATE] the learned rate could not be stored: %s", type(e).__name__)
+
+    def adopt(self, rate: float) -> None:
+        """Start at a rate learned earlier (the store remembered it across a restart)."""
+        if 0 < rate < self.sched.rate:
+            self.learned_rate = rate
+            self.set_rate(rate)
 
     def hint(
         self, remaining: float | None, reset_seconds: float | None, limit: float | None = None, age: float = 0.0

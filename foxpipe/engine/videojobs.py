@@ -36,7 +36,7 @@ from foxpipe.domain.lifecycle import Refused, VideoStatus, clip_event, video_eve
 from foxpipe.domain.models import Clip, ClipStatus, Job, Video
 from foxpipe.engine import shortjobs
 from foxpipe.engine.generation import blocking, image_row, log_safely
-from foxpipe.engine.jobs import JobRegistry
+from foxpipe.engine.jobs import JobRegistry, storage_message
 from foxpipe.engine.ratelimit import RateLimiter
 from foxpipe.engine.retry import backoff_delay
 from foxpipe.media.motion import clip_prompt_hint
@@ -54,6 +54,7 @@ from foxpipe.providers.videobase import (
     collect,
     image_input,
 )
+from foxpipe.store import StoreError
 
 log = logging.getLogger(__name__)
 
@@ -172,7 +173,10 @@ def start(
         clips=[Clip(index=i) for i in chosen] if provider != SLIDESHOW else [],
     )
     video_event(video, VideoStatus.RUNNING)  # every status change through the lifecycle
-    reg.mutate(job_id, lambda j: setattr(j, "video", video))
+    try:
+        reg.mutate(job_id, lambda j: setattr(j, "video", video))
+    except StoreError as e:  # never marked as started: nothing can hang at "Starting…"
+        return f"The video could not be started: {e.message}"
     log.info("[VIDEO] job %s: %s, %d scenes to animate", job_id[:6], provider, len(video.clips))
     if provider == SLIDESHOW:
         reg.submit(job_id, VIDEO_KEY, lambda: _assemble(reg, job_id))
@@ -532,7 +536,19 @@ async def _assemble(reg: JobRegistry, job_id: str, after_clips: bool = False) ->
         if after_clips and job is not None and job.video is not None and job.video.status == "done" \
                 and made_from.get(job_id) == clips:
             return
-        await _render(reg, job_id)
+        try:
+            await _render(reg, job_id)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # the video never stays at "Starting…": it ends done or failed
+            log.warning("[VIDEO] job %s: the video could not be made: %s", job_id[:6], type(e).__name__)
+            why = storage_message(e).replace("the image", "the video") if isinstance(e, OSError) else (
+                f"Internal error ({type(e).__name__}). Press Generate again.")
+            try:
+                _video_failed(reg, job_id, why)
+            except StoreError:
+                log.warning("[VIDEO] job %s: its failure could not be stored either", job_id[:6])
+            return
         made_from[job_id] = clips
 
 

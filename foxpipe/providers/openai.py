@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
 
 import openai
-from openai import AsyncOpenAI
+from openai import AsyncOpenAI, DefaultAsyncHttpxClient
 from pydantic import BaseModel, Field, ValidationError
 
 from foxpipe.config import Settings
@@ -28,6 +28,7 @@ from foxpipe.domain import prompts as prompt_lib
 from foxpipe.domain import story as story_lib
 from foxpipe.domain import structures
 from foxpipe.domain.models import SCENE_COUNT, Story
+from foxpipe.engine.ratelimit import mark_sent
 from foxpipe.engine.retry import Backoff, retry_after_seconds
 from foxpipe.providers.base import Capability, ImageResult, ProviderError
 
@@ -146,12 +147,21 @@ def map_error(e: BaseException, model: str = "") -> ProviderError:
     return ProviderError(f"Unexpected error from OpenAI ({type(e).__name__}).", "retryable")
 
 
-def make_client(settings: Settings, timeout: float) -> AsyncOpenAI:
+def make_client(settings: Settings, timeout: float, *, on_send: Callable[[], None] | None = None) -> AsyncOpenAI:
+    """``on_send`` is called right before each request's bytes leave (the rate window
+    counts image requests from then)."""
+    http_client = None
+    if on_send is not None:
+        async def hook(_request: Any) -> None:
+            on_send()
+
+        http_client = DefaultAsyncHttpxClient(timeout=timeout, event_hooks={"request": [hook]})
     return AsyncOpenAI(
         api_key=settings.openai_api_key,
         base_url=settings.openai_base_url or None,
         timeout=timeout,
         max_retries=0,
+        http_client=http_client,
     )
 
 
@@ -429,7 +439,7 @@ class OpenAIImages:
         loop = asyncio.get_running_loop()
         client = self._clients.get(loop)
         if client is None:
-            client = make_client(self.settings, self.settings.image_timeout)
+            client = make_client(self.settings, self.settings.image_timeout, on_send=mark_sent)
             self._clients[loop] = client
         return client.with_options(max_retries=0, timeout=self.settings.image_timeout)
 

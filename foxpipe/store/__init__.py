@@ -267,6 +267,18 @@ class Store:
             row = conn.execute(select(meta.c.value).where(meta.c.key == "schema_version")).first()
             return int(row[0]) if row else 0
 
+    # ------------------------------------------------------------------ settings learned at run time
+    def get_value(self, key: str) -> str | None:
+        """A small value the app learned and keeps across restarts (e.g. the account's rate)."""
+        with self._tx() as conn:
+            row = conn.execute(select(meta.c.value).where(meta.c.key == key)).first()
+        return None if row is None else str(row[0])
+
+    def set_value(self, key: str, value: str) -> None:
+        with self._tx() as conn:
+            conn.execute(delete(meta).where(meta.c.key == key))
+            conn.execute(insert(meta).values(key=key, value=value))
+
     # ------------------------------------------------------------------ jobs
     def add_job(self, job: Job) -> None:
         with self._tx(write=True) as conn:

@@ -80,10 +80,53 @@ _QUEUE_LOCK = threading.Lock()
 _QUEUE_RECOVERED: weakref.WeakSet[JobRegistry] = weakref.WeakSet()  # engines whose queue was picked up
 
 
+# ------------------------------------------------------------------ who is using the app
+# The owner of each story: the signed-in e-mail when the app uses st.login; otherwise an id
+# kept in the browser's address as ``?me=...`` (Streamlit 1.67 has no API to write a cookie or
+# local storage without a custom frontend component). It survives reloads and bookmarks of any
+# page; a link shared from the address bar carries it along, so the app's share links leave it
+# out. It is a convenience ("Mine" in History, asking before acting on someone else's gallery),
+# not an access control: the password or the sign-in is.
+ME_PARAM = "me"
+
+
+def _valid_token(value: Any) -> bool:
+    return (isinstance(value, str) and 8 <= len(value) <= 64
+            and all(c.isascii() and (c.isalnum() or c in "-_") for c in value))
+
+
+def _signed_in_email() -> str:
+    try:
+        if st.user.is_logged_in:
+            return str(st.user.get("email", "") or "")
+    except Exception:  # no sign-in configured
+        pass
+    return ""
+
+
+def me() -> str:
+    """Who is using the app (see above)."""
+    ss = st.session_state
+    email = _signed_in_email()
+    if email:
+        ss.owner = email
+        return email
+    token = st.query_params.get(ME_PARAM)
+    if "owner" not in ss or "@" in str(ss.owner):
+        ss.owner = token if _valid_token(token) else new_id()
+    if token != ss.owner:
+        st.query_params[ME_PARAM] = ss.owner  # on every page, so a reload or bookmark keeps it
+    return ss.owner
+
+
+def not_mine(job: Any) -> bool:
+    """A gallery someone else made (acting on it asks first)."""
+    return bool(getattr(job, "owner", "")) and job.owner != me()
+
+
 def init_state() -> None:
     ss = st.session_state
-    if "owner" not in ss:
-        ss.owner = new_id()
+    me()
     if "answers" not in ss:
         ss.answers = quiz.defaults()
     ss.setdefault("quiz_errors", {})
