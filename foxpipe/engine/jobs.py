@@ -24,6 +24,7 @@ from foxpipe.config import Settings
 from foxpipe.domain import prompts
 from foxpipe.domain.lifecycle import Refused, SlotEvent, slot_event
 from foxpipe.domain.models import Job, Slot, SlotStatus, Story
+from foxpipe.engine import checks
 from foxpipe.engine.generation import Pipeline, blocking, image_row, run_slot
 from foxpipe.engine.ratelimit import RateLimiter, job_deadline
 from foxpipe.store import Store, StoreError, default_url
@@ -212,6 +213,10 @@ class JobRegistry:
         with self._lock:
             if self._tasks:
                 self._extend_deadlines()
+        try:  # continuity checks cut off by the restart run again
+            checks.recover(self)
+        except StoreError as e:
+            self.problem = e.message
 
     def _build_pipeline(self) -> Pipeline:
         assert self.limiter is not None
@@ -473,6 +478,8 @@ class JobRegistry:
         size: str = "1024x1536",
         references: dict[str, str] | None = None,
         start: bool = True,
+        continuity: str = "",
+        continuity_threshold: int = -1,
     ) -> str:
         slots = [Slot(index=i, scene=sc, prompt=p) for i, (sc, p) in enumerate(zip(story.scenes, prompt_list, strict=True))]
         job = Job(
@@ -483,6 +490,8 @@ class JobRegistry:
             image_model=self.pipeline.images.name,
             size=size,
             references=dict(references or {}),
+            continuity=continuity,
+            continuity_threshold=continuity_threshold,
         )
         if self._paid():
             self._check_story(job, len(slots))
@@ -501,7 +510,9 @@ class JobRegistry:
             if job is None:
                 return []
             running = self._tasks.setdefault(job_id, {})
-            indexes = [i for i in indexes if 0 <= i < len(job.slots) and (i not in running or running[i].done())]
+            # A run whose slot is no longer in flight only has its log row and check request left.
+            indexes = [i for i in indexes if 0 <= i < len(job.slots) and (
+                i not in running or running[i].done() or not job.slots[i].status.in_flight)]
             if not indexes:
                 return []
             paid = self._paid()
@@ -686,6 +697,8 @@ class JobRegistry:
         if job is None:
             return
         s = job.slots[index]
+        if s.checking:
+            raise Refused(f"Scene {index + 1} is being checked against the hero; reject it when the check ends.")
         if s.status is not SlotStatus.READY or (seen is not None and seen != s.current):
             what = {SlotStatus.APPROVED: "was approved", SlotStatus.QUEUED: "is being regenerated",
                     SlotStatus.GENERATING: "is being regenerated"}.get(s.status, "changed")
@@ -694,6 +707,8 @@ class JobRegistry:
 
         def fn(j: Job) -> None:
             j.slots[index].feedback = feedback
+            j.slots[index].rejections.append(  # what the reviews say (the Insights page)
+                {"reasons": list(reasons or []), "note": note, "time": time.time()})
 
         self.mutate(job_id, fn)
         self.schedule(job_id, [index])
@@ -735,6 +750,30 @@ class JobRegistry:
                 pipe.log.log_image(image_row(job, i, status, 0.0))
             except Exception as e:
                 log.warning("[APPROVAL] could not log: %s", type(e).__name__)
+
+    # ------------------------------------------------------------------ continuity
+    def wants_check(self, job: Job) -> bool:
+        """Whether a new image of this job is checked (and held until its verdict is in)."""
+        return checks.mode_of(self.settings, job) != "off"
+
+    def after_image(self, job_id: str, index: int, gen: int) -> None:
+        """An image was stored (run ``gen`` of slot ``index``): check it in the background."""
+        checks.start(self, job_id, index, gen)
+
+    def check_again(self, job_id: str, index: int) -> bool:
+        """The reviewer's "Check again" on the shown image of a slot."""
+        return checks.check_again(self, job_id, index)
+
+    def checks_running(self, job_id: str) -> list[int]:
+        """Slots of this job whose continuity check is running in this process."""
+        with self._lock:
+            return sorted({int(k.split(":")[1]) for (jid, k), f in self._work.items()
+                           if jid == job_id and k.startswith("check:") and not f.done()})
+
+    def slot_running(self, job_id: str, index: int) -> bool:
+        with self._lock:
+            fut = self._tasks.get(job_id, {}).get(index)
+            return fut is not None and not fut.done()
 
     # ------------------------------------------------------------------ uploads
     def retry_upload(self, job_id: str, index: int) -> concurrent.futures.Future[bool] | None:

@@ -1,0 +1,280 @@
+"""Continuity in the engine: every stored image is checked against the hero in the background,
+and what the verdict asks for is done through the lifecycle and the cost guard.
+
+- ``start`` runs right after an image is stored (``run_slot`` calls ``JobRegistry.after_image``);
+  the slot was marked ``checking`` in the same transaction as its image, so the reviewer cannot
+  approve it before the verdict is in. Checks run on the worker loop as their own tasks, at
+  most ``MAX_CHECKS`` at a time (the OpenAI checker adds its own request limiter): image
+  requests never wait for them.
+- ``fix`` mode: an image below the threshold is made again once, by itself, with its defects as
+  a fix in the prompt (a new run of the slot: ``registry.schedule``, so the story and daily
+  guards apply and the image is charged). A fix refused by the guard flags the image with the
+  guard's message. The fixed image (``ImageVersion.auto_fix``) is only ever flagged.
+- A check that fails gives a "not checked" verdict: the slot is approvable at once, and
+  ``check_again`` runs it again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import weakref
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from foxpipe.config import Settings
+from foxpipe.domain.continuity import DEFAULT_THRESHOLD, Verdict, parse_mode
+from foxpipe.domain.models import Job, SlotStatus
+from foxpipe.engine.continuity import CheckOutcome, check_image
+from foxpipe.engine.generation import image_row, log_safely
+from foxpipe.providers.base import VisionCheck
+
+if TYPE_CHECKING:
+    from foxpipe.engine.jobs import JobRegistry
+
+log = logging.getLogger(__name__)
+
+MAX_CHECKS = 4  # checks running at once on the worker (the embedded check uses a CPU each)
+_LIMITS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = weakref.WeakKeyDictionary()
+
+
+def mode_of(settings: Settings, job: Job) -> str:
+    """The job's continuity mode (its own, else CONTINUITY)."""
+    return parse_mode(job.continuity or settings.continuity)
+
+
+def threshold_of(settings: Settings, job: Job) -> int:
+    t = job.continuity_threshold
+    if 0 <= t <= 100:
+        return t
+    s = settings.continuity_threshold
+    return s if 0 <= s <= 100 else DEFAULT_THRESHOLD
+
+
+def checker(reg: JobRegistry) -> VisionCheck:
+    """The pipeline's checker (chosen from the settings once per worker)."""
+    pipe = reg.pipeline
+    if pipe.vision is None:
+        from foxpipe.providers.registry import vision_check
+
+        pipe.vision = vision_check(reg.settings)
+    return pipe.vision
+
+
+def check_cost(reg: JobRegistry) -> float:
+    """Estimated US$ of one check with this pipeline's checker (0 for the embedded one)."""
+    c = checker(reg)
+    if getattr(c, "free", True):
+        return 0.0
+    from foxpipe.providers.vision_openai import cost_per_check
+
+    return cost_per_check(getattr(c, "model", c.name))
+
+
+def key(index: int, version: int) -> str:
+    return f"check:{index}:{version}"
+
+
+def start(reg: JobRegistry, job_id: str, index: int, gen: int, *, again: bool = False) -> bool:
+    """Check the shown image of slot ``index`` (run ``gen``) in the background. False when
+    there is nothing to check or that image's check is already running."""
+    job = reg.get(job_id)
+    if job is None or not 0 <= index < len(job.slots):
+        return False
+    slot = job.slots[index]
+    vi = slot.current
+    if slot.image is None:
+        return False
+    if not again and mode_of(reg.settings, job) == "off":
+        return False
+    return reg.submit(job_id, key(index, vi), lambda: run(reg, job_id, index, gen, vi, again=again))
+
+
+def check_again(reg: JobRegistry, job_id: str, index: int) -> bool:
+    """The reviewer's "Check again": check the shown image now (flag only when it is no longer
+    waiting for review). The slot is held (``checking``) while a ready image is checked."""
+    job = reg.get(job_id)
+    if job is None or not 0 <= index < len(job.slots):
+        return False
+    s = job.slots[index]
+    if s.image is None or s.status.in_flight or reg.busy(job_id, key(index, s.current)):
+        return False
+    vi, gen = s.current, s.generations
+
+    def hold(j: Job) -> bool:
+        sl = j.slots[index]
+        if sl.current != vi or sl.generations != gen:
+            return False
+        sl.checking = sl.status is SlotStatus.READY
+        sl.versions[vi].verdict = {}
+        return True
+
+    if not reg.mutate(job_id, hold):
+        return False
+    return start(reg, job_id, index, gen, again=True)
+
+
+def _limit() -> asyncio.Semaphore:
+    loop = asyncio.get_running_loop()
+    sem = _LIMITS.get(loop)
+    if sem is None:
+        sem = _LIMITS[loop] = asyncio.Semaphore(MAX_CHECKS)
+    return sem
+
+
+@dataclass
+class _Facts:
+    path: str
+    auto_fix: bool
+    references: dict[str, str]
+    sheet: str
+    mode: str
+    threshold: int
+
+
+async def run(reg: JobRegistry, job_id: str, index: int, gen: int, vi: int, *, again: bool = False) -> str:
+    """One check of version ``vi`` of slot ``index`` and what follows; what was done:
+    "accept", "flag", "fix", "not_checked" or "gone". Never raises for a failed check."""
+    settings = reg.settings
+
+    def facts(j: Job) -> _Facts | None:
+        s = j.slots[index]
+        if not 0 <= vi < len(s.versions):
+            return None
+        v = s.versions[vi]
+        mode = mode_of(settings, j)
+        if again and mode == "off":
+            mode = "flag"
+        return _Facts(v.local_path, v.auto_fix, dict(j.references), j.character_sheet, mode,
+                      threshold_of(settings, j))
+
+    f = reg.read(job_id, facts)
+    if f is None:
+        return "gone"
+    chk = checker(reg)
+    outcome: CheckOutcome | None = None
+    usd = check_cost(reg)
+    if usd:
+        from foxpipe.engine.jobs import GuardError
+
+        try:
+            reg.charge("checks", 1, usd)
+        except GuardError as e:
+            outcome = CheckOutcome(Verdict.not_checked(chk.name, str(e)), "accept")
+    if outcome is None:
+        async with _limit():
+            outcome = await check_image(
+                chk, f.path, index + 1, references=f.references, character_sheet=f.sheet, mode=f.mode,
+                threshold=f.threshold, already_fixed=f.auto_fix,
+                timeout=settings.vision_timeout * (1 + max(0, settings.vision_retries)) + 30,
+            )
+    verdict, decision = outcome.verdict, outcome.decision
+    if not verdict.checked:
+        decision = "accept"
+    old_feedback: list[str] = []
+
+    def store(j: Job) -> str:
+        s = j.slots[index]
+        if not 0 <= vi < len(s.versions) or s.versions[vi].local_path != f.path:
+            return "gone"
+        s.versions[vi].verdict = verdict.to_dict()
+        if s.generations != gen:  # a newer run owns the slot now: only the verdict is kept
+            return "stored"
+        if decision == "fix" and s.status is SlotStatus.READY and s.current == vi:
+            old_feedback.append(s.feedback)
+            s.feedback = " ".join(p for p in (s.feedback, outcome.fix_feedback) if p)
+            s.auto_fix_run = s.generations + 1  # the next run is the fix (checking holds it)
+            return "fix"
+        s.checking = False
+        return "stored"
+
+    result = reg.mutate(job_id, store)
+    done = decision if verdict.checked else "not_checked"
+    if result == "gone":
+        return "gone"
+    if result == "fix":
+        problem = await _fix(reg, job_id, index)
+        if problem:
+            def flag(j: Job) -> None:
+                s = j.slots[index]
+                if s.generations == gen:
+                    s.feedback = old_feedback[0] if old_feedback else s.feedback
+                    s.auto_fix_run = 0
+                    s.checking = False
+                    s.error = f"Off model; not fixed automatically: {problem}"
+
+            reg.mutate(job_id, flag)
+            done = "flag"
+    elif decision == "fix":
+        done = "flag"  # no longer waiting for review: shown, not fixed
+    log.info("[CONTINUITY] job %s scene %d version %d: %s", job_id[:6], index + 1, vi + 1, done)
+    row = reg.read(job_id, lambda j: _row(j, index, vi, done))
+    if row is not None:
+        await log_safely(reg.pipeline, row)
+    return done
+
+
+async def _fix(reg: JobRegistry, job_id: str, index: int) -> str:
+    """Start the automatic fix (a new run of the slot, through the cost guard); '' when it
+    started, else why not."""
+    from foxpipe.engine.jobs import GuardError
+
+    job = reg.get(job_id)
+    if job is None or job.cancelled:
+        return "the job was stopped."
+    if job.deadline and time.time() > job.deadline:
+        return "the job ran past its deadline."
+    # The run that made the image ends right after it asked for this check: let it finish.
+    for _ in range(200):
+        if not reg.slot_running(job_id, index):
+            break
+        await asyncio.sleep(0.01)
+    try:
+        started = reg.schedule(job_id, [index])
+    except GuardError as e:
+        return str(e)
+    return "" if started else "the scene could not be made again now."
+
+
+def _row(job: Job, index: int, vi: int, done: str) -> dict[str, Any]:
+    s = job.slots[index]
+    saved = s.current
+    s.current = vi  # the row describes the checked image
+    try:
+        return image_row(job, index, f"check: {done.replace('_', ' ')}", 0.0)
+    finally:
+        s.current = saved
+
+
+def recover(reg: JobRegistry) -> int:
+    """After a restart: checks that were running start again (their slots stay held until
+    the verdict is in). Returns how many."""
+    n = 0
+    for job in reg.store.jobs_where(done=False):
+        for s in job.slots:
+            if s.checking and s.image is not None and start(reg, job.id, s.index, s.generations, again=True):
+                n += 1
+    return n
+
+
+def estimate(settings: Settings, job: Job, per_image: float, per_check: float) -> dict[str, float]:
+    """The gallery's cost figures for continuity: checks so far (from the verdicts), the checks
+    still expected for the images not checked yet, and the expected automatic fixes (the
+    off-model rate seen so far, at least 10 %, of the images not checked yet)."""
+    mode = mode_of(settings, job)
+    versions = [v for s in job.slots for v in s.versions]
+    spent = sum(float(v.verdict.get("cost_usd") or 0.0) for v in versions if v.verdict)
+    if mode == "off":
+        return {"checks_usd": round(spent, 4), "expected_checks_usd": 0.0, "expected_fix_usd": 0.0}
+    checked = [v for v in versions if v.verdict.get("status") == "checked"]
+    off = sum(1 for v in checked if not v.auto_fix and float(v.verdict.get("score", 100)) < threshold_of(settings, job))
+    first = [v for v in checked if not v.auto_fix]
+    rate = max(0.1, off / len(first)) if first else 0.1
+    unchecked = sum(1 for s in job.slots if not s.versions or not s.image or not s.image.verdict)
+    fixes = rate * unchecked if mode == "fix" else 0.0
+    return {
+        "checks_usd": round(spent, 4),
+        "expected_checks_usd": round((unchecked + fixes) * per_check, 4),
+        "expected_fix_usd": round(fixes * per_image, 4),
+    }
