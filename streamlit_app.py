@@ -27,6 +27,8 @@ page = st.navigation(
                 help="Watch the 20 images arrive, approve or reject each, make the video, download."),
         st.Page(ui.HISTORY_PAGE, title="History", icon=":material/history:",
                 help="Stories made on this app, with links to reopen their galleries."),
+        st.Page("pages/insights.py", title="Insights", icon=":material/insights:",
+                help="What the reviews say: first-try approvals, rejections, continuity checks and fixes."),
     ],
     position="top" if ui.allowed() else "hidden",
 )

@@ -227,8 +227,11 @@ class Approval:
     problem: str = ""
 
 
-def start_approval(settings: Settings, story: Story, owner: str) -> str:
-    """Approved scenes -> prompts -> a job (and its images, or the hero sheet first)."""
+def start_approval(settings: Settings, story: Story, owner: str, continuity: str = "",
+                   continuity_threshold: int = -1) -> str:
+    """Approved scenes -> prompts -> a job (and its images, or the hero sheet first).
+    ``continuity``/``continuity_threshold``: the job's check mode and threshold ("" and -1:
+    the settings')."""
     from foxpipe.engine import hero
 
     async def work(t: Task) -> Approval:
@@ -239,6 +242,7 @@ def start_approval(settings: Settings, story: Story, owner: str) -> str:
         job_id = await asyncio.to_thread(
             reg.create_job, story, prepared.prompts, owner, character_sheet=prepared.sheet,
             size=image_size(story.answers), start=not sheet_first,
+            continuity=continuity, continuity_threshold=continuity_threshold,
         )
         job = reg.get(job_id)
         if job is not None:

@@ -22,6 +22,7 @@ from typing import Any
 
 from foxpipe.config import Settings
 from foxpipe.domain import prompts
+from foxpipe.domain.continuity import clean_defects, fix_text
 from foxpipe.domain.lifecycle import Refused, SlotEvent, slot_event
 from foxpipe.domain.models import Job, Slot, SlotStatus, Story
 from foxpipe.engine import checks
@@ -704,6 +705,8 @@ class JobRegistry:
                     SlotStatus.GENERATING: "is being regenerated"}.get(s.status, "changed")
             raise Refused(f"Scene {index + 1} {what} by someone else since you opened it; nothing was changed.")
         feedback = prompts.feedback_text(reasons or [], note)
+        if defects := clean_defects(reasons or []):  # continuity defects chosen as reasons
+            feedback = " ".join(p for p in (feedback, fix_text(defects)) if p)
 
         def fn(j: Job) -> None:
             j.slots[index].feedback = feedback
