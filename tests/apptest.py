@@ -17,7 +17,23 @@ def pending(at: AppTest) -> bool:
     keys = list(at.session_state.keys())
     if any(k in at.session_state and at.session_state[k] for k in PENDING):
         return True
-    return any(str(k).startswith("hero_polling_") and at.session_state[k] for k in keys)
+    if any(str(k).startswith("hero_polling_") and at.session_state[k] for k in keys):
+        return True
+    return checking(at)
+
+
+def checking(at: AppTest) -> bool:
+    """The open gallery's continuity checks are running (or a slot still waits for its verdict)."""
+    from foxpipe import app
+
+    reg = app.current()
+    job_id = at.query_params.get("job") or (at.session_state["job_id"] if "job_id" in at.session_state else None)  # noqa: SIM401  (AppTest state has no get)
+    if isinstance(job_id, list):
+        job_id = job_id[0] if job_id else None
+    if reg is None or not isinstance(job_id, str):
+        return False
+    job = reg.get(job_id)
+    return bool(reg.checks_running(job_id)) or (job is not None and any(s.checking for s in job.slots))
 
 
 def settle(at: AppTest, timeout: float = 60.0) -> AppTest:
