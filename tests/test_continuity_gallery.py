@@ -136,3 +136,19 @@ def test_insights_page_charts_and_csv_downloads():
     assert not at.exception
     frames = at.dataframe
     assert frames and any("species" in set(f.value.get("reason", [])) for f in frames)
+
+
+def test_scenes_page_choice_is_stored_on_the_job():
+    from tests.test_app_flow import write_story
+
+    at = AppTest.from_file(APP, default_timeout=30)
+    write_story(at)
+    assert at.radio(key="continuity_mode").value == "fix"  # CONTINUITY's default
+    assert at.slider(key="continuity_threshold").value == 70
+    assert any("per story for the checks" in c for c in captions(at))
+    at.radio(key="continuity_mode").set_value("flag").run()
+    at.slider(key="continuity_threshold").set_value(55).run()
+    settle(at.button(key="approve_scenes").click().run())
+    assert not at.exception, at.exception
+    job = workflow.current().get(at.query_params["job"])
+    assert job.continuity == "flag" and job.continuity_threshold == 55
