@@ -84,10 +84,17 @@ def test_full_flow_quiz_story_scenes_hero_gallery(live, clean_env):
     page = texts(at)
     assert "20 / 20 images ready" in str([p.text for p in at.get("progress")]) or "20 / 20" in page
     assert "Estimated cost so far" in page and "gpt-image-2 · edit" in page
-    assert len(live.of("chat")) == 3  # story, character sheet, scene prompts
+    chats = live.of("chat")
+    assert len([r for r in chats if not r.image_urls]) == 3  # story, character sheet, scene prompts
+    # Every image was checked against the hero (reference sheet and image), before it was ready.
+    assert len([r for r in chats if len(r.image_urls) == 2]) == 20
+    assert all(s.image.verdict["status"] == "checked" and not s.checking for s in job.slots)
     stories = pd.read_csv(clean_env / "log_stories.csv")
     assert stories.iloc[-1]["job_id"] == job.id and stories.iloc[-1]["character_sheet"] == job.character_sheet
-    images = pd.read_csv(clean_env / "log_images.csv")
+    logged = pd.read_csv(clean_env / "log_images.csv")
+    checked = logged[logged["status"].str.startswith("check:")]  # one row per continuity check
+    assert sorted(checked["scene"]) == list(range(1, 21)) and set(checked["continuity_score"]) == {95}
+    images = logged[~logged["status"].str.startswith("check:")]
     assert sorted(images["scene"]) == list(range(1, 21))
     assert set(images["path"]) == {"edit"} and set(images["model"]) == {"gpt-image-2"}
     assert set(images["prompt"]) == {r.prompt for r in scene_requests}
