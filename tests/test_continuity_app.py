@@ -4,6 +4,7 @@ Against the loopback fake OpenAI server (real SDK) and with the embedded check."
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 
 from foxpipe.config import load_settings
@@ -102,7 +103,10 @@ def test_fix_regenerates_once_with_the_defects_before_review(registries, fake_op
     assert "fur or skin colours" in sent[-1] and "Grey fur." in sent[-1] and "fur or skin" not in sent[0]
     assert len(fake_openai.of("chat")) == 2
     rows = (reg.settings.data_path / "log_images.csv").read_text()
-    assert "check: fix" in rows and "check: accept" in rows
+    logged = pd.read_csv(reg.settings.data_path / "log_images.csv")
+    assert list(logged["status"]) == ["ready", "regenerated"]  # one row per image, with its verdict
+    assert list(logged["continuity_score"]) == [35, 90] and list(logged["auto_fix"]) == [False, True]
+    assert logged["continuity_defects"].iloc[0] == "fur or skin colour"
     header = rows.splitlines()[0]
     assert "continuity_score" in header and "continuity_defects" in header and "auto_fix" in header
 

@@ -76,9 +76,12 @@ def key(index: int, version: int) -> str:
     return f"check:{index}:{version}"
 
 
-def start(reg: JobRegistry, job_id: str, index: int, gen: int, *, again: bool = False) -> bool:
+def start(reg: JobRegistry, job_id: str, index: int, gen: int, *, again: bool = False,
+          log_status: str = "", log_cost: float = 0.0) -> bool:
     """Check the shown image of slot ``index`` (run ``gen``) in the background. False when
-    there is nothing to check or that image's check is already running."""
+    there is nothing to check or that image's check is already running. ``log_status``: the
+    image's own prompt-log row ("ready", "regenerated") is written when the check ends, with
+    the verdict; without it the row says "check: <what was done>"."""
     job = reg.get(job_id)
     if job is None or not 0 <= index < len(job.slots):
         return False
@@ -88,7 +91,8 @@ def start(reg: JobRegistry, job_id: str, index: int, gen: int, *, again: bool = 
         return False
     if not again and mode_of(reg.settings, job) == "off":
         return False
-    return reg.submit(job_id, key(index, vi), lambda: run(reg, job_id, index, gen, vi, again=again))
+    return reg.submit(job_id, key(index, vi), lambda: run(reg, job_id, index, gen, vi, again=again,
+                                                           log_status=log_status, log_cost=log_cost))
 
 
 def check_again(reg: JobRegistry, job_id: str, index: int) -> bool:
@@ -133,9 +137,33 @@ class _Facts:
     threshold: int
 
 
-async def run(reg: JobRegistry, job_id: str, index: int, gen: int, vi: int, *, again: bool = False) -> str:
+async def run(reg: JobRegistry, job_id: str, index: int, gen: int, vi: int, *, again: bool = False,
+              log_status: str = "", log_cost: float = 0.0) -> str:
     """One check of version ``vi`` of slot ``index`` and what follows; what was done:
-    "accept", "flag", "fix", "not_checked" or "gone". Never raises for a failed check."""
+    "accept", "flag", "fix", "not_checked" or "gone". Never raises: whatever goes wrong, the
+    slot is released (a "not checked" verdict, approvable, with Check again)."""
+    try:
+        return await _run(reg, job_id, index, gen, vi, again=again, log_status=log_status, log_cost=log_cost)
+    except Exception as e:
+        log.exception("[CONTINUITY] job %s scene %d: the check's follow-up failed", job_id[:6], index + 1)
+        failed = Verdict.not_checked("", f"The check could not be completed ({type(e).__name__}).")
+
+        def release(j: Job) -> None:
+            s = j.slots[index]
+            if 0 <= vi < len(s.versions) and not s.versions[vi].verdict:
+                s.versions[vi].verdict = failed.to_dict()
+            if s.generations == gen:
+                s.checking = False
+
+        try:
+            reg.mutate(job_id, release)
+        except Exception:
+            log.warning("[CONTINUITY] job %s scene %d could not be released", job_id[:6], index + 1)
+        return "not_checked"
+
+
+async def _run(reg: JobRegistry, job_id: str, index: int, gen: int, vi: int, *, again: bool,
+               log_status: str, log_cost: float) -> str:
     settings = reg.settings
 
     def facts(j: Job) -> _Facts | None:
@@ -151,6 +179,10 @@ async def run(reg: JobRegistry, job_id: str, index: int, gen: int, vi: int, *, a
 
     f = reg.read(job_id, facts)
     if f is None:
+        if log_status:
+            row = reg.read(job_id, lambda j: image_row(j, index, log_status, log_cost))
+            if row is not None:
+                await log_safely(reg.pipeline, row)
         return "gone"
     chk = checker(reg)
     outcome: CheckOutcome | None = None
@@ -191,7 +223,11 @@ async def run(reg: JobRegistry, job_id: str, index: int, gen: int, vi: int, *, a
 
     result = reg.mutate(job_id, store)
     done = decision if verdict.checked else "not_checked"
-    if result == "gone":
+    if result == "gone":  # the image was replaced meanwhile: its row without a verdict
+        if log_status:
+            row = reg.read(job_id, lambda j: image_row(j, index, log_status, log_cost))
+            if row is not None:
+                await log_safely(reg.pipeline, row)
         return "gone"
     if result == "fix":
         problem = await _fix(reg, job_id, index)
@@ -209,7 +245,8 @@ async def run(reg: JobRegistry, job_id: str, index: int, gen: int, vi: int, *, a
     elif decision == "fix":
         done = "flag"  # no longer waiting for review: shown, not fixed
     log.info("[CONTINUITY] job %s scene %d version %d: %s", job_id[:6], index + 1, vi + 1, done)
-    row = reg.read(job_id, lambda j: _row(j, index, vi, done))
+    status = log_status or f"check: {done.replace('_', ' ')}"
+    row = reg.read(job_id, lambda j: _row(j, index, vi, status, log_cost))
     if row is not None:
         await log_safely(reg.pipeline, row)
     return done
@@ -237,12 +274,12 @@ async def _fix(reg: JobRegistry, job_id: str, index: int) -> str:
     return "" if started else "the scene could not be made again now."
 
 
-def _row(job: Job, index: int, vi: int, done: str) -> dict[str, Any]:
+def _row(job: Job, index: int, vi: int, status: str, cost: float) -> dict[str, Any]:
     s = job.slots[index]
     saved = s.current
     s.current = vi  # the row describes the checked image
     try:
-        return image_row(job, index, f"check: {done.replace('_', ' ')}", 0.0)
+        return image_row(job, index, status, cost)
     finally:
         s.current = saved
 

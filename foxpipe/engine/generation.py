@@ -233,11 +233,12 @@ async def run_slot(book: JobBook, pipe: Pipeline, job_id: str, index: int, run: 
                 j, index, gen, v, e, checking=w is not None and w(j)))
             log.info("[IMAGE] job %s scene %d ready in %.1fs (attempt %d)", job_id[:6], index + 1, seconds, attempt)
             status = "regenerated" if version > 1 else "ready"
-            await _log_row(book, pipe, job_id, index, status, pipe.cost_per_image())
-            # Continuity: the check starts in the background (never delaying other images).
+            # Continuity: the check starts in the background (never delaying other images) and
+            # writes this image's log row, with its verdict, when it ends.
             after_image = getattr(book, "after_image", None)
-            if recorded and after_image is not None:
-                after_image(job_id, index, gen)
+            if not (recorded and after_image is not None
+                    and after_image(job_id, index, gen, status, pipe.cost_per_image())):
+                await _log_row(book, pipe, job_id, index, status, pipe.cost_per_image())
             return
 
         message = settings.redact(err.message)

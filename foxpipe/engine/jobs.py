@@ -759,9 +759,11 @@ class JobRegistry:
         """Whether a new image of this job is checked (and held until its verdict is in)."""
         return checks.mode_of(self.settings, job) != "off"
 
-    def after_image(self, job_id: str, index: int, gen: int) -> None:
-        """An image was stored (run ``gen`` of slot ``index``): check it in the background."""
-        checks.start(self, job_id, index, gen)
+    def after_image(self, job_id: str, index: int, gen: int, status: str = "", cost: float = 0.0) -> bool:
+        """An image was stored (run ``gen`` of slot ``index``): check it in the background.
+        True when a check started: it writes the image's log row (``status``, ``cost``) with
+        the verdict when it ends."""
+        return checks.start(self, job_id, index, gen, log_status=status, log_cost=cost)
 
     def check_again(self, job_id: str, index: int) -> bool:
         """The reviewer's "Check again" on the shown image of a slot."""
