@@ -138,9 +138,10 @@ def test_insights_page_charts_and_csv_downloads():
     assert frames and any("species" in set(f.value.get("reason", [])) for f in frames)
 
 
-def test_scenes_page_choice_is_stored_on_the_job():
+def test_scenes_page_choice_is_stored_on_the_job(monkeypatch):
     from tests.test_app_flow import write_story
 
+    monkeypatch.delenv("CONTINUITY")  # the app's own default
     at = AppTest.from_file(APP, default_timeout=30)
     write_story(at)
     assert at.radio(key="continuity_mode").value == "fix"  # CONTINUITY's default

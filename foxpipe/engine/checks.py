@@ -144,22 +144,31 @@ async def run(reg: JobRegistry, job_id: str, index: int, gen: int, vi: int, *, a
     slot is released (a "not checked" verdict, approvable, with Check again)."""
     try:
         return await _run(reg, job_id, index, gen, vi, again=again, log_status=log_status, log_cost=log_cost)
+    except asyncio.CancelledError:
+        if not reg.closing:  # the worker died: release the slot (not checked, with Check again)
+            _release(reg, job_id, index, gen, vi, "The check was interrupted.")
+        raise
     except Exception as e:
         log.exception("[CONTINUITY] job %s scene %d: the check's follow-up failed", job_id[:6], index + 1)
-        failed = Verdict.not_checked("", f"The check could not be completed ({type(e).__name__}).")
-
-        def release(j: Job) -> None:
-            s = j.slots[index]
-            if 0 <= vi < len(s.versions) and not s.versions[vi].verdict:
-                s.versions[vi].verdict = failed.to_dict()
-            if s.generations == gen:
-                s.checking = False
-
-        try:
-            reg.mutate(job_id, release)
-        except Exception:
-            log.warning("[CONTINUITY] job %s scene %d could not be released", job_id[:6], index + 1)
+        _release(reg, job_id, index, gen, vi, f"The check could not be completed ({type(e).__name__}).")
         return "not_checked"
+
+
+def _release(reg: JobRegistry, job_id: str, index: int, gen: int, vi: int, why: str) -> None:
+    """The slot is approvable again, its image "not checked" (with Check again)."""
+    failed = Verdict.not_checked("", why)
+
+    def release(j: Job) -> None:
+        s = j.slots[index]
+        if 0 <= vi < len(s.versions) and not s.versions[vi].verdict:
+            s.versions[vi].verdict = failed.to_dict()
+        if s.generations == gen:
+            s.checking = False
+
+    try:
+        reg.mutate(job_id, release)
+    except Exception:
+        log.warning("[CONTINUITY] job %s scene %d could not be released", job_id[:6], index + 1)
 
 
 async def _run(reg: JobRegistry, job_id: str, index: int, gen: int, vi: int, *, again: bool,
