@@ -35,6 +35,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# (job, slot, version) -> (status, cost) of an image's log row not written yet (its check runs).
+_PENDING_ROWS: dict[tuple[str, int, int], tuple[str, float]] = {}
 MAX_CHECKS = 4  # checks running at once on the worker (the embedded check uses a CPU each)
 _LIMITS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = weakref.WeakKeyDictionary()
 
@@ -91,6 +93,9 @@ def start(reg: JobRegistry, job_id: str, index: int, gen: int, *, again: bool = 
         return False
     if not again and mode_of(reg.settings, job) == "off":
         return False
+    if log_status:  # the image's own log row waits for its verdict
+        with reg._lock:
+            _PENDING_ROWS[(job_id, index, vi)] = (log_status, log_cost)
     return reg.submit(job_id, key(index, vi), lambda: run(reg, job_id, index, gen, vi, again=again,
                                                            log_status=log_status, log_cost=log_cost))
 
@@ -154,6 +159,21 @@ async def run(reg: JobRegistry, job_id: str, index: int, gen: int, vi: int, *, a
         return "not_checked"
 
 
+def release_interrupted(reg: JobRegistry) -> int:
+    """The worker died: every check it was running (or had not started) releases its slot as
+    "not checked", with Check again. Returns how many."""
+    with reg._lock:
+        keys = [(jid, k) for (jid, k), f in reg._work.items() if k.startswith("check:") and not f.done()]
+    n = 0
+    for jid, k in keys:
+        _, i, vi = k.split(":")
+        gen = reg.read(jid, lambda j, i=int(i): j.slots[i].generations)
+        if gen is not None:
+            _release(reg, jid, int(i), gen, int(vi), "The check was interrupted.")
+            n += 1
+    return n
+
+
 def _release(reg: JobRegistry, job_id: str, index: int, gen: int, vi: int, why: str) -> None:
     """The slot is approvable again, its image "not checked" (with Check again)."""
     failed = Verdict.not_checked("", why)
@@ -167,6 +187,9 @@ def _release(reg: JobRegistry, job_id: str, index: int, gen: int, vi: int, why: 
 
     try:
         reg.mutate(job_id, release)
+        row = _pending_row(reg, job_id, index, vi, None)
+        if row is not None:
+            reg.pipeline.log.log_image(row)
     except Exception:
         log.warning("[CONTINUITY] job %s scene %d could not be released", job_id[:6], index + 1)
 
@@ -188,10 +211,7 @@ async def _run(reg: JobRegistry, job_id: str, index: int, gen: int, vi: int, *, 
 
     f = reg.read(job_id, facts)
     if f is None:
-        if log_status:
-            row = reg.read(job_id, lambda j: image_row(j, index, log_status, log_cost))
-            if row is not None:
-                await log_safely(reg.pipeline, row)
+        await _log_pending(reg, job_id, index, vi, None)
         return "gone"
     chk = checker(reg)
     outcome: CheckOutcome | None = None
@@ -230,13 +250,11 @@ async def _run(reg: JobRegistry, job_id: str, index: int, gen: int, vi: int, *, 
         s.checking = False
         return "stored"
 
+    # The image's log row, with its verdict, is written before the slot is released.
+    await _log_pending(reg, job_id, index, vi, verdict)
     result = reg.mutate(job_id, store)
     done = decision if verdict.checked else "not_checked"
-    if result == "gone":  # the image was replaced meanwhile: its row without a verdict
-        if log_status:
-            row = reg.read(job_id, lambda j: image_row(j, index, log_status, log_cost))
-            if row is not None:
-                await log_safely(reg.pipeline, row)
+    if result == "gone":
         return "gone"
     if result == "fix":
         problem = await _fix(reg, job_id, index)
@@ -254,11 +272,26 @@ async def _run(reg: JobRegistry, job_id: str, index: int, gen: int, vi: int, *, 
     elif decision == "fix":
         done = "flag"  # no longer waiting for review: shown, not fixed
     log.info("[CONTINUITY] job %s scene %d version %d: %s", job_id[:6], index + 1, vi + 1, done)
-    status = log_status or f"check: {done.replace('_', ' ')}"
-    row = reg.read(job_id, lambda j: _row(j, index, vi, status, log_cost))
+    if not log_status:  # Check again: a row of its own
+        row = reg.read(job_id, lambda j: _row(j, index, vi, f"check: {done.replace('_', ' ')}", 0.0, None))
+        if row is not None:
+            await log_safely(reg.pipeline, row)
+    return done
+
+
+def _pending_row(reg: JobRegistry, job_id: str, index: int, vi: int,
+                 verdict: Verdict | None) -> dict[str, Any] | None:
+    with reg._lock:
+        pending = _PENDING_ROWS.pop((job_id, index, vi), None)
+    if pending is None:
+        return None
+    return reg.read(job_id, lambda j: _row(j, index, vi, pending[0], pending[1], verdict))
+
+
+async def _log_pending(reg: JobRegistry, job_id: str, index: int, vi: int, verdict: Verdict | None) -> None:
+    row = _pending_row(reg, job_id, index, vi, verdict)
     if row is not None:
         await log_safely(reg.pipeline, row)
-    return done
 
 
 async def _fix(reg: JobRegistry, job_id: str, index: int) -> str:
@@ -283,8 +316,12 @@ async def _fix(reg: JobRegistry, job_id: str, index: int) -> str:
     return "" if started else "the scene could not be made again now."
 
 
-def _row(job: Job, index: int, vi: int, status: str, cost: float) -> dict[str, Any]:
+def _row(job: Job, index: int, vi: int, status: str, cost: float, verdict: Verdict | None) -> dict[str, Any]:
     s = job.slots[index]
+    if not 0 <= vi < len(s.versions):
+        return image_row(job, index, status, cost)
+    if verdict is not None:
+        s.versions[vi].verdict = verdict.to_dict()  # (a copy of the job: nothing is stored)
     saved = s.current
     s.current = vi  # the row describes the checked image
     try:

@@ -123,6 +123,7 @@ class JobRegistry:
                             self._cancel_reason[job_id] = (
                                 "Interrupted: the background worker stopped. Press Retry."
                             )
+                    checks.release_interrupted(self)  # continuity: its checks end as "not checked"
                 finally:
                     # Let every task (the watchdog, cancelled work) finish before closing.
                     pending = asyncio.all_tasks(loop)
