@@ -17,13 +17,14 @@ def pending(at: AppTest) -> bool:
     keys = list(at.session_state.keys())
     if any(k in at.session_state and at.session_state[k] for k in PENDING):
         return True
-    if any(str(k).startswith("hero_polling_") and at.session_state[k] for k in keys):
-        return True
-    return checking(at)
+    return any(str(k).startswith("hero_polling_") and at.session_state[k] for k in keys)
 
 
 def checking(at: AppTest) -> bool:
-    """The open gallery's continuity checks are running (or a slot still waits for its verdict)."""
+    """The open gallery's continuity checks are running (or a slot still waits for its verdict).
+    Not part of ``pending``: AppTest reruns the page the test last switched to, so rerunning
+    while checks run would take a page that just switched to the gallery back to where it was;
+    wait on the gallery itself with ``settle_checks``."""
     from foxpipe import app
 
     reg = app.current()
@@ -45,3 +46,14 @@ def settle(at: AppTest, timeout: float = 60.0) -> AppTest:
         time.sleep(0.05)
         at.run()
     return at
+
+
+def settle_checks(at: AppTest, timeout: float = 60.0) -> AppTest:
+    """Rerun the gallery until its continuity checks have ended (or fail)."""
+    deadline = time.monotonic() + timeout
+    while checking(at):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the continuity checks did not end within {timeout}s")
+        time.sleep(0.05)
+        at.run()
+    return at.run()

@@ -10,7 +10,7 @@ from foxpipe import app as workflow
 from foxpipe.config import load_settings
 from foxpipe.domain.continuity import Verdict
 from foxpipe.domain.models import SlotStatus
-from tests.apptest import settle
+from tests.apptest import settle, settle_checks
 from tests.conftest import APP, wait_until
 
 FLAGGED = Verdict(on_model=False, score=30, defects=["species"], note="A rabbit, not a fox.", checker="offline")
@@ -77,7 +77,7 @@ def test_badges_flagged_first_approve_anyway_reject_with_defects_and_check_again
     assert at.multiselect(key=f"why_{job_id}_1").value == ["Hero looks different", "species"]
     at.button(key=f"no_{job_id}_1").click().run()
     assert not at.exception, at.exception
-    settle(at)
+    settle_checks(at)
     wait_until(lambda: reg.get(job_id).done and not reg.checks_running(job_id), timeout=30)
     s = reg.get(job_id).slots[1]
     assert s.rejections and s.rejections[-1]["reasons"] == ["Hero looks different", "species"]
@@ -85,8 +85,7 @@ def test_badges_flagged_first_approve_anyway_reject_with_defects_and_check_again
     # Check again on the failed check: the embedded check runs and the badge follows.
     at.run()
     at.button(key=f"recheck_{job_id}_3").click().run()
-    settle(at)
-    at.run()
+    settle_checks(at)
     v = Verdict.from_dict(reg.get(job_id).slots[3].image.verdict)
     assert v.checked and v.checker == "offline"
     assert not any(b.key == f"recheck_{job_id}_3" for b in at.button)

@@ -84,7 +84,7 @@ def test_full_flow_quiz_story_scenes_hero_gallery(live, clean_env):
     page = texts(at)
     assert "20 / 20 images ready" in str([p.text for p in at.get("progress")]) or "20 / 20" in page
     assert "Estimated cost so far" in page and "gpt-image-2 · edit" in page
-    assert "Continuity checks: about $" in page and "(fix mode, threshold 70)" in page, page[-3000:]
+    assert "Continuity checks: about $" in page and "mode, threshold 70)" in page, page[-3000:]
     assert "On model · 95" in page
     chats = live.of("chat")
     assert len([r for r in chats if not r.image_urls]) == 3  # story, character sheet, scene prompts
