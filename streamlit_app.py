@@ -33,6 +33,8 @@ page = st.navigation(
                 help="Saved heroes: start a new story with one, rename, export or import them."),
         st.Page(ui.QUEUE_PAGE, title="Queue", icon=":material/queue:",
                 help="Several stories made one after another, each up to the review."),
+        st.Page("pages/insights.py", title="Insights", icon=":material/insights:",
+                help="What the reviews say: first-try approvals, rejections, continuity checks and fixes."),
     ],
     position="top" if ui.allowed() else "hidden",
 )

@@ -235,9 +235,12 @@ class Approval:
     problem: str = ""
 
 
-def start_approval(settings: Settings, story: Story, owner: str, short: Any = None) -> str:
+def start_approval(settings: Settings, story: Story, owner: str, short: Any = None, continuity: str = "",
+                   continuity_threshold: int = -1) -> str:
     """Approved scenes -> prompts -> a job (and its images, or the hero sheet first), and
-    the narration of its Short written beside them (``short``: shortjobs.ShortOptions)."""
+    the narration of its Short written beside them (``short``: shortjobs.ShortOptions).
+    ``continuity``/``continuity_threshold``: the job's check mode and threshold ("" and -1:
+    the settings')."""
     from foxpipe.engine import hero, shortjobs
 
     async def work(t: Task) -> Approval:
@@ -247,7 +250,8 @@ def start_approval(settings: Settings, story: Story, owner: str, short: Any = No
         sheet_first = hero.wanted(settings, reg)
         job_id = await asyncio.to_thread(
             reg.create_job, story, prepared.prompts, owner, character_sheet=prepared.sheet,
-            size=image_size(story.answers), start=not sheet_first,
+            size=image_size(story.answers, settings), start=not sheet_first,
+            continuity=continuity, continuity_threshold=continuity_threshold,
         )
         await asyncio.to_thread(shortjobs.begin, reg, job_id, short)
         job = reg.get(job_id)

@@ -5,10 +5,10 @@ from pathlib import Path
 import streamlit as st
 
 from foxpipe import export, ui, uploads
-from foxpipe.domain import frames, prompts
+from foxpipe.domain import continuity, frames, prompts
 from foxpipe.domain.lifecycle import Refused, SlotEvent, can
 from foxpipe.domain.models import ClipStatus, Job, SlotStatus
-from foxpipe.engine import generation, shortjobs, videojobs
+from foxpipe.engine import checks, generation, shortjobs, videojobs
 from foxpipe.engine.jobs import GuardError, storage_message
 from foxpipe.store import StoreError
 
@@ -105,6 +105,7 @@ def figures(j: Job) -> None:
         made, usd = generation.cost_estimate(j, per_image)
         st.caption(f"Estimated cost so far: about ${usd:.2f} for {made} images "
                    f"(~${per_image:.3f} each at {settings.openai_image_quality} quality).")
+        continuity_cost(j, per_image)  # continuity: checks so far and expected, expected fixes
     if p.learned is not None:
         st.caption(f":material/speed: Your account allows about {p.learned:g} images per minute "
                    f"(IMAGES_PER_MINUTE is {settings.images_per_minute:g}); the app now sends at that rate.")
@@ -118,6 +119,7 @@ def figures(j: Job) -> None:
 
 def open_reject(jid: str, i: int, seen: int) -> None:
     st.session_state.rejecting = (jid, i, seen)  # the version the reviewer is rejecting
+    preselect_defects(jid, i)  # continuity: a flagged image's defects are the reasons
 
 
 def close_reject() -> None:
@@ -130,12 +132,85 @@ def close_reject() -> None:
 def reject_dialog(jid: str, i: int, seen: int = -1) -> None:
     k = f"{jid}_{i}"
     st.caption(f"Scene {i + 1} is made again, with what you pick here added to its prompt.")
-    reasons = st.multiselect("What is wrong?", list(prompts.REJECT_REASONS), key=f"why_{k}")
+    reasons = st.multiselect("What is wrong?", list(prompts.REJECT_REASONS) + list(continuity.DEFECTS),
+                             key=f"why_{k}", format_func=reason_label)
     note = st.text_input("Note (optional)", key=f"note_{k}")
     if st.button("Reject and regenerate", key=f"no_{k}", type="primary"):
         close_reject()
         act(reject_seen, jid, i, reasons, note, seen)
         st.rerun()
+
+
+# ---------------------------------------------------------------- continuity
+# Each tile's on-model badge (score or defects), "Check again" for a failed check, the flagged
+# tiles first, a flagged image's defects preselected in the Reject dialog, the checks' cost.
+def reason_label(reason: str) -> str:
+    return f"Hero: {reason}" if reason in continuity.DEFECTS else reason
+
+
+def verdict_of(j: Job, i: int) -> continuity.Verdict | None:
+    img = j.slots[i].image
+    return continuity.Verdict.from_dict(img.verdict) if img is not None and img.verdict else None
+
+
+def is_flagged(j: Job, i: int) -> bool:
+    v = verdict_of(j, i)
+    if v is None or not v.checked:
+        return False
+    return not v.on_model or v.score < checks.threshold_of(settings, j)
+
+
+def preselect_defects(jid: str, i: int) -> None:
+    j = reg.get(jid)
+    if j is None or not is_flagged(j, i):
+        return
+    v = verdict_of(j, i)
+    assert v is not None
+    st.session_state[f"why_{jid}_{i}"] = continuity.review_reasons(v) + list(v.defects)
+
+
+def continuity_badge(j: Job, i: int) -> None:
+    s = j.slots[i]
+    if s.image is None or checks.mode_of(settings, j) == "off" and not s.image.verdict:
+        return
+    if s.checking:
+        st.caption(":blue-badge[:material/policy: checking against the hero…]")
+        return
+    v = verdict_of(j, i)
+    if v is None:
+        return
+    text = ui.plain(v.badge())
+    if not v.checked:
+        st.caption(f":gray-badge[:material/help: {text}]", help=ui.plain(v.error) or None)
+        if s.status.has_image:
+            st.button("Check again", key=f"recheck_{j.id}_{i}", icon=":material/policy:",
+                      on_click=reg.check_again, args=(j.id, i))
+        return
+    fixed = " · automatic fix" if s.image.auto_fix else ""
+    if is_flagged(j, i):
+        st.caption(f":red-badge[:material/warning: {text}]{fixed}")
+        if v.note:
+            st.caption(ui.plain(v.note))
+    else:
+        st.caption(f":green-badge[:material/verified: {text}]{fixed}")
+
+
+def tile_order(j: Job) -> list[int]:
+    order = list(range(len(j.slots)))
+    if st.session_state.get("flagged_first"):
+        order.sort(key=lambda i: (not (is_flagged(j, i) and j.slots[i].status is SlotStatus.READY), i))
+    return order
+
+
+def continuity_cost(j: Job, per_image: float) -> None:
+    per_check = checks.check_cost(reg)
+    e = checks.estimate(settings, j, per_image, per_check)
+    if not per_check and not e["expected_fix_usd"]:
+        return
+    st.caption(f"Continuity checks: about ${e['checks_usd']:.3f} so far, ${e['expected_checks_usd']:.3f} "
+               f"still expected; automatic fixes expected about ${e['expected_fix_usd']:.2f} "
+               f"({checks.mode_of(settings, j)} mode, threshold {checks.threshold_of(settings, j)}).")
+# ---------------------------------------------------------------- end of continuity
 
 
 def tile(j: Job, i: int) -> None:
@@ -151,6 +226,7 @@ def tile(j: Job, i: int) -> None:
             st.caption(ui.plain(s.scene.text[:140]))
         if img is not None and img.path in ("edit", "generate"):
             st.caption(f"{img.model} · {img.path} · {img.seconds:.0f} s · attempt {s.attempts}")
+        continuity_badge(j, i)
         if s.error and s.status is not SlotStatus.FAILED:
             st.caption(f":orange[{ui.plain(s.error)}]")
         if s.upload_error:
@@ -160,9 +236,10 @@ def tile(j: Job, i: int) -> None:
             else:
                 st.button("Retry upload", key=f"upload_{k}", on_click=reg.retry_upload, args=(j.id, i),
                           icon=":material/cloud_upload:")
-        if s.status is SlotStatus.READY:
+        if s.status is SlotStatus.READY and not s.checking:  # a checking image waits for its verdict
             # One under the other: side by side, a narrow tile cuts the labels to "App…" and "R…".
-            st.button("Approve", key=f"ok_{k}", on_click=approve, args=(j.id, [i], {i: s.current}), width="stretch")
+            st.button("Approve anyway" if is_flagged(j, i) else "Approve", key=f"ok_{k}", on_click=approve,
+                      args=(j.id, [i], {i: s.current}), width="stretch")
             st.button("Reject", key=f"rej_{k}", width="stretch", on_click=open_reject, args=(j.id, i, s.current))
         elif s.status is SlotStatus.FAILED:
             st.error(ui.plain(s.error or "Failed."), icon=":material/error:")
@@ -404,7 +481,7 @@ def live() -> None:
     bar = st.columns([1, 1, 1, 3])
     if running:
         bar[0].button("Stop", icon=":material/stop:", key="stop_job", on_click=act, args=(reg.cancel, j.id))
-    ready = [s.index for s in j.slots if s.status is SlotStatus.READY]
+    ready = [s.index for s in j.slots if s.status is SlotStatus.READY and not s.checking]
     if ready:
         bar[1].button(f"Approve all ({len(ready)})", icon=":material/done_all:", key="approve_all",
                       on_click=approve, args=(j.id, ready, {i: j.slots[i].current for i in ready}))
@@ -412,10 +489,13 @@ def live() -> None:
     if failed and not running:
         bar[2].button(f"Retry failed ({len(failed)})", icon=":material/refresh:", key="retry_failed",
                       on_click=act, args=(reg.retry_failed, j.id))
+    bar[3].toggle("Show flagged first", key="flagged_first",  # continuity: off-model images first
+                  help="Images the continuity check flagged, waiting for your review, come first.")
+    order = tile_order(j)
     per_row = 5 if frames.is_portrait(j.size) else 4
     # The compact review mode (review in bulk, below) shows one large image instead of the grid.
     for start in range(0, 0 if compact_review(j) else len(j.slots), per_row):  # row by row, so the rows stay aligned
-        for i, col in zip(range(start, len(j.slots)), st.columns(per_row), strict=False):
+        for i, col in zip(order[start:start + per_row], st.columns(per_row), strict=False):
             with col:
                 try:
                     tile(j, i)

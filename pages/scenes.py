@@ -2,9 +2,10 @@ import streamlit as st
 
 from foxpipe import app as workflow
 from foxpipe import ui
-from foxpipe.domain import quiz
+from foxpipe.domain import continuity, quiz
 from foxpipe.domain.models import Story
 from foxpipe.domain.story import SCENE_MAX_CHARS, placeholder_text
+from foxpipe.engine.continuity import story_check_cost
 
 ui.page_start()
 settings = ui.settings()
@@ -64,7 +65,7 @@ def approve() -> None:
 
         st.session_state.approve_task = heroes.start_approval(settings, story, ui.me(), hero_id)
         return
-    st.session_state.approve_task = workflow.start_approval(settings, story, ui.me())
+    st.session_state.approve_task = workflow.start_approval(settings, story, ui.me(), **continuity_choice())
 
 
 @st.fragment(run_every=0.5 if st.session_state.get("approve_task") or st.session_state.get("rewrite_task") else None)
@@ -129,6 +130,27 @@ for scene in story.scenes:
         if cleaned != scene.text:
             scene.text = cleaned
             scene.placeholder = cleaned == placeholder_text(n)
+
+# ---------------------------------------------------------------- continuity (before approval)
+# How each image is checked against the hero: stored on the job when the scenes are approved.
+def continuity_choice() -> dict[str, object]:
+    mode = st.session_state.get("continuity_mode", settings.continuity)
+    return {"continuity": continuity.parse_mode(mode),
+            "continuity_threshold": int(st.session_state.get("continuity_threshold", settings.continuity_threshold))}
+
+
+with st.expander("Continuity check: every image against the hero", icon=":material/policy:"):
+    st.radio("When an image does not look like the hero", list(continuity.MODES), key="continuity_mode",
+             index=list(continuity.MODES).index(continuity.parse_mode(settings.continuity)), horizontal=True,
+             format_func=lambda m: {"off": "Don't check", "flag": "Flag it for me",
+                                    "fix": "Fix it once by itself, then flag"}[m])
+    st.slider("Off model below this score", 0, 100, max(0, min(100, settings.continuity_threshold)),
+              key="continuity_threshold", help="Each check gives a score 0-100 against the hero's reference.")
+    per_story = story_check_cost(settings, len(story.scenes), fix_rate=0.1)
+    st.caption(f"With {'OpenAI' if settings.openai_live else 'the built-in check'}: about "
+               f"${per_story:.3f} per story for the checks" + (f" ({settings.openai_vision_model})."
+                                                               if settings.openai_live else " (free)."))
+# ---------------------------------------------------------------- end of continuity
 
 busy = bool(st.session_state.get("go_gallery") or st.session_state.get("go_hero")
             or st.session_state.get("approve_task"))

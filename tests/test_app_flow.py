@@ -112,7 +112,8 @@ def test_whole_offline_flow_quiz_to_zip():
     assert at.progress, "the gallery opened"
     at.switch_page("pages/gallery.py")  # AppTest re-runs the last page it was switched to
     reg = app.current()
-    run_until(at, lambda a: a.progress and a.progress[0].value == 100)
+    # Every image made and checked against the hero (a checking image waits for its verdict).
+    run_until(at, lambda a: a.progress and a.progress[0].value == 100 and reg.get(job_id).done)
     job = reg.get(job_id)
     assert [s.status for s in job.slots] == [SlotStatus.READY] * 20
     assert job.slots[2].scene.text == "Pip builds a raft of reeds under a grey sky."

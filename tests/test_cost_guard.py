@@ -35,6 +35,7 @@ def paid():
     regs = []
 
     def make(**env):
+        env.setdefault("continuity", "off")  # automatic fixes are guarded in test_continuity_app.py
         settings = load_settings({k.upper(): v for k, v in env.items()})
         reg = JobRegistry(
             settings,
@@ -95,7 +96,7 @@ def test_daily_budget_is_shared_by_every_story(paid):
 
 
 def test_offline_mode_is_free_and_unguarded():
-    reg = JobRegistry(load_settings({"MAX_IMAGES_PER_STORY": 20}))
+    reg = JobRegistry(load_settings({"MAX_IMAGES_PER_STORY": 20, "CONTINUITY": "off"}))
     try:
         job_id = new_job(reg)
         wait_until(lambda: reg.get(job_id).done)

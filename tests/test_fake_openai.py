@@ -134,7 +134,7 @@ async def test_vision_request_is_recorded_and_verdict_scripted(fake_openai):
     rec = fake_openai.of("chat")[0]
     assert rec.n_images == 2 and [data_url_bytes(u) for u in rec.image_urls] == [a, b]
     assert rec.text == "reference\nscene" and rec.schema["name"] == "Answer"
-    # Without a script, the answer is built from the schema, as for any chat.
+    # Without a script, a continuity check (on_model in the schema) answers the same hero.
     r = await client(fake_openai).chat.completions.parse(
         model="gpt-5.4-mini", messages=[{"role": "user", "content": parts}], response_format=Answer)
-    assert isinstance(r.choices[0].message.parsed, Answer)
+    assert r.choices[0].message.parsed == Answer(on_model=True, score=95, defects=[], note="Same hero.")

@@ -39,6 +39,7 @@ def openai_registry(made, fake: FakeOpenAI, data, rate: float, period: float, gu
 
 
 def scripted_registry(made, images: ScriptedImages, data, rate: float = 1000, cap: int = 10, **kw) -> JobRegistry:
+    kw.setdefault("continuity", "off")  # the checks have their own tests (test_continuity_app.py)
     settings = Settings(data_dir=str(data), **kw)
 
     def factory(s: Settings, lim: RateLimiter) -> Pipeline:

@@ -84,12 +84,19 @@ def test_full_flow_quiz_story_scenes_hero_gallery(live, clean_env):
     page = texts(at)
     assert "20 / 20 images ready" in str([p.text for p in at.get("progress")]) or "20 / 20" in page
     assert "Estimated cost so far" in page and "gpt-image-2 · edit" in page
-    chats = live.of("chat")  # story, character sheet, scene prompts, the Short's narration (one call)
-    assert len(chats) == 4 and sum("NarrationDraft" in str(r) for r in chats) == 1
+    assert "Continuity checks: about $" in page and "mode, threshold 70)" in page, page[-3000:]
+    assert "On model · 95" in page
+    chats = live.of("chat")
+    # story, character sheet, scene prompts, the Short's narration (one call)
+    assert len([r for r in chats if not r.image_urls]) == 4 and sum("NarrationDraft" in str(r) for r in chats) == 1
+    # Every image was checked against the hero (reference sheet and image), before it was ready.
+    assert len([r for r in chats if len(r.image_urls) == 2]) == 20
+    assert all(s.image.verdict["status"] == "checked" and not s.checking for s in job.slots)
     stories = pd.read_csv(clean_env / "log_stories.csv")
     assert stories.iloc[-1]["job_id"] == job.id and stories.iloc[-1]["character_sheet"] == job.character_sheet
     images = pd.read_csv(clean_env / "log_images.csv")
     assert sorted(images["scene"]) == list(range(1, 21))
+    assert set(images["continuity_score"]) == {95}  # each image's row carries its verdict
     assert set(images["path"]) == {"edit"} and set(images["model"]) == {"gpt-image-2"}
     assert set(images["prompt"]) == {r.prompt for r in scene_requests}
 

@@ -278,7 +278,7 @@ def create_job(registry: JobRegistry, hero: Hero, story: Story, prompt_list: lis
     missing = bool(refs) and bool(hero.missing_forms(story.answers)) or (uses_references(registry) and not refs)
     go = (not missing) if start is None else start
     job_id = registry.create_job(story, prompt_list, owner, character_sheet=hero.sheet,
-                                 size=app.image_size(story.answers), references={str(k): v for k, v in refs.items()}, start=go)
+                                 size=app.image_size(story.answers, registry.settings), references={str(k): v for k, v in refs.items()}, start=go)
     return job_id, missing
 
 

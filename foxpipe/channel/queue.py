@@ -337,7 +337,7 @@ async def _run(registry: JobRegistry) -> None:
             else:
                 job_id = await asyncio.to_thread(
                     registry.create_job, story, prompt_list, it.owner, character_sheet=sheet,
-                    size=app.image_size(story.answers), start=False)
+                    size=app.image_size(story.answers, registry.settings), start=False)
                 forms = structures.get(story.answers).forms() if heroes.uses_references(registry) else ()
             await asyncio.to_thread(_mark, registry, it.id, IMAGES, job_id=job_id)
             if forms and (problem := await _references(registry, job_id, tuple(forms))):

@@ -82,12 +82,15 @@ def slot_event(slot: Slot, event: SlotEvent | str, *, run: int | None = None, no
         raise Refused(f"scene {slot.index + 1} is {slot.status.value}; it cannot {event.value} now")
     if event is E.APPROVE and slot.image is None:
         raise Refused(f"scene {slot.index + 1} has no image to approve")
+    if event is E.APPROVE and slot.checking:
+        raise Refused(f"scene {slot.index + 1} is being checked against the hero; approve it when the check ends")
     if event is E.RESTORE and slot.image is None:
         raise Refused(f"scene {slot.index + 1} has no image to show")
     now = time.time() if now is None else now
     if event is E.QUEUE:
         slot.generations += 1
         slot.error = ""
+        slot.checking = False  # a new run: the old image's check no longer holds the slot
     elif event is E.START:
         slot.started = now
     elif event in (E.IMAGE, E.FAIL):
@@ -102,6 +105,8 @@ def can(slot: Slot, event: SlotEvent | str) -> bool:
     """Whether ``event`` is legal for the slot now (for enabling buttons)."""
     event = SlotEvent(event)
     if (slot.status, event) not in SLOT_TABLE:
+        return False
+    if event is E.APPROVE and slot.checking:
         return False
     return event not in (E.APPROVE, E.RESTORE) or slot.image is not None
 

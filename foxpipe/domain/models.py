@@ -77,6 +77,10 @@ class ImageVersion:
     uploaded: bool = False
     thumb_path: str = ""
     created: float = field(default_factory=time.time)
+    # Continuity: the check's Verdict.to_dict() ({} until checked), and whether this image was
+    # made by an automatic fix (such an image is only ever flagged, never fixed again).
+    verdict: dict[str, Any] = field(default_factory=dict)
+    auto_fix: bool = False
 
 
 @dataclass
@@ -96,6 +100,12 @@ class Slot:
     started: float = 0.0
     finished: float = 0.0
     upload_error: str = ""
+    # Continuity and reviews: the reviewer's rejections ({reasons, note, time}); ``checking``:
+    # the shown image's continuity check is running (it cannot be approved until it ends);
+    # ``auto_fix_run``: the run number of an automatic fix (its image is marked auto_fix).
+    rejections: list[dict[str, Any]] = field(default_factory=list)
+    checking: bool = False
+    auto_fix_run: int = 0
 
     @property
     def image(self) -> ImageVersion | None:
@@ -222,6 +232,10 @@ class Job:
     music_path: str = ""  # "" none, "builtin", or an uploaded file checked with mix.check_music
     music_name: str = ""
     music_message: str = ""  # why an uploaded track cannot be used
+    # Continuity: "off" | "flag" | "fix", and the score below which an image is off model;
+    # "" and -1 take the settings' CONTINUITY and CONTINUITY_THRESHOLD.
+    continuity: str = ""
+    continuity_threshold: int = -1
 
     def counts(self) -> dict[SlotStatus, int]:
         out = dict.fromkeys(SlotStatus, 0)
@@ -231,7 +245,8 @@ class Job:
 
     @property
     def done(self) -> bool:
-        return not any(s.status.in_flight for s in self.slots)
+        """Nothing left for the engine: no image in flight, no continuity check running."""
+        return not any(s.status.in_flight or s.checking for s in self.slots)
 
     @property
     def all_approved(self) -> bool:

@@ -41,6 +41,7 @@ class Pipeline:
     backoff_base: float = 1.0
     io: Executor | None = None  # threads for slow blocking I/O (uploads, log writes)
     backoff_cap: float = 30.0
+    vision: Any = None  # the continuity checker (a VisionCheck); None: chosen from the settings
 
     def cost_per_image(self) -> float:
         if can(self.images, Capability.FREE):
@@ -90,7 +91,8 @@ def slot_step(book: JobBook, job_id: str, index: int, event: SlotEvent, run: int
     return bool(book.mutate(job_id, fn))
 
 
-def _record_image(job: Job, index: int, run: int, version: ImageVersion, upload_error: str) -> bool:
+def _record_image(job: Job, index: int, run: int, version: ImageVersion, upload_error: str,
+                  checking: bool = False) -> bool:
     s = job.slots[index]
     try:
         slot_event(s, SlotEvent.IMAGE, run=run)
@@ -102,6 +104,7 @@ def _record_image(job: Job, index: int, run: int, version: ImageVersion, upload_
     s.versions.append(version)
     s.current = len(s.versions) - 1
     s.upload_error = upload_error
+    s.checking = checking  # continuity: not approvable until its check ends
     if not job.first_image_at:
         job.first_image_at = s.finished
     return True
@@ -124,7 +127,18 @@ def image_row(job: Job, index: int, status: str, cost: float) -> dict[str, Any]:
         "seconds": round(img.seconds, 2) if img else "",
         "cost_usd": round(cost, 4),
         "path": img.path if img else "",
+        **_verdict_fields(img),
     }
+
+
+def _verdict_fields(img: ImageVersion | None) -> dict[str, Any]:
+    """The continuity verdict's columns (empty until the image is checked)."""
+    from foxpipe.domain.continuity import Verdict
+    from foxpipe.engine.continuity import log_fields
+
+    fields = log_fields(Verdict.from_dict(img.verdict) if img is not None and img.verdict else None)
+    fields["auto_fix"] = bool(img.auto_fix) if img is not None else ""
+    return fields
 
 
 async def log_safely(pipe: Pipeline, row: dict[str, Any]) -> None:
@@ -214,11 +228,19 @@ async def run_slot(book: JobBook, pipe: Pipeline, job_id: str, index: int, run: 
                 seconds=seconds,
                 usage=result.usage,
                 uploaded=stored.uploaded,
+                auto_fix=bool(gen and slot.auto_fix_run == gen),
             )
-            book.mutate(job_id, lambda j, v=version_record, e=stored.error: _record_image(j, index, gen, v, e))
+            wants = getattr(book, "wants_check", None)  # continuity: fn(job) -> bool
+            recorded = book.mutate(job_id, lambda j, v=version_record, e=stored.error, w=wants: _record_image(
+                j, index, gen, v, e, checking=w is not None and w(j)))
             log.info("[IMAGE] job %s scene %d ready in %.1fs (attempt %d)", job_id[:6], index + 1, seconds, attempt)
             status = "regenerated" if version > 1 else "ready"
-            await _log_row(book, pipe, job_id, index, status, pipe.cost_per_image())
+            # Continuity: the check starts in the background (never delaying other images) and
+            # writes this image's log row, with its verdict, when it ends.
+            after_image = getattr(book, "after_image", None)
+            if not (recorded and after_image is not None
+                    and after_image(job_id, index, gen, status, pipe.cost_per_image())):
+                await _log_row(book, pipe, job_id, index, status, pipe.cost_per_image())
             return
 
         message = settings.redact(err.message)

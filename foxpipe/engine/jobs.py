@@ -23,8 +23,10 @@ from typing import Any
 
 from foxpipe.config import Settings
 from foxpipe.domain import prompts
+from foxpipe.domain.continuity import clean_defects, fix_text
 from foxpipe.domain.lifecycle import Refused, SlotEvent, slot_event
 from foxpipe.domain.models import ImageVersion, Job, Slot, SlotStatus, Story
+from foxpipe.engine import checks
 from foxpipe.engine.generation import Pipeline, blocking, image_row, run_slot
 from foxpipe.engine.ratelimit import SEND_GUARD_SECONDS, RateLimiter, job_deadline
 from foxpipe.providers.base import Capability, can
@@ -146,6 +148,7 @@ class JobRegistry:
                             self._cancel_reason[job_id] = (
                                 "Interrupted: the background worker stopped. Press Retry."
                             )
+                    checks.release_interrupted(self)  # continuity: its checks end as "not checked"
                 finally:
                     # Let every task (the watchdog, cancelled work) finish before closing.
                     pending = asyncio.all_tasks(loop)
@@ -261,6 +264,10 @@ class JobRegistry:
         with self._lock:
             if self._tasks:
                 self._extend_deadlines()
+        try:  # continuity checks cut off by the restart run again
+            checks.recover(self)
+        except StoreError as e:
+            self.problem = e.message
 
     def _build_pipeline(self) -> Pipeline:
         assert self.limiter is not None
@@ -526,6 +533,8 @@ class JobRegistry:
         size: str = "1024x1536",
         references: dict[str, str] | None = None,
         start: bool = True,
+        continuity: str = "",
+        continuity_threshold: int = -1,
     ) -> str:
         slots = [Slot(index=i, scene=sc, prompt=p) for i, (sc, p) in enumerate(zip(story.scenes, prompt_list, strict=True))]
         job = Job(
@@ -536,6 +545,8 @@ class JobRegistry:
             image_model=self.pipeline.images.name,
             size=size,
             references=dict(references or {}),
+            continuity=continuity,
+            continuity_threshold=continuity_threshold,
         )
         if self._paid():
             self._check_story(job, len(slots))
@@ -554,7 +565,9 @@ class JobRegistry:
             if job is None:
                 return []
             running = self._tasks.setdefault(job_id, {})
-            indexes = [i for i in indexes if 0 <= i < len(job.slots) and (i not in running or running[i].done())]
+            # A run whose slot is no longer in flight only has its log row and check request left.
+            indexes = [i for i in indexes if 0 <= i < len(job.slots) and (
+                i not in running or running[i].done() or not job.slots[i].status.in_flight)]
             if not indexes:
                 return []
             paid = self._paid()
@@ -750,14 +763,20 @@ class JobRegistry:
         if job is None:
             return
         s = job.slots[index]
+        if s.checking:
+            raise Refused(f"Scene {index + 1} is being checked against the hero; reject it when the check ends.")
         if s.status is not SlotStatus.READY or (seen is not None and seen != s.current):
             what = {SlotStatus.APPROVED: "was approved", SlotStatus.QUEUED: "is being regenerated",
                     SlotStatus.GENERATING: "is being regenerated"}.get(s.status, "changed")
             raise Refused(f"Scene {index + 1} {what} by someone else since you opened it; nothing was changed.")
         feedback = prompts.feedback_text(reasons or [], note)
+        if defects := clean_defects(reasons or []):  # continuity defects chosen as reasons
+            feedback = " ".join(p for p in (feedback, fix_text(defects)) if p)
 
         def fn(j: Job) -> None:
             j.slots[index].feedback = feedback
+            j.slots[index].rejections.append(  # what the reviews say (the Insights page)
+                {"reasons": list(reasons or []), "note": note, "time": time.time()})
 
         self.mutate(job_id, fn)
         self.schedule(job_id, [index])
@@ -830,6 +849,32 @@ class JobRegistry:
                 pipe.log.log_image(image_row(job, i, status, 0.0))
             except Exception as e:
                 log.warning("[APPROVAL] could not log: %s", type(e).__name__)
+
+    # ------------------------------------------------------------------ continuity
+    def wants_check(self, job: Job) -> bool:
+        """Whether a new image of this job is checked (and held until its verdict is in)."""
+        return checks.mode_of(self.settings, job) != "off"
+
+    def after_image(self, job_id: str, index: int, gen: int, status: str = "", cost: float = 0.0) -> bool:
+        """An image was stored (run ``gen`` of slot ``index``): check it in the background.
+        True when a check started: it writes the image's log row (``status``, ``cost``) with
+        the verdict when it ends."""
+        return checks.start(self, job_id, index, gen, log_status=status, log_cost=cost)
+
+    def check_again(self, job_id: str, index: int) -> bool:
+        """The reviewer's "Check again" on the shown image of a slot."""
+        return checks.check_again(self, job_id, index)
+
+    def checks_running(self, job_id: str) -> list[int]:
+        """Slots of this job whose continuity check is running in this process."""
+        with self._lock:
+            return sorted({int(k.split(":")[1]) for (jid, k), f in self._work.items()
+                           if jid == job_id and k.startswith("check:") and not f.done()})
+
+    def slot_running(self, job_id: str, index: int) -> bool:
+        with self._lock:
+            fut = self._tasks.get(job_id, {}).get(index)
+            return fut is not None and not fut.done()
 
     # ------------------------------------------------------------------ uploads
     def retry_upload(self, job_id: str, index: int) -> concurrent.futures.Future[bool] | None:

@@ -18,7 +18,12 @@ from foxpipe.safety import csv_cell, csv_cell_value
 STORY_COLUMNS = ["time", "story_id", "job_id", "title", "answers", "character_sheet", "marker"]
 IMAGE_COLUMNS = [
     "time", "story_id", "job_id", "scene", "scene_text", "prompt", "model", "image_url",
-    "status", "attempts", "seconds", "cost_usd", "path", "marker",
+    "status", "attempts", "seconds", "cost_usd", "path",
+    # Continuity: the image's verdict (foxpipe.engine.continuity.log_fields) and whether it was
+    # made by an automatic fix.
+    "continuity_status", "continuity_score", "continuity_on_model", "continuity_defects",
+    "continuity_note", "continuity_checker", "auto_fix",
+    "marker",
 ]
 
 
@@ -41,6 +46,7 @@ class CsvLog:
         df = pd.DataFrame([{c: csv_cell(r.get(c, "")) for c in columns} for r in rows], columns=columns)
         with self._lock:
             path.parent.mkdir(parents=True, exist_ok=True)
+            _upgrade(path, columns)
             df.to_csv(path, mode="a", header=not path.exists(), index=False, quoting=QUOTING)
 
     def log_story(self, row: dict[str, Any]) -> None:
@@ -92,6 +98,26 @@ class CsvLog:
             tmp = path.with_suffix(".tmp")
             df.to_csv(tmp, index=False, quoting=QUOTING)
             tmp.replace(path)
+
+
+_UPGRADED: set[Path] = set()  # logs whose header was looked at in this process
+
+
+def _upgrade(path: Path, columns: list[str]) -> None:
+    """A log written with fewer columns (before the continuity columns) gets the new ones,
+    empty, so every row lines up with the header (atomic replace; called under the lock)."""
+    if path in _UPGRADED or not path.exists():
+        return
+    _UPGRADED.add(path)
+    with path.open(encoding="utf-8", newline="") as f:
+        header = next(csv.reader(f), [])
+    if header == columns or not header:
+        return
+    df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    df = df.reindex(columns=[*columns, *[c for c in df.columns if c not in columns]], fill_value="")
+    tmp = path.with_suffix(".tmp")
+    df.to_csv(tmp, index=False, quoting=QUOTING)
+    tmp.replace(path)
 
 
 def _restore(df: pd.DataFrame) -> pd.DataFrame:

@@ -2,7 +2,8 @@
 one user message and answers a Structured Outputs verdict.
 
 Requests go through their own limiter (``VISION_REQUESTS_PER_MINUTE``, chat limits, apart
-from the image limiter), with the SDK's retries off and a small local backoff instead. A
+from the image limiter), with the SDK's retries off and the app's one retry policy
+(``foxpipe.engine.retry``) instead. A
 refusal, a bad answer, a timeout or an error after the retries gives a "not_checked"
 verdict with the reason: a check never raises and never blocks the reviewer.
 """
@@ -13,7 +14,6 @@ import asyncio
 import base64
 import io
 import logging
-import random
 import time
 import weakref
 from collections.abc import Awaitable, Callable
@@ -28,6 +28,7 @@ from foxpipe.config import Settings
 from foxpipe.domain.continuity import DEFECTS, Verdict, form_for
 from foxpipe.domain.models import SCENE_COUNT
 from foxpipe.engine.ratelimit import RateLimiter
+from foxpipe.engine.retry import backoff_delay
 from foxpipe.providers.base import ProviderError
 from foxpipe.providers.openai import make_client, map_error
 
@@ -134,9 +135,7 @@ class BadVerdict(Exception):
     """An answer arrived but holds no usable verdict (refusal, cut off, wrong shape)."""
 
 
-def backoff(attempt: int, base: float, cap: float = 20.0, retry_after: float | None = None) -> float:
-    """Exponential backoff with ±50 % jitter, never shorter than the server's Retry-After."""
-    return max(min(cap, base * 2 ** (attempt - 1) * random.uniform(0.5, 1.5)), retry_after or 0.0)
+RETRY_CAP = 20.0  # seconds: the longest wait between two tries of a check (Retry-After aside)
 
 
 async def with_retries(call: Callable[[], Awaitable[T]], retries: int, base: float,
@@ -152,7 +151,7 @@ async def with_retries(call: Callable[[], Awaitable[T]], retries: int, base: flo
                 raise
             if on_retry is not None:
                 on_retry(e)
-            await asyncio.sleep(backoff(attempt, base, retry_after=e.retry_after))
+            await asyncio.sleep(backoff_delay(attempt, base, RETRY_CAP, e.retry_after))
 
 
 class OpenAIVision:

@@ -75,7 +75,8 @@ image path) or ``"any"``. Each request takes the first queued action of its path
   verdict as the answer)
 
 Vision requests (chat whose user message is a list of ``text`` and ``image_url`` parts) are
-served like any chat; their record also holds ``image_urls`` (the parts' URLs, in order),
+served like any chat (unscripted, a continuity check answers an on-model verdict, score 95);
+their record also holds ``image_urls`` (the parts' URLs, in order),
 ``n_images``, ``image_digests`` (sha256 of each data URL's decoded bytes), ``text`` (the text
 parts joined) and ``schema`` (the request's ``response_format.json_schema``).
 
@@ -691,7 +692,10 @@ class FakeOpenAI:
                 fmt = f.get("response_format") or {}
                 schema = (fmt.get("json_schema") or {}).get("schema") if isinstance(fmt, dict) else None
                 n = action.list_length if action is not None and action.list_length is not None else self.list_length
-                if schema:
+                if schema and rec.image_urls and "on_model" in (schema.get("properties") or {}):
+                    # An unscripted continuity check: the same hero.
+                    content = json.dumps({"on_model": True, "score": 95, "defects": [], "note": "Same hero."})
+                elif schema:
                     value = value_from_schema(schema, schema.get("$defs", {}), list_length=n)
                     content = json.dumps(value)
                 else:
