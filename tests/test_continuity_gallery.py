@@ -25,7 +25,7 @@ def gallery_with_verdicts(at: AppTest, n: int = 6) -> str:
     story = workflow.write_story(settings, {})
     story.scenes = story.scenes[:n]
     prepared = workflow.prepare_prompts(settings, story)
-    job_id = reg.create_job(story, prepared.prompts[:n], owner="tester", character_sheet=prepared.sheet,
+    job_id = reg.create_job(story, prepared.prompts[:n], owner="tester-0001", character_sheet=prepared.sheet,
                             continuity="flag")
     wait_until(lambda: (j := reg.get(job_id)) is not None and j.done and not reg.checks_running(job_id),
                timeout=60)
@@ -43,6 +43,7 @@ def gallery_with_verdicts(at: AppTest, n: int = 6) -> str:
 
     reg.mutate(job_id, fn)
     at.query_params["job"] = job_id
+    at.query_params["me"] = "tester-0001"  # the owner's own browser
     at.run()
     assert not at.exception, at.exception
     return job_id
