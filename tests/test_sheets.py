@@ -129,7 +129,7 @@ def max_in_window(times: list[float], window: float = 60.0) -> int:
     times = sorted(times)
     best, j = 0, 0
     for i, t in enumerate(times):
-        while t - times[j] >= window:
+        while t >= times[j] + window:  # the quota's own test: a write at the deadline starts a new window
             j += 1
         best = max(best, i - j + 1)
     return best
@@ -164,6 +164,21 @@ def test_write_quota_unit():
         stamps.append(clock.now())
     assert max_in_window(stamps) == 5
     assert clock.now() - 1000.0 >= 4 * 60  # 23 writes at 5/min need four more windows
+
+
+def test_write_quota_wait_that_rounds_short_still_ends():
+    # 2052.612 + (60 - (2052.612 - 2003.597)) is 2063.5969999999998, a hair under the first
+    # write's 60 s: the quota must still let the next write through, not wait ~1e-13 s for ever.
+    clock = VirtualClock()
+    clock.t = 2003.597
+    q = WriteQuota(1, 60.0, clock.now, clock.sleep)
+    q.acquire()
+    clock.t = 2052.612
+    done = threading.Event()
+    t = threading.Thread(target=lambda: (q.acquire(), done.set()), daemon=True)
+    t.start()
+    assert done.wait(10), "the quota wait never ended"
+    assert clock.now() - 2003.597 >= 60.0 - 1e-9
 
 
 def test_outage_then_recovery_loses_and_duplicates_nothing(fake, make_log, clean_env):
