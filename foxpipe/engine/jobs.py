@@ -512,7 +512,10 @@ class JobRegistry:
             if job is None:
                 return []
             running = self._tasks.setdefault(job_id, {})
-            indexes = [i for i in indexes if 0 <= i < len(job.slots) and (i not in running or running[i].done())]
+            # A slot whose run already ended (ready, failed) may still have its task writing the
+            # log row: that tail does not block a new run (run numbers keep it from the slot).
+            indexes = [i for i in indexes if 0 <= i < len(job.slots) and (
+                i not in running or running[i].done() or not job.slots[i].status.in_flight)]
             if not indexes:
                 return []
             paid = self._paid()
