@@ -1,5 +1,7 @@
 """The cost guard refuses before spending: per story, per image, per day."""
 
+import threading
+
 import pytest
 
 from foxpipe.config import load_settings
@@ -80,6 +82,38 @@ def test_per_image_regeneration_limit(paid):
     with pytest.raises(GuardError, match="MAX_REGENERATIONS_PER_IMAGE"):
         reg.reject(job_id, 3)
     assert images.calls == 21
+
+
+class SlowLog(CsvLog):
+    """Scene 4's first log row waits for the gate: its run has ended, its task has not."""
+
+    def __init__(self, root, gate):
+        super().__init__(root)
+        self.gate = gate
+
+    def log_image(self, row):
+        if row["scene"] == 4 and row["status"] == "ready":  # not the review's or the regeneration's row
+            self.gate.wait(30)
+        super().log_image(row)
+
+
+def test_a_reject_while_the_last_run_still_logs_is_not_dropped():
+    images, gate = PaidImages(), threading.Event()
+    reg = JobRegistry(load_settings({"MAX_REGENERATIONS_PER_IMAGE": 1}), pipeline_factory=lambda s, lim: Pipeline(
+        images, LocalStore(s.data_path), SlowLog(s.data_path, gate), lim, s))
+    try:
+        job_id = new_job(reg)
+        wait_until(lambda: reg.get(job_id).done)  # scene 4 is ready; its row is not logged yet
+        reg.reject(job_id, 3)
+        assert reg.get(job_id).slots[3].status.in_flight  # regenerating, not silently ignored
+        gate.set()
+        wait_until(lambda: reg.get(job_id).done and len(reg.get(job_id).slots[3].versions) == 2)
+        with pytest.raises(GuardError, match="MAX_REGENERATIONS_PER_IMAGE"):
+            reg.reject(job_id, 3)
+        assert images.calls == 21
+    finally:
+        gate.set()
+        reg.shutdown()
 
 
 def test_daily_budget_is_shared_by_every_story(paid):

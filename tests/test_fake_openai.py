@@ -109,6 +109,9 @@ async def test_sliding_window_rate_limit_counts_429s():
 
 def test_duration_format():
     assert [openai_duration(s) for s in (0.02, 1.5, 90)] == ["20ms", "1.5s", "1m30s"]
+    # A sliding window's reset computed as t0 + 60 - now can come out a float hair over 60 s.
+    assert [openai_duration(s) for s in (60.00000000000006, 59.9996, 0.9996, 123.4567)] == [
+        "1m0s", "1m0s", "1s", "2m3.457s"]
 
 
 async def test_vision_request_is_recorded_and_verdict_scripted(fake_openai):

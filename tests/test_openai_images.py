@@ -66,6 +66,10 @@ async def test_rate_hint_from_headers(fake_openai, settings):
 def test_parse_duration():
     assert parse_duration("20ms") == 0.02 and parse_duration("1.5s") == 1.5 and parse_duration("6m0s") == 360
     assert parse_duration("") is None and parse_duration("soon") is None
+    assert parse_duration("1m30s") == 90 and parse_duration("1h2m") == 3720
+    # A number in exponent form is read whole, and text that is not all durations is no hint.
+    assert parse_duration("1m5.68e-14s") == pytest.approx(60.0)
+    assert parse_duration("1m 5x") is None and parse_duration("5s later") is None
 
 
 @pytest.mark.parametrize("action,kind,code,retry_after", [

@@ -142,8 +142,23 @@ def _verdict_fields(img: ImageVersion | None) -> dict[str, Any]:
 
 
 async def log_safely(pipe: Pipeline, row: dict[str, Any]) -> None:
+    """Write one image row. The slot already shows its outcome when this runs, so an engine
+    that stops at that moment (its tasks are cancelled) still waits for the row: a paid
+    image is never left out of the log."""
+    loop = asyncio.get_running_loop()
+    write = loop.run_in_executor(pipe.io, functools.partial(pipe.log.log_image, row))
+    cancelled = False
+    while not write.done():  # a stop can cancel the task more than once (the job, then the loop)
+        try:
+            await asyncio.shield(write)
+        except asyncio.CancelledError:
+            cancelled = True  # the row goes in first, then the task stops as asked
+        except Exception:
+            break
+    if cancelled:
+        raise asyncio.CancelledError
     try:
-        await blocking(pipe, pipe.log.log_image, row)
+        write.result()
     except Exception as e:  # the log never breaks the flow
         log.warning("[SHEETS] could not log image row: %s", type(e).__name__)
 

@@ -74,16 +74,18 @@ class ScenePrompts(BaseModel):
 
 
 
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+_DURATION = re.compile(r"(\d+(?:\.\d*)?(?:[eE][-+]?\d+)?)(ms|h|m|s)")
+_DURATION_ALL = re.compile(r"(?:\d+(?:\.\d*)?(?:[eE][-+]?\d+)?(?:ms|h|m|s))+")
 
 
 def parse_duration(value: str | None) -> float | None:
     """OpenAI's reset format ("20ms", "1.5s", "6m0s", "1h2m") in seconds."""
     if not value:
         return None
-    parts = _DURATION.findall(value.strip())
-    if not parts:
-        return None
+    text = value.strip()
+    if not _DURATION_ALL.fullmatch(text):  # every character must belong to a number+unit
+        return None  # (a partial read turned "1m5.68e-14s" into 74 s)
+    parts = _DURATION.findall(text)
     mult = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
     return sum(float(n) * mult[u] for n, u in parts)
 

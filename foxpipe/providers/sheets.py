@@ -38,6 +38,7 @@ HEADERS = {
 NUMERIC = {"scene", "attempts", "seconds", "cost_usd"}
 RETRYABLE_STATUS = {408, 429, 500, 502, 503, 504}
 MAX_ROWS_PER_WRITE = 500
+MIN_QUOTA_WAIT = 0.001  # seconds: every quota wait moves the clock forward
 
 
 class SheetError(Exception):
@@ -95,12 +96,16 @@ class WriteQuota:
     def acquire(self) -> None:
         while True:
             now = self.clock()
-            while self.times and now - self.times[0] >= self.window:
+            # Compare against the oldest write's deadline (times[0] + window), the same float
+            # the wait below is computed from: now + (deadline - now) lands on the deadline, where
+            # now - times[0] >= window could round a hair short and ask for a wait of ~1e-13 s
+            # that a float clock cannot advance by (a spin that never ends).
+            while self.times and now >= self.times[0] + self.window:
                 self.times.popleft()
             if len(self.times) < self.limit:
                 self.times.append(now)
                 return
-            self.sleep(self.window - (now - self.times[0]))
+            self.sleep(max(self.times[0] + self.window - now, MIN_QUOTA_WAIT))
 
 
 def sheet_value(column: str, value: Any) -> str | int | float:

@@ -283,13 +283,14 @@ def data_url_bytes(url: str) -> bytes:
 
 
 def openai_duration(seconds: float) -> str:
-    """OpenAI's x-ratelimit-reset-* format: "20ms", "1.5s", "1m30s"."""
-    if seconds < 1:
-        return f"{max(0, round(seconds * 1000))}ms"
-    if seconds < 60:
-        return f"{seconds:.3g}s"
-    m, s = divmod(seconds, 60)
-    return f"{int(m)}m{s:.3g}s"
+    """OpenAI's x-ratelimit-reset-* format: "20ms", "1.5s", "1m30s", "1m0s" (millisecond
+    resolution, never an exponent: 60.00000000000006 s is "1m0s", not "1m5.68e-14s")."""
+    ms = max(0, round(seconds * 1000))
+    if ms < 1000:
+        return f"{ms}ms"
+    m, rest = divmod(ms, 60_000)
+    secs = f"{rest / 1000:.3f}".rstrip("0").rstrip(".") or "0"
+    return f"{m}m{secs}s" if m else f"{secs}s"
 
 
 def _fake_string(key: str, index: int, schema: dict[str, Any]) -> str:
@@ -546,10 +547,12 @@ class FakeOpenAI:
             if len(self._window) < capacity:
                 self._window.append(now)
                 self.admitted += 1
-                reset = self._window[0] + period - now
+                # period - (now - oldest), not oldest + period - now: the latter rounds to a
+                # hair over the period when oldest + period crosses a power of two.
+                reset = period - (now - self._window[0])
                 return True, reset, capacity - len(self._window)
             self.rate_limited += 1
-            return False, self._window[0] + period - now, 0
+            return False, period - (now - self._window[0]), 0
 
     def _error(self, h: _Handler, rec: Request, action: Action, headers: dict[str, str] | None = None) -> None:
         payload = {"error": {"message": action.message, "type": action.err_type, "param": None, "code": action.code}}

@@ -7,12 +7,14 @@ import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 from unittest.mock import MagicMock
 
 import pytest
 from streamlit.runtime import Runtime
 from streamlit.runtime.media_file_manager import MediaFileManager
 from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+from streamlit.runtime.scriptrunner.script_cache import ScriptCache
 from streamlit.testing.v1 import AppTest
 
 from foxpipe import access, ui
@@ -27,10 +29,24 @@ GUESSES = 3
 def parallel_apptests(monkeypatch):
     """AppTest sets a mock Runtime as a process global at the start of each run and clears it at
     the end; with runs in parallel threads one run's end would pull it from under another. While
-    it is cleared, Runtime.instance() answers with a spare mock instead of raising."""
+    it is cleared, Runtime.instance() answers with a spare mock instead of raising.
+
+    Each AppTest also has its own ScriptCache, so the sessions compile the page in parallel,
+    where the app's one server has one cache whose lock compiles one script at a time. On
+    Python 3.11 parallel compiles can fail with "SystemError: AST constructor recursion depth
+    mismatch" (CPython gh-106905: the AST recursion counter is shared by every thread), so the
+    compiles here take one process-wide lock too, as in the app."""
     spare = MagicMock(spec=Runtime)
     spare.media_file_mgr = MediaFileManager(MemoryMediaFileStorage("/mock/media"))
     monkeypatch.setattr(Runtime, "instance", classmethod(lambda cls: cls._instance or spare))
+    compiling = threading.Lock()
+    get_bytecode = ScriptCache.get_bytecode
+
+    def one_compile_at_a_time(self: ScriptCache, script_path: str) -> Any:
+        with compiling:
+            return get_bytecode(self, script_path)
+
+    monkeypatch.setattr(ScriptCache, "get_bytecode", one_compile_at_a_time)
 
 
 @pytest.fixture
