@@ -17,10 +17,21 @@ from tests.test_account_rate import PERIOD, SCALE, most_in_a_window, registry, r
 
 
 def scenario(setting: float, load: bool, latency: float, jitter: float) -> None:
-    burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2 if load else 0)]
+    burners = [
+        subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        for _ in range(2 if load else 0)
+    ]
     try:
-        with FakeOpenAI(rate_limit=10, time_scale=SCALE, latency=latency, latency_jitter=jitter,
-                        ratelimit_headers=False) as fake, tempfile.TemporaryDirectory() as data:
+        with (
+            FakeOpenAI(
+                rate_limit=10,
+                time_scale=SCALE,
+                latency=latency,
+                latency_jitter=jitter,
+                ratelimit_headers=False,
+            ) as fake,
+            tempfile.TemporaryDirectory() as data,
+        ):
             reg = registry(fake, Path(data), rate=setting)
             t0 = time.monotonic()
             try:
@@ -29,10 +40,12 @@ def scenario(setting: float, load: bool, latency: float, jitter: float) -> None:
             finally:
                 reg.shutdown()
             arrivals = [r.t for r in fake.of("images") if r.status != 429]
-            print(f"setting {setting:g}/window, account 10/window ({PERIOD:.0f} s), load={load}: "
-                  f"{len(fake.of('images'))} requests, {fake.rate_limited} x 429, "
-                  f"most admitted in one window {most_in_a_window(arrivals, PERIOD)}, "
-                  f"learned {learned}, 20 images in {time.monotonic() - t0:.1f} s")
+            print(
+                f"setting {setting:g}/window, account 10/window ({PERIOD:.0f} s), load={load}: "
+                f"{len(fake.of('images'))} requests, {fake.rate_limited} x 429, "
+                f"most admitted in one window {most_in_a_window(arrivals, PERIOD)}, "
+                f"learned {learned}, 20 images in {time.monotonic() - t0:.1f} s"
+            )
     finally:
         for p in burners:
             p.kill()

@@ -60,7 +60,9 @@ def run(size: str, verbose: bool = False) -> tuple[Scores, dict[str, list[bool]]
         if not p.on_model:
             per_kind[p.kind].append(p.expected_defect in v.defects)
         if verbose and (v.on_model != p.on_model):
-            print(f"  miss: {p.kind} {p.hero.species}->{p.look.species} scene {p.scene}: {v.defects} {v.note}")
+            print(
+                f"  miss: {p.kind} {p.hero.species}->{p.look.species} scene {p.scene}: {v.defects} {v.note}"
+            )
     return scores, per_kind, times, n
 
 
@@ -70,8 +72,11 @@ async def story_false_alarms(size: str) -> tuple[int, int, list[str]]:
     flagged, n = [], 0
     for number in range(1, SCENE_COUNT + 1):
         for action in ("Rusty runs.", "Rusty sits and thinks."):
-            img = await images.generate(f"{sheet}\nSCENE: Scene {number} ({BEATS[number - 1].name}). {action}",
-                                        size, scene_number=number)
+            img = await images.generate(
+                f"{sheet}\nSCENE: Scene {number} ({BEATS[number - 1].name}). {action}",
+                size,
+                scene_number=number,
+            )
             v = await checker.check(None, reference_text(sheet, number), img.data, number)
             n += 1
             if not v.on_model:
@@ -84,24 +89,33 @@ def main() -> None:
     ap.add_argument("--sizes", nargs="+", default=["1024x1536", "1536x1024"])
     ap.add_argument("--verbose", action="store_true", help="list every wrong call")
     args = ap.parse_args()
-    print(f"{'size':>10} {'pairs':>5} {'precision':>9} {'recall':>6} {'species':>7} {'fur':>5} {'outfit':>6} "
-          f"{'ms/check':>8} {'p95 ms':>6}  (tp fp fn tn)")
+    print(
+        f"{'size':>10} {'pairs':>5} {'precision':>9} {'recall':>6} {'species':>7} {'fur':>5} {'outfit':>6} "
+        f"{'ms/check':>8} {'p95 ms':>6}  (tp fp fn tn)"
+    )
     for size in args.sizes:
         s, kinds, times, n = run(size, args.verbose)
         acc = {k: sum(v) / len(v) for k, v in kinds.items()}
         p95 = sorted(times)[int(0.95 * (len(times) - 1))]
-        print(f"{size:>10} {n:>5} {s.precision:>9.3f} {s.recall:>6.3f} {acc.get('species', 0):>7.2f} "
-              f"{acc.get('fur', 0):>5.2f} {acc.get('outfit', 0):>6.2f} {statistics.median(times):>8.0f} {p95:>6.0f}"
-              f"  ({s.tp} {s.fp} {s.fn} {s.tn})")
+        print(
+            f"{size:>10} {n:>5} {s.precision:>9.3f} {s.recall:>6.3f} {acc.get('species', 0):>7.2f} "
+            f"{acc.get('fur', 0):>5.2f} {acc.get('outfit', 0):>6.2f} {statistics.median(times):>8.0f} {p95:>6.0f}"
+            f"  ({s.tp} {s.fp} {s.fn} {s.tn})"
+        )
     print()
     for size in args.sizes:
         k, n, which = asyncio.run(story_false_alarms(size))
-        print(f"embedded story at {size}: {k} of {n} on-model images flagged" + (f": {'; '.join(which)}" if which else ""))
+        print(
+            f"embedded story at {size}: {k} of {n} on-model images flagged"
+            + (f": {'; '.join(which)}" if which else "")
+        )
     print()
     for model in TOKEN_PRICES:
-        print(f"OpenAI check at {model}: ~${cost_per_check(model):.4f} per check, "
-              f"~${cost_per_story(model, SCENE_COUNT):.3f} per story of {SCENE_COUNT} images "
-              f"(~${cost_per_story(model, SCENE_COUNT, fix_rate=0.25):.3f} with a quarter fixed and checked again)")
+        print(
+            f"OpenAI check at {model}: ~${cost_per_check(model):.4f} per check, "
+            f"~${cost_per_story(model, SCENE_COUNT):.3f} per story of {SCENE_COUNT} images "
+            f"(~${cost_per_story(model, SCENE_COUNT, fix_rate=0.25):.3f} with a quarter fixed and checked again)"
+        )
 
 
 if __name__ == "__main__":

@@ -194,14 +194,19 @@ def settle() -> None:
 async def warm_up(images: OpenAIImages, connections: int, pipe: Pipeline | None = None) -> None:
     """Open the client's connections and load what the first image needs (store, log)
     before the clock starts, as in an app that has been running."""
-    results = await asyncio.gather(*(images.generate("warm-up", "1024x1536") for _ in range(connections)))
+    results = await asyncio.gather(
+        *(images.generate("warm-up", "1024x1536") for _ in range(connections))
+    )
     if pipe is not None:
         await asyncio.to_thread(pipe.store.save, new_id(), 0, 1, results[0].data, tags=[])
         await asyncio.to_thread(pipe.log.log_image, {"status": "warm-up"})
 
 
 def make_story(n: int) -> tuple[Story, list[str]]:
-    scenes = [Scene(i + 1, "Beat", f"Scene {i + 1}: the small fox runs through the forest.") for i in range(n)]
+    scenes = [
+        Scene(i + 1, "Beat", f"Scene {i + 1}: the small fox runs through the forest.")
+        for i in range(n)
+    ]
     story = Story(title="Benchmark", scenes=scenes, answers={})
     return story, [f"A small red fox, scene {s.number}, watercolor." for s in scenes]
 
@@ -223,14 +228,28 @@ def settings_for(base_url: str, case: Case, scale: float, data: Path) -> Setting
 
 def run_new(case: Case, scale: float, data: Path) -> dict:
     period = 60.0 * scale
-    with fake_server(rate_limit=case.rate, time_scale=1 / scale, latency=case.latency * scale,
-                     failure_rate=case.failure, seed=case.n * 7 + case.jobs) as (fake, url):
+    with fake_server(
+        rate_limit=case.rate,
+        time_scale=1 / scale,
+        latency=case.latency * scale,
+        failure_rate=case.failure,
+        seed=case.n * 7 + case.jobs,
+    ) as (fake, url):
         settings = settings_for(url, case, scale, data)
-        limiter = RecordingLimiter(case.rate, CAP, period=period, guard=max(period / 120, MIN_GUARD))
+        limiter = RecordingLimiter(
+            case.rate, CAP, period=period, guard=max(period / 120, MIN_GUARD)
+        )
 
         def factory(s: Settings, lim: RateLimiter) -> Pipeline:
-            return Pipeline(images=OpenAIImages(s), store=LocalStore(data), log=CsvLog(data), limiter=lim,
-                            settings=s, backoff_base=1.0 * scale, backoff_cap=30.0 * scale)
+            return Pipeline(
+                images=OpenAIImages(s),
+                store=LocalStore(data),
+                log=CsvLog(data),
+                limiter=lim,
+                settings=s,
+                backoff_base=1.0 * scale,
+                backoff_cap=30.0 * scale,
+            )
 
         reg = JobRegistry(settings, factory, limiter=limiter, period=period)
         try:
@@ -263,7 +282,9 @@ def run_new(case: Case, scale: float, data: Path) -> dict:
         }
 
 
-async def old_strategy(fake, settings: Settings, case: Case, scale: float, data: Path) -> tuple[float, int]:  # noqa: ANN001
+async def old_strategy(
+    fake, settings: Settings, case: Case, scale: float, data: Path
+) -> tuple[float, int]:  # noqa: ANN001
     """Batches of 5 images sent together, 40 s between batches, per job; same retries."""
     images = OpenAIImages(settings)
     fake.set(rate_limit=None, failure_rate=0.0)
@@ -286,7 +307,9 @@ async def old_strategy(fake, settings: Settings, case: Case, scale: float, data:
             except ProviderError as e:
                 if e.kind != "retryable" or attempt > RETRIES:
                     break
-                await asyncio.sleep(backoff_delay(attempt, 1.0 * scale, 30.0 * scale, e.retry_after))
+                await asyncio.sleep(
+                    backoff_delay(attempt, 1.0 * scale, 30.0 * scale, e.retry_after)
+                )
             except TimeoutError:
                 if attempt > RETRIES:
                     break
@@ -307,9 +330,16 @@ async def old_strategy(fake, settings: Settings, case: Case, scale: float, data:
 
 
 def run_old(case: Case, scale: float, data: Path) -> dict:
-    with fake_server(rate_limit=case.rate, time_scale=1 / scale, latency=case.latency * scale,
-                     failure_rate=case.failure, seed=case.n * 7 + case.jobs) as (fake, url):
-        makespan, failed = asyncio.run(old_strategy(fake, settings_for(url, case, scale, data), case, scale, data))
+    with fake_server(
+        rate_limit=case.rate,
+        time_scale=1 / scale,
+        latency=case.latency * scale,
+        failure_rate=case.failure,
+        seed=case.n * 7 + case.jobs,
+    ) as (fake, url):
+        makespan, failed = asyncio.run(
+            old_strategy(fake, settings_for(url, case, scale, data), case, scale, data)
+        )
         return {"makespan": makespan, "rejected": fake.rate_limited(), "failed": failed}
 
 
@@ -330,9 +360,17 @@ def run_case(case: Case, target: float) -> Result:
     # a failed request returns at once and holds no place for L seconds).
     bound = max(ideal, lower_bound(new["admitted"], case.rate, case.latency))
     return Result(
-        case=case, scale=scale, makespan=new["makespan"] / scale, bound=bound, admitted=new["admitted"],
-        rejected=new["rejected"], first=new["first"] / scale, share=new["share"],
-        failed_slots=new["failed_slots"], old=old["makespan"] / old_scale, old_rejected=old["rejected"],
+        case=case,
+        scale=scale,
+        makespan=new["makespan"] / scale,
+        bound=bound,
+        admitted=new["admitted"],
+        rejected=new["rejected"],
+        first=new["first"] / scale,
+        share=new["share"],
+        failed_slots=new["failed_slots"],
+        old=old["makespan"] / old_scale,
+        old_rejected=old["rejected"],
         old_failed=old["failed"],
     )
 
@@ -375,13 +413,20 @@ def row(r: Result) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="a subset of the grid, in under a minute")
-    ap.add_argument("--target", type=float, default=None,
-                    help="seconds each case should take on the scaled clock (default 5, quick 4)")
+    ap.add_argument(
+        "--target",
+        type=float,
+        default=None,
+        help="seconds each case should take on the scaled clock (default 5, quick 4)",
+    )
     args = ap.parse_args()
     target = args.target or (4.0 if args.quick else 5.0)
     cases = grid(args.quick)
-    print(f"{len(cases)} cases; times in unscaled seconds; limit R/min, latency L s, cap {CAP} in flight, "
-          f"{RETRIES} retries", flush=True)
+    print(
+        f"{len(cases)} cases; times in unscaled seconds; limit R/min, latency L s, cap {CAP} in flight, "
+        f"{RETRIES} retries",
+        flush=True,
+    )
     print(HEADER, flush=True)
     results: list[Result] = []
     started = time.monotonic()
@@ -394,19 +439,27 @@ def main() -> None:
     multi = [r for r in results if r.case.jobs > 1]
     print(f"ran in {time.monotonic() - started:.0f} s")
     if clean:
-        print(f"no failures: worst ratio {max(r.ratio for r in clean):.3f} (target <= 1.05); "
-              f"429s {sum(r.rejected for r in clean)} (target 0)")
+        print(
+            f"no failures: worst ratio {max(r.ratio for r in clean):.3f} (target <= 1.05); "
+            f"429s {sum(r.rejected for r in clean)} (target 0)"
+        )
     if failing:
-        print(f"10% failures: worst ratio {max(r.ratio for r in failing):.3f} (target <= 1.15); "
-              f"images failed after retries {sum(r.failed_slots for r in failing)}")
+        print(
+            f"10% failures: worst ratio {max(r.ratio for r in failing):.3f} (target <= 1.15); "
+            f"images failed after retries {sum(r.failed_slots for r in failing)}"
+        )
     if multi:
         worst = max(multi, key=lambda r: r.ratio)
-        print(f"{multi[0].case.jobs} concurrent jobs: worst ratio {worst.ratio:.3f} vs the bound for all their images "
-              f"(target <= 1.1); worst share spread {max(r.share or 0 for r in multi)} (target <= 1)")
-    print(f"old strategy: speed-up {min(r.old / r.makespan for r in results):.2f}x to "
-          f"{max(r.old / r.makespan for r in results):.2f}x; its 429s {sum(r.old_rejected for r in results)}, "
-          f"images it lost after retries {sum(r.old_failed for r in results)} (new pipeline: "
-          f"{sum(r.failed_slots for r in results)})")
+        print(
+            f"{multi[0].case.jobs} concurrent jobs: worst ratio {worst.ratio:.3f} vs the bound for all their images "
+            f"(target <= 1.1); worst share spread {max(r.share or 0 for r in multi)} (target <= 1)"
+        )
+    print(
+        f"old strategy: speed-up {min(r.old / r.makespan for r in results):.2f}x to "
+        f"{max(r.old / r.makespan for r in results):.2f}x; its 429s {sum(r.old_rejected for r in results)}, "
+        f"images it lost after retries {sum(r.old_failed for r in results)} (new pipeline: "
+        f"{sum(r.failed_slots for r in results)})"
+    )
     print(f"worst makespan/bound: {max(r.ratio for r in clean) if clean else float('nan'):.2f}")
 
 

@@ -32,11 +32,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run", "--disable-dev-shm-usage",
-                 # every tab refreshes its gallery as a foreground tab would
-                 "--disable-background-timer-throttling", "--disable-renderer-backgrounding",
-                 "--disable-backgrounding-occluded-windows"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-dev-shm-usage",
+    # every tab refreshes its gallery as a foreground tab would
+    "--disable-background-timer-throttling",
+    "--disable-renderer-backgrounding",
+    "--disable-backgrounding-occluded-windows",
+]
 
 
 def free_port() -> int:
@@ -47,14 +54,40 @@ def free_port() -> int:
 
 def start_app(data: Path, env_extra: dict[str, str]) -> tuple[subprocess.Popen, str]:
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "CLOUDINARY", "GOOGLE_", "KLING", "HAILUO", "APP_PASSWORD"))}
-    env.update({"FOXPIPE_DATA_DIR": str(data), "FOXPIPE_PERF_LOG": str(data / "perf.log"),
-                "FOXPIPE_OFFLINE_DELAY": "0.4", **env_extra})
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("OPENAI_", "CLOUDINARY", "GOOGLE_", "KLING", "HAILUO", "APP_PASSWORD"))
+    }
+    env.update(
+        {
+            "FOXPIPE_DATA_DIR": str(data),
+            "FOXPIPE_PERF_LOG": str(data / "perf.log"),
+            "FOXPIPE_OFFLINE_DELAY": "0.4",
+            **env_extra,
+        }
+    )
     split = (os.cpu_count() or 1) >= 2
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "streamlit_app.py"), "--server.headless", "true",
-         "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            str(ROOT / "streamlit_app.py"),
+            "--server.headless",
+            "true",
+            "--server.address",
+            "127.0.0.1",
+            "--server.port",
+            str(port),
+            "--browser.gatherUsageStats",
+            "false",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
         # The server gets core 0 to itself; the browsers (users' machines in real life) and the
         # fake services share the others, so their rendering is not counted as server time.
         preexec_fn=(lambda: os.sched_setaffinity(0, {0})) if split else None,
@@ -130,7 +163,9 @@ def run(sessions: int, env_extra: dict[str, str], label: str, timeout: float) ->
         t0 = time.monotonic()
         try:
             with sync_playwright() as pw:
-                browser = pw.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS)
+                browser = pw.chromium.launch(
+                    executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS
+                )
                 contexts = [drive_session(browser, base, errors) for _ in range(sessions)]
                 deadline = time.monotonic() + timeout
                 while images_ready(data) < expected and time.monotonic() < deadline:
@@ -148,20 +183,34 @@ def run(sessions: int, env_extra: dict[str, str], label: str, timeout: float) ->
             proc.wait(15)
         done = images_ready(data)
         perf = data / "perf.log"
-        times = [float(line.split()[1]) for line in perf.read_text().splitlines()] if perf.exists() else []
-    p95 = statistics.quantiles(times, n=20)[-1] if len(times) >= 20 else (max(times) if times else 0.0)
+        times = (
+            [float(line.split()[1]) for line in perf.read_text().splitlines()]
+            if perf.exists()
+            else []
+        )
+    p95 = (
+        statistics.quantiles(times, n=20)[-1]
+        if len(times) >= 20
+        else (max(times) if times else 0.0)
+    )
     med = statistics.median(times) if times else 0.0
-    print(f"{label}: {sessions} sessions, {done}/{expected} images in {elapsed:.1f} s; "
-          f"peak RSS {peak:.0f} MB; fragment reruns {len(times)}, median {med:.1f} ms, p95 {p95:.1f} ms")
+    print(
+        f"{label}: {sessions} sessions, {done}/{expected} images in {elapsed:.1f} s; "
+        f"peak RSS {peak:.0f} MB; fragment reruns {len(times)}, median {med:.1f} ms, p95 {p95:.1f} ms"
+    )
     for e in errors:
         print(f"  session error: {e}")
     return {"peak": peak, "p95": p95, "median": med, "done": done, "expected": expected}
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--sessions", type=int, default=10)
-    ap.add_argument("--openai", action="store_true", help="also run once against the fake OpenAI server")
+    ap.add_argument(
+        "--openai", action="store_true", help="also run once against the fake OpenAI server"
+    )
     ap.add_argument("--timeout", type=float, default=180)
     args = ap.parse_args()
     results = [run(args.sessions, {}, "embedded", args.timeout)]
@@ -169,8 +218,12 @@ def main() -> None:
         from tests.fakes.openai_server import FakeOpenAI
 
         with FakeOpenAI() as fake:
-            env = {"OPENAI_API_KEY": "sk-bench-key", "OPENAI_BASE_URL": fake.base_url,
-                   "IMAGES_PER_MINUTE": "600", "OPENAI_USE_REFERENCE": "false"}
+            env = {
+                "OPENAI_API_KEY": "sk-bench-key",
+                "OPENAI_BASE_URL": fake.base_url,
+                "IMAGES_PER_MINUTE": "600",
+                "OPENAI_USE_REFERENCE": "false",
+            }
             results.append(run(1, env, "fake OpenAI", args.timeout))
     peak = max(r["peak"] for r in results)
     p95 = max(r["p95"] for r in results)

@@ -38,8 +38,9 @@ def lines() -> list[NarrationLine]:
 
 async def run(model, voice: str, out: Path, concurrency: int) -> tuple[float, float, int]:
     t0 = time.perf_counter()
-    done = await synthesize_all(model, lines(), voice=voice, style="storyteller", out_dir=out,
-                                concurrency=concurrency)
+    done = await synthesize_all(
+        model, lines(), voice=voice, style="storyteller", out_dir=out, concurrency=concurrency
+    )
     wall = time.perf_counter() - t0
     ready = [x for x in done if x.status == LineStatus.READY]
     return wall, sum(x.duration for x in ready), len(ready)
@@ -52,13 +53,17 @@ def main() -> None:
         print(f"script: 20 lines, {words} words for a 60 s Short")
         for conc in (1, 2):
             wall, audio, n = asyncio.run(run(EspeakVoice(), "en-us", root / f"off{conc}", conc))
-            print(f"offline espeak-ng, {conc} at once: {n}/20 lines, {audio:.1f} s of speech in {wall:.2f} s "
-                  f"({audio / wall:.1f}x real time, {wall / n * 1000:.0f} ms per line)")
+            print(
+                f"offline espeak-ng, {conc} at once: {n}/20 lines, {audio:.1f} s of speech in {wall:.2f} s "
+                f"({audio / wall:.1f}x real time, {wall / n * 1000:.0f} ms per line)"
+            )
         with FakeRealtime() as fake:
             s = load_settings({}, {"OPENAI_API_KEY": "sk-bench", "OPENAI_BASE_URL": fake.base_url})
             wall, audio, n = asyncio.run(run(RealtimeVoice(s), "marin", root / "rt", 3))
-            print(f"realtime (loopback fake, real SDK), 3 at once: {n}/20 lines in {wall:.2f} s "
-                  f"({wall / n * 1000:.0f} ms per line, client side only)")
+            print(
+                f"realtime (loopback fake, real SDK), 3 at once: {n}/20 lines in {wall:.2f} s "
+                f"({wall / n * 1000:.0f} ms per line, client side only)"
+            )
         wav = next((root / "off1").glob("*.wav"))
         t0 = time.perf_counter()
         for _ in range(10):

@@ -39,14 +39,22 @@ def main() -> None:
     log.addHandler(Null())
     log.setLevel(logging.INFO)
     n = 20_000
-    plain = per_call(lambda: log.info("[IMAGE] job %s scene %d failed: %s", "abc123", 5, "server error"), n)
+    plain = per_call(
+        lambda: log.info("[IMAGE] job %s scene %d failed: %s", "abc123", 5, "server error"), n
+    )
     safety.install_log_redaction()
-    safety.register_secrets(["sk-bench-0123456789abcdef", "cloudinary-secret-xyz", "team password 1"])
-    redacted = per_call(lambda: log.info("[IMAGE] job %s scene %d failed: %s", "abc123", 5, "server error"), n)
+    safety.register_secrets(
+        ["sk-bench-0123456789abcdef", "cloudinary-secret-xyz", "team password 1"]
+    )
+    redacted = per_call(
+        lambda: log.info("[IMAGE] job %s scene %d failed: %s", "abc123", 5, "server error"), n
+    )
     print(f"log record, plain:            {plain:8.1f} µs")
     print(f"log record, redacted (3 keys): {redacted:8.1f} µs  ratio {redacted / plain:.2f}")
     scene = ("The fox runs [through](http://x) the *snowy* forest: :red[fast] & free. " * 16)[:1200]
-    print(f"escape_markdown, 1 200 chars: {per_call(lambda: safety.escape_markdown(scene), 5_000):8.1f} µs")
+    print(
+        f"escape_markdown, 1 200 chars: {per_call(lambda: safety.escape_markdown(scene), 5_000):8.1f} µs"
+    )
     row = ["=HYPERLINK(1)", scene, 3, "plain text", "-2"]
     print(f"csv_row, 5 cells:             {per_call(lambda: safety.csv_row(row), 50_000):8.1f} µs")
     buf = io.BytesIO()

@@ -29,7 +29,11 @@ from tests.pg import find_bindir, start_server, stop_server  # noqa: E402
 
 def make_job() -> Job:
     s = story.offline_story(quiz.validate(quiz.defaults()).answers)
-    return Job(story=s, slots=[Slot(index=i, scene=sc, prompt=sc.text) for i, sc in enumerate(s.scenes)], owner="b")
+    return Job(
+        story=s,
+        slots=[Slot(index=i, scene=sc, prompt=sc.text) for i, sc in enumerate(s.scenes)],
+        owner="b",
+    )
 
 
 def bump(j: Job) -> None:
@@ -78,7 +82,9 @@ def measure(name: str, url: str) -> None:
 
 
 def main() -> None:
-    print(f"{'backend':<11} {'update/s':>9} {'8 threads':>9} {'2 stores':>9} {'get/s':>8} {'list ms':>8}")
+    print(
+        f"{'backend':<11} {'update/s':>9} {'8 threads':>9} {'2 stores':>9} {'get/s':>8} {'list ms':>8}"
+    )
     tmp = Path(tempfile.mkdtemp(prefix="foxpipe-bench-"))
     try:
         measure("sqlite", f"sqlite:///{(tmp / 'foxpipe.db').as_posix()}")

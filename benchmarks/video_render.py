@@ -42,7 +42,9 @@ def make_images(folder: Path) -> list[slideshow.Segment]:
     segs = []
     for sc in s.scenes:
         p = folder / f"scene_{sc.number:02d}.png"
-        p.write_bytes(offline.render_card(sc.number, sc.beat, sc.text, "1024x1536", sc.number >= 11))
+        p.write_bytes(
+            offline.render_card(sc.number, sc.beat, sc.text, "1024x1536", sc.number >= 11)
+        )
         segs.append(slideshow.Segment(str(p), sc.text, SECONDS))
     return segs
 
@@ -54,9 +56,31 @@ def piped(segs: list[slideshow.Segment], out: Path) -> float:
     stills = [slideshow.cover_fit(Image.open(s.path), round(W * 1.1), round(H * 1.1)) for s in segs]
     caps = [slideshow.caption_image(s.text, W, H) for s in segs]
     total = len(segs) * SECONDS + fade
-    cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "rgb24",
-           "-s", f"{W}x{H}", "-r", str(fps), "-i", "-", "-c:v", "libx264", "-preset", slideshow.PRESET,
-           "-crf", str(slideshow.CRF), "-pix_fmt", "yuv420p", str(out)]
+    cmd = [
+        imageio_ffmpeg.get_ffmpeg_exe(),
+        "-y",
+        "-loglevel",
+        "error",
+        "-f",
+        "rawvideo",
+        "-pix_fmt",
+        "rgb24",
+        "-s",
+        f"{W}x{H}",
+        "-r",
+        str(fps),
+        "-i",
+        "-",
+        "-c:v",
+        "libx264",
+        "-preset",
+        slideshow.PRESET,
+        "-crf",
+        str(slideshow.CRF),
+        "-pix_fmt",
+        "yuv420p",
+        str(out),
+    ]
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE)
 
     def frame(i: int, local: float) -> Image.Image:
@@ -85,9 +109,13 @@ def piped(segs: list[slideshow.Segment], out: Path) -> float:
 
 SECONDS = float(next((a for a in sys.argv[1:] if not a.startswith("-")), 4.0))
 
+
 def _cpu() -> float:
     """CPU seconds used so far by this process and the ffmpeg processes it waited for."""
-    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    me, kids = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
     return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
@@ -101,36 +129,60 @@ def short_bench(folder: Path) -> None:
     pics, lines = [], []
     for sc in s.scenes:
         p = folder / f"short_{sc.number:02d}.png"
-        p.write_bytes(offline.render_card(sc.number, sc.beat, sc.text, "1024x1536", sc.number >= 11))
+        p.write_bytes(
+            offline.render_card(sc.number, sc.beat, sc.text, "1024x1536", sc.number >= 11)
+        )
         pics.append(p)
         words = sc.text.split()[:7]
         spans = [(0.05 + k * 0.37, 0.05 + k * 0.37 + 0.3) for k in range(len(words))]
         wav = folder / f"line_{sc.number:02d}.wav"
         secs = speech_wav(wav, spans)
-        lines.append(NarrationLine(sc.number - 1, " ".join(words), LineStatus.READY, str(wav), duration=secs,
-                                   words=[Word(w, a, b) for w, (a, b) in zip(words, spans, strict=True)]))
+        lines.append(
+            NarrationLine(
+                sc.number - 1,
+                " ".join(words),
+                LineStatus.READY,
+                str(wav),
+                duration=secs,
+                words=[Word(w, a, b) for w, (a, b) in zip(words, spans, strict=True)],
+            )
+        )
     beats = [sc.beat for sc in s.scenes]
     music = mix.builtin_track(folder / "bed.wav", 40.0)
     t0, c0 = time.perf_counter(), _cpu()
     full = render_short(pics, lines, folder / "full", (W, H), music=music, beats=beats)
     el, cpu = time.perf_counter() - t0, _cpu() - c0
-    print(f"narrated Short from nothing: {el:.1f} s for {full.duration:.1f} s of video "
-          f"({full.duration / el:.2f}x real time; {cpu:.0f} CPU-s, i.e. {full.duration / (cpu / 2):.2f}x "
-          f"on 2 idle cores; load average {os.getloadavg()[0]:.1f}), {full.loudness.integrated:.1f} LUFS, "
-          f"{full.loudness.true_peak:.1f} dBTP, {len(full.cues)} caption phrases, "
-          f"{full.video.stat().st_size / 1e6:.1f} MB")
-    for last in (19, 9):  # the last scene approved last, or a middle one (two segments depend on it)
+    print(
+        f"narrated Short from nothing: {el:.1f} s for {full.duration:.1f} s of video "
+        f"({full.duration / el:.2f}x real time; {cpu:.0f} CPU-s, i.e. {full.duration / (cpu / 2):.2f}x "
+        f"on 2 idle cores; load average {os.getloadavg()[0]:.1f}), {full.loudness.integrated:.1f} LUFS, "
+        f"{full.loudness.true_peak:.1f} dBTP, {len(full.cues)} caption phrases, "
+        f"{full.video.stat().st_size / 1e6:.1f} MB"
+    )
+    for last in (
+        19,
+        9,
+    ):  # the last scene approved last, or a middle one (two segments depend on it)
         out = folder / f"approve_{last}"
         t0 = time.perf_counter()
-        prerender([None if i == last else p for i, p in enumerate(pics)], lines, out, (W, H), beats=beats,
-                  music=music, workers=2)
+        prerender(
+            [None if i == last else p for i, p in enumerate(pics)],
+            lines,
+            out,
+            (W, H),
+            beats=beats,
+            music=music,
+            workers=2,
+        )
         pre = time.perf_counter() - t0
         t0, c0 = time.perf_counter(), _cpu()
         res = render_short(pics, lines, out, (W, H), music=music, beats=beats)
         el, cpu = time.perf_counter() - t0, _cpu() - c0
-        print(f"last approval = scene {last + 1}: pre-rendered 19 scenes' segments in {pre:.1f} s beforehand; "
-              f"finished video {el:.1f} s after the approval ({res.segments_rendered} segment(s) made, "
-              f"{res.segments_reused} reused, {cpu:.1f} CPU-s, load average {os.getloadavg()[0]:.1f})")
+        print(
+            f"last approval = scene {last + 1}: pre-rendered 19 scenes' segments in {pre:.1f} s beforehand; "
+            f"finished video {el:.1f} s after the approval ({res.segments_rendered} segment(s) made, "
+            f"{res.segments_reused} reused, {cpu:.1f} CPU-s, load average {os.getloadavg()[0]:.1f})"
+        )
 
 
 def app_bench(folder: Path) -> None:
@@ -172,12 +224,14 @@ def app_bench(folder: Path) -> None:
         el, cpu = time.perf_counter() - t0, _cpu() - c0
         v = reg.get(job_id).video
         assert v.status == "done", v.error
-        print(f"app path (offline engine, espeak-ng, built-in music, 1080x1920): images and narration ready "
-              f"{narrated:.1f} s after the scenes were approved; 19 approvals pre-rendered in {pre:.1f} s; "
-              f"last approval -> finished {v.duration:.1f} s Short in {el:.1f} s "
-              f"({cpu:.1f} CPU-s in this process's children; load average {os.getloadavg()[0]:.1f}), "
-              f"{v.short.get('loudness_lufs')} LUFS, {v.short.get('true_peak_dbtp')} dBTP, "
-              f"{len(v.short.get('captions', []))} caption phrases")
+        print(
+            f"app path (offline engine, espeak-ng, built-in music, 1080x1920): images and narration ready "
+            f"{narrated:.1f} s after the scenes were approved; 19 approvals pre-rendered in {pre:.1f} s; "
+            f"last approval -> finished {v.duration:.1f} s Short in {el:.1f} s "
+            f"({cpu:.1f} CPU-s in this process's children; load average {os.getloadavg()[0]:.1f}), "
+            f"{v.short.get('loudness_lufs')} LUFS, {v.short.get('true_peak_dbtp')} dBTP, "
+            f"{len(v.short.get('captions', []))} caption phrases"
+        )
     finally:
         app.shutdown(grace=0)
 
@@ -197,19 +251,25 @@ if __name__ == "__main__":
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         segs = make_images(folder)
-        print(f"20 scenes, {W}x{H}, {SECONDS:g} s per scene, {slideshow.FPS} fps, preset {slideshow.PRESET}")
+        print(
+            f"20 scenes, {W}x{H}, {SECONDS:g} s per scene, {slideshow.FPS} fps, preset {slideshow.PRESET}"
+        )
         if "--skip-pipe" not in sys.argv:
             t0 = time.perf_counter()
             length = piped(segs, folder / "piped.mp4")
             el = time.perf_counter() - t0
-            print(f"Pillow frames piped to ffmpeg: {el:.1f} s for {length:.1f} s of video ({length / el:.2f}x real time)")
+            print(
+                f"Pillow frames piped to ffmpeg: {el:.1f} s for {length:.1f} s of video ({length / el:.2f}x real time)"
+            )
         t0 = time.perf_counter()
         length = slideshow.render(segs, folder / "story.mp4", (W, H)).duration
         el = time.perf_counter() - t0
         info = slideshow.probe(folder / "story.mp4")
         size = (folder / "story.mp4").stat().st_size / 1e6
-        print(f"ffmpeg filter graph (the app's renderer): {el:.1f} s for {length:.1f} s of video, "
-              f"{info.codec} {info.pix_fmt} {info.width}x{info.height}, {size:.1f} MB")
+        print(
+            f"ffmpeg filter graph (the app's renderer): {el:.1f} s for {length:.1f} s of video, "
+            f"{info.codec} {info.pix_fmt} {info.width}x{info.height}, {size:.1f} MB"
+        )
         print(f"render speed: {length / el:.1f}× real time")
         if "--short" in sys.argv:
             short_bench(folder)

@@ -50,11 +50,21 @@ def _read(path: str, what: str) -> bytes:
 
 
 def add_check(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--reference", required=True, help="the hero's reference sheet (PNG, JPEG, WebP)")
-    parser.add_argument("--scene", type=int, default=0,
-                        help="scene number of the images (1-20), when the form matters; default: not said")
-    parser.add_argument("--reference-text", default="", help="the hero's description, sent along with the reference")
-    parser.add_argument("--offline", action="store_true", help="use the embedded check even with an OpenAI key")
+    parser.add_argument(
+        "--reference", required=True, help="the hero's reference sheet (PNG, JPEG, WebP)"
+    )
+    parser.add_argument(
+        "--scene",
+        type=int,
+        default=0,
+        help="scene number of the images (1-20), when the form matters; default: not said",
+    )
+    parser.add_argument(
+        "--reference-text", default="", help="the hero's description, sent along with the reference"
+    )
+    parser.add_argument(
+        "--offline", action="store_true", help="use the embedded check even with an OpenAI key"
+    )
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="images to check")
 
 
@@ -96,6 +106,7 @@ def run_check(args: argparse.Namespace) -> int:
 
 Command = tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int], str]
 
+
 def _make_parser(parser: argparse.ArgumentParser) -> None:
     from foxpipe.make import add_make
 
@@ -115,7 +126,9 @@ COMMANDS: dict[str, Command] = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m foxpipe", description="foxpipe from the command line")
+    parser = argparse.ArgumentParser(
+        prog="python -m foxpipe", description="foxpipe from the command line"
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (add, run, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)

@@ -53,7 +53,10 @@ def engine(settings: Settings) -> JobRegistry:
     if old is not None:
         old.shutdown()
         old.store.close()
-    log.info("[ENGINE] started: the one engine of this process%s", " (the settings changed)" if old else "")
+    log.info(
+        "[ENGINE] started: the one engine of this process%s",
+        " (the settings changed)" if old else "",
+    )
     _ENGINE.start()  # queued work and accepted clips from before a restart continue by themselves
     return _ENGINE
 
@@ -135,16 +138,23 @@ async def prepare_prompts_async(settings: Settings, story: Story) -> PreparedPro
     try:
         sheet = await model.character_sheet(story.answers)
     except Exception as e:
-        problem = f"The character sheet could not be written ({type(e).__name__}); using the quiz's."
+        problem = (
+            f"The character sheet could not be written ({type(e).__name__}); using the quiz's."
+        )
         sheet = prompts.character_sheet(story.answers)
     try:
         visual = await model.create_prompts(story, sheet)
         if len(visual) != len(story.scenes):
             raise ValueError("wrong number of prompts")
     except Exception as e:
-        problem = problem or f"Scene prompts could not be written ({type(e).__name__}); using the scene texts."
+        problem = (
+            problem
+            or f"Scene prompts could not be written ({type(e).__name__}); using the scene texts."
+        )
         visual = [prompts.visual_prompt(sc) for sc in story.scenes]
-    return PreparedPrompts(sheet, prompts.standardize_prompts(visual, sheet, story.answers), problem)
+    return PreparedPrompts(
+        sheet, prompts.standardize_prompts(visual, sheet, story.answers), problem
+    )
 
 
 def prepare_prompts(settings: Settings, story: Story) -> PreparedPrompts:
@@ -176,13 +186,17 @@ _TASKS_LOCK = threading.Lock()
 TASK_KEEP_SECONDS = 6 * 3600
 
 
-def start_task(settings: Settings, kind: str, work: Callable[[Task], Awaitable[Any]], stage: str = "") -> str:
+def start_task(
+    settings: Settings, kind: str, work: Callable[[Task], Awaitable[Any]], stage: str = ""
+) -> str:
     """Run ``work(task)`` on the worker loop; the task's id. Its result or its error (in
     words, redacted) is read with ``task``."""
     t = Task(id=new_id(), kind=kind, stage=stage)
     now = time.time()
     with _TASKS_LOCK:
-        for old in [k for k, v in _TASKS.items() if v.finished and now - v.finished > TASK_KEEP_SECONDS]:
+        for old in [
+            k for k, v in _TASKS.items() if v.finished and now - v.finished > TASK_KEEP_SECONDS
+        ]:
             del _TASKS[old]
         _TASKS[t.id] = t
 
@@ -235,8 +249,14 @@ class Approval:
     problem: str = ""
 
 
-def start_approval(settings: Settings, story: Story, owner: str, short: Any = None, continuity: str = "",
-                   continuity_threshold: int = -1) -> str:
+def start_approval(
+    settings: Settings,
+    story: Story,
+    owner: str,
+    short: Any = None,
+    continuity: str = "",
+    continuity_threshold: int = -1,
+) -> str:
     """Approved scenes -> prompts -> a job (and its images, or the hero sheet first), and
     the narration of its Short written beside them (``short``: shortjobs.ShortOptions).
     ``continuity``/``continuity_threshold``: the job's check mode and threshold ("" and -1:
@@ -249,9 +269,15 @@ def start_approval(settings: Settings, story: Story, owner: str, short: Any = No
         reg = engine(settings)
         sheet_first = hero.wanted(settings, reg)
         job_id = await asyncio.to_thread(
-            reg.create_job, story, prepared.prompts, owner, character_sheet=prepared.sheet,
-            size=image_size(story.answers, settings), start=not sheet_first,
-            continuity=continuity, continuity_threshold=continuity_threshold,
+            reg.create_job,
+            story,
+            prepared.prompts,
+            owner,
+            character_sheet=prepared.sheet,
+            size=image_size(story.answers, settings),
+            start=not sheet_first,
+            continuity=continuity,
+            continuity_threshold=continuity_threshold,
         )
         await asyncio.to_thread(shortjobs.begin, reg, job_id, short)
         job = reg.get(job_id)

@@ -55,7 +55,9 @@ class Settings:
     hailuo_base_url: str = "https://api.minimax.io"
     kling_model: str = "kling-v2-5-turbo"  # see foxpipe/providers/video_models.py
     kling_mode: str = "std"
-    hailuo_model: str = "MiniMax-Hailuo-2.3"  # or "MiniMax-H3" (v2 API, hero references, native audio)
+    hailuo_model: str = (
+        "MiniMax-Hailuo-2.3"  # or "MiniMax-H3" (v2 API, hero references, native audio)
+    )
     kling_cost_per_clip: float = 0.0  # US$; 0 uses the built-in estimate
     hailuo_cost_per_clip: float = 0.0
     video_http_timeout: float = 60.0  # seconds per request to a video provider
@@ -71,8 +73,12 @@ class Settings:
     daily_image_budget: int = 500
     job_ttl_hours: float = 24.0
     # Store and shutdown
-    database_url: str = ""  # PostgreSQL (postgresql+psycopg://…); empty: a SQLite file in the data folder
-    shutdown_grace_seconds: float = 60.0  # on SIGTERM/Ctrl+C, wait this long for requests already sent
+    database_url: str = (
+        ""  # PostgreSQL (postgresql+psycopg://…); empty: a SQLite file in the data folder
+    )
+    shutdown_grace_seconds: float = (
+        60.0  # on SIGTERM/Ctrl+C, wait this long for requests already sent
+    )
     # Local
     data_dir: str = "data"
     offline_delay: float = 0.4  # seconds per embedded image, so progress is visible
@@ -87,7 +93,9 @@ class Settings:
     voice_retries: int = 3  # retries of one line after a retryable failure
     max_concurrent_voice: int = 3  # lines synthesized at once
     voice_prices: str = "gpt-realtime-2.1-mini=20,gpt-realtime-mini=20,gpt-realtime=64"  # US$ per million audio output tokens
-    tts_base_url: str = ""  # an OpenAI-compatible /v1/audio/speech endpoint (self-hosted or third party)
+    tts_base_url: str = (
+        ""  # an OpenAI-compatible /v1/audio/speech endpoint (self-hosted or third party)
+    )
     tts_model: str = ""
     tts_voice: str = ""
     tts_api_key: str = ""
@@ -100,8 +108,12 @@ class Settings:
     kling_duration: int = 5  # seconds per Kling clip (the model's nearest accepted length is used)
     hailuo_duration: int = 6  # seconds per MiniMax clip
     hailuo_resolution: str = "768P"  # 768P | 1080P (Hailuo 2.3, 6 s only) | 2K (MiniMax-H3)
-    video_references: bool = True  # send the approved hero sheet with the frame when the model takes references
-    scene_image_size: str = ""  # e.g. "1088x1920"; empty: the video's shape when the image model allows it
+    video_references: bool = (
+        True  # send the approved hero sheet with the frame when the model takes references
+    )
+    scene_image_size: str = (
+        ""  # e.g. "1088x1920"; empty: the video's shape when the image model allows it
+    )
     # The finished Short (foxpipe.media): timeline, music, render
     narration_pause_seconds: float = 0.4  # silence after each scene's narration line
     scene_min_seconds: float = 2.0  # length of a scene with no narration line
@@ -118,9 +130,13 @@ class Settings:
     narration_auto: bool = True  # write and speak the narration as soon as the scenes are approved
     short_size: str = ""  # e.g. "540x960"; empty: 1080x1920 (or 1920x1080 for landscape)
     short_music: str = "builtin"  # the default music: builtin (an ambient bed made here) or none
-    daily_narration_budget: int = 2000  # paid narration lines (and previews) per day for the whole app
+    daily_narration_budget: int = (
+        2000  # paid narration lines (and previews) per day for the whole app
+    )
     # Sharing and reviewing together
-    gallery_idle_refresh: float = 5.0  # seconds between looks at an idle gallery for a teammate's changes
+    gallery_idle_refresh: float = (
+        5.0  # seconds between looks at an idle gallery for a teammate's changes
+    )
     problems: tuple[str, ...] = ()  # configuration problems, shown in the sidebar
 
     @property
@@ -133,7 +149,9 @@ class Settings:
 
     @property
     def cloudinary_live(self) -> bool:
-        return bool(self.cloudinary_url) and not any(p.startswith("CLOUDINARY") for p in self.problems)
+        return bool(self.cloudinary_url) and not any(
+            p.startswith("CLOUDINARY") for p in self.problems
+        )
 
     @property
     def sheets_live(self) -> bool:
@@ -201,10 +219,14 @@ def _service_account(raw: Any, problems: list[str]) -> dict[str, Any]:
         try:
             info = json.loads(str(raw))
         except ValueError:
-            problems.append("GOOGLE_SERVICE_ACCOUNT is not valid JSON; logging to the local CSV instead.")
+            problems.append(
+                "GOOGLE_SERVICE_ACCOUNT is not valid JSON; logging to the local CSV instead."
+            )
             return {}
         if not isinstance(info, dict):
-            problems.append("GOOGLE_SERVICE_ACCOUNT must be a JSON object; logging to the local CSV instead.")
+            problems.append(
+                "GOOGLE_SERVICE_ACCOUNT must be a JSON object; logging to the local CSV instead."
+            )
             return {}
     missing = [k for k in ("client_email", "private_key", "token_uri") if not info.get(k)]
     if missing:
@@ -225,7 +247,9 @@ def check_cloudinary_url(url: str) -> str:
     return ""
 
 
-def load_settings(secrets: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None) -> Settings:
+def load_settings(
+    secrets: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None
+) -> Settings:
     """Build Settings from secrets (first) and the environment. Never raises."""
     secrets = secrets or {}
     env = os.environ if env is None else env
@@ -245,10 +269,16 @@ def load_settings(secrets: Mapping[str, Any] | None = None, env: Mapping[str, st
         coerced = _coerce(f.name, f.type, value, problems)
         if coerced is not None:
             kwargs[f.name] = coerced
-    sa_raw = secrets.get("GOOGLE_SERVICE_ACCOUNT") if "GOOGLE_SERVICE_ACCOUNT" in secrets else env.get("GOOGLE_SERVICE_ACCOUNT")
+    sa_raw = (
+        secrets.get("GOOGLE_SERVICE_ACCOUNT")
+        if "GOOGLE_SERVICE_ACCOUNT" in secrets
+        else env.get("GOOGLE_SERVICE_ACCOUNT")
+    )
     kwargs["google_service_account"] = _service_account(sa_raw, problems)
     if kwargs["google_service_account"] and not kwargs.get("google_sheet_id"):
-        problems.append("GOOGLE_SERVICE_ACCOUNT is set but GOOGLE_SHEET_ID is not; logging to the local CSV.")
+        problems.append(
+            "GOOGLE_SERVICE_ACCOUNT is set but GOOGLE_SHEET_ID is not; logging to the local CSV."
+        )
     msg = check_cloudinary_url(kwargs.get("cloudinary_url", ""))
     if msg:
         problems.append(msg)
@@ -287,8 +317,9 @@ def load_settings(secrets: Mapping[str, Any] | None = None, env: Mapping[str, st
         from foxpipe.domain.frames import SizeError, validate
 
         try:
-            kwargs["scene_image_size"] = validate(kwargs["scene_image_size"],
-                                                  kwargs.get("openai_image_model", "gpt-image-2"))
+            kwargs["scene_image_size"] = validate(
+                kwargs["scene_image_size"], kwargs.get("openai_image_model", "gpt-image-2")
+            )
         except SizeError as e:
             problems.append(f"SCENE_IMAGE_SIZE: {e} Using the automatic size.")
             kwargs.pop("scene_image_size")

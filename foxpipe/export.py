@@ -79,7 +79,9 @@ def short_json(job: Job) -> dict[str, object]:
                 "status": str(x.status),
                 "duration": round(x.duration, 3),
                 "audio": f"narration/scene_{x.index + 1:02d}.wav"
-                if made and v is not None and any(Path(p).name == f"scene_{x.index + 1:02d}.wav" for p in v.scene_audio)
+                if made
+                and v is not None
+                and any(Path(p).name == f"scene_{x.index + 1:02d}.wav" for p in v.scene_audio)
                 else "",
                 "timing": x.timing,
                 "reworded": x.reworded,
@@ -90,12 +92,20 @@ def short_json(job: Job) -> dict[str, object]:
         ],
         "video": (
             {
-                "file": "story.mp4", "subtitles": "story.srt" if v.srt_path else "",
+                "file": "story.mp4",
+                "subtitles": "story.srt" if v.srt_path else "",
                 "narration": "narration.wav" if v.narration_path else "",
-                "provider": v.provider, "duration": round(v.duration, 3), "narrated": v.narrated,
-                "music": v.music, "music_used": v.music_used, "music_message": v.music_message,
-                **{str(k): _finite(v.short[k]) for k in ("scenes", "captions", "loudness_lufs", "true_peak_dbtp")
-                   if k in v.short},
+                "provider": v.provider,
+                "duration": round(v.duration, 3),
+                "narrated": v.narrated,
+                "music": v.music,
+                "music_used": v.music_used,
+                "music_message": v.music_message,
+                **{
+                    str(k): _finite(v.short[k])
+                    for k in ("scenes", "captions", "loudness_lufs", "true_peak_dbtp")
+                    if k in v.short
+                },
             }
             if made and v is not None
             else None
@@ -109,8 +119,18 @@ def prompts_csv(job: Job) -> str:
     w.writerow(["scene", "beat", "status", "scene_text", "prompt_sent", "image_url"])
     for s in job.slots:
         img = s.image
-        w.writerow(csv_row([s.index + 1, s.scene.beat, s.status.value, s.scene.text,
-                            img.prompt if img else s.prompt, img.url if img else ""]))
+        w.writerow(
+            csv_row(
+                [
+                    s.index + 1,
+                    s.scene.beat,
+                    s.status.value,
+                    s.scene.text,
+                    img.prompt if img else s.prompt,
+                    img.url if img else "",
+                ]
+            )
+        )
     return buf.getvalue()
 
 
@@ -126,7 +146,9 @@ def fetch_hosted(url: str, timeout: float = 20.0) -> bytes:
         return b""
 
 
-def build_zip(job: Job, only_approved: bool = True, extra_files: dict[str, Path] | None = None) -> bytes:
+def build_zip(
+    job: Job, only_approved: bool = True, extra_files: dict[str, Path] | None = None
+) -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as z:  # PNG/MP4 are compressed already
         for s in job.slots:

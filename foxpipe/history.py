@@ -12,7 +12,9 @@ from foxpipe.store import StoreError
 log = logging.getLogger(__name__)
 
 
-def past_stories(registry: JobRegistry, owner: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+def past_stories(
+    registry: JobRegistry, owner: str | None = None, limit: int = 100
+) -> list[dict[str, Any]]:
     """Newest first: title, time, job id, images approved / total, the owner. Read from the
     store's summary columns, so one job whose document is damaged still lists (and says so
     when opened) and never hides the others."""

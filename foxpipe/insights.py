@@ -37,8 +37,14 @@ def _rejections(slot: dict[str, Any]) -> list[dict[str, Any]]:
     for r in slot.get("rejections") or []:
         if isinstance(r, dict):
             reasons = r.get("reasons") or []
-            out.append({"reasons": [str(x) for x in reasons] if isinstance(reasons, list) else [str(reasons)],
-                        "note": str(r.get("note") or "")})
+            out.append(
+                {
+                    "reasons": [str(x) for x in reasons]
+                    if isinstance(reasons, list)
+                    else [str(reasons)],
+                    "note": str(r.get("note") or ""),
+                }
+            )
     return out
 
 
@@ -49,10 +55,34 @@ class Tables:
     rejections: pd.DataFrame  # one row per rejection reason given
 
 
-SLOT_COLUMNS = ["story", "job_id", "scene", "beat", "status", "versions", "regenerations", "rejections",
-                "approved", "first_try"]
-VERSION_COLUMNS = ["story", "job_id", "scene", "beat", "version", "auto_fix", "shown", "approved",
-                   "check_status", "checked", "on_model", "score", "defects", "check_cost_usd"]
+SLOT_COLUMNS = [
+    "story",
+    "job_id",
+    "scene",
+    "beat",
+    "status",
+    "versions",
+    "regenerations",
+    "rejections",
+    "approved",
+    "first_try",
+]
+VERSION_COLUMNS = [
+    "story",
+    "job_id",
+    "scene",
+    "beat",
+    "version",
+    "auto_fix",
+    "shown",
+    "approved",
+    "check_status",
+    "checked",
+    "on_model",
+    "score",
+    "defects",
+    "check_cost_usd",
+]
 REJECTION_COLUMNS = ["story", "job_id", "scene", "beat", "reason", "note"]
 
 
@@ -74,33 +104,68 @@ def tables(jobs: Iterable[dict[str, Any]]) -> Tables:
             current = int(slot.get("current", -1) if slot.get("current") is not None else -1)
             rej = _rejections(slot)
             approved = status == "approved"
-            slots.append({
-                "story": label, "job_id": jid, "scene": number, "beat": beat, "status": status,
-                "versions": len(vs), "regenerations": max(0, len(vs) - 1), "rejections": len(rej),
-                "approved": approved, "first_try": approved and not rej and current == 0,
-            })
+            slots.append(
+                {
+                    "story": label,
+                    "job_id": jid,
+                    "scene": number,
+                    "beat": beat,
+                    "status": status,
+                    "versions": len(vs),
+                    "regenerations": max(0, len(vs) - 1),
+                    "rejections": len(rej),
+                    "approved": approved,
+                    "first_try": approved and not rej and current == 0,
+                }
+            )
             for i, v in enumerate(vs):
                 verdict = _verdict(v)
                 checked = verdict.get("status") == "checked"
-                versions.append({
-                    "story": label, "job_id": jid, "scene": number, "beat": beat, "version": i + 1,
-                    "auto_fix": bool(v.get("auto_fix")), "shown": i == current, "approved": approved and i == current,
-                    "check_status": str(verdict.get("status") or ""), "checked": checked,
-                    "on_model": bool(verdict.get("on_model")) if checked else None,
-                    "score": int(verdict["score"]) if checked and isinstance(verdict.get("score"), (int, float)) else None,
-                    "defects": ", ".join(verdict.get("defects") or []) if checked else "",
-                    "check_cost_usd": float(verdict.get("cost_usd") or 0.0),
-                })
+                versions.append(
+                    {
+                        "story": label,
+                        "job_id": jid,
+                        "scene": number,
+                        "beat": beat,
+                        "version": i + 1,
+                        "auto_fix": bool(v.get("auto_fix")),
+                        "shown": i == current,
+                        "approved": approved and i == current,
+                        "check_status": str(verdict.get("status") or ""),
+                        "checked": checked,
+                        "on_model": bool(verdict.get("on_model")) if checked else None,
+                        "score": int(verdict["score"])
+                        if checked and isinstance(verdict.get("score"), (int, float))
+                        else None,
+                        "defects": ", ".join(verdict.get("defects") or []) if checked else "",
+                        "check_cost_usd": float(verdict.get("cost_usd") or 0.0),
+                    }
+                )
             for r in rej:
                 for reason in r["reasons"] or ["(no reason given)"]:
-                    rejections.append({"story": label, "job_id": jid, "scene": number, "beat": beat,
-                                       "reason": reason, "note": r["note"]})
-    return Tables(pd.DataFrame(slots, columns=SLOT_COLUMNS), pd.DataFrame(versions, columns=VERSION_COLUMNS),
-                  pd.DataFrame(rejections, columns=REJECTION_COLUMNS))
+                    rejections.append(
+                        {
+                            "story": label,
+                            "job_id": jid,
+                            "scene": number,
+                            "beat": beat,
+                            "reason": reason,
+                            "note": r["note"],
+                        }
+                    )
+    return Tables(
+        pd.DataFrame(slots, columns=SLOT_COLUMNS),
+        pd.DataFrame(versions, columns=VERSION_COLUMNS),
+        pd.DataFrame(rejections, columns=REJECTION_COLUMNS),
+    )
 
 
 def _with_total(df: pd.DataFrame, total: dict[str, Any]) -> pd.DataFrame:
-    return pd.concat([df, pd.DataFrame([total])], ignore_index=True) if len(df) else pd.DataFrame([total], columns=df.columns)
+    return (
+        pd.concat([df, pd.DataFrame([total])], ignore_index=True)
+        if len(df)
+        else pd.DataFrame([total], columns=df.columns)
+    )
 
 
 def first_try_approval(t: Tables) -> pd.DataFrame:
@@ -108,11 +173,21 @@ def first_try_approval(t: Tables) -> pd.DataFrame:
     try (no rejection, the first image), and the rate."""
     s = t.slots
     reviewed = s.loc[(s["approved"].astype(bool) | (s["rejections"] > 0)).to_numpy()]
-    g = reviewed.groupby("story", sort=True).agg(reviewed=("scene", "size"), first_try=("first_try", "sum"))
+    g = reviewed.groupby("story", sort=True).agg(
+        reviewed=("scene", "size"), first_try=("first_try", "sum")
+    )
     g = g.reset_index()
     g["rate"] = (g["first_try"] / g["reviewed"]).round(3)
     n, k = len(reviewed), int(reviewed["first_try"].astype(bool).sum())
-    return _with_total(g, {"story": ALL, "reviewed": n, "first_try": k, "rate": round(k / n, 3) if n else float("nan")})
+    return _with_total(
+        g,
+        {
+            "story": ALL,
+            "reviewed": n,
+            "first_try": k,
+            "rate": round(k / n, 3) if n else float("nan"),
+        },
+    )
 
 
 def rejections_by(t: Tables, column: str) -> pd.DataFrame:
@@ -122,7 +197,8 @@ def rejections_by(t: Tables, column: str) -> pd.DataFrame:
     total = r.groupby(column, sort=True).size().reset_index(name="rejections")
     total.insert(0, "story", ALL)
     return pd.concat([per, total], ignore_index=True).sort_values(
-        ["story", "rejections", column], ascending=[True, False, True], ignore_index=True)
+        ["story", "rejections", column], ascending=[True, False, True], ignore_index=True
+    )
 
 
 def auto_fixes(t: Tables) -> pd.DataFrame:
@@ -135,18 +211,41 @@ def auto_fixes(t: Tables) -> pd.DataFrame:
         for i, rec in enumerate(recs):
             if rec["auto_fix"]:
                 before = recs[i - 1]["score"] if i > 0 else None
-                rows.append({"story": rec["story"], "scene": rec["scene"], "beat": rec["beat"], "version": rec["version"],
-                             "score_before": before, "score_after": rec["score"], "approved": rec["approved"]})
-    return pd.DataFrame(rows, columns=["story", "scene", "beat", "version", "score_before", "score_after", "approved"])
+                rows.append(
+                    {
+                        "story": rec["story"],
+                        "scene": rec["scene"],
+                        "beat": rec["beat"],
+                        "version": rec["version"],
+                        "score_before": before,
+                        "score_after": rec["score"],
+                        "approved": rec["approved"],
+                    }
+                )
+    return pd.DataFrame(
+        rows,
+        columns=["story", "scene", "beat", "version", "score_before", "score_after", "approved"],
+    )
 
 
 def auto_fix_summary(t: Tables) -> pd.DataFrame:
     f = auto_fixes(t)
-    g = f.groupby("story", sort=True).agg(fixes=("scene", "size"), approved=("approved", "sum")).reset_index()
+    g = (
+        f.groupby("story", sort=True)
+        .agg(fixes=("scene", "size"), approved=("approved", "sum"))
+        .reset_index()
+    )
     n, k = len(f), int(f["approved"].sum()) if len(f) else 0
     g["approved_rate"] = (g["approved"] / g["fixes"]).round(3)
-    return _with_total(g, {"story": ALL, "fixes": n, "approved": k,
-                           "approved_rate": round(k / n, 3) if n else float("nan")})
+    return _with_total(
+        g,
+        {
+            "story": ALL,
+            "fixes": n,
+            "approved": k,
+            "approved_rate": round(k / n, 3) if n else float("nan"),
+        },
+    )
 
 
 def continuity_scores(t: Tables) -> pd.DataFrame:
@@ -156,12 +255,19 @@ def continuity_scores(t: Tables) -> pd.DataFrame:
     for story, grp in list(v.groupby("story", sort=True)) + [(ALL, v)]:
         checked = grp.loc[grp["checked"].astype(bool).to_numpy()]
         scores = checked["score"].dropna().astype(float)
-        rows.append({"story": story, "checked": len(checked),
-                     "mean_score": round(float(scores.mean()), 1) if len(scores) else float("nan"),
-                     "min_score": int(scores.min()) if len(scores) else None,
-                     "off_model": int((checked["on_model"] == False).sum()),  # noqa: E712
-                     "not_checked": int((grp["check_status"] == "not_checked").sum())})
-    return pd.DataFrame(rows, columns=["story", "checked", "mean_score", "min_score", "off_model", "not_checked"])
+        rows.append(
+            {
+                "story": story,
+                "checked": len(checked),
+                "mean_score": round(float(scores.mean()), 1) if len(scores) else float("nan"),
+                "min_score": int(scores.min()) if len(scores) else None,
+                "off_model": int((checked["on_model"] == False).sum()),  # noqa: E712
+                "not_checked": int((grp["check_status"] == "not_checked").sum()),
+            }
+        )
+    return pd.DataFrame(
+        rows, columns=["story", "checked", "mean_score", "min_score", "off_model", "not_checked"]
+    )
 
 
 def regeneration_spend(t: Tables, cost_per_image: float) -> pd.DataFrame:
@@ -174,11 +280,20 @@ def regeneration_spend(t: Tables, cost_per_image: float) -> pd.DataFrame:
         ss = s if story == ALL else s[s["story"] == story]
         vv = v if story == ALL else v[v["story"] == story]
         regen = int(ss["regenerations"].sum())
-        rows.append({"story": story, "images": int(ss["versions"].sum()), "regenerations": regen,
-                     "auto_fixes": int(vv["auto_fix"].sum()),
-                     "regeneration_usd": round(regen * cost_per_image, 4),
-                     "check_usd": round(float(vv["check_cost_usd"].sum()), 4)})
-    return pd.DataFrame(rows, columns=["story", "images", "regenerations", "auto_fixes", "regeneration_usd", "check_usd"])
+        rows.append(
+            {
+                "story": story,
+                "images": int(ss["versions"].sum()),
+                "regenerations": regen,
+                "auto_fixes": int(vv["auto_fix"].sum()),
+                "regeneration_usd": round(regen * cost_per_image, 4),
+                "check_usd": round(float(vv["check_cost_usd"].sum()), 4),
+            }
+        )
+    return pd.DataFrame(
+        rows,
+        columns=["story", "images", "regenerations", "auto_fixes", "regeneration_usd", "check_usd"],
+    )
 
 
 @dataclass
@@ -195,5 +310,12 @@ class Insights:
 def insights(jobs: Iterable[dict[str, Any]], cost_per_image: float = 0.0) -> Insights:
     """Every Insights table from stored jobs (``Job.to_dict()`` dicts)."""
     t = tables(jobs)
-    return Insights(first_try_approval(t), rejections_by(t, "reason"), rejections_by(t, "beat"),
-                    auto_fixes(t), auto_fix_summary(t), continuity_scores(t), regeneration_spend(t, cost_per_image))
+    return Insights(
+        first_try_approval(t),
+        rejections_by(t, "reason"),
+        rejections_by(t, "beat"),
+        auto_fixes(t),
+        auto_fix_summary(t),
+        continuity_scores(t),
+        regeneration_spend(t, cost_per_image),
+    )

@@ -32,25 +32,64 @@ class MakeError(Exception):
 
 
 def add_make(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--answers", nargs="+", required=True, metavar="ANSWERS.json",
-                        help="quiz answers as JSON objects (the quiz's keys; a key left out takes its default); "
-                             "several files make several stories, one after another")
-    parser.add_argument("--out", required=True, metavar="DIR", help="where story.mp4, story.srt, story.json and the ZIP go")
-    parser.add_argument("--approve-all", action="store_true",
-                        help="approve the hero sheet and every image (else the job waits for review in the app)")
-    parser.add_argument("--video", choices=VIDEO_CHOICES, default="slideshow",
-                        help="slideshow (local, free) or clips from Kling / Hailuo (their keys needed)")
+    parser.add_argument(
+        "--answers",
+        nargs="+",
+        required=True,
+        metavar="ANSWERS.json",
+        help="quiz answers as JSON objects (the quiz's keys; a key left out takes its default); "
+        "several files make several stories, one after another",
+    )
+    parser.add_argument(
+        "--out",
+        required=True,
+        metavar="DIR",
+        help="where story.mp4, story.srt, story.json and the ZIP go",
+    )
+    parser.add_argument(
+        "--approve-all",
+        action="store_true",
+        help="approve the hero sheet and every image (else the job waits for review in the app)",
+    )
+    parser.add_argument(
+        "--video",
+        choices=VIDEO_CHOICES,
+        default="slideshow",
+        help="slideshow (local, free) or clips from Kling / Hailuo (their keys needed)",
+    )
     group = parser.add_mutually_exclusive_group()
-    group.add_argument("--narration", dest="narration", action="store_true", default=True,
-                       help="narrate the Short (default)")
-    group.add_argument("--no-narration", dest="narration", action="store_false", help="a Short without a voice")
-    parser.add_argument("--voice", default="", help="voice name (default: the provider's default voice)")
-    parser.add_argument("--style", default="", help="narrator style: storyteller, epic, playful or calm")
-    parser.add_argument("--music", default=None, metavar="FILE",
-                        help="music (mp3, wav, m4a, ogg, at most 50 MB); 'none' for none; default: the built-in bed")
-    parser.add_argument("--length", type=float, default=None, metavar="SECONDS",
-                        help="the Short's spoken length the script is sized to (default NARRATION_SECONDS, 60)")
-    parser.add_argument("--timeout", type=float, default=3600.0, help="seconds each story may take (default 3600)")
+    group.add_argument(
+        "--narration",
+        dest="narration",
+        action="store_true",
+        default=True,
+        help="narrate the Short (default)",
+    )
+    group.add_argument(
+        "--no-narration", dest="narration", action="store_false", help="a Short without a voice"
+    )
+    parser.add_argument(
+        "--voice", default="", help="voice name (default: the provider's default voice)"
+    )
+    parser.add_argument(
+        "--style", default="", help="narrator style: storyteller, epic, playful or calm"
+    )
+    parser.add_argument(
+        "--music",
+        default=None,
+        metavar="FILE",
+        help="music (mp3, wav, m4a, ogg, at most 50 MB); 'none' for none; default: the built-in bed",
+    )
+    parser.add_argument(
+        "--length",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="the Short's spoken length the script is sized to (default NARRATION_SECONDS, 60)",
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=3600.0, help="seconds each story may take (default 3600)"
+    )
 
 
 def say(msg: str) -> None:
@@ -148,8 +187,13 @@ def make_one(req: Request, args: argparse.Namespace) -> Outcome:
             if music_note:
                 res.messages.append(music_note)
                 say(music_note)
-    options = shortjobs.ShortOptions(narration=args.narration, voice=args.voice, style=args.style,
-                                     seconds=args.length, music=music)
+    options = shortjobs.ShortOptions(
+        narration=args.narration,
+        voice=args.voice,
+        style=args.style,
+        seconds=args.length,
+        music=music,
+    )
     tid = app.start_approval(settings, story, owner="cli", short=options)
     _wait("Preparing the job", lambda: not (t := app.task(tid)) or not t.running, left())
     t = app.task(tid)
@@ -168,8 +212,10 @@ def make_one(req: Request, args: argparse.Namespace) -> Outcome:
         job = reg.get(job_id)
         assert job is not None
         if not args.approve_all:
-            raise MakeError("The hero reference sheet waits for approval: open the job in the app, "
-                            "or run again with --approve-all.")
+            raise MakeError(
+                "The hero reference sheet waits for approval: open the job in the app, "
+                "or run again with --approve-all."
+            )
         for form in hero.forms_for(job):
             say(f"drawing the hero reference sheet ({form})…")
             try:
@@ -192,17 +238,23 @@ def make_one(req: Request, args: argparse.Namespace) -> Outcome:
             reg.retry_failed(job_id)
         except GuardError as e:
             raise MakeError(str(e)) from e
-        _wait("The images", lambda: (j := reg.get(job_id)) is not None and j.done, left(), 0.2, images)
+        _wait(
+            "The images", lambda: (j := reg.get(job_id)) is not None and j.done, left(), 0.2, images
+        )
         job = reg.get(job_id)
         assert job is not None
         failed = [s.index + 1 for s in job.slots if s.status is SlotStatus.FAILED]
         if failed:
-            raise MakeError(f"Scene image(s) {failed} could not be made: "
-                            f"{next(s.error for s in job.slots if s.status is SlotStatus.FAILED)}")
+            raise MakeError(
+                f"Scene image(s) {failed} could not be made: "
+                f"{next(s.error for s in job.slots if s.status is SlotStatus.FAILED)}"
+            )
     if not args.approve_all:
         _write_outputs(req.out, reg.get(job_id) or job, res, video=False)
-        say("the images are made and wait for review: open the job in the app (History), "
-            "or run with --approve-all to make the video here.")
+        say(
+            "the images are made and wait for review: open the job in the app (History), "
+            "or run with --approve-all to make the video here."
+        )
         res.ok = True
         return res
     reg.approve_all(job_id)
@@ -223,8 +275,13 @@ def make_one(req: Request, args: argparse.Namespace) -> Outcome:
         v = j.video if j else None
         return f"video: {v.stage or v.status}" if v else ""
 
-    _wait("The video", lambda: (j := reg.get(job_id)) is not None and j.video is not None and not j.video.running,
-          left(), 0.2, video)
+    _wait(
+        "The video",
+        lambda: (j := reg.get(job_id)) is not None and j.video is not None and not j.video.running,
+        left(),
+        0.2,
+        video,
+    )
     job = reg.get(job_id)
     assert job is not None and job.video is not None
     if job.video.status != "done":
@@ -251,8 +308,15 @@ def _narrate(reg: Any, job_id: str, res: Outcome, left: Any) -> None:
     from foxpipe.engine import shortjobs
 
     say("writing the narration…")
-    _wait("The narration script", lambda: (j := reg.get(job_id)) is not None and j.narration_state != "writing"
-          and not shortjobs.writing(reg, job_id), left())
+    _wait(
+        "The narration script",
+        lambda: (
+            (j := reg.get(job_id)) is not None
+            and j.narration_state != "writing"
+            and not shortjobs.writing(reg, job_id)
+        ),
+        left(),
+    )
     job = reg.get(job_id)
     if job.narration_error:
         res.messages.append(job.narration_error)
@@ -268,7 +332,10 @@ def _narrate(reg: Any, job_id: str, res: Outcome, left: Any) -> None:
         return f"narration {n.get('ready', 0)} spoken, {n.get('failed', 0)} failed" if n else ""
 
     failed: list[int] = []
-    for attempt in (1, 2):  # failed lines are spoken once more (start_synthesis takes every line not ready)
+    for attempt in (
+        1,
+        2,
+    ):  # failed lines are spoken once more (start_synthesis takes every line not ready)
         if not shortjobs.speaking(reg, job_id):
             problem = shortjobs.start_synthesis(reg, job_id)
             if problem and "already" not in problem:
@@ -281,7 +348,9 @@ def _narrate(reg: Any, job_id: str, res: Outcome, left: Any) -> None:
             return
         if attempt == 1:
             say(f"line(s) {[i + 1 for i in failed]} failed; trying them again…")
-    note = f"Narration line(s) {[i + 1 for i in failed]} could not be spoken; those scenes are silent."
+    note = (
+        f"Narration line(s) {[i + 1 for i in failed]} could not be spoken; those scenes are silent."
+    )
     res.messages.append(note)
     say(note)
 
@@ -299,7 +368,9 @@ def _write_outputs(out: Path, job: Any, res: Outcome, *, video: bool) -> None:
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, dest)
         res.files.append(name)
-    (out / "story.json").write_text(json.dumps(export.story_json(job), ensure_ascii=False, indent=2), encoding="utf-8")
+    (out / "story.json").write_text(
+        json.dumps(export.story_json(job), ensure_ascii=False, indent=2), encoding="utf-8"
+    )
     res.files.append("story.json")
     data = videojobs.everything_zip(job) if video else export.build_zip(job, only_approved=False)
     (out / "foxpipe.zip").write_bytes(data)

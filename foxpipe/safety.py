@@ -65,8 +65,12 @@ def escape_markdown(text: Any) -> str:
     s = "" if text is None else str(text)
     s = s.replace("\r\n", "\n").replace("\r", "\n")
     s = _MD_INLINE.sub(r"\\\1", s)
-    s = _MD_LINE_START.sub(lambda m: m.group(1) + ("\\" + m.group(2) if not m.group(2)[0].isdigit()
-                                                 else m.group(2) + "\\"), s)
+    s = _MD_LINE_START.sub(
+        lambda m: (
+            m.group(1) + ("\\" + m.group(2) if not m.group(2)[0].isdigit() else m.group(2) + "\\")
+        ),
+        s,
+    )
     # Leading spaces would make an indented code block; a line break stays a line break.
     return "  \n".join(line.lstrip(" \t") for line in s.split("\n"))
 

@@ -36,7 +36,9 @@ def validate_upload(data: bytes, max_mb: int = MAX_IMAGE_UPLOAD_MB) -> bytes:
     if not data:
         raise UploadError("The file is empty.")
     if len(data) > max_mb * MB:
-        raise UploadError(f"The file is {len(data) / MB:.1f} MB; images may be at most {max_mb} MB.")
+        raise UploadError(
+            f"The file is {len(data) / MB:.1f} MB; images may be at most {max_mb} MB."
+        )
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -44,25 +46,35 @@ def validate_upload(data: bytes, max_mb: int = MAX_IMAGE_UPLOAD_MB) -> bytes:
                 fmt = probe.format or ""
                 width, height = probe.size
                 if fmt not in IMAGE_FORMATS:
-                    raise UploadError(f"This is a {fmt or 'unknown'} file; upload a PNG, JPEG or WebP image.")
+                    raise UploadError(
+                        f"This is a {fmt or 'unknown'} file; upload a PNG, JPEG or WebP image."
+                    )
                 _check_size(width, height)
                 probe.verify()  # structure and checksums, without decoding the pixels
             with Image.open(io.BytesIO(data)) as im:
                 im.load()  # every pixel: a truncated or corrupt file fails here
                 upright = ImageOps.exif_transpose(im)
                 _check_size(*upright.size)
-                mode = "RGBA" if ("A" in upright.getbands() or "transparency" in upright.info) else "RGB"
+                mode = (
+                    "RGBA"
+                    if ("A" in upright.getbands() or "transparency" in upright.info)
+                    else "RGB"
+                )
                 clean = upright.convert(mode)
     except UploadError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise UploadError(f"The image has far too many pixels; at most {MAX_IMAGE_SIDE} pixels a side "
-                          f"and {MAX_IMAGE_PIXELS // 1_000_000} megapixels.") from None
+        raise UploadError(
+            f"The image has far too many pixels; at most {MAX_IMAGE_SIDE} pixels a side "
+            f"and {MAX_IMAGE_PIXELS // 1_000_000} megapixels."
+        ) from None
     except UnidentifiedImageError:
         raise UploadError("This file is not a PNG, JPEG or WebP image.") from None
     except (OSError, SyntaxError, EOFError, ValueError, MemoryError) as e:
         log.info("[UPLOAD] rejected a corrupt image: %s", type(e).__name__)
-        raise UploadError("The image is damaged or incomplete; export it again and upload the new file.") from None
+        raise UploadError(
+            "The image is damaged or incomplete; export it again and upload the new file."
+        ) from None
     clean.info = {}  # nothing of the original's metadata is written
     out = io.BytesIO()
     clean.save(out, format="PNG", compress_level=3)  # half the time of level 6, no larger

@@ -17,8 +17,12 @@ log = logging.getLogger("foxpipe.pages.gallery")
 ui.page_start()
 settings = ui.settings()
 reg = ui.registry()
-job = ui.require_job(reg, "No gallery yet: answer the quiz and approve your scenes first.",
-                     ui.QUIZ_PAGE, "Start with the quiz")
+job = ui.require_job(
+    reg,
+    "No gallery yet: answer the quiz and approve your scenes first.",
+    ui.QUIZ_PAGE,
+    "Start with the quiz",
+)
 job_id = job.id
 
 # Keep the id in the URL (reload and sharing reopen this gallery).
@@ -63,8 +67,11 @@ def approve_seen(jid: str, indexes: list[int], seen: dict[int, int]) -> None:
     n = reg.approve(jid, indexes, seen=seen)
     refused = list(reg.last_refused)
     if refused:
-        st.session_state.gallery_notice = (f"{n} approved. Not approved: " + "; ".join(refused) + ".") if n else (
-            "Nothing was approved: " + "; ".join(refused) + ".")
+        st.session_state.gallery_notice = (
+            (f"{n} approved. Not approved: " + "; ".join(refused) + ".")
+            if n
+            else ("Nothing was approved: " + "; ".join(refused) + ".")
+        )
 
 
 def reject_seen(jid: str, i: int, reasons: list[str], note: str, seen: int) -> None:
@@ -93,22 +100,36 @@ def figures(j: Job) -> None:
     c1.metric("Images done", f"{p.done} / {p.total}")
     if settings.openai_live:
         shared = f", shared with {p.other_jobs} other job(s) right now" if p.other_jobs else ""
-        c2.metric("Images per minute", f"{p.rate:.1f} / {p.limit:g}",
-                  help=f"Achieved since the first request started, against the account's limit of {p.limit:g} per minute{shared}.")
+        c2.metric(
+            "Images per minute",
+            f"{p.rate:.1f} / {p.limit:g}",
+            help=f"Achieved since the first request started, against the account's limit of {p.limit:g} per minute{shared}.",
+        )
     else:
-        c2.metric("Images per minute", f"{p.rate:.1f}", help="Achieved since the first image started (offline renderer: no account limit).")
+        c2.metric(
+            "Images per minute",
+            f"{p.rate:.1f}",
+            help="Achieved since the first image started (offline renderer: no account limit).",
+        )
     c3.metric("Elapsed", f"{p.elapsed:.0f} s")
-    c4.metric("Time left (est.)", f"{p.eta:.0f} s" if p.eta is not None else "—",
-              help="Counts the images of other jobs sharing the account's limit.")
+    c4.metric(
+        "Time left (est.)",
+        f"{p.eta:.0f} s" if p.eta is not None else "—",
+        help="Counts the images of other jobs sharing the account's limit.",
+    )
     per_image = reg.pipeline.cost_per_image()
     if per_image:
         made, usd = generation.cost_estimate(j, per_image)
-        st.caption(f"Estimated cost so far: about ${usd:.2f} for {made} images "
-                   f"(~${per_image:.3f} each at {settings.openai_image_quality} quality).")
+        st.caption(
+            f"Estimated cost so far: about ${usd:.2f} for {made} images "
+            f"(~${per_image:.3f} each at {settings.openai_image_quality} quality)."
+        )
         continuity_cost(j, per_image)  # continuity: checks so far and expected, expected fixes
     if p.learned is not None:
-        st.caption(f":material/speed: Your account allows about {p.learned:g} images per minute "
-                   f"(IMAGES_PER_MINUTE is {settings.images_per_minute:g}); the app now sends at that rate.")
+        st.caption(
+            f":material/speed: Your account allows about {p.learned:g} images per minute "
+            f"(IMAGES_PER_MINUTE is {settings.images_per_minute:g}); the app now sends at that rate."
+        )
     if j.image_model != "offline":
         left = reg.budget_left(j)
         st.caption(
@@ -132,8 +153,12 @@ def close_reject() -> None:
 def reject_dialog(jid: str, i: int, seen: int = -1) -> None:
     k = f"{jid}_{i}"
     st.caption(f"Scene {i + 1} is made again, with what you pick here added to its prompt.")
-    reasons = st.multiselect("What is wrong?", list(prompts.REJECT_REASONS) + list(continuity.DEFECTS),
-                             key=f"why_{k}", format_func=reason_label)
+    reasons = st.multiselect(
+        "What is wrong?",
+        list(prompts.REJECT_REASONS) + list(continuity.DEFECTS),
+        key=f"why_{k}",
+        format_func=reason_label,
+    )
     note = st.text_input("Note (optional)", key=f"note_{k}")
     if st.button("Reject and regenerate", key=f"no_{k}", type="primary"):
         close_reject()
@@ -183,8 +208,13 @@ def continuity_badge(j: Job, i: int) -> None:
     if not v.checked:
         st.caption(f":gray-badge[:material/help: {text}]", help=ui.plain(v.error) or None)
         if s.status.has_image:
-            st.button("Check again", key=f"recheck_{j.id}_{i}", icon=":material/policy:",
-                      on_click=reg.check_again, args=(j.id, i))
+            st.button(
+                "Check again",
+                key=f"recheck_{j.id}_{i}",
+                icon=":material/policy:",
+                on_click=reg.check_again,
+                args=(j.id, i),
+            )
         return
     fixed = " · automatic fix" if s.image.auto_fix else ""
     if is_flagged(j, i):
@@ -198,7 +228,9 @@ def continuity_badge(j: Job, i: int) -> None:
 def tile_order(j: Job) -> list[int]:
     order = list(range(len(j.slots)))
     if st.session_state.get("flagged_first"):
-        order.sort(key=lambda i: (not (is_flagged(j, i) and j.slots[i].status is SlotStatus.READY), i))
+        order.sort(
+            key=lambda i: (not (is_flagged(j, i) and j.slots[i].status is SlotStatus.READY), i)
+        )
     return order
 
 
@@ -207,9 +239,13 @@ def continuity_cost(j: Job, per_image: float) -> None:
     e = checks.estimate(settings, j, per_image, per_check)
     if not per_check and not e["expected_fix_usd"]:
         return
-    st.caption(f"Continuity checks: about ${e['checks_usd']:.3f} so far, ${e['expected_checks_usd']:.3f} "
-               f"still expected; automatic fixes expected about ${e['expected_fix_usd']:.2f} "
-               f"({checks.mode_of(settings, j)} mode, threshold {checks.threshold_of(settings, j)}).")
+    st.caption(
+        f"Continuity checks: about ${e['checks_usd']:.3f} so far, ${e['expected_checks_usd']:.3f} "
+        f"still expected; automatic fixes expected about ${e['expected_fix_usd']:.2f} "
+        f"({checks.mode_of(settings, j)} mode, threshold {checks.threshold_of(settings, j)})."
+    )
+
+
 # ---------------------------------------------------------------- end of continuity
 
 
@@ -234,30 +270,76 @@ def tile(j: Job, i: int) -> None:
             if i in reg.uploads_running(j.id):
                 st.caption(":material/cloud_upload: Uploading again…")
             else:
-                st.button("Retry upload", key=f"upload_{k}", on_click=reg.retry_upload, args=(j.id, i),
-                          icon=":material/cloud_upload:")
-        if s.status is SlotStatus.READY and not s.checking:  # a checking image waits for its verdict
+                st.button(
+                    "Retry upload",
+                    key=f"upload_{k}",
+                    on_click=reg.retry_upload,
+                    args=(j.id, i),
+                    icon=":material/cloud_upload:",
+                )
+        if (
+            s.status is SlotStatus.READY and not s.checking
+        ):  # a checking image waits for its verdict
             # One under the other: side by side, a narrow tile cuts the labels to "App…" and "R…".
-            st.button("Approve anyway" if is_flagged(j, i) else "Approve", key=f"ok_{k}", on_click=approve,
-                      args=(j.id, [i], {i: s.current}), width="stretch")
-            st.button("Reject", key=f"rej_{k}", width="stretch", on_click=open_reject, args=(j.id, i, s.current))
+            st.button(
+                "Approve anyway" if is_flagged(j, i) else "Approve",
+                key=f"ok_{k}",
+                on_click=approve,
+                args=(j.id, [i], {i: s.current}),
+                width="stretch",
+            )
+            st.button(
+                "Reject",
+                key=f"rej_{k}",
+                width="stretch",
+                on_click=open_reject,
+                args=(j.id, i, s.current),
+            )
         elif s.status is SlotStatus.FAILED:
             st.error(ui.plain(s.error or "Failed."), icon=":material/error:")
-            st.button("Retry", key=f"retry_{k}", on_click=act, args=(reg.retry, j.id, i), icon=":material/refresh:")
+            st.button(
+                "Retry",
+                key=f"retry_{k}",
+                on_click=act,
+                args=(reg.retry, j.id, i),
+                icon=":material/refresh:",
+            )
             with st.popover("Edit prompt and retry"):
-                st.caption("This is the whole prompt, the review's fix included: it is sent exactly as "
-                           "written here.")
-                new_prompt = st.text_area("Prompt", value=prompts.with_feedback(s.prompt, s.feedback),
-                                          key=f"prompt_{k}", height=200)
-                st.button("Retry with this prompt", key=f"retry_prompt_{k}", on_click=act,
-                          args=(reg.retry, j.id, i, new_prompt))
+                st.caption(
+                    "This is the whole prompt, the review's fix included: it is sent exactly as "
+                    "written here."
+                )
+                new_prompt = st.text_area(
+                    "Prompt",
+                    value=prompts.with_feedback(s.prompt, s.feedback),
+                    key=f"prompt_{k}",
+                    height=200,
+                )
+                st.button(
+                    "Retry with this prompt",
+                    key=f"retry_prompt_{k}",
+                    on_click=act,
+                    args=(reg.retry, j.id, i, new_prompt),
+                )
             stuck_scene(j, i)
-        if (len(s.versions) > 1 or (s.status is SlotStatus.FAILED and s.versions)) and not s.status.in_flight:
+        if (
+            len(s.versions) > 1 or (s.status is SlotStatus.FAILED and s.versions)
+        ) and not s.status.in_flight:
             options = list(range(len(s.versions)))
-            pick = st.selectbox("Version", options, index=s.current, key=f"ver_{k}_{len(s.versions)}",
-                                format_func=lambda v: f"Version {v + 1}")
+            pick = st.selectbox(
+                "Version",
+                options,
+                index=s.current,
+                key=f"ver_{k}_{len(s.versions)}",
+                format_func=lambda v: f"Version {v + 1}",
+            )
             if pick != s.current or s.status is SlotStatus.FAILED:
-                st.button("Use this version", key=f"use_{k}", on_click=act, args=(reg.restore_version, j.id, i, pick))
+                st.button(
+                    "Use this version",
+                    key=f"use_{k}",
+                    on_click=act,
+                    args=(reg.restore_version, j.id, i, pick),
+                )
 
 
 # ---------------------------------------------------------------- a scene that cannot be made
@@ -267,14 +349,29 @@ def stuck_scene(j: Job, i: int) -> None:
     s = j.slots[i]
     k = f"{j.id}_{i}"
     if can(s, SlotEvent.APPROVE):
-        st.button(f"Approve version {s.current + 1} as it is", key=f"ok_failed_{k}", on_click=approve,
-                  args=(j.id, [i], {i: s.current}), icon=":material/check:",
-                  help="The last image this scene had; the failed retry did not replace it.")
-    with st.container(key=f"tile_own_{k}"), st.popover("Use an image of your own", icon=":material/upload:"):
-        st.caption(f"PNG, JPEG or WebP, at most {uploads.MAX_IMAGE_UPLOAD_MB} MB. It becomes this scene's "
-                   "next version; approve it like any other.")
-        st.file_uploader("Your image", type=["png", "jpg", "jpeg", "webp"], key=f"own_{k}",
-                         on_change=own_image, args=(j.id, i, f"own_{k}"))
+        st.button(
+            f"Approve version {s.current + 1} as it is",
+            key=f"ok_failed_{k}",
+            on_click=approve,
+            args=(j.id, [i], {i: s.current}),
+            icon=":material/check:",
+            help="The last image this scene had; the failed retry did not replace it.",
+        )
+    with (
+        st.container(key=f"tile_own_{k}"),
+        st.popover("Use an image of your own", icon=":material/upload:"),
+    ):
+        st.caption(
+            f"PNG, JPEG or WebP, at most {uploads.MAX_IMAGE_UPLOAD_MB} MB. It becomes this scene's "
+            "next version; approve it like any other."
+        )
+        st.file_uploader(
+            "Your image",
+            type=["png", "jpg", "jpeg", "webp"],
+            key=f"own_{k}",
+            on_change=own_image,
+            args=(j.id, i, f"own_{k}"),
+        )
 
 
 # ---------------------------------------------------------------- review in bulk
@@ -311,7 +408,7 @@ def bulk_act(kind: str) -> None:
     chosen = bulk_selected(j)
     ss = st.session_state
     if not chosen and kind != "on_model":
-        ss.bulk_notice = "Select images first: tick \"Select\" on the tiles."
+        ss.bulk_notice = 'Select images first: tick "Select" on the tiles.'
         return
     try:
         if kind == "approve":
@@ -319,8 +416,12 @@ def bulk_act(kind: str) -> None:
             ss.bulk_notice = f"Approved {n} image(s)."
         elif kind == "reject":
             why = ss.get("bulk_reason")
-            done, skipped = bulk.reject(reg, job_id, chosen, [why] if why else [], ss.get("bulk_note", ""))
-            ss.bulk_notice = " ".join([f"Rejected {len(done)} image(s); they are being made again.", *skipped])
+            done, skipped = bulk.reject(
+                reg, job_id, chosen, [why] if why else [], ss.get("bulk_note", "")
+            )
+            ss.bulk_notice = " ".join(
+                [f"Rejected {len(done)} image(s); they are being made again.", *skipped]
+            )
         elif kind == "regenerate":
             ss.bulk_notice = f"Making {len(bulk.regenerate(reg, job_id, chosen))} image(s) again."
         elif kind == "on_model":
@@ -363,7 +464,9 @@ def compact_review(j: Job) -> bool:
     left, right = st.columns([3, 2])
     with left:
         if s.image is not None:
-            ui.show_image(s.image.local_path if not s.image.uploaded else s.image.url, width="stretch")
+            ui.show_image(
+                s.image.local_path if not s.image.uploaded else s.image.url, width="stretch"
+            )
         else:
             st.info("No image yet.", icon=":material/hourglass_top:")
     with right:
@@ -373,19 +476,52 @@ def compact_review(j: Job) -> bool:
             st.caption(f":material/record_voice_over: {ui.plain(line)}")
         verdict = bulk.verdict_of(s.image)
         if verdict:
-            st.caption(f"Continuity: {'on-model' if bulk.is_on_model(s.image) else 'check'} "
-                       f"({verdict.get('score', '?')})")
+            st.caption(
+                f"Continuity: {'on-model' if bulk.is_on_model(s.image) else 'check'} "
+                f"({verdict.get('score', '?')})"
+            )
         nav = st.columns(2)
-        nav[0].button("Previous", key="compact_prev", icon=":material/arrow_back:", on_click=compact_move,
-                      args=(-1,), shortcut=bulk.SHORTCUTS["previous"], width="stretch")
-        nav[1].button("Next", key="compact_next", icon=":material/arrow_forward:", on_click=compact_move,
-                      args=(1,), shortcut=bulk.SHORTCUTS["next"], width="stretch")
+        nav[0].button(
+            "Previous",
+            key="compact_prev",
+            icon=":material/arrow_back:",
+            on_click=compact_move,
+            args=(-1,),
+            shortcut=bulk.SHORTCUTS["previous"],
+            width="stretch",
+        )
+        nav[1].button(
+            "Next",
+            key="compact_next",
+            icon=":material/arrow_forward:",
+            on_click=compact_move,
+            args=(1,),
+            shortcut=bulk.SHORTCUTS["next"],
+            width="stretch",
+        )
         ready = s.status is SlotStatus.READY
-        st.button("Approve", key="compact_approve", type="primary", icon=":material/check:", on_click=compact_act,
-                  args=("approve",), disabled=not ready, shortcut=bulk.SHORTCUTS["approve"], width="stretch")
+        st.button(
+            "Approve",
+            key="compact_approve",
+            type="primary",
+            icon=":material/check:",
+            on_click=compact_act,
+            args=("approve",),
+            disabled=not ready,
+            shortcut=bulk.SHORTCUTS["approve"],
+            width="stretch",
+        )
         st.selectbox("Reason to reject", [""] + list(prompts.REJECT_REASONS), key="compact_reason")
-        st.button("Reject and regenerate", key="compact_reject", icon=":material/close:", on_click=compact_act,
-                  args=("reject",), disabled=not ready, shortcut=bulk.SHORTCUTS["reject"], width="stretch")
+        st.button(
+            "Reject and regenerate",
+            key="compact_reject",
+            icon=":material/close:",
+            on_click=compact_act,
+            args=("reject",),
+            disabled=not ready,
+            shortcut=bulk.SHORTCUTS["reject"],
+            width="stretch",
+        )
         st.caption("Keys: N next · P previous · A approve · X reject")
     return True
 
@@ -398,28 +534,58 @@ def bulk_bar(j: Job) -> None:
     # The tiles' checkboxes live in the refreshing grid: these buttons read them when clicked.
     on = bulk.on_model(j)
     cols = st.columns(4)
-    cols[0].button("Approve selected", key="bulk_approve", icon=":material/done_all:",
-                   on_click=bulk_act, args=("approve",), width="stretch")
-    cols[1].button("Regenerate selected", key="bulk_regenerate", icon=":material/refresh:",
-                   on_click=bulk_act, args=("regenerate",), width="stretch")
-    cols[2].button(f"Approve all on-model ({len(on)})", key="bulk_on_model", icon=":material/verified:",
-                   on_click=bulk_act, args=("on_model",), disabled=not on, width="stretch",
-                   help="Every ready image the continuity check found on-model.")
+    cols[0].button(
+        "Approve selected",
+        key="bulk_approve",
+        icon=":material/done_all:",
+        on_click=bulk_act,
+        args=("approve",),
+        width="stretch",
+    )
+    cols[1].button(
+        "Regenerate selected",
+        key="bulk_regenerate",
+        icon=":material/refresh:",
+        on_click=bulk_act,
+        args=("regenerate",),
+        width="stretch",
+    )
+    cols[2].button(
+        f"Approve all on-model ({len(on)})",
+        key="bulk_on_model",
+        icon=":material/verified:",
+        on_click=bulk_act,
+        args=("on_model",),
+        disabled=not on,
+        width="stretch",
+        help="Every ready image the continuity check found on-model.",
+    )
     with cols[3].popover("Reject selected", icon=":material/close:", width="stretch"):
         st.selectbox("One reason for all of them", list(prompts.REJECT_REASONS), key="bulk_reason")
         st.text_input("Note (optional)", key="bulk_note")
-        st.button("Reject and regenerate them", key="bulk_reject", type="primary", on_click=bulk_act,
-                  args=("reject",))
+        st.button(
+            "Reject and regenerate them",
+            key="bulk_reject",
+            type="primary",
+            on_click=bulk_act,
+            args=("reject",),
+        )
     if j.references and hero_library.saved_from(reg, j.id) is None:
-        st.button("Save this hero to the library", key="gallery_save_hero", icon=":material/bookmark_add:",
-                  on_click=save_hero_from_gallery)
+        st.button(
+            "Save this hero to the library",
+            key="gallery_save_hero",
+            icon=":material/bookmark_add:",
+            on_click=save_hero_from_gallery,
+        )
 
 
 def save_hero_from_gallery() -> None:
     j = reg.get(job_id)
     try:
         h = hero_library.save_from_job(reg, j) if j else None
-        st.session_state.bulk_notice = f"{h.name} is saved in the library." if h else "Gallery not found."
+        st.session_state.bulk_notice = (
+            f"{h.name} is saved in the library." if h else "Gallery not found."
+        )
     except hero_library.HeroError as e:
         st.session_state.bulk_notice = str(e)
 
@@ -467,12 +633,16 @@ def live() -> None:
         figures(j)
     except Exception as e:  # a damaged record must not hide the images and their buttons
         log.warning("[GALLERY] figures of job %s cannot be shown: %s", j.id[:6], type(e).__name__)
-        st.warning(f"The progress figures cannot be shown ({type(e).__name__}).", icon=":material/warning:")
+        st.warning(
+            f"The progress figures cannot be shown ({type(e).__name__}).", icon=":material/warning:"
+        )
     if j.notice:
         st.error(ui.plain(j.notice), icon=":material/error:")
     if reg.problem:  # the store could not be written: nothing is shown as saved that was not
-        st.error(f"Storage problem: {ui.plain(reg.problem)} Recent changes may not be saved.",
-                 icon=":material/database:")
+        st.error(
+            f"Storage problem: {ui.plain(reg.problem)} Recent changes may not be saved.",
+            icon=":material/database:",
+        )
     if notice := st.session_state.pop("prompt_notice", ""):
         st.warning(ui.plain(notice), icon=":material/warning:")
     if notice := st.session_state.pop("gallery_notice", ""):
@@ -480,29 +650,53 @@ def live() -> None:
     running = not j.done
     bar = st.columns([1, 1, 1, 3])
     if running:
-        bar[0].button("Stop", icon=":material/stop:", key="stop_job", on_click=act, args=(reg.cancel, j.id))
+        bar[0].button(
+            "Stop", icon=":material/stop:", key="stop_job", on_click=act, args=(reg.cancel, j.id)
+        )
     ready = [s.index for s in j.slots if s.status is SlotStatus.READY and not s.checking]
     if ready:
-        bar[1].button(f"Approve all ({len(ready)})", icon=":material/done_all:", key="approve_all",
-                      on_click=approve, args=(j.id, ready, {i: j.slots[i].current for i in ready}))
+        bar[1].button(
+            f"Approve all ({len(ready)})",
+            icon=":material/done_all:",
+            key="approve_all",
+            on_click=approve,
+            args=(j.id, ready, {i: j.slots[i].current for i in ready}),
+        )
     failed = [s.index for s in j.slots if s.status is SlotStatus.FAILED]
     if failed and not running:
-        bar[2].button(f"Retry failed ({len(failed)})", icon=":material/refresh:", key="retry_failed",
-                      on_click=act, args=(reg.retry_failed, j.id))
-    bar[3].toggle("Show flagged first", key="flagged_first",  # continuity: off-model images first
-                  help="Images the continuity check flagged, waiting for your review, come first.")
+        bar[2].button(
+            f"Retry failed ({len(failed)})",
+            icon=":material/refresh:",
+            key="retry_failed",
+            on_click=act,
+            args=(reg.retry_failed, j.id),
+        )
+    bar[3].toggle(
+        "Show flagged first",
+        key="flagged_first",  # continuity: off-model images first
+        help="Images the continuity check flagged, waiting for your review, come first.",
+    )
     order = tile_order(j)
     per_row = 5 if frames.is_portrait(j.size) else 4
     # The compact review mode (review in bulk, below) shows one large image instead of the grid.
-    for start in range(0, 0 if compact_review(j) else len(j.slots), per_row):  # row by row, so the rows stay aligned
-        for i, col in zip(order[start:start + per_row], st.columns(per_row), strict=False):
+    for start in range(
+        0, 0 if compact_review(j) else len(j.slots), per_row
+    ):  # row by row, so the rows stay aligned
+        for i, col in zip(order[start : start + per_row], st.columns(per_row), strict=False):
             with col:
                 try:
                     tile(j, i)
                 except Exception as e:  # one bad scene (a damaged record) must not hide the others
-                    log.warning("[GALLERY] scene %d of job %s cannot be shown: %s", i + 1, j.id[:6], type(e).__name__)
-                    st.error(f"Scene {i + 1} cannot be shown ({type(e).__name__}); the other scenes are fine.",
-                             icon=":material/error:")
+                    log.warning(
+                        "[GALLERY] scene %d of job %s cannot be shown: %s",
+                        i + 1,
+                        j.id[:6],
+                        type(e).__name__,
+                    )
+                    st.error(
+                        f"Scene {i + 1} cannot be shown ({type(e).__name__}); the other scenes are fine.",
+                        icon=":material/error:",
+                    )
     # Polling state changed (work finished or restarted, or all approved): one full rerun
     # so the refresh interval and the sections below follow.
     # The approval count in the same read as the figures above: the two never disagree.
@@ -510,7 +704,9 @@ def live() -> None:
     if j.all_approved:
         st.success("All images approved.", icon=":material/celebration:")
     else:
-        st.caption(f"Approve all {len(j.slots)} images to make the video. {approved} approved so far.")
+        st.caption(
+            f"Approve all {len(j.slots)} images to make the video. {approved} approved so far."
+        )
     state = (running, j.all_approved, bool(reg.uploads_running(j.id)))
     ui.record_timing("gallery_fragment", started)
     st.session_state.gallery_revision = j.revision
@@ -557,15 +753,27 @@ elif not final.narration:
 else:
     counts = shortjobs.narration_summary(final)
     spoken = sum(1 for x in final.narration if x.text)
-    badge = (":green-badge[:material/check: ready]" if shortjobs.narration_ready(final)
-             else f":red-badge[{counts['failed']} failed]" if counts["failed"]
-             else f":blue-badge[{counts['ready']} of {spoken} spoken]")
-    voice_col.markdown(f"**Narration** {badge} · {ui.plain(final.voice)} · {shortjobs.style_labels().get(final.narration_style, '')}"
-                       f" · about {final.short_seconds:.0f} s")
-music_label = final.music_name or {"builtin": "built-in ambient bed", "": "no music"}.get(final.music_path, "a track")
+    badge = (
+        ":green-badge[:material/check: ready]"
+        if shortjobs.narration_ready(final)
+        else f":red-badge[{counts['failed']} failed]"
+        if counts["failed"]
+        else f":blue-badge[{counts['ready']} of {spoken} spoken]"
+    )
+    voice_col.markdown(
+        f"**Narration** {badge} · {ui.plain(final.voice)} · {shortjobs.style_labels().get(final.narration_style, '')}"
+        f" · about {final.short_seconds:.0f} s"
+    )
+music_label = final.music_name or {"builtin": "built-in ambient bed", "": "no music"}.get(
+    final.music_path, "a track"
+)
 voice_col.caption(f"Music: {ui.plain(music_label)}.")
-link_col.page_link(ui.VOICE_PAGE, label="Voice and music", query_params={"job": job_id},
-                   icon=":material/record_voice_over:")
+link_col.page_link(
+    ui.VOICE_PAGE,
+    label="Voice and music",
+    query_params={"job": job_id},
+    icon=":material/record_voice_over:",
+)
 
 # ---------------------------------------------------------------- videos
 if final.all_approved:
@@ -578,9 +786,17 @@ if final.all_approved:
     def start_video() -> None:
         ss = st.session_state
         provider = ss.get("video_provider", videojobs.SLIDESHOW)
-        scenes = [n - 1 for n in ss.get("video_scenes", [])] if provider != videojobs.SLIDESHOW else None
-        problem = videojobs.start(reg, job_id, provider, scenes, ss.get("video_seconds", 4.0),
-                                  ss.get("video_captions", True))
+        scenes = (
+            [n - 1 for n in ss.get("video_scenes", [])] if provider != videojobs.SLIDESHOW else None
+        )
+        problem = videojobs.start(
+            reg,
+            job_id,
+            provider,
+            scenes,
+            ss.get("video_seconds", 4.0),
+            ss.get("video_captions", True),
+        )
         if problem:
             ss.video_notice = problem
 
@@ -588,26 +804,58 @@ if final.all_approved:
         if problem := videojobs.retry_clip(reg, job_id, index):
             st.session_state.video_notice = problem
 
-    provider = st.radio("Make the video with", list(choices), format_func=lambda k: choices[k].label,
-                        key="video_provider", horizontal=True, disabled=busy)
+    provider = st.radio(
+        "Make the video with",
+        list(choices),
+        format_func=lambda k: choices[k].label,
+        key="video_provider",
+        horizontal=True,
+        disabled=busy,
+    )
     left, right = st.columns(2)
-    left.number_input("Seconds per scene", min_value=0.5, max_value=15.0, value=4.0, step=0.5,
-                      key="video_seconds", disabled=busy,
-                      help="How long each image shows (scenes animated by a service use their clip's length).")
-    right.toggle("Captions (burned in; an .srt file is made either way)", value=True, key="video_captions",
-                 disabled=busy)
+    left.number_input(
+        "Seconds per scene",
+        min_value=0.5,
+        max_value=15.0,
+        value=4.0,
+        step=0.5,
+        key="video_seconds",
+        disabled=busy,
+        help="How long each image shows (scenes animated by a service use their clip's length).",
+    )
+    right.toggle(
+        "Captions (burned in; an .srt file is made either way)",
+        value=True,
+        key="video_captions",
+        disabled=busy,
+    )
     if provider != videojobs.SLIDESHOW:
-        picked = st.multiselect("Scenes to animate", list(range(1, len(vjob.slots) + 1)),
-                                default=list(range(1, len(vjob.slots) + 1)), key="video_scenes", disabled=busy,
-                                help="The other scenes show their image with a slow pan and zoom.")
+        picked = st.multiselect(
+            "Scenes to animate",
+            list(range(1, len(vjob.slots) + 1)),
+            default=list(range(1, len(vjob.slots) + 1)),
+            key="video_scenes",
+            disabled=busy,
+            help="The other scenes show their image with a slow pan and zoom.",
+        )
         cost = videojobs.estimate(settings, provider, len(picked))
         ch = choices[provider]
         hero_note = " The approved hero sheet goes with each frame." if ch.references else ""
-        st.info(f"{ch.label}: {len(picked)} clips of about {ch.clip_seconds:g} s, "
-                f"estimated **US${cost:.2f}** (charged by the vendor; {ch.price_note}). "
-                f"Clips take 1–5 minutes each.{hero_note}", icon=":material/payments:")
-    st.button("Generate videos", type="primary", icon=":material/movie:", key="generate_video",
-              on_click=act, args=(start_video,), disabled=busy)
+        st.info(
+            f"{ch.label}: {len(picked)} clips of about {ch.clip_seconds:g} s, "
+            f"estimated **US${cost:.2f}** (charged by the vendor; {ch.price_note}). "
+            f"Clips take 1–5 minutes each.{hero_note}",
+            icon=":material/payments:",
+        )
+    st.button(
+        "Generate videos",
+        type="primary",
+        icon=":material/movie:",
+        key="generate_video",
+        on_click=act,
+        args=(start_video,),
+        disabled=busy,
+    )
     if notice := st.session_state.pop("video_notice", ""):
         st.warning(ui.plain(notice), icon=":material/warning:")
 
@@ -620,7 +868,9 @@ if final.all_approved:
         if v.running:
             st.progress(min(1.0, v.progress), text=v.stage or "Working…")
         if v.provider != videojobs.SLIDESHOW:
-            st.caption(f"Estimated US${v.estimate_usd:.2f} · submitted to the vendor so far US${v.spent_usd:.2f}")
+            st.caption(
+                f"Estimated US${v.estimate_usd:.2f} · submitted to the vendor so far US${v.spent_usd:.2f}"
+            )
         if v.clips:
             cols = st.columns(5)
             for n, c in enumerate(v.clips):
@@ -631,31 +881,55 @@ if final.all_approved:
                     elif c.status is ClipStatus.FAILED:
                         st.caption(f":red[{ui.plain(c.error)}]")
                         again = videojobs.clip_cost(settings, v.provider)
-                        st.button(f"Retry (about US${again:.2f})", key=f"retry_clip_{c.index}",
-                                  icon=":material/refresh:", on_click=retry_clip, args=(c.index,),
-                                  help="Submits this clip to the vendor again: a new clip is charged again.")
+                        st.button(
+                            f"Retry (about US${again:.2f})",
+                            key=f"retry_clip_{c.index}",
+                            icon=":material/refresh:",
+                            on_click=retry_clip,
+                            args=(c.index,),
+                            help="Submits this clip to the vendor again: a new clip is charged again.",
+                        )
         if v.error and not v.running:
             st.error(ui.plain(v.error), icon=":material/error:")
         if v.status == "done" and v.path and not v.running:
-            st.success(f"Story video ready: {v.duration:.1f} s, rendered in {v.render_seconds:.1f} s.",
-                       icon=":material/movie:")
+            st.success(
+                f"Story video ready: {v.duration:.1f} s, rendered in {v.render_seconds:.1f} s.",
+                icon=":material/movie:",
+            )
             if v.narrated:  # the finished Short: what it was made with
-                st.caption(f":material/record_voice_over: Narrated · captions timed to the voice · "
-                           f"music: {ui.plain(v.music or 'none') if v.music_used else 'none'}")
+                st.caption(
+                    f":material/record_voice_over: Narrated · captions timed to the voice · "
+                    f"music: {ui.plain(v.music or 'none') if v.music_used else 'none'}"
+                )
             if v.music_message:
                 st.warning(ui.plain(v.music_message), icon=":material/music_off:")
             # Burned-in captions already show the text: a subtitle track on top would repeat it.
             # A 9:16 video at the page's full width would be two screens tall.
-            st.video(v.path, subtitles=None if v.captions else (v.srt_path or None),
-                     width=360 if frames.is_portrait(j.size) else "stretch")
+            st.video(
+                v.path,
+                subtitles=None if v.captions else (v.srt_path or None),
+                width=360 if frames.is_portrait(j.size) else "stretch",
+            )
             a, b = st.columns(2)
-            a.download_button("Download the video (MP4)", data=lambda p=v.path: Path(p).read_bytes(),
-                              file_name=f"foxpipe-{job_id[:8]}.mp4", mime="video/mp4", key="download_video",
-                              icon=":material/download:", on_click="ignore")
+            a.download_button(
+                "Download the video (MP4)",
+                data=lambda p=v.path: Path(p).read_bytes(),
+                file_name=f"foxpipe-{job_id[:8]}.mp4",
+                mime="video/mp4",
+                key="download_video",
+                icon=":material/download:",
+                on_click="ignore",
+            )
             if v.srt_path:
-                b.download_button("Download subtitles (.srt)", data=lambda p=v.srt_path: Path(p).read_bytes(),
-                                  file_name=f"foxpipe-{job_id[:8]}.srt", mime="text/plain", key="download_srt",
-                                  icon=":material/subtitles:", on_click="ignore")
+                b.download_button(
+                    "Download subtitles (.srt)",
+                    data=lambda p=v.srt_path: Path(p).read_bytes(),
+                    file_name=f"foxpipe-{job_id[:8]}.srt",
+                    mime="text/plain",
+                    key="download_srt",
+                    icon=":material/subtitles:",
+                    on_click="ignore",
+                )
         # When work starts or stops, one full rerun so the polling interval and the form follow.
         if st.session_state.get("video_running") not in (None, v.running):
             st.session_state.video_running = v.running

@@ -8,8 +8,12 @@ from foxpipe.engine.jobs import GuardError
 ui.page_start()
 settings = ui.settings()
 reg = ui.registry()
-job = ui.require_job(reg, "Approve your scenes first: the hero's reference sheet is drawn from them.",
-                     ui.SCENES_PAGE, "Go to the scenes")
+job = ui.require_job(
+    reg,
+    "Approve your scenes first: the hero's reference sheet is drawn from them.",
+    ui.SCENES_PAGE,
+    "Go to the scenes",
+)
 job_id = job.id
 if st.session_state.get("go_gallery_from_hero") == job_id or hero.started(job):
     st.session_state.pop("go_gallery_from_hero", None)
@@ -38,8 +42,10 @@ def start(use_references: bool) -> None:
 
 
 st.title("Hero reference sheet")
-st.caption("Every scene image is drawn from these references, so the hero keeps one look. "
-           "Regenerate until you like them, then approve.")
+st.caption(
+    "Every scene image is drawn from these references, so the hero keeps one look. "
+    "Regenerate until you like them, then approve."
+)
 if notice := st.session_state.pop("prompt_notice", ""):
     st.warning(ui.plain(notice), icon=":material/warning:")
 
@@ -70,7 +76,9 @@ def save_hero() -> None:
     j = reg.get(job_id)
     try:
         h = hero_library.save_from_job(reg, j) if j else None
-        st.session_state[f"hero_saved_{job_id}"] = f"{h.name} is saved in the library." if h else "Gone."
+        st.session_state[f"hero_saved_{job_id}"] = (
+            f"{h.name} is saved in the library." if h else "Gone."
+        )
     except hero_library.HeroError as e:
         st.session_state[f"hero_error_{job_id}"] = str(e)
 
@@ -79,8 +87,13 @@ def save_to_library(j, ready: bool) -> None:  # noqa: ANN001
     if msg := st.session_state.get(f"hero_saved_{job_id}"):
         st.success(ui.plain(msg), icon=":material/bookmark_added:")
     elif ready and hero_library.saved_from(reg, job_id) is None:
-        st.button("Save this hero to the library", key="hero_save_library", icon=":material/bookmark_add:",
-                  on_click=save_hero, help="Reuse this hero (and these references) in later stories.")
+        st.button(
+            "Save this hero to the library",
+            key="hero_save_library",
+            icon=":material/bookmark_add:",
+            on_click=save_hero,
+            help="Reuse this hero (and these references) in later stories.",
+        )
 
 
 @st.fragment(run_every=1.0 if busy() else None)
@@ -88,8 +101,14 @@ def sheet() -> None:
     j = reg.get(job_id) or job
     drawing = {f: hero.drawing(reg, job_id, f) for f in forms}
     # Chain: once the hero is drawn, draw the powered-up form from it (first visit only).
-    if (len(forms) > 1 and forms[0] in j.references and forms[1] not in j.references
-            and not drawing[forms[1]] and not j.hero_errors and st.session_state.get(f"hero_chain_{job_id}") is None):
+    if (
+        len(forms) > 1
+        and forms[0] in j.references
+        and forms[1] not in j.references
+        and not drawing[forms[1]]
+        and not j.hero_errors
+        and st.session_state.get(f"hero_chain_{job_id}") is None
+    ):
         st.session_state[f"hero_chain_{job_id}"] = True
         make(forms[1])
         drawing[forms[1]] = hero.drawing(reg, job_id, forms[1])
@@ -99,7 +118,9 @@ def sheet() -> None:
             st.markdown(f"**{hero.form_label(j, form)}**")
             path = j.references.get(form)
             if drawing[form]:
-                st.info("Drawing… (up to a few minutes with a busy account)", icon=":material/brush:")
+                st.info(
+                    "Drawing… (up to a few minutes with a busy account)", icon=":material/brush:"
+                )
             if path:
                 ui.show_image(path, width="stretch")
             elif not drawing[form]:
@@ -107,16 +128,36 @@ def sheet() -> None:
             if err := j.hero_errors.get(form):
                 st.error(err, icon=":material/error:")
             st.text_input("What should change? (optional)", key=f"hero_note_{job_id}_{form}")
-            st.button("Regenerate" if path else "Draw", key=f"hero_make_{job_id}_{form}", icon=":material/refresh:",
-                      on_click=make, args=(form, f"hero_note_{job_id}_{form}"), width="stretch",
-                      disabled=drawing[form])
+            st.button(
+                "Regenerate" if path else "Draw",
+                key=f"hero_make_{job_id}_{form}",
+                icon=":material/refresh:",
+                on_click=make,
+                args=(form, f"hero_note_{job_id}_{form}"),
+                width="stretch",
+                disabled=drawing[form],
+            )
     ready = all(j.references.get(f) for f in forms) and not any(drawing.values())
     left, right = st.columns(2)
-    left.button("Approve and make the 20 images", type="primary", icon=":material/check:", key="hero_approve",
-                on_click=start, args=(True,), disabled=not ready, width="stretch")
-    right.button("Skip the references", icon=":material/skip_next:", key="hero_skip", on_click=start,
-                 args=(False,), width="stretch",
-                 help="Make the 20 images from the text prompts alone; the hero may look different between scenes.")
+    left.button(
+        "Approve and make the 20 images",
+        type="primary",
+        icon=":material/check:",
+        key="hero_approve",
+        on_click=start,
+        args=(True,),
+        disabled=not ready,
+        width="stretch",
+    )
+    right.button(
+        "Skip the references",
+        icon=":material/skip_next:",
+        key="hero_skip",
+        on_click=start,
+        args=(False,),
+        width="stretch",
+        help="Make the 20 images from the text prompts alone; the hero may look different between scenes.",
+    )
     save_to_library(j, ready)  # the hero library
     if not any(drawing.values()) and st.session_state.get(f"hero_polling_{job_id}"):
         st.session_state[f"hero_polling_{job_id}"] = False

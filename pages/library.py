@@ -73,8 +73,10 @@ if ss.pop("go_quiz", False):
     st.switch_page(ui.QUIZ_PAGE)
 
 st.title("Hero library")
-st.caption("Save an approved hero from its Hero page or gallery, then start each new story with it: the quiz "
-           "skips what the hero fixes and its reference sheet is reused, so no new reference image is paid for.")
+st.caption(
+    "Save an approved hero from its Hero page or gallery, then start each new story with it: the quiz "
+    "skips what the hero fixes and its reference sheet is reused, so no new reference image is paid for."
+)
 if notice := ss.pop("library_notice", ""):
     st.info(ui.plain(notice), icon=":material/info:")
 
@@ -96,27 +98,62 @@ for h in saved:
             cols = st.columns(max(2, len(paths)))
             for col, (form, path) in zip(cols, paths.items(), strict=False):
                 with col:
-                    ui.show_image(path, caption="Hero" if form == "base" else "Powered-up form", width=220)
+                    ui.show_image(
+                        path, caption="Hero" if form == "base" else "Powered-up form", width=220
+                    )
         else:
-            st.caption("No reference images (saved offline): the Hero step draws them the first time.")
+            st.caption(
+                "No reference images (saved offline): the Hero step draws them the first time."
+            )
         with st.expander("Character sheet"):
             st.markdown(ui.plain(h.sheet))
         a, b, c = st.columns(3)
-        a.button("Start a story with this hero", key=f"use_{h.id}", type="primary", icon=":material/auto_stories:",
-                 on_click=use, args=(h.id,), width="stretch")
-        b.selectbox("Structure", structures.LABELS, key=f"structure_{h.id}", label_visibility="collapsed")
-        c.button("Add to the queue", key=f"enqueue_{h.id}", icon=":material/playlist_add:", on_click=enqueue,
-                 args=(h.id,), width="stretch")
+        a.button(
+            "Start a story with this hero",
+            key=f"use_{h.id}",
+            type="primary",
+            icon=":material/auto_stories:",
+            on_click=use,
+            args=(h.id,),
+            width="stretch",
+        )
+        b.selectbox(
+            "Structure", structures.LABELS, key=f"structure_{h.id}", label_visibility="collapsed"
+        )
+        c.button(
+            "Add to the queue",
+            key=f"enqueue_{h.id}",
+            icon=":material/playlist_add:",
+            on_click=enqueue,
+            args=(h.id,),
+            width="stretch",
+        )
         with st.popover("Rename, export, delete", icon=":material/more_horiz:"):
             st.text_input("Name", value=h.name, key=f"name_{h.id}", max_chars=heroes.MAX_NAME)
             st.button("Rename", key=f"rename_{h.id}", on_click=rename, args=(h.id,))
-            st.download_button("Export (JSON with the images)", data=lambda h=h: heroes.export_bytes(h),
-                               file_name=f"hero-{h.name[:30]}.json", mime="application/json",
-                               key=f"export_{h.id}", on_click="ignore", icon=":material/download:")
+            st.download_button(
+                "Export (JSON with the images)",
+                data=lambda h=h: heroes.export_bytes(h),
+                file_name=f"hero-{h.name[:30]}.json",
+                mime="application/json",
+                key=f"export_{h.id}",
+                on_click="ignore",
+                icon=":material/download:",
+            )
             st.checkbox("Yes, delete this hero", key=f"sure_{h.id}")
-            st.button("Delete", key=f"delete_{h.id}", on_click=delete, args=(h.id,), icon=":material/delete:")
+            st.button(
+                "Delete",
+                key=f"delete_{h.id}",
+                on_click=delete,
+                args=(h.id,),
+                icon=":material/delete:",
+            )
 
 st.divider()
-st.file_uploader("Import a hero (a file exported here)", type=["json"], key="hero_import",
-                 help=f"At most {heroes.MAX_FILE_BYTES // 1_000_000} MB.")
+st.file_uploader(
+    "Import a hero (a file exported here)",
+    type=["json"],
+    key="hero_import",
+    help=f"At most {heroes.MAX_FILE_BYTES // 1_000_000} MB.",
+)
 st.button("Import", key="hero_import_go", on_click=import_file, icon=":material/upload:")

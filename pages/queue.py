@@ -31,9 +31,11 @@ def remove(item_id: str) -> None:
 
 
 st.title("Queue of stories")
-st.caption("Stories are written and their images made one after another, within the account's rate limit and "
-           "today's image budget, up to the review. Add stories from the quiz, from a saved hero in the Library, "
-           "or from a file of answers.")
+st.caption(
+    "Stories are written and their images made one after another, within the account's rate limit and "
+    "today's image budget, up to the review. Add stories from the quiz, from a saved hero in the Library, "
+    "or from a file of answers."
+)
 if notice := ss.pop("queue_notice", ""):
     st.info(ui.plain(notice), icon=":material/info:")
 
@@ -46,10 +48,22 @@ except StoreError as e:
 
 if reason:
     st.warning(f"Paused: {ui.plain(reason)}", icon=":material/pause_circle:")
-    st.button("Resume", key="queue_resume", icon=":material/play_arrow:", on_click=story_queue.resume, args=(reg,))
+    st.button(
+        "Resume",
+        key="queue_resume",
+        icon=":material/play_arrow:",
+        on_click=story_queue.resume,
+        args=(reg,),
+    )
 else:
-    st.button("Pause", key="queue_pause", icon=":material/pause:", on_click=story_queue.pause, args=(reg,),
-              help="The story being made finishes its images; the next ones wait.")
+    st.button(
+        "Pause",
+        key="queue_pause",
+        icon=":material/pause:",
+        on_click=story_queue.pause,
+        args=(reg,),
+        help="The story being made finishes its images; the next ones wait.",
+    )
 
 busy = any(r.state in (story_queue.WRITING, story_queue.IMAGES) for r in rows)
 
@@ -62,8 +76,10 @@ def table() -> None:
     per_image = reg.pipeline.cost_per_image()
     waiting_images = sum(i.images for i in items if i.state == story_queue.WAITING)
     if items:
-        st.caption(f"{len(items)} stories · {waiting_images} images still to make"
-                   + (f" (about US${waiting_images * per_image:.2f})" if per_image else " (offline: free)"))
+        st.caption(
+            f"{len(items)} stories · {waiting_images} images still to make"
+            + (f" (about US${waiting_images * per_image:.2f})" if per_image else " (offline: free)")
+        )
     for n, it in enumerate(items, start=1):
         with st.container(border=True):
             a, b, c = st.columns([4, 2, 2])
@@ -74,11 +90,20 @@ def table() -> None:
             if it.note:
                 st.caption(ui.plain(it.note))
             if it.job_id and it.state in (story_queue.IMAGES, story_queue.READY):
-                st.page_link(ui.GALLERY_PAGE, label="Open its gallery", query_params={"job": it.job_id},
-                             icon=":material/photo_library:")
+                st.page_link(
+                    ui.GALLERY_PAGE,
+                    label="Open its gallery",
+                    query_params={"job": it.job_id},
+                    icon=":material/photo_library:",
+                )
             if it.state not in (story_queue.WRITING, story_queue.IMAGES):
-                st.button("Remove", key=f"queue_remove_{it.id}", on_click=remove, args=(it.id,),
-                          icon=":material/delete:")
+                st.button(
+                    "Remove",
+                    key=f"queue_remove_{it.id}",
+                    on_click=remove,
+                    args=(it.id,),
+                    icon=":material/delete:",
+                )
     now_busy = any(r.state in (story_queue.WRITING, story_queue.IMAGES) for r in items)
     if now_busy != busy:
         st.rerun()
@@ -88,8 +113,12 @@ table()
 
 st.divider()
 st.subheader("Add stories from a file")
-st.caption("JSON: a list of answer objects (keys as in the quiz: structure, animal, hero_name, setting…). "
-           "CSV: one story per row, a header row of those keys. Missing answers take the quiz's defaults; "
-           "every row is checked and nothing is queued from a file with a bad row.")
+st.caption(
+    "JSON: a list of answer objects (keys as in the quiz: structure, animal, hero_name, setting…). "
+    "CSV: one story per row, a header row of those keys. Missing answers take the quiz's defaults; "
+    "every row is checked and nothing is queued from a file with a bad row."
+)
 st.file_uploader("Answers file", type=["json", "csv"], key="queue_file")
-st.button("Queue these stories", key="queue_add_file", icon=":material/playlist_add:", on_click=add_file)
+st.button(
+    "Queue these stories", key="queue_add_file", icon=":material/playlist_add:", on_click=add_file
+)

@@ -54,8 +54,10 @@ from foxpipe.channel import queue as story_queue  # noqa: E402
 saved_hero = heroes.get(ui.registry(), st.session_state.get("hero_id"))
 if st.session_state.get("hero_id") and saved_hero is None:
     st.session_state.hero_id = None
-    st.warning("The saved hero is no longer in the library; answer the questions about your hero.",
-               icon=":material/warning:")
+    st.warning(
+        "The saved hero is no longer in the library; answer the questions about your hero.",
+        icon=":material/warning:",
+    )
 if saved_hero is not None:
     answers.update(saved_hero.answers)  # what the hero fixes is not asked
 
@@ -67,8 +69,12 @@ def forget_hero() -> None:
 def enqueue() -> None:
     """Add these answers to the queue of stories (the quiz's messages when they are not valid)."""
     try:
-        item = story_queue.add(ui.registry(), st.session_state.owner, dict(answers),
-                               hero_id=st.session_state.get("hero_id") or "")
+        item = story_queue.add(
+            ui.registry(),
+            st.session_state.owner,
+            dict(answers),
+            hero_id=st.session_state.get("hero_id") or "",
+        )
     except story_queue.QueueError as e:
         st.session_state.quiz_notice = f"Not queued: {e}"
         return
@@ -78,11 +84,16 @@ def enqueue() -> None:
 st.title("Who is your hero?")
 if saved_hero is not None:
     c1, c2 = st.columns([4, 1])
-    c1.info(f"Saved hero: **{ui.plain(saved_hero.label())}**. Its name, species, look and style are reused, and "
-            "its reference sheet too: no new reference image is paid for.", icon=":material/bookmark:")
+    c1.info(
+        f"Saved hero: **{ui.plain(saved_hero.label())}**. Its name, species, look and style are reused, and "
+        "its reference sheet too: no new reference image is paid for.",
+        icon=":material/bookmark:",
+    )
     c2.button("Use another hero", key="forget_hero", on_click=forget_hero, icon=":material/close:")
-st.caption("Choose the kind of story first: its 20 scenes follow that structure, and the questions "
-           "after it change with it and with your earlier answers.")
+st.caption(
+    "Choose the kind of story first: its 20 scenes follow that structure, and the questions "
+    "after it change with it and with your earlier answers."
+)
 
 for q in quiz.QUESTIONS:
     if not quiz.is_visible(q, answers):  # answers above may have changed the branch
@@ -96,8 +107,11 @@ for q in quiz.QUESTIONS:
         value = st.selectbox(q.label, q.options, index=index, key=key, help=q.help or None)
     else:
         value = st.text_input(
-            q.label, value=answers.get(q.key, q.default), key=key,
-            placeholder=q.placeholder, help=f"Up to {q.max_len} characters.",
+            q.label,
+            value=answers.get(q.key, q.default),
+            key=key,
+            placeholder=q.placeholder,
+            help=f"Up to {q.max_len} characters.",
         )
     answers[q.key] = value
     if q.key == structures.ANSWER_KEY:
@@ -105,15 +119,28 @@ for q in quiz.QUESTIONS:
         with st.expander(f"{chosen.label}: the 20 scenes", icon=":material/view_timeline:"):
             st.caption(chosen.summary)
             for act in chosen.acts:
-                st.markdown(f"**{act.name}** · " + " → ".join(
-                    f"{span.name} ({span.scenes})" for span in act.spans))
+                st.markdown(
+                    f"**{act.name}** · "
+                    + " → ".join(f"{span.name} ({span.scenes})" for span in act.spans)
+                )
     if q.key in errors:
         st.error(ui.plain(errors[q.key]), icon=":material/error:")
 
-st.button("Write my story", type="primary", icon=":material/auto_stories:", key="write_story", on_click=write,
-          disabled=bool(task_id))
-st.button("Add to the queue", icon=":material/playlist_add:", key="enqueue_story", on_click=enqueue,
-          help="Make this story later, one after another with others, up to the review (see Queue).")
+st.button(
+    "Write my story",
+    type="primary",
+    icon=":material/auto_stories:",
+    key="write_story",
+    on_click=write,
+    disabled=bool(task_id),
+)
+st.button(
+    "Add to the queue",
+    icon=":material/playlist_add:",
+    key="enqueue_story",
+    on_click=enqueue,
+    help="Make this story later, one after another with others, up to the review (see Queue).",
+)
 if queued := st.session_state.pop("quiz_queued", ""):
     st.success(ui.plain(queued), icon=":material/queue:")
 writing()

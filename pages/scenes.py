@@ -9,8 +9,12 @@ from foxpipe.engine.continuity import story_check_cost
 
 ui.page_start()
 settings = ui.settings()
-ui.need(st.session_state.story is not None, "Answer the quiz first: the scenes are written from it.",
-        ui.QUIZ_PAGE, "Go to the quiz")
+ui.need(
+    st.session_state.story is not None,
+    "Answer the quiz first: the scenes are written from it.",
+    ui.QUIZ_PAGE,
+    "Go to the quiz",
+)
 story: Story = st.session_state.story
 
 # Approving in a callback: a double click cannot make two jobs, and the page switch
@@ -60,15 +64,23 @@ def approve() -> None:
         st.session_state.scene_notice = f"Write or rewrite {names} before approving."
         return
     # The prompts are written and the job made in the background (with OpenAI, up to a minute).
-    if hero_id := st.session_state.get("hero_id"):  # a saved hero: its sheet and references are reused
+    if hero_id := st.session_state.get(
+        "hero_id"
+    ):  # a saved hero: its sheet and references are reused
         from foxpipe.channel import heroes
 
         st.session_state.approve_task = heroes.start_approval(settings, story, ui.me(), hero_id)
         return
-    st.session_state.approve_task = workflow.start_approval(settings, story, ui.me(), **continuity_choice())
+    st.session_state.approve_task = workflow.start_approval(
+        settings, story, ui.me(), **continuity_choice()
+    )
 
 
-@st.fragment(run_every=0.5 if st.session_state.get("approve_task") or st.session_state.get("rewrite_task") else None)
+@st.fragment(
+    run_every=0.5
+    if st.session_state.get("approve_task") or st.session_state.get("rewrite_task")
+    else None
+)
 def background() -> None:
     """Polls the step running in the background; when it ends, one full rerun shows it."""
     if tid := st.session_state.get("approve_task"):
@@ -78,7 +90,9 @@ def background() -> None:
             return
         st.session_state.pop("approve_task")
         if t is None or t.status == "failed":
-            st.session_state.scene_notice = t.error if t else "The approval was interrupted; approve again."
+            st.session_state.scene_notice = (
+                t.error if t else "The approval was interrupted; approve again."
+            )
         else:
             st.session_state.job_id = t.result.job_id
             if t.result.problem:
@@ -93,18 +107,29 @@ def background() -> None:
             return
         st.session_state.pop("rewrite_task")
         if t is None or t.status == "failed":
-            st.session_state.scene_notice = f"Scene {n} could not be rewritten: {t.error if t else 'interrupted'}"
+            st.session_state.scene_notice = (
+                f"Scene {n} could not be rewritten: {t.error if t else 'interrupted'}"
+            )
         else:
-            st.session_state.rewrite_done = (n, t.result[:SCENE_MAX_CHARS])  # applied before the widgets
+            st.session_state.rewrite_done = (
+                n,
+                t.result[:SCENE_MAX_CHARS],
+            )  # applied before the widgets
         st.rerun()
 
 
 st.title(ui.plain(story.title))
-st.caption("Edit any scene; your changes are kept when you switch pages. Approve to make the images.")
+st.caption(
+    "Edit any scene; your changes are kept when you switch pages. Approve to make the images."
+)
 if story.problem:
     st.warning(ui.plain(story.problem), icon=":material/warning:")
-    st.button("Try writing the missing scenes again", on_click=retry_story, icon=":material/refresh:",
-              key="retry_story")
+    st.button(
+        "Try writing the missing scenes again",
+        on_click=retry_story,
+        icon=":material/refresh:",
+        key="retry_story",
+    )
 if notice := st.session_state.pop("scene_notice", ""):
     st.error(ui.plain(notice), icon=":material/error:")
 
@@ -116,44 +141,87 @@ for scene in story.scenes:
         head.markdown(f"**{label}**" + ("  :orange-badge[missing]" if scene.placeholder else ""))
         with tools.popover("Rewrite", icon=":material/edit:", width="stretch"):
             st.text_input("What should change? (optional)", key=f"note_{story.id}_{n}")
-            st.button("Rewrite this scene", key=f"rewrite_{story.id}_{n}", on_click=rewrite, args=(n,),
-                      disabled=bool(st.session_state.get("rewrite_task")))
+            st.button(
+                "Rewrite this scene",
+                key=f"rewrite_{story.id}_{n}",
+                on_click=rewrite,
+                args=(n,),
+                disabled=bool(st.session_state.get("rewrite_task")),
+            )
         # max_chars: the box itself stops at the limit (with a counter), so what is shown is
         # exactly what is kept.
-        text = st.text_area(label, value=scene.text[:SCENE_MAX_CHARS], key=scene_key(n), height=90,
-                            label_visibility="collapsed", max_chars=SCENE_MAX_CHARS)
+        text = st.text_area(
+            label,
+            value=scene.text[:SCENE_MAX_CHARS],
+            key=scene_key(n),
+            height=90,
+            label_visibility="collapsed",
+            max_chars=SCENE_MAX_CHARS,
+        )
         if len(text) >= SCENE_MAX_CHARS:
             limit = f"{SCENE_MAX_CHARS:,}".replace(",", " ")
-            st.caption(f":orange[:material/warning: Scene {n} is at the {limit}-character limit; "
-                       "nothing beyond it is kept.]")
+            st.caption(
+                f":orange[:material/warning: Scene {n} is at the {limit}-character limit; "
+                "nothing beyond it is kept.]"
+            )
         cleaned = quiz.clean_text(text)[:SCENE_MAX_CHARS]
         if cleaned != scene.text:
             scene.text = cleaned
             scene.placeholder = cleaned == placeholder_text(n)
 
+
 # ---------------------------------------------------------------- continuity (before approval)
 # How each image is checked against the hero: stored on the job when the scenes are approved.
 def continuity_choice() -> dict[str, object]:
     mode = st.session_state.get("continuity_mode", settings.continuity)
-    return {"continuity": continuity.parse_mode(mode),
-            "continuity_threshold": int(st.session_state.get("continuity_threshold", settings.continuity_threshold))}
+    return {
+        "continuity": continuity.parse_mode(mode),
+        "continuity_threshold": int(
+            st.session_state.get("continuity_threshold", settings.continuity_threshold)
+        ),
+    }
 
 
 with st.expander("Continuity check: every image against the hero", icon=":material/policy:"):
-    st.radio("When an image does not look like the hero", list(continuity.MODES), key="continuity_mode",
-             index=list(continuity.MODES).index(continuity.parse_mode(settings.continuity)), horizontal=True,
-             format_func=lambda m: {"off": "Don't check", "flag": "Flag it for me",
-                                    "fix": "Fix it once by itself, then flag"}[m])
-    st.slider("Off model below this score", 0, 100, max(0, min(100, settings.continuity_threshold)),
-              key="continuity_threshold", help="Each check gives a score 0-100 against the hero's reference.")
+    st.radio(
+        "When an image does not look like the hero",
+        list(continuity.MODES),
+        key="continuity_mode",
+        index=list(continuity.MODES).index(continuity.parse_mode(settings.continuity)),
+        horizontal=True,
+        format_func=lambda m: {
+            "off": "Don't check",
+            "flag": "Flag it for me",
+            "fix": "Fix it once by itself, then flag",
+        }[m],
+    )
+    st.slider(
+        "Off model below this score",
+        0,
+        100,
+        max(0, min(100, settings.continuity_threshold)),
+        key="continuity_threshold",
+        help="Each check gives a score 0-100 against the hero's reference.",
+    )
     per_story = story_check_cost(settings, len(story.scenes), fix_rate=0.1)
-    st.caption(f"With {'OpenAI' if settings.openai_live else 'the built-in check'}: about "
-               f"${per_story:.3f} per story for the checks" + (f" ({settings.openai_vision_model})."
-                                                               if settings.openai_live else " (free)."))
+    st.caption(
+        f"With {'OpenAI' if settings.openai_live else 'the built-in check'}: about "
+        f"${per_story:.3f} per story for the checks"
+        + (f" ({settings.openai_vision_model})." if settings.openai_live else " (free).")
+    )
 # ---------------------------------------------------------------- end of continuity
 
-busy = bool(st.session_state.get("go_gallery") or st.session_state.get("go_hero")
-            or st.session_state.get("approve_task"))
-st.button("Approve scenes", type="primary", icon=":material/check:", on_click=approve, key="approve_scenes",
-          disabled=busy)
+busy = bool(
+    st.session_state.get("go_gallery")
+    or st.session_state.get("go_hero")
+    or st.session_state.get("approve_task")
+)
+st.button(
+    "Approve scenes",
+    type="primary",
+    icon=":material/check:",
+    on_click=approve,
+    key="approve_scenes",
+    disabled=busy,
+)
 background()

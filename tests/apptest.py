@@ -21,7 +21,7 @@ def pending(at: AppTest) -> bool:
         return True
     if any(str(k).startswith("hero_polling_") and at.session_state[k] for k in keys):
         return True
-    return narration_busy(at.session_state["voice_job"] if "voice_job" in at.session_state else None)  # noqa: SIM401 (no .get on AppTest state)
+    return narration_busy(at.session_state.get("voice_job"))
 
 
 def narration_busy(job_id: str | None) -> bool:
@@ -32,7 +32,11 @@ def narration_busy(job_id: str | None) -> bool:
     reg = app.current()
     if not job_id or reg is None:
         return False
-    return shortjobs.writing(reg, job_id) or shortjobs.speaking(reg, job_id) or bool(shortjobs.rewriting(reg, job_id))
+    return (
+        shortjobs.writing(reg, job_id)
+        or shortjobs.speaking(reg, job_id)
+        or bool(shortjobs.rewriting(reg, job_id))
+    )
 
 
 def queue_pending() -> bool:
@@ -68,13 +72,15 @@ def checking(at: AppTest) -> bool:
     from foxpipe import app
 
     reg = app.current()
-    job_id = at.query_params.get("job") or (at.session_state["job_id"] if "job_id" in at.session_state else None)  # noqa: SIM401  (AppTest state has no get)
+    job_id = at.query_params.get("job") or at.session_state.get("job_id")
     if isinstance(job_id, list):
         job_id = job_id[0] if job_id else None
     if reg is None or not isinstance(job_id, str):
         return False
     job = reg.get(job_id)
-    return bool(reg.checks_running(job_id)) or (job is not None and any(s.checking for s in job.slots))
+    return bool(reg.checks_running(job_id)) or (
+        job is not None and any(s.checking for s in job.slots)
+    )
 
 
 def settle(at: AppTest, timeout: float = 60.0) -> AppTest:

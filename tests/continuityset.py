@@ -19,7 +19,11 @@ HEROES = (
     HeroLook("cat", (40, 40, 45), "cape", RED),
     HeroLook("bear", (110, 70, 40), "scarf", BLUE),
 )
-EXPECTED_DEFECT = {"species": "species", "fur": "fur or skin colour", "outfit": "outfit or accessory"}
+EXPECTED_DEFECT = {
+    "species": "species",
+    "fur": "fur or skin colour",
+    "outfit": "outfit or accessory",
+}
 
 
 @dataclass
@@ -45,11 +49,15 @@ def variants(h: HeroLook) -> list[tuple[str, HeroLook]]:
     out = [("species", HeroLook(s, h.fur, h.outfit, h.outfit_colour)) for s in species[:2]]
     out += [("fur", HeroLook(h.species, f, h.outfit, h.outfit_colour)) for f in furs[:2]]
     if h.outfit:
-        out += [("outfit", HeroLook(h.species, h.fur, "", h.outfit_colour)),
-                ("outfit", HeroLook(h.species, h.fur, h.outfit, GREEN))]
+        out += [
+            ("outfit", HeroLook(h.species, h.fur, "", h.outfit_colour)),
+            ("outfit", HeroLook(h.species, h.fur, h.outfit, GREEN)),
+        ]
     else:
-        out += [("outfit", HeroLook(h.species, h.fur, "scarf", BLUE)),
-                ("outfit", HeroLook(h.species, h.fur, "hat", GREEN))]
+        out += [
+            ("outfit", HeroLook(h.species, h.fur, "scarf", BLUE)),
+            ("outfit", HeroLook(h.species, h.fur, "hat", GREEN)),
+        ]
     return out
 
 
@@ -62,7 +70,9 @@ def pairs(size: str = "1024x1536", heroes: tuple[HeroLook, ...] = HEROES) -> Ite
             cases = [("same", hero, n) for n in scenes]
             cases += [(kind, look, scenes[i % 3]) for i, (kind, look) in enumerate(variants(hero))]
             for kind, look, n in cases:
-                image = render_card(n, BEATS[n - 1].name, "The hero in this scene.", size, powered, n * 7, look)
+                image = render_card(
+                    n, BEATS[n - 1].name, "The hero in this scene.", size, powered, n * 7, look
+                )
                 yield Pair(reference, image, kind == "same", kind, hero, look, n, size)
 
 

@@ -44,7 +44,9 @@ class ScriptedImages:
     name = "scripted"
     supports_reference = False
 
-    def __init__(self, latency: float = 1.0, default: Any = OK, clock: Callable[[], float] | None = None):
+    def __init__(
+        self, latency: float = 1.0, default: Any = OK, clock: Callable[[], float] | None = None
+    ):
         self.latency = latency
         self.default = default
         self.scripts: dict[int, deque[Any]] = {}
@@ -64,7 +66,12 @@ class ScriptedImages:
             return sum(1 for c in self.calls if not c.outcome)
 
     async def generate(
-        self, prompt: str, size: str, *, scene_number: int = 0, references: list[bytes] | None = None
+        self,
+        prompt: str,
+        size: str,
+        *,
+        scene_number: int = 0,
+        references: list[bytes] | None = None,
     ) -> ImageResult:
         with self._lock:
             q = self.scripts.get(scene_number)
@@ -96,7 +103,9 @@ class MemoryStore:
     def __init__(self) -> None:
         self.saved: list[tuple[str, int, int]] = []
 
-    def save(self, job_id: str, slot_index: int, version: int, data: bytes, *, tags: list[str]) -> StoredImage:
+    def save(
+        self, job_id: str, slot_index: int, version: int, data: bytes, *, tags: list[str]
+    ) -> StoredImage:
         self.saved.append((job_id, slot_index, version))
         path = f"/mem/{job_id[:6]}/{slot_index}_{version}.png"
         return StoredImage(url=path, local_path=path)
@@ -146,7 +155,9 @@ def make_story(n: int = 20) -> story.Story:
 
 def make_job(n: int = 20) -> Job:
     s = make_story(n)
-    slots = [Slot(index=i, scene=sc, prompt=f"Scene {i + 1} prompt") for i, sc in enumerate(s.scenes)]
+    slots = [
+        Slot(index=i, scene=sc, prompt=f"Scene {i + 1} prompt") for i, sc in enumerate(s.scenes)
+    ]
     return Job(story=s, slots=slots, owner="tester", character_sheet="A small red fox.")
 
 

@@ -49,7 +49,12 @@ class PgServer:
         import psycopg
 
         return psycopg.connect(
-            host=self.host, port=self.port, user=self.user, dbname="postgres", autocommit=True, connect_timeout=10
+            host=self.host,
+            port=self.port,
+            user=self.user,
+            dbname="postgres",
+            autocommit=True,
+            connect_timeout=10,
         )
 
 
@@ -88,14 +93,28 @@ def start_server(bindir: Path, root: Path) -> tuple[PgServer, str | None]:
         try:
             pw = pwd.getpwnam("postgres")
         except KeyError:
-            pytest.fail("Running as root, but there is no `postgres` user to run the test PostgreSQL as.")
+            pytest.fail(
+                "Running as root, but there is no `postgres` user to run the test PostgreSQL as."
+            )
         as_user = "postgres"
         os.chown(root, pw.pw_uid, pw.pw_gid)
     data, sock, logfile = root / "data", root, root / "server.log"
     res = _run(
-        [str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "-E", "UTF8",
-         "--locale=C", "--no-sync"],
-        as_user, 120,
+        [
+            str(bindir / "initdb"),
+            "-D",
+            str(data),
+            "-A",
+            "trust",
+            "-U",
+            "postgres",
+            "-E",
+            "UTF8",
+            "--locale=C",
+            "--no-sync",
+        ],
+        as_user,
+        120,
     )
     if res.returncode != 0:
         pytest.fail(f"initdb failed for the test PostgreSQL:\n{res.stdout}\n{res.stderr}")
@@ -107,8 +126,21 @@ def start_server(bindir: Path, root: Path) -> tuple[PgServer, str | None]:
             "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
         )
         res = _run(
-            [str(bindir / "pg_ctl"), "-D", str(data), "-l", str(logfile), "-w", "-t", "60", "-o", opts, "start"],
-            as_user, 90,
+            [
+                str(bindir / "pg_ctl"),
+                "-D",
+                str(data),
+                "-l",
+                str(logfile),
+                "-w",
+                "-t",
+                "60",
+                "-o",
+                opts,
+                "start",
+            ],
+            as_user,
+            90,
         )
         if res.returncode == 0:
             return PgServer("127.0.0.1", port, "postgres"), as_user
@@ -120,7 +152,21 @@ def start_server(bindir: Path, root: Path) -> tuple[PgServer, str | None]:
 
 
 def stop_server(bindir: Path, root: Path, as_user: str | None) -> None:
-    _run([str(bindir / "pg_ctl"), "-D", str(root / "data"), "-m", "immediate", "-w", "-t", "30", "stop"], as_user, 60)
+    _run(
+        [
+            str(bindir / "pg_ctl"),
+            "-D",
+            str(root / "data"),
+            "-m",
+            "immediate",
+            "-w",
+            "-t",
+            "30",
+            "stop",
+        ],
+        as_user,
+        60,
+    )
 
 
 @pytest.fixture(scope="session")

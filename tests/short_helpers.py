@@ -31,7 +31,14 @@ def speech_wav(path: Path, words: list[tuple[float, float]], rate: int = 24000) 
         for s, e in words:
             if s <= t < e:
                 env = min(1.0, (t - s) / 0.01, (e - t) / 0.01)
-                v = 0.45 * env * (0.8 * math.sin(2 * math.pi * VOICE_HZ * t) + 0.2 * math.sin(2 * math.pi * 2 * VOICE_HZ * t))
+                v = (
+                    0.45
+                    * env
+                    * (
+                        0.8 * math.sin(2 * math.pi * VOICE_HZ * t)
+                        + 0.2 * math.sin(2 * math.pi * 2 * VOICE_HZ * t)
+                    )
+                )
                 break
         frames += struct.pack("<h", int(v * 32767))
     with wave.open(str(path), "wb") as w:
@@ -42,15 +49,25 @@ def speech_wav(path: Path, words: list[tuple[float, float]], rate: int = 24000) 
     return len(frames) / 2 / rate
 
 
-def line(folder: Path, index: int, text: str, word_seconds: float = 0.32, gap: float = 0.12) -> NarrationLine:
+def line(
+    folder: Path, index: int, text: str, word_seconds: float = 0.32, gap: float = 0.12
+) -> NarrationLine:
     """A ready narration line: one burst per word of ``text``, with those word timings."""
     words = text.split()
-    spans = [(0.05 + k * (word_seconds + gap), 0.05 + k * (word_seconds + gap) + word_seconds) for k in range(len(words))]
+    spans = [
+        (0.05 + k * (word_seconds + gap), 0.05 + k * (word_seconds + gap) + word_seconds)
+        for k in range(len(words))
+    ]
     path = folder / f"line_{index:02d}.wav"
     duration = speech_wav(path, spans)
     return NarrationLine(
-        index, text, LineStatus.READY, str(path), duration=duration,
-        words=[Word(w, s, e) for w, (s, e) in zip(words, spans, strict=True)], timing="provider",
+        index,
+        text,
+        LineStatus.READY,
+        str(path),
+        duration=duration,
+        words=[Word(w, s, e) for w, (s, e) in zip(words, spans, strict=True)],
+        timing="provider",
     )
 
 
@@ -72,9 +89,21 @@ def images(folder: Path, count: int, size: tuple[int, int] = (240, 360)) -> list
 def music_file(path: Path, seconds: float = 6.0) -> Path:
     """A steady low tone as the music (encoded by the file's extension: mp3, ogg, m4a, wav)."""
     subprocess.run(
-        [FFMPEG, "-y", "-loglevel", "error", "-f", "lavfi", "-i", f"sine=f={MUSIC_HZ}:d={seconds}:r=44100",
-         "-ac", "2", str(path)],
-        check=True, timeout=60,
+        [
+            FFMPEG,
+            "-y",
+            "-loglevel",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            f"sine=f={MUSIC_HZ}:d={seconds}:r=44100",
+            "-ac",
+            "2",
+            str(path),
+        ],
+        check=True,
+        timeout=60,
     )
     return path
 
@@ -83,9 +112,26 @@ def band_level(path: Path, start: float, end: float, below_hz: float = 400.0) ->
     """Mean level (dB) of the file's audio under ``below_hz`` between two times: the music
     alone, with the synthetic voice filtered out."""
     proc = subprocess.run(
-        [FFMPEG, "-hide_banner", "-nostats", "-ss", f"{start:.3f}", "-to", f"{end:.3f}", "-i", str(path), "-vn",
-         "-af", f"lowpass=f={below_hz},lowpass=f={below_hz},lowpass=f={below_hz},volumedetect", "-f", "null", "-"],
-        capture_output=True, text=True, timeout=60,
+        [
+            FFMPEG,
+            "-hide_banner",
+            "-nostats",
+            "-ss",
+            f"{start:.3f}",
+            "-to",
+            f"{end:.3f}",
+            "-i",
+            str(path),
+            "-vn",
+            "-af",
+            f"lowpass=f={below_hz},lowpass=f={below_hz},lowpass=f={below_hz},volumedetect",
+            "-f",
+            "null",
+            "-",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     m = re.search(r"mean_volume: (-?[\d.]+|-inf) dB", proc.stderr)
     assert m, proc.stderr[-500:]
@@ -94,8 +140,13 @@ def band_level(path: Path, start: float, end: float, below_hz: float = 400.0) ->
 
 def streams(path: Path) -> tuple[list[str], float]:
     """The codecs of a file's streams ("video:h264", "audio:aac") and its duration."""
-    proc = subprocess.run([FFMPEG, "-hide_banner", "-i", str(path)], capture_output=True, text=True, timeout=30)
-    codecs = [f"{kind.lower()}:{codec}" for kind, codec in re.findall(r"Stream #\S+.*?: (Video|Audio): (\w+)", proc.stderr)]
+    proc = subprocess.run(
+        [FFMPEG, "-hide_banner", "-i", str(path)], capture_output=True, text=True, timeout=30
+    )
+    codecs = [
+        f"{kind.lower()}:{codec}"
+        for kind, codec in re.findall(r"Stream #\S+.*?: (Video|Audio): (\w+)", proc.stderr)
+    ]
     d = re.search(r"Duration: (\d+):(\d+):(\d+(?:\.\d+)?)", proc.stderr)
     assert d, proc.stderr
     return codecs, int(d.group(1)) * 3600 + int(d.group(2)) * 60 + float(d.group(3))
@@ -105,7 +156,9 @@ def stream_seconds(path: Path, kind: str) -> float:
     """The decoded length of one stream ("v" or "a"), from the last timestamp ffmpeg reaches."""
     proc = subprocess.run(
         [FFMPEG, "-hide_banner", "-i", str(path), "-map", f"0:{kind}:0", "-f", "null", "-"],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     times = re.findall(r"time=(\d+):(\d+):(\d+(?:\.\d+)?)", proc.stderr)
     assert times, proc.stderr[-500:]

@@ -18,7 +18,9 @@ def gated(monkeypatch):
 
 
 def visible_text(at) -> str:
-    return " ".join(str(e.value) for e in [*at.markdown, *at.error, *at.info, *at.title, *at.caption])
+    return " ".join(
+        str(e.value) for e in [*at.markdown, *at.error, *at.info, *at.title, *at.caption]
+    )
 
 
 def test_nothing_but_the_password_form_renders(gated):
@@ -79,9 +81,13 @@ def test_wrong_password_waits_a_second(monkeypatch):
 
 def test_oidc_login_when_auth_is_configured():
     at = AppTest.from_file(APP, default_timeout=30)
-    at.secrets["auth"] = {"redirect_uri": "http://localhost:8501/oauth2callback", "cookie_secret": "x" * 32,
-                          "client_id": "id", "client_secret": "secret",
-                          "server_metadata_url": "http://127.0.0.1:9/.well-known/openid-configuration"}
+    at.secrets["auth"] = {
+        "redirect_uri": "http://localhost:8501/oauth2callback",
+        "cookie_secret": "x" * 32,
+        "client_id": "id",
+        "client_secret": "secret",
+        "server_metadata_url": "http://127.0.0.1:9/.well-known/openid-configuration",
+    }
     at.secrets["ALLOWED_EMAIL_DOMAINS"] = "example.org"
     at.user = {"is_logged_in": False}
     at.run()
@@ -97,8 +103,14 @@ def test_oidc_login_when_auth_is_configured():
 
 @pytest.mark.parametrize(
     "email, domains, ok",
-    [("a@x.org", "", True), ("a@x.org", "x.org", True), ("a@X.ORG", "x.org, y.org", True),
-     ("a@z.org", "x.org", False), ("", "x.org", False), ("a@evilx.org", "x.org", False)],
+    [
+        ("a@x.org", "", True),
+        ("a@x.org", "x.org", True),
+        ("a@X.ORG", "x.org, y.org", True),
+        ("a@z.org", "x.org", False),
+        ("", "x.org", False),
+        ("a@evilx.org", "x.org", False),
+    ],
 )
 def test_email_domain_allow_list(email, domains, ok):
     assert ui.email_allowed(email, domains) is ok

@@ -36,9 +36,15 @@ def burners() -> Iterator[None]:
 
 
 def registry(fake: FakeOpenAI, data, rate: float) -> JobRegistry:
-    settings = Settings(openai_api_key="sk-test", openai_base_url=fake.base_url, images_per_minute=rate,
-                        image_timeout=10.0, data_dir=str(data), openai_use_reference=False,
-                        image_retries=4)
+    settings = Settings(
+        openai_api_key="sk-test",
+        openai_base_url=fake.base_url,
+        images_per_minute=rate,
+        image_timeout=10.0,
+        data_dir=str(data),
+        openai_use_reference=False,
+        image_retries=4,
+    )
     return JobRegistry(settings, period=PERIOD)
 
 
@@ -70,8 +76,9 @@ def test_no_request_over_the_limit_by_arrival_time_under_load(tmp_path, burners)
 
 def test_a_setting_above_the_account_costs_a_few_429s_and_is_remembered(tmp_path):
     # Images take 0.5-1.5 s each (real ones: tens of seconds, never all alike); a 429 is instant.
-    with FakeOpenAI(rate_limit=10, time_scale=SCALE, latency=1.0, latency_jitter=0.5,
-                    ratelimit_headers=False) as fake:
+    with FakeOpenAI(
+        rate_limit=10, time_scale=SCALE, latency=1.0, latency_jitter=0.5, ratelimit_headers=False
+    ) as fake:
         reg = registry(fake, tmp_path, rate=20)
         try:
             job_id = run_job(reg)

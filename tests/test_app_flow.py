@@ -20,7 +20,9 @@ def new_app() -> AppTest:
 
 def texts(at) -> str:
     parts = [m.value for m in at.markdown] + [m.value for m in at.caption]
-    parts += [e.value for e in at.error] + [e.value for e in at.info] + [e.value for e in at.warning]
+    parts += (
+        [e.value for e in at.error] + [e.value for e in at.info] + [e.value for e in at.warning]
+    )
     return "\n".join(str(p) for p in parts)
 
 
@@ -32,7 +34,9 @@ def run_until(at: AppTest, predicate, timeout=30.0):
         if predicate(at):
             return
         time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for the app: {[p.value for p in at.progress]} {texts(at)[:600]}")
+    raise AssertionError(
+        f"timed out waiting for the app: {[p.value for p in at.progress]} {texts(at)[:600]}"
+    )
 
 
 def write_story(at: AppTest) -> None:

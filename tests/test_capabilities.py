@@ -22,8 +22,15 @@ def engine_with(images, tmp_path, **kw) -> JobRegistry:
     settings = Settings(data_dir=str(tmp_path / "data"), **kw)
 
     def factory(s: Settings, lim: RateLimiter) -> Pipeline:
-        return Pipeline(images=images, store=LocalStore(s.data_path), log=CsvLog(s.data_path), limiter=lim,
-                        settings=s, backoff_base=0.01, backoff_cap=0.05)
+        return Pipeline(
+            images=images,
+            store=LocalStore(s.data_path),
+            log=CsvLog(s.data_path),
+            limiter=lim,
+            settings=s,
+            backoff_base=0.01,
+            backoff_cap=0.05,
+        )
 
     return JobRegistry(settings, factory, limiter=RateLimiter(1000, 10, period=60.0))
 

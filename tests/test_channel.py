@@ -35,8 +35,19 @@ def live(monkeypatch, fake_openai):
 
 
 def texts(at: AppTest) -> str:
-    parts = [e.value for e in (*at.markdown, *at.caption, *at.title, *at.warning, *at.error, *at.info,
-                               *at.success, *at.subheader)]
+    parts = [
+        e.value
+        for e in (
+            *at.markdown,
+            *at.caption,
+            *at.title,
+            *at.warning,
+            *at.error,
+            *at.info,
+            *at.success,
+            *at.subheader,
+        )
+    ]
     return "\n".join(str(p) for p in parts)
 
 
@@ -107,18 +118,30 @@ def test_story_from_a_saved_hero_sends_no_new_reference_images(live):
     job = reg.get(job_id)
     new = live.of("images")[before:]
     assert not [r for r in new if "CHARACTER REFERENCE SHEET" in r.prompt]  # no reference paid for
-    assert len(new) == 20 and {r.kind for r in new} == {"edits"}  # every scene drawn from the saved sheet
-    assert job.references == {k: v for k, v in saved.reference_paths().items() if k == "base"} or \
-        set(job.references) <= {"base", "powered"}
+    assert len(new) == 20 and {r.kind for r in new} == {
+        "edits"
+    }  # every scene drawn from the saved sheet
+    assert job.references == {
+        k: v for k, v in saved.reference_paths().items() if k == "base"
+    } or set(job.references) <= {"base", "powered"}
     assert job.character_sheet == saved.sheet and job.reference_count == 0
     assert all(s.status is SlotStatus.READY for s in job.slots)
 
 
 def _stored_hero(reg) -> heroes.Hero:
-    answers = quiz.validate({**quiz.defaults(), "hero_name": "Moss", "look": "a blue scarf"}).answers
-    hero = heroes.Hero(name="Moss", species="Red Fox", look="a blue scarf",
-                       sheet=prompts.character_sheet(answers), answers=heroes.fixed_answers(answers))
-    return heroes._save(reg, hero, {"base": png_bytes(8, 8, (200, 80, 20)), "powered": png_bytes(8, 8, (9, 9, 200))})
+    answers = quiz.validate(
+        {**quiz.defaults(), "hero_name": "Moss", "look": "a blue scarf"}
+    ).answers
+    hero = heroes.Hero(
+        name="Moss",
+        species="Red Fox",
+        look="a blue scarf",
+        sheet=prompts.character_sheet(answers),
+        answers=heroes.fixed_answers(answers),
+    )
+    return heroes._save(
+        reg, hero, {"base": png_bytes(8, 8, (200, 80, 20)), "powered": png_bytes(8, 8, (9, 9, 200))}
+    )
 
 
 def test_hero_export_import_round_trip_rename_delete():
@@ -129,10 +152,18 @@ def test_hero_export_import_round_trip_rename_delete():
     assert doc["format"] == heroes.FILE_FORMAT and set(doc["images"]) == {"base", "powered"}
     copy = heroes.import_bytes(reg, data)
     assert copy.id != hero.id
-    assert (copy.name, copy.species, copy.look, copy.sheet, copy.answers) == \
-        (hero.name, hero.species, hero.look, hero.sheet, hero.answers)
+    assert (copy.name, copy.species, copy.look, copy.sheet, copy.answers) == (
+        hero.name,
+        hero.species,
+        hero.look,
+        hero.sheet,
+        hero.answers,
+    )
     for form in ("base", "powered"):
-        with open(copy.reference_paths()[form], "rb") as a, open(hero.reference_paths()[form], "rb") as b:
+        with (
+            open(copy.reference_paths()[form], "rb") as a,
+            open(hero.reference_paths()[form], "rb") as b,
+        ):
             assert a.read() == b.read()
     heroes.rename(reg, copy.id, "Moss II")
     assert heroes.get(reg, copy.id).name == "Moss II"
@@ -145,23 +176,38 @@ def test_hero_export_import_round_trip_rename_delete():
 
 
 def _good_doc() -> dict:
-    return {"format": heroes.FILE_FORMAT, "name": "Moss", "species": "Red Fox", "look": "", "sheet": "A fox.",
-            "answers": {"hero_name": "Moss", "animal": "Red Fox"},
-            "images": {"base": base64.b64encode(png_bytes(4, 4, (1, 2, 3))).decode()}}
+    return {
+        "format": heroes.FILE_FORMAT,
+        "name": "Moss",
+        "species": "Red Fox",
+        "look": "",
+        "sheet": "A fox.",
+        "answers": {"hero_name": "Moss", "animal": "Red Fox"},
+        "images": {"base": base64.b64encode(png_bytes(4, 4, (1, 2, 3))).decode()},
+    }
 
 
-@pytest.mark.parametrize("change,message", [
-    (lambda d: b"not json at all", "not JSON"),
-    (lambda d: {**d, "format": "something/2"}, "not a foxpipe hero file"),
-    (lambda d: {**d, "answers": {"hero_name": "Moss", "setting": "A city"}}, "cannot fix: setting"),
-    (lambda d: {**d, "answers": {"animal": "Dragon"}}, "not one of the choices"),
-    (lambda d: {**d, "answers": {"hero_name": "x" * 80}}, "too long"),
-    (lambda d: {**d, "images": {"base": "%%%"}}, "not valid base64"),
-    (lambda d: {**d, "images": {"base": base64.b64encode(b"GIF89a....").decode()}}, "not a PNG, JPEG or WebP"),
-    (lambda d: {**d, "images": {"side": d["images"]["base"]}}, "unknown image"),
-    (lambda d: {**d, "name": "", "answers": {}}, "letters or numbers"),
-    (lambda d: b"{" + b" " * (heroes.MAX_FILE_BYTES + 1) + b"}", "too large"),
-])
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        (lambda d: b"not json at all", "not JSON"),
+        (lambda d: {**d, "format": "something/2"}, "not a foxpipe hero file"),
+        (
+            lambda d: {**d, "answers": {"hero_name": "Moss", "setting": "A city"}},
+            "cannot fix: setting",
+        ),
+        (lambda d: {**d, "answers": {"animal": "Dragon"}}, "not one of the choices"),
+        (lambda d: {**d, "answers": {"hero_name": "x" * 80}}, "too long"),
+        (lambda d: {**d, "images": {"base": "%%%"}}, "not valid base64"),
+        (
+            lambda d: {**d, "images": {"base": base64.b64encode(b"GIF89a....").decode()}},
+            "not a PNG, JPEG or WebP",
+        ),
+        (lambda d: {**d, "images": {"side": d["images"]["base"]}}, "unknown image"),
+        (lambda d: {**d, "name": "", "answers": {}}, "letters or numbers"),
+        (lambda d: b"{" + b" " * (heroes.MAX_FILE_BYTES + 1) + b"}", "too large"),
+    ],
+)
 def test_bad_hero_files_get_clear_messages_and_store_nothing(change, message):
     reg = app.engine(load_settings({}))
     out = change(_good_doc())
@@ -262,34 +308,52 @@ def test_queue_survives_an_engine_restart():
     for name in ("Ada", "Bo", "Cy"):
         story_queue.add(reg, "me", {**quiz.defaults(), "hero_name": name})
     first = story_queue.items(reg)[0]
-    reg.store.update_queue_item(first.id, story_queue.WRITING)  # cut off while its story was written
+    reg.store.update_queue_item(
+        first.id, story_queue.WRITING
+    )  # cut off while its story was written
     reg.store.set_meta(story_queue.PAUSE_KEY, "")
     app.shutdown(grace=0)  # the app stops before the runner starts
-    reg = app.engine(settings)  # a new process's engine: the app's first page run picks the queue up
+    reg = app.engine(
+        settings
+    )  # a new process's engine: the app's first page run picks the queue up
     story_queue.recover(reg)
     wait_until(lambda: all(i.state == "ready" for i in story_queue.items(reg)), timeout=60)
     items = story_queue.items(reg)
     assert [i.answers["hero_name"] for i in items] == ["Ada", "Bo", "Cy"]
     assert "restart" in items[0].note and len({i.job_id for i in items}) == 3
-    wait_until(lambda: all(reg.get(i.job_id).done for i in items), timeout=60)  # images and their checks
+    wait_until(
+        lambda: all(reg.get(i.job_id).done for i in items), timeout=60
+    )  # images and their checks
 
 
 def test_queue_files_are_checked_row_by_row():
     reg = app.engine(load_settings({}))
     story_queue.pause(reg)
-    bad = json.dumps([{"hero_name": "Ok"}, {"hero_name": "!!!"}, {"animal": "Dragon"}, "x"]).encode()
+    bad = json.dumps(
+        [{"hero_name": "Ok"}, {"hero_name": "!!!"}, {"animal": "Dragon"}, "x"]
+    ).encode()
     with pytest.raises(story_queue.QueueError) as e:
         story_queue.add_file(reg, "me", bad, "a.json")
     msg = str(e.value)
-    assert "Story 2: “The hero's name” needs some letters" in msg and "Story 3:" in msg and "not one of the choices" in msg
+    assert (
+        "Story 2: “The hero's name” needs some letters" in msg
+        and "Story 3:" in msg
+        and "not one of the choices" in msg
+    )
     assert "Story 4: not an object" in msg and "Story 1" not in msg
     assert story_queue.items(reg) == []  # nothing from a bad file
     csv_data = b"hero_name,structure\nAda,Rescue mission\nBo,\n"
     added = story_queue.add_file(reg, "me", csv_data, "b.csv")
-    assert [(i.answers["hero_name"], i.answers["structure"]) for i in added] == \
-        [("Ada", "Rescue mission"), ("Bo", "Power fantasy")]
-    for raw, words in ((b"\xff\xfe", "UTF-8"), (b"[", "could not be read"), (b"[]", "no stories"),
-                       (b"{\"a\": 1}", "Story 1: unknown question")):
+    assert [(i.answers["hero_name"], i.answers["structure"]) for i in added] == [
+        ("Ada", "Rescue mission"),
+        ("Bo", "Power fantasy"),
+    ]
+    for raw, words in (
+        (b"\xff\xfe", "UTF-8"),
+        (b"[", "could not be read"),
+        (b"[]", "no stories"),
+        (b'{"a": 1}', "Story 1: unknown question"),
+    ):
         with pytest.raises(story_queue.QueueError, match=words):
             story_queue.add_file(reg, "me", raw, "c.json")
 
@@ -324,7 +388,9 @@ def test_bulk_approve_reject_regenerate_and_compact_review():
     # Compact review: one image beside its scene text; approve moves on to the next ready one.
     at.toggle(key="bulk_compact").set_value(True).run()
     job = reg.get(job_id)
-    assert job.slots[3].scene.text in texts(at) or any(job.slots[i].scene.text in texts(at) for i in range(20))
+    assert job.slots[3].scene.text in texts(at) or any(
+        job.slots[i].scene.text in texts(at) for i in range(20)
+    )
     at.session_state["compact_at"] = 6
     at.run()
     assert "**Scene 7 of 20**" in texts(at)

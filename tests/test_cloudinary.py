@@ -143,11 +143,19 @@ def test_reupload_of_the_same_bytes_is_idempotent(fake, tmp_path):
 
 def test_url_parsing_and_thumbnails():
     opts = parse_cloudinary_url("cloudinary://k:s@cloud?upload_prefix=http://127.0.0.1:9")
-    assert opts == {"cloud_name": "cloud", "api_key": "k", "api_secret": "s", "upload_prefix": "http://127.0.0.1:9"}
+    assert opts == {
+        "cloud_name": "cloud",
+        "api_key": "k",
+        "api_secret": "s",
+        "upload_prefix": "http://127.0.0.1:9",
+    }
     with pytest.raises(ValueError):
         parse_cloudinary_url("https://k:s@cloud")
     url = "https://res.cloudinary.com/c/image/upload/v1/foxpipe/s/scene_01.png"
-    assert thumbnail_url(url) == "https://res.cloudinary.com/c/image/upload/c_scale,w_360/v1/foxpipe/s/scene_01.png"
+    assert (
+        thumbnail_url(url)
+        == "https://res.cloudinary.com/c/image/upload/c_scale,w_360/v1/foxpipe/s/scene_01.png"
+    )
     assert thumbnail_url("/tmp/x.png") == "/tmp/x.png"
 
 
@@ -157,11 +165,18 @@ def registry_with(fake, clean_env, **store_kw) -> JobRegistry:
     assert settings.cloudinary_live
 
     def factory(s, limiter):
-        st = CloudinaryStore(s.cloudinary_url, s.data_path, backoff_base=0.01, timeout=5, **store_kw)
+        st = CloudinaryStore(
+            s.cloudinary_url, s.data_path, backoff_base=0.01, timeout=5, **store_kw
+        )
         from foxpipe.providers.csvlog import CsvLog
 
-        return Pipeline(images=OfflineImages(delay=0.0), store=st, log=CsvLog(s.data_path),
-                        limiter=limiter, settings=s)
+        return Pipeline(
+            images=OfflineImages(delay=0.0),
+            store=st,
+            log=CsvLog(s.data_path),
+            limiter=limiter,
+            settings=s,
+        )
 
     return JobRegistry(settings, pipeline_factory=factory)
 
@@ -219,7 +234,9 @@ def test_regenerated_image_gets_a_new_url_and_the_old_asset_stays(fake, clean_en
         job = wait_until(lambda: (j := reg.get(job_id)) and j.done and j)
         old_url = job.slots[0].image.url
         reg.reject(job_id, 0, ["Wrong colours"])
-        job = wait_until(lambda: (j := reg.get(job_id)) and j.done and len(j.slots[0].versions) == 2 and j)
+        job = wait_until(
+            lambda: (j := reg.get(job_id)) and j.done and len(j.slots[0].versions) == 2 and j
+        )
         new = job.slots[0].image
         assert new.uploaded and new.url != old_url and job.slots[0].versions[0].url == old_url
         story_id = job.story.id
@@ -244,14 +261,21 @@ def test_zip_uses_the_hosted_copy_when_the_local_file_is_gone(fake, clean_env):
 
         z = zipfile.ZipFile(io.BytesIO(export.build_zip(job)))
         assert z.read("images/scene_01.png") == data
-        assert hashlib.md5(z.read("images/scene_02.png")).hexdigest() == hashlib.md5(
-            Path(job.slots[1].image.local_path).read_bytes()).hexdigest()
+        assert (
+            hashlib.md5(z.read("images/scene_02.png")).hexdigest()
+            == hashlib.md5(Path(job.slots[1].image.local_path).read_bytes()).hexdigest()
+        )
     finally:
         reg.shutdown()
 
 
 def test_services_pick_cloudinary_only_when_configured(fake, clean_env):
     assert image_store(load_settings({"DATA_DIR": str(clean_env)})).name == "local"
-    assert image_store(load_settings({"DATA_DIR": str(clean_env), "CLOUDINARY_URL": fake.url()})).name == "cloudinary"
-    bad = load_settings({"DATA_DIR": str(clean_env), "CLOUDINARY_URL": "cloudinary://justakey@cloud"})
+    assert (
+        image_store(load_settings({"DATA_DIR": str(clean_env), "CLOUDINARY_URL": fake.url()})).name
+        == "cloudinary"
+    )
+    bad = load_settings(
+        {"DATA_DIR": str(clean_env), "CLOUDINARY_URL": "cloudinary://justakey@cloud"}
+    )
     assert image_store(bad).name == "local" and any("CLOUDINARY_URL" in p for p in bad.problems)

@@ -28,8 +28,15 @@ def registries():
 
 
 def openai_registry(made, fake, data, **env) -> JobRegistry:
-    values = {"FOXPIPE_DATA_DIR": str(data), "OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": fake.base_url, "OPENAI_USE_REFERENCE": "false",
-              "RETRY_BASE_SECONDS": "0.01", "VISION_RETRIES": "0", "IMAGE_RETRIES": "0"}
+    values = {
+        "FOXPIPE_DATA_DIR": str(data),
+        "OPENAI_API_KEY": "sk-test",
+        "OPENAI_BASE_URL": fake.base_url,
+        "OPENAI_USE_REFERENCE": "false",
+        "RETRY_BASE_SECONDS": "0.01",
+        "VISION_RETRIES": "0",
+        "IMAGE_RETRIES": "0",
+    }
     values.update({k.upper(): str(v) for k, v in env.items()})
     reg = JobRegistry(load_settings(env=values))
     made.append(reg)
@@ -40,7 +47,9 @@ def one_scene_job(reg: JobRegistry, tmp_path, **kw) -> str:
     ref = tmp_path / "hero.png"
     ref.write_bytes(render_reference("512x768"))
     story = make_story(1)
-    return reg.create_job(story, prompt_list(story), owner="me", references={"base": str(ref)}, **kw)
+    return reg.create_job(
+        story, prompt_list(story), owner="me", references={"base": str(ref)}, **kw
+    )
 
 
 def settled(reg: JobRegistry, job_id: str) -> Job:
@@ -49,7 +58,9 @@ def settled(reg: JobRegistry, job_id: str) -> Job:
     return reg.get(job_id)
 
 
-def test_vision_request_carries_both_images_and_the_schema_and_is_counted(registries, fake_openai, tmp_path, clean_env):
+def test_vision_request_carries_both_images_and_the_schema_and_is_counted(
+    registries, fake_openai, tmp_path, clean_env
+):
     fake_openai.script("chat", Action.verdict(True, 92))
     reg = openai_registry(registries, fake_openai, clean_env, continuity="flag")
     job = settled(reg, one_scene_job(reg, tmp_path))
@@ -59,19 +70,27 @@ def test_vision_request_carries_both_images_and_the_schema_and_is_counted(regist
     props = chat[0].schema["schema"]["properties"]
     assert {"on_model", "score", "defects", "note"} <= set(props)
     v = job.slots[0].image.verdict
-    assert v["status"] == "checked" and v["score"] == 92 and v["checker"] == reg.settings.openai_vision_model
+    assert (
+        v["status"] == "checked"
+        and v["score"] == 92
+        and v["checker"] == reg.settings.openai_vision_model
+    )
     assert not job.slots[0].checking and job.slots[0].status is SlotStatus.READY
     count, usd = reg.store.spent("checks")
     assert count == 1 and usd > 0
     assert reg.approve(job.id, [0]) == 1
 
 
-def test_flag_mode_shows_the_verdict_and_makes_nothing_more(registries, fake_openai, tmp_path, clean_env):
+def test_flag_mode_shows_the_verdict_and_makes_nothing_more(
+    registries, fake_openai, tmp_path, clean_env
+):
     fake_openai.script("chat", Action.verdict(False, 30, ["species"], "A rabbit, not a fox."))
     reg = openai_registry(registries, fake_openai, clean_env, continuity="flag")
     job = settled(reg, one_scene_job(reg, tmp_path))
     s = job.slots[0]
-    assert len(s.versions) == 1 and len(fake_openai.of("generations") + fake_openai.of("edits")) == 1
+    assert (
+        len(s.versions) == 1 and len(fake_openai.of("generations") + fake_openai.of("edits")) == 1
+    )
     verdict = Verdict.from_dict(s.image.verdict)
     assert not verdict.on_model and verdict.defects == ["species"]
     assert verdict.badge() == "Off model · 30: species"
@@ -79,9 +98,14 @@ def test_flag_mode_shows_the_verdict_and_makes_nothing_more(registries, fake_ope
     assert reg.approve(job.id, [0]) == 1
 
 
-def test_fix_regenerates_once_with_the_defects_before_review(registries, fake_openai, tmp_path, clean_env):
-    fake_openai.script("chat", Action.verdict(False, 35, ["fur or skin colour"], "Grey fur."),
-                       Action.verdict(True, 90))
+def test_fix_regenerates_once_with_the_defects_before_review(
+    registries, fake_openai, tmp_path, clean_env
+):
+    fake_openai.script(
+        "chat",
+        Action.verdict(False, 35, ["fur or skin colour"], "Grey fur."),
+        Action.verdict(True, 90),
+    )
     reg = openai_registry(registries, fake_openai, clean_env)  # CONTINUITY defaults to fix
     job_id = one_scene_job(reg, tmp_path)
     seen: list[tuple[int, bool]] = []
@@ -100,19 +124,30 @@ def test_fix_regenerates_once_with_the_defects_before_review(registries, fake_op
     # The reviewer only ever saw the fixed image as ready.
     assert seen and all(n == 2 and fixed for n, fixed in seen)
     sent = fake_openai.prompts("images")
-    assert "fur or skin colours" in sent[-1] and "Grey fur." in sent[-1] and "fur or skin" not in sent[0]
+    assert (
+        "fur or skin colours" in sent[-1]
+        and "Grey fur." in sent[-1]
+        and "fur or skin" not in sent[0]
+    )
     assert len(fake_openai.of("chat")) == 2
     rows = (reg.settings.data_path / "log_images.csv").read_text()
     logged = pd.read_csv(reg.settings.data_path / "log_images.csv")
     assert list(logged["status"]) == ["ready", "regenerated"]  # one row per image, with its verdict
-    assert list(logged["continuity_score"]) == [35, 90] and list(logged["auto_fix"]) == [False, True]
+    assert list(logged["continuity_score"]) == [35, 90] and list(logged["auto_fix"]) == [
+        False,
+        True,
+    ]
     assert logged["continuity_defects"].iloc[0] == "fur or skin colour"
     header = rows.splitlines()[0]
     assert "continuity_score" in header and "continuity_defects" in header and "auto_fix" in header
 
 
-def test_a_fixed_image_off_model_again_is_flagged_not_fixed_again(registries, fake_openai, tmp_path, clean_env):
-    fake_openai.script("chat", Action.verdict(False, 20, ["species"]), Action.verdict(False, 40, ["markings"]))
+def test_a_fixed_image_off_model_again_is_flagged_not_fixed_again(
+    registries, fake_openai, tmp_path, clean_env
+):
+    fake_openai.script(
+        "chat", Action.verdict(False, 20, ["species"]), Action.verdict(False, 40, ["markings"])
+    )
     reg = openai_registry(registries, fake_openai, clean_env)
     job = settled(reg, one_scene_job(reg, tmp_path))
     s = job.slots[0]
@@ -120,19 +155,25 @@ def test_a_fixed_image_off_model_again_is_flagged_not_fixed_again(registries, fa
     assert len(fake_openai.of("chat")) == 2 and s.status is SlotStatus.READY and not s.checking
 
 
-def test_the_cost_guard_stops_a_fix_and_the_image_is_flagged_with_its_message(registries, fake_openai, tmp_path, clean_env):
+def test_the_cost_guard_stops_a_fix_and_the_image_is_flagged_with_its_message(
+    registries, fake_openai, tmp_path, clean_env
+):
     fake_openai.script("chat", Action.verdict(False, 25, ["outfit or accessory"]))
     reg = openai_registry(registries, fake_openai, clean_env, max_images_per_story=1)
     job = settled(reg, one_scene_job(reg, tmp_path))
     s = job.slots[0]
     assert len(s.versions) == 1 and s.status is SlotStatus.READY and not s.checking
-    assert "MAX_IMAGES_PER_STORY" in s.error and s.error.startswith("Off model; not fixed automatically")
+    assert "MAX_IMAGES_PER_STORY" in s.error and s.error.startswith(
+        "Off model; not fixed automatically"
+    )
     assert "outfit" not in s.feedback  # the fix was taken back with the run that never started
     assert len(fake_openai.prompts("images")) == 1
     assert reg.approve(job.id, [0]) == 1
 
 
-def test_a_failed_check_never_blocks_approval_and_can_run_again(registries, fake_openai, tmp_path, clean_env):
+def test_a_failed_check_never_blocks_approval_and_can_run_again(
+    registries, fake_openai, tmp_path, clean_env
+):
     fake_openai.script("chat", Action.server_error(500))
     reg = openai_registry(registries, fake_openai, clean_env)
     job = settled(reg, one_scene_job(reg, tmp_path))
@@ -147,7 +188,9 @@ def test_a_failed_check_never_blocks_approval_and_can_run_again(registries, fake
     assert reg.approve(job.id, [0]) == 1
 
 
-def test_a_checking_slot_cannot_be_approved_or_rejected(registries, fake_openai, tmp_path, clean_env):
+def test_a_checking_slot_cannot_be_approved_or_rejected(
+    registries, fake_openai, tmp_path, clean_env
+):
     fake_openai.script("chat", Action.verdict(True, 95, delay=1.0))
     reg = openai_registry(registries, fake_openai, clean_env)
     job_id = one_scene_job(reg, tmp_path)
@@ -166,33 +209,48 @@ def test_rejections_are_kept_with_their_reasons(registries, fake_openai, tmp_pat
     reg.reject(job.id, 0, ["Hero looks different"], "fur too grey")
     job = settled(reg, job.id)
     r = job.slots[0].rejections
-    assert len(r) == 1 and r[0]["reasons"] == ["Hero looks different"] and r[0]["note"] == "fur too grey"
+    assert (
+        len(r) == 1
+        and r[0]["reasons"] == ["Hero looks different"]
+        and r[0]["note"] == "fur too grey"
+    )
     assert len(job.slots[0].versions) == 2 and not job.slots[0].versions[1].auto_fix
 
 
 def test_offline_every_image_of_a_story_gets_a_verdict(registries, clean_env):
-    reg = JobRegistry(load_settings(env={"FOXPIPE_DATA_DIR": str(clean_env), "FOXPIPE_OFFLINE_DELAY": "0.01"}))
+    reg = JobRegistry(
+        load_settings(env={"FOXPIPE_DATA_DIR": str(clean_env), "FOXPIPE_OFFLINE_DELAY": "0.01"})
+    )
     registries.append(reg)
     story = make_story(20)
     job = settled(reg, reg.create_job(story, prompt_list(story), owner="me"))
     for s in job.slots:
         assert s.status is SlotStatus.READY and not s.checking
         for v in s.versions:
-            assert v.verdict["status"] == "checked" and v.verdict["checker"] == "offline", (s.index, v.verdict)
+            assert v.verdict["status"] == "checked" and v.verdict["checker"] == "offline", (
+                s.index,
+                v.verdict,
+            )
         assert len(s.versions) <= 2  # a fix never loops
     assert reg.store.spent("checks")[0] == 0  # the embedded check is free
 
 
 def test_mode_off_checks_nothing_and_threshold_comes_from_the_job(registries, clean_env):
-    reg = JobRegistry(load_settings(env={"FOXPIPE_DATA_DIR": str(clean_env), "FOXPIPE_OFFLINE_DELAY": "0.01"}))
+    reg = JobRegistry(
+        load_settings(env={"FOXPIPE_DATA_DIR": str(clean_env), "FOXPIPE_OFFLINE_DELAY": "0.01"})
+    )
     registries.append(reg)
     story = make_story(2)
     job = settled(reg, reg.create_job(story, prompt_list(story), owner="me", continuity="off"))
     assert all(not s.image.verdict and not s.checking for s in job.slots)
     job.continuity_threshold = 55
-    assert checks.threshold_of(reg.settings, job) == 55 and checks.mode_of(reg.settings, job) == "off"
+    assert (
+        checks.threshold_of(reg.settings, job) == 55 and checks.mode_of(reg.settings, job) == "off"
+    )
     job.continuity, job.continuity_threshold = "", -1
-    assert checks.threshold_of(reg.settings, job) == 70 and checks.mode_of(reg.settings, job) == "fix"
+    assert (
+        checks.threshold_of(reg.settings, job) == 70 and checks.mode_of(reg.settings, job) == "fix"
+    )
 
 
 def test_estimate_counts_checks_and_expected_fixes():
@@ -205,4 +263,6 @@ def test_estimate_counts_checks_and_expected_fixes():
     assert e["expected_fix_usd"] == pytest.approx(2 * 0.05, abs=1e-4)
     job.continuity = "flag"
     e = checks.estimate(settings, job, per_image=0.05, per_check=0.0013)
-    assert e["expected_fix_usd"] == 0 and e["expected_checks_usd"] == pytest.approx(20 * 0.0013, abs=1e-4)
+    assert e["expected_fix_usd"] == 0 and e["expected_checks_usd"] == pytest.approx(
+        20 * 0.0013, abs=1e-4
+    )

@@ -13,7 +13,9 @@ from foxpipe.domain.models import SlotStatus
 from tests.apptest import settle, settle_checks
 from tests.conftest import APP, wait_until
 
-FLAGGED = Verdict(on_model=False, score=30, defects=["species"], note="A rabbit, not a fox.", checker="offline")
+FLAGGED = Verdict(
+    on_model=False, score=30, defects=["species"], note="A rabbit, not a fox.", checker="offline"
+)
 
 
 def gallery_with_verdicts(at: AppTest, n: int = 6) -> str:
@@ -25,10 +27,17 @@ def gallery_with_verdicts(at: AppTest, n: int = 6) -> str:
     story = workflow.write_story(settings, {})
     story.scenes = story.scenes[:n]
     prepared = workflow.prepare_prompts(settings, story)
-    job_id = reg.create_job(story, prepared.prompts[:n], owner="tester-0001", character_sheet=prepared.sheet,
-                            continuity="flag")
-    wait_until(lambda: (j := reg.get(job_id)) is not None and j.done and not reg.checks_running(job_id),
-               timeout=60)
+    job_id = reg.create_job(
+        story,
+        prepared.prompts[:n],
+        owner="tester-0001",
+        character_sheet=prepared.sheet,
+        continuity="flag",
+    )
+    wait_until(
+        lambda: (j := reg.get(job_id)) is not None and j.done and not reg.checks_running(job_id),
+        timeout=60,
+    )
     job = reg.get(job_id)
     assert all(s.image.verdict.get("status") == "checked" for s in job.slots)  # every image checked
 
@@ -37,7 +46,9 @@ def gallery_with_verdicts(at: AppTest, n: int = 6) -> str:
             if s.index == 1:
                 s.image.verdict = FLAGGED.to_dict()
             elif s.index == 3:
-                s.image.verdict = Verdict.not_checked("offline", "The check timed out after 60 s.").to_dict()
+                s.image.verdict = Verdict.not_checked(
+                    "offline", "The check timed out after 60 s."
+                ).to_dict()
             else:
                 s.image.verdict = Verdict(on_model=True, score=91, checker="offline").to_dict()
 
@@ -54,7 +65,11 @@ def captions(at: AppTest) -> list[str]:
 
 
 def scene_order(at: AppTest) -> list[int]:
-    return [int(m.value.split("**")[1].split()[1]) for m in at.markdown if m.value.startswith("**Scene ")]
+    return [
+        int(m.value.split("**")[1].split()[1])
+        for m in at.markdown
+        if m.value.startswith("**Scene ")
+    ]
 
 
 def test_badges_flagged_first_approve_anyway_reject_with_defects_and_check_again():
@@ -82,7 +97,9 @@ def test_badges_flagged_first_approve_anyway_reject_with_defects_and_check_again
     wait_until(lambda: reg.get(job_id).done and not reg.checks_running(job_id), timeout=30)
     s = reg.get(job_id).slots[1]
     assert s.rejections and s.rejections[-1]["reasons"] == ["Hero looks different", "species"]
-    assert "species of the character sheet" in s.versions[-1].prompt  # the defect's fix reached the prompt
+    assert (
+        "species of the character sheet" in s.versions[-1].prompt
+    )  # the defect's fix reached the prompt
     # Check again on the failed check: the embedded check runs and the badge follows.
     at.run()
     at.button(key=f"recheck_{job_id}_3").click().run()
@@ -127,8 +144,14 @@ def test_insights_page_charts_and_csv_downloads():
     charts = at.get("vega_lite_chart")
     assert len(charts) >= 5
     labels = [b.label for b in at.get("download_button")]
-    for name in ("first-try approval", "rejections by reason", "rejections by beat", "continuity scores",
-                 "automatic fixes", "regenerations and cost"):
+    for name in (
+        "first-try approval",
+        "rejections by reason",
+        "rejections by beat",
+        "continuity scores",
+        "automatic fixes",
+        "regenerations and cost",
+    ):
         assert f"Download {name} (CSV)" in labels
     # One story picked: its own rows.
     story = at.selectbox(key="insights_story").options[1]

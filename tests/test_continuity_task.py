@@ -20,7 +20,9 @@ class Recorder:
     name = "recorder"
     free = True
 
-    def __init__(self, verdict: Verdict | None = None, error: Exception | None = None, hang: bool = False):
+    def __init__(
+        self, verdict: Verdict | None = None, error: Exception | None = None, hang: bool = False
+    ):
         self.verdict = verdict or Verdict(on_model=True, score=95, checker="recorder")
         self.error, self.hang = error, hang
         self.calls: list[tuple[bytes | None, str, bytes, int]] = []
@@ -44,15 +46,29 @@ async def test_reference_by_form_and_text_fallback(tmp_path):
     assert rec.calls[-1][0] == b"BASE" and out.reference == str(base) and out.decision == "accept"
     out = await check_image(rec, b"IMG", 11, references=refs, character_sheet=SHEET)
     assert rec.calls[-1][0] == b"POWERED" and "POWERED-UP FORM" in rec.calls[-1][1]
-    out = await check_image(rec, b"IMG", 3, references={"base": str(tmp_path / "gone.png")}, character_sheet=SHEET)
-    assert rec.calls[-1][0] is None and rec.calls[-1][1].startswith("HERO: Rusty") and out.reference == "character sheet"
+    out = await check_image(
+        rec, b"IMG", 3, references={"base": str(tmp_path / "gone.png")}, character_sheet=SHEET
+    )
+    assert (
+        rec.calls[-1][0] is None
+        and rec.calls[-1][1].startswith("HERO: Rusty")
+        and out.reference == "character sheet"
+    )
 
 
 async def test_fix_carries_the_defects_and_only_once():
-    bad = Verdict(on_model=False, score=30, defects=["outfit or accessory"], note="A green hat appeared.")
+    bad = Verdict(
+        on_model=False, score=30, defects=["outfit or accessory"], note="A green hat appeared."
+    )
     out = await check_image(Recorder(bad), b"IMG", 5, character_sheet=SHEET, mode="fix")
-    assert out.decision == "fix" and "outfit and accessories" in out.fix_feedback and "green hat" in out.fix_feedback
-    out = await check_image(Recorder(bad), b"IMG", 5, character_sheet=SHEET, mode="fix", already_fixed=True)
+    assert (
+        out.decision == "fix"
+        and "outfit and accessories" in out.fix_feedback
+        and "green hat" in out.fix_feedback
+    )
+    out = await check_image(
+        Recorder(bad), b"IMG", 5, character_sheet=SHEET, mode="fix", already_fixed=True
+    )
     assert out.decision == "flag" and out.fix_feedback == ""
     out = await check_image(Recorder(bad), b"IMG", 5, character_sheet=SHEET, mode="flag")
     assert out.decision == "flag"
@@ -63,9 +79,17 @@ async def test_fix_carries_the_defects_and_only_once():
 
 async def test_failures_never_raise_and_never_block(tmp_path):
     out = await check_image(Recorder(error=RuntimeError("boom")), b"IMG", 2, character_sheet=SHEET)
-    assert out.verdict.status == "not_checked" and "RuntimeError" in out.verdict.error and out.decision == "accept"
+    assert (
+        out.verdict.status == "not_checked"
+        and "RuntimeError" in out.verdict.error
+        and out.decision == "accept"
+    )
     out = await check_image(Recorder(hang=True), b"IMG", 2, character_sheet=SHEET, timeout=0.05)
-    assert out.verdict.status == "not_checked" and "timed out" in out.verdict.error and out.decision == "accept"
+    assert (
+        out.verdict.status == "not_checked"
+        and "timed out" in out.verdict.error
+        and out.decision == "accept"
+    )
     out = await check_image(Recorder(), tmp_path / "missing.png", 2, character_sheet=SHEET)
     assert out.verdict.status == "not_checked" and out.decision == "accept"
 
@@ -80,18 +104,29 @@ async def test_with_the_offline_checker_on_files(tmp_path):
     ok = await check_image(OfflineVision(), good, 4, references=refs, character_sheet=SHEET)
     off = await check_image(OfflineVision(), bad, 4, references=refs, character_sheet=SHEET)
     assert ok.decision == "accept" and ok.verdict.on_model
-    assert off.decision == "fix" and "species" in off.verdict.defects and "species" in off.fix_feedback
+    assert (
+        off.decision == "fix" and "species" in off.verdict.defects and "species" in off.fix_feedback
+    )
 
 
 def test_cost_and_log_fields():
     assert story_check_cost(load_settings(env={})) == 0.0
     keyed = load_settings(env={"OPENAI_API_KEY": "sk-test"})
     assert 0 < story_check_cost(keyed) < story_check_cost(keyed, fix_rate=0.5) < 0.2
-    assert story_check_cost(load_settings(env={"OPENAI_API_KEY": "sk-test", "CONTINUITY": "off"})) == 0.0
-    f = log_fields(Verdict(on_model=False, score=40, defects=["species", "eyes"], note="n", checker="c"))
+    assert (
+        story_check_cost(load_settings(env={"OPENAI_API_KEY": "sk-test", "CONTINUITY": "off"}))
+        == 0.0
+    )
+    f = log_fields(
+        Verdict(on_model=False, score=40, defects=["species", "eyes"], note="n", checker="c")
+    )
     assert f["continuity_defects"] == "species; eyes" and f["continuity_score"] == 40
     f = log_fields(Verdict.not_checked("c", "timeout"))
-    assert f["continuity_status"] == "not_checked" and f["continuity_note"] == "timeout" and f["continuity_score"] == ""
+    assert (
+        f["continuity_status"] == "not_checked"
+        and f["continuity_note"] == "timeout"
+        and f["continuity_score"] == ""
+    )
     assert set(log_fields(None)) == set(f)
 
 
@@ -102,20 +137,32 @@ async def test_fix_cycle_against_the_fake_server(fake_openai):
     from foxpipe.providers.vision_openai import OpenAIVision
     from tests.fakes.openai_server import Action
 
-    settings = load_settings(env={"OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": fake_openai.base_url,
-                                  "RETRY_BASE_SECONDS": "0.01"})
+    settings = load_settings(
+        env={
+            "OPENAI_API_KEY": "sk-test",
+            "OPENAI_BASE_URL": fake_openai.base_url,
+            "RETRY_BASE_SECONDS": "0.01",
+        }
+    )
     checker, images = OpenAIVision(settings), OpenAIImages(settings)
     prompt = prompts.standardize_prompts(["Scene 4. Rusty trains by the river."], SHEET)[0]
     first = await images.generate(prompt, "1024x1536", scene_number=4)
-    fake_openai.script("chat", Action.verdict(False, 35, ["fur or skin colour", "markings"], "Grey fur, no tail tip."),
-                       Action.verdict(False, 55, ["markings"], "Still no tail tip."))
+    fake_openai.script(
+        "chat",
+        Action.verdict(False, 35, ["fur or skin colour", "markings"], "Grey fur, no tail tip."),
+        Action.verdict(False, 55, ["markings"], "Still no tail tip."),
+    )
     out = await check_image(checker, first.data, 4, character_sheet=SHEET, mode="fix")
     assert out.decision == "fix"
-    fixed = await images.generate(prompts.with_feedback(prompt, out.fix_feedback), "1024x1536", scene_number=4)
+    fixed = await images.generate(
+        prompts.with_feedback(prompt, out.fix_feedback), "1024x1536", scene_number=4
+    )
     sent = fake_openai.prompts("images")[-1]
     assert "FIX FROM REVIEW:" in sent and "fur or skin colours" in sent and "marking" in sent
     assert "Grey fur, no tail tip." in sent
-    again = await check_image(checker, fixed.data, 4, character_sheet=SHEET, mode="fix", already_fixed=True)
+    again = await check_image(
+        checker, fixed.data, 4, character_sheet=SHEET, mode="fix", already_fixed=True
+    )
     assert again.decision == "flag" and again.verdict.defects == ["markings"]
     assert len(fake_openai.of("chat")) == 2 and len(fake_openai.of("images")) == 2
     await checker.aclose()

@@ -28,7 +28,9 @@ class PaidImages:
 
     async def generate(self, prompt, size, *, scene_number=0, references=None):
         self.calls += 1
-        return ImageResult(render_card(scene_number, "Triumph", "x", "64x96", False), self.name, "generate")
+        return ImageResult(
+            render_card(scene_number, "Triumph", "x", "64x96", False), self.name, "generate"
+        )
 
 
 @pytest.fixture
@@ -41,7 +43,9 @@ def paid():
         settings = load_settings({k.upper(): v for k, v in env.items()})
         reg = JobRegistry(
             settings,
-            pipeline_factory=lambda s, lim: Pipeline(images, LocalStore(s.data_path), CsvLog(s.data_path), lim, s),
+            pipeline_factory=lambda s, lim: Pipeline(
+                images, LocalStore(s.data_path), CsvLog(s.data_path), lim, s
+            ),
         )
         regs.append(reg)
         return reg
@@ -92,15 +96,21 @@ class SlowLog(CsvLog):
         self.gate = gate
 
     def log_image(self, row):
-        if row["scene"] == 4 and row["status"] == "ready":  # not the review's or the regeneration's row
+        if (
+            row["scene"] == 4 and row["status"] == "ready"
+        ):  # not the review's or the regeneration's row
             self.gate.wait(30)
         super().log_image(row)
 
 
 def test_a_reject_while_the_last_run_still_logs_is_not_dropped():
     images, gate = PaidImages(), threading.Event()
-    reg = JobRegistry(load_settings({"MAX_REGENERATIONS_PER_IMAGE": 1}), pipeline_factory=lambda s, lim: Pipeline(
-        images, LocalStore(s.data_path), SlowLog(s.data_path, gate), lim, s))
+    reg = JobRegistry(
+        load_settings({"MAX_REGENERATIONS_PER_IMAGE": 1}),
+        pipeline_factory=lambda s, lim: Pipeline(
+            images, LocalStore(s.data_path), SlowLog(s.data_path, gate), lim, s
+        ),
+    )
     try:
         job_id = new_job(reg)
         wait_until(lambda: reg.get(job_id).done)  # scene 4 is ready; its row is not logged yet

@@ -20,18 +20,29 @@ def client(fake: FakeOpenAI, **kw) -> AsyncOpenAI:
 
 
 async def test_generate_returns_real_png_and_usage(fake_openai):
-    r = await client(fake_openai).images.generate(model="gpt-image-2", prompt="a fox", size="1024x1536")
+    r = await client(fake_openai).images.generate(
+        model="gpt-image-2", prompt="a fox", size="1024x1536"
+    )
     img = Image.open(io.BytesIO(base64.b64decode(r.data[0].b64_json)))
     assert img.format == "PNG" and img.size == (21, 32)
     assert r.usage is not None and r.usage.total_tokens > 0
     rec = fake_openai.of("generations")[0]
-    assert (rec.model, rec.prompt, rec.size, rec.status) == ("gpt-image-2", "a fox", "1024x1536", 200)
+    assert (rec.model, rec.prompt, rec.size, rec.status) == (
+        "gpt-image-2",
+        "a fox",
+        "1024x1536",
+        200,
+    )
 
 
 async def test_edit_counts_reference_images(fake_openai):
-    ref = base64.b64decode((await client(fake_openai).images.generate(model="m", prompt="x")).data[0].b64_json)
+    ref = base64.b64decode(
+        (await client(fake_openai).images.generate(model="m", prompt="x")).data[0].b64_json
+    )
     await client(fake_openai).images.edit(
-        model="gpt-image-2", prompt="the hero", image=[("a.png", ref, "image/png"), ("b.png", ref, "image/png")],
+        model="gpt-image-2",
+        prompt="the hero",
+        image=[("a.png", ref, "image/png"), ("b.png", ref, "image/png")],
         size="1536x1024",
     )
     rec = fake_openai.of("edits")[0]
@@ -41,27 +52,45 @@ async def test_edit_counts_reference_images(fake_openai):
 async def test_structured_story_and_wrong_count(fake_openai):
     c = client(fake_openai)
     msgs = [{"role": "user", "content": "write"}]
-    ok = await c.chat.completions.parse(model="gpt-5.4-mini", messages=msgs, response_format=StoryDraft)
+    ok = await c.chat.completions.parse(
+        model="gpt-5.4-mini", messages=msgs, response_format=StoryDraft
+    )
     assert len(ok.choices[0].message.parsed.scenes) == 20
     fake_openai.script("chat", Action.scenes(19))
     with pytest.raises(ValidationError):
-        await c.chat.completions.parse(model="gpt-5.4-mini", messages=msgs, response_format=StoryDraft)
+        await c.chat.completions.parse(
+            model="gpt-5.4-mini", messages=msgs, response_format=StoryDraft
+        )
     fake_openai.script("chat", Action.refusal("no"))
-    r = await c.chat.completions.parse(model="gpt-5.4-mini", messages=msgs, response_format=StoryDraft)
+    r = await c.chat.completions.parse(
+        model="gpt-5.4-mini", messages=msgs, response_format=StoryDraft
+    )
     assert r.choices[0].message.refusal == "no" and r.choices[0].message.parsed is None
     fake_openai.script("chat", Action.truncated())
     with pytest.raises(openai.LengthFinishReasonError):
-        await c.chat.completions.parse(model="gpt-5.4-mini", messages=msgs, response_format=StoryDraft)
+        await c.chat.completions.parse(
+            model="gpt-5.4-mini", messages=msgs, response_format=StoryDraft
+        )
 
 
 async def test_scripted_errors_map_to_sdk_exceptions(fake_openai):
     c = client(fake_openai)
-    fake_openai.script("images", Action.rate_limited(retry_after=2), Action.quota(), Action.unauthorized(),
-                       Action.forbidden(), Action.server_error(503), Action.moderation())
+    fake_openai.script(
+        "images",
+        Action.rate_limited(retry_after=2),
+        Action.quota(),
+        Action.unauthorized(),
+        Action.forbidden(),
+        Action.server_error(503),
+        Action.moderation(),
+    )
     with pytest.raises(openai.RateLimitError) as e:
         await c.images.generate(model="m", prompt="p")
     assert e.value.code == "rate_limit_exceeded"
-    assert e.value.response.headers["retry-after"] == "2" and e.value.response.headers["retry-after-ms"] == "2000"
+    assert (
+        e.value.response.headers["retry-after"] == "2"
+        and e.value.response.headers["retry-after-ms"] == "2000"
+    )
     with pytest.raises(openai.RateLimitError) as e:
         await c.images.generate(model="m", prompt="p")
     assert e.value.code == "insufficient_quota"
@@ -111,7 +140,11 @@ def test_duration_format():
     assert [openai_duration(s) for s in (0.02, 1.5, 90)] == ["20ms", "1.5s", "1m30s"]
     # A sliding window's reset computed as t0 + 60 - now can come out a float hair over 60 s.
     assert [openai_duration(s) for s in (60.00000000000006, 59.9996, 0.9996, 123.4567)] == [
-        "1m0s", "1m0s", "1s", "2m3.457s"]
+        "1m0s",
+        "1m0s",
+        "1s",
+        "2m3.457s",
+    ]
 
 
 async def test_vision_request_is_recorded_and_verdict_scripted(fake_openai):
@@ -126,18 +159,32 @@ async def test_vision_request_is_recorded_and_verdict_scripted(fake_openai):
         note: str
 
     a, b = png_bytes(4, 4, (200, 10, 10)), png_bytes(4, 4, (10, 200, 10))
-    parts = [{"type": "text", "text": "reference"},
-             {"type": "image_url", "image_url": {"url": "data:image/png;base64," + base64.b64encode(a).decode()}},
-             {"type": "text", "text": "scene"},
-             {"type": "image_url", "image_url": {"url": "data:image/png;base64," + base64.b64encode(b).decode()}}]
+    parts = [
+        {"type": "text", "text": "reference"},
+        {
+            "type": "image_url",
+            "image_url": {"url": "data:image/png;base64," + base64.b64encode(a).decode()},
+        },
+        {"type": "text", "text": "scene"},
+        {
+            "type": "image_url",
+            "image_url": {"url": "data:image/png;base64," + base64.b64encode(b).decode()},
+        },
+    ]
     fake_openai.script("chat", Action.verdict(False, 12, ["species"], "A bear."))
     r = await client(fake_openai).chat.completions.parse(
-        model="gpt-5.4-mini", messages=[{"role": "user", "content": parts}], response_format=Answer)
-    assert r.choices[0].message.parsed == Answer(on_model=False, score=12, defects=["species"], note="A bear.")
+        model="gpt-5.4-mini", messages=[{"role": "user", "content": parts}], response_format=Answer
+    )
+    assert r.choices[0].message.parsed == Answer(
+        on_model=False, score=12, defects=["species"], note="A bear."
+    )
     rec = fake_openai.of("chat")[0]
     assert rec.n_images == 2 and [data_url_bytes(u) for u in rec.image_urls] == [a, b]
     assert rec.text == "reference\nscene" and rec.schema["name"] == "Answer"
     # Without a script, a continuity check (on_model in the schema) answers the same hero.
     r = await client(fake_openai).chat.completions.parse(
-        model="gpt-5.4-mini", messages=[{"role": "user", "content": parts}], response_format=Answer)
-    assert r.choices[0].message.parsed == Answer(on_model=True, score=95, defects=[], note="Same hero.")
+        model="gpt-5.4-mini", messages=[{"role": "user", "content": parts}], response_format=Answer
+    )
+    assert r.choices[0].message.parsed == Answer(
+        on_model=True, score=95, defects=[], note="Same hero."
+    )

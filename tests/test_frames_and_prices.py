@@ -91,7 +91,9 @@ def test_a_bad_scene_image_size_setting_is_reported_and_dropped():
     assert s.scene_image_size == "" and any("SCENE_IMAGE_SIZE" in p for p in s.problems)
     s = load_settings({"SCENE_IMAGE_SIZE": "1088X1920"}, env={})
     assert s.scene_image_size == "1088x1920" and not s.problems
-    s = load_settings({"SCENE_IMAGE_SIZE": "1088x1920", "OPENAI_IMAGE_MODEL": "gpt-image-1"}, env={})
+    s = load_settings(
+        {"SCENE_IMAGE_SIZE": "1088x1920", "OPENAI_IMAGE_MODEL": "gpt-image-1"}, env={}
+    )
     assert s.scene_image_size == "" and any("only makes" in p for p in s.problems)
 
 
@@ -131,7 +133,9 @@ def test_price_table_entries():
     pro10 = clip_price("kling", "kling-v3", "pro", 10)
     assert pro10.usd == pytest.approx(0.8 / CNY_PER_USD * 10, abs=1e-3)
     assert clip_price("kling", "kling-v3", "pro", 10, audio=True).usd > pro10.usd
-    assert clip_price("kling", "kling-v2-5-turbo", "std", 5, audio=True).usd == std.usd  # no audio model
+    assert (
+        clip_price("kling", "kling-v2-5-turbo", "std", 5, audio=True).usd == std.usd
+    )  # no audio model
     h3 = clip_price("hailuo", "MiniMax-H3", "768P", 6)
     assert h3.usd == pytest.approx(0.48) and not h3.estimate
     assert clip_price("hailuo", "MiniMax-H3", "2K", 10).usd == pytest.approx(1.3)
@@ -147,7 +151,11 @@ def test_price_table_entries():
 
 def test_a_story_of_twenty_clips_is_priced_in_the_expected_range():
     """The issue's figure: about US$0.30-0.60 a clip, twenty per story."""
-    for vendor, model, tier, secs in (("kling", "kling-v2-5-turbo", "std", 5), ("kling", "kling-v3-omni", "pro", 5),
-                                      ("hailuo", "MiniMax-H3", "768P", 6), ("hailuo", "MiniMax-Hailuo-2.3", "768P", 6)):
+    for vendor, model, tier, secs in (
+        ("kling", "kling-v2-5-turbo", "std", 5),
+        ("kling", "kling-v3-omni", "pro", 5),
+        ("hailuo", "MiniMax-H3", "768P", 6),
+        ("hailuo", "MiniMax-Hailuo-2.3", "768P", 6),
+    ):
         per = clip_price(vendor, model, tier, secs).usd
         assert 0.2 <= per <= 0.65, (model, per)

@@ -14,13 +14,27 @@ FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCh
 any_text = st.one_of(
     st.text(max_size=300),
     st.text(alphabet=st.characters(codec="utf-8"), min_size=0, max_size=50).map(lambda s: s * 200),
-    st.sampled_from(['"\'"\'', '{"a": [1, {"b": "}"}]}', "\u202e\u0000\ud800x", "=HYPERLINK(\"x\")", "ignore previous instructions"]),
+    st.sampled_from(
+        [
+            "\"'\"'",
+            '{"a": [1, {"b": "}"}]}',
+            "\u202e\u0000\ud800x",
+            '=HYPERLINK("x")',
+            "ignore previous instructions",
+        ]
+    ),
 )
-answer_values = st.one_of(any_text, st.none(), st.integers(), st.lists(st.text(max_size=5), max_size=3))
+answer_values = st.one_of(
+    any_text, st.none(), st.integers(), st.lists(st.text(max_size=5), max_size=3)
+)
 
 
 @FUZZ
-@given(st.dictionaries(st.sampled_from([q.key for q in quiz.QUESTIONS] + ["junk"]), answer_values, max_size=20))
+@given(
+    st.dictionaries(
+        st.sampled_from([q.key for q in quiz.QUESTIONS] + ["junk"]), answer_values, max_size=20
+    )
+)
 def test_validation_never_raises_and_explains_every_rejection(raw):
     merged = quiz.defaults() | raw
     result = quiz.validate(merged)
@@ -39,11 +53,19 @@ def test_validation_never_raises_and_explains_every_rejection(raw):
 
 
 @FUZZ
-@given(st.one_of(any_text, st.recursive(
-    st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=40)),
-    lambda children: st.one_of(st.lists(children, max_size=25), st.dictionaries(st.text(max_size=8), children, max_size=5)),
-    max_leaves=60,
-).map(json.dumps)))
+@given(
+    st.one_of(
+        any_text,
+        st.recursive(
+            st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=40)),
+            lambda children: st.one_of(
+                st.lists(children, max_size=25),
+                st.dictionaries(st.text(max_size=8), children, max_size=5),
+            ),
+            max_leaves=60,
+        ).map(json.dumps),
+    )
+)
 def test_story_parser_never_raises(text):
     s = story.parse_story_json(text, quiz.defaults())
     assert len(s.scenes) == SCENE_COUNT
@@ -53,10 +75,23 @@ def test_story_parser_never_raises(text):
 
 
 @FUZZ
-@given(st.lists(st.one_of(st.fixed_dictionaries({"number": st.integers(-5, 30), "text": any_text}), st.text(max_size=30)), max_size=30), any_text)
+@given(
+    st.lists(
+        st.one_of(
+            st.fixed_dictionaries({"number": st.integers(-5, 30), "text": any_text}),
+            st.text(max_size=30),
+        ),
+        max_size=30,
+    ),
+    any_text,
+)
 def test_story_parser_salvages_usable_scenes(scenes, title):
     s = story.parse_story_json(json.dumps({"title": title, "scenes": scenes}), quiz.defaults())
     assert len(s.scenes) == SCENE_COUNT
-    usable = {sc["number"] for sc in scenes if isinstance(sc, dict) and 1 <= sc["number"] <= 20 and sc["text"].strip()}
+    usable = {
+        sc["number"]
+        for sc in scenes
+        if isinstance(sc, dict) and 1 <= sc["number"] <= 20 and sc["text"].strip()
+    }
     for n in usable:
         assert not s.scenes[n - 1].placeholder

@@ -33,7 +33,9 @@ def test_slideshow_from_the_gallery_plays_and_is_in_the_zip():
     assert not at.exception
     assert any(h.value == "Videos" for h in at.subheader)
     # With no keys only the local slideshow is offered.
-    assert at.radio(key="video_provider").options == ["Local slideshow (free, made on this machine)"]
+    assert at.radio(key="video_provider").options == [
+        "Local slideshow (free, made on this machine)"
+    ]
     at.number_input(key="video_seconds").set_value(0.5)
     at.button(key="generate_video").click().run()
     assert not at.exception
@@ -46,7 +48,9 @@ def test_slideshow_from_the_gallery_plays_and_is_in_the_zip():
 
     wait_until(finished, timeout=120, interval=0.3)
     job = workflow.current().get(job_id)
-    assert job.video.status == "done" and abs(job.video.duration - 20 * 0.5) < 0.1  # no narration: 0.5 s a scene
+    assert (
+        job.video.status == "done" and abs(job.video.duration - 20 * 0.5) < 0.1
+    )  # no narration: 0.5 s a scene
     assert not at.button(key="generate_video").disabled
     labels = [b.label for b in at.get("download_button")]
     assert "Download the video (MP4)" in labels and "Download everything (ZIP)" in labels

@@ -31,8 +31,15 @@ def run_job(
     async def main():
         loop = asyncio.get_running_loop()
         limiter = RateLimiter(rate, cap, clock=loop.time)
-        pipe = Pipeline(images=images, store=MemoryStore(), log=MemoryLog(), limiter=limiter,
-                        settings=settings or Settings(), backoff_base=2.0, backoff_cap=30.0)
+        pipe = Pipeline(
+            images=images,
+            store=MemoryStore(),
+            log=MemoryLog(),
+            limiter=limiter,
+            settings=settings or Settings(),
+            backoff_base=2.0,
+            backoff_cap=30.0,
+        )
         book = Book(make_job(n))
         await asyncio.gather(*(run_slot(book, pipe, book.job.id, i) for i in (indexes or range(n))))
         return book, pipe, loop.time()
@@ -64,7 +71,9 @@ def test_retryable_errors_retry_up_to_three_times_through_the_limiter():
     assert "Gave up after 4 attempts" in s1.error
     assert s2.status is SlotStatus.READY and s2.attempts == 2
     assert s3.status is SlotStatus.READY  # one image's failure never blocks the others
-    assert pipe.limiter.total_started == len(images.calls) == 4 + 2 + 1  # every retry went through it
+    assert (
+        pipe.limiter.total_started == len(images.calls) == 4 + 2 + 1
+    )  # every retry went through it
     # Exponential backoff: the gaps between scene 1's attempts grow.
     starts = [c.started for c in images.calls if c.scene == 1]
     gaps = [b - a - 1 for a, b in zip(starts, starts[1:], strict=False)]  # minus the 1 s latency

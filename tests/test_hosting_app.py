@@ -73,7 +73,11 @@ def make_gallery(at: AppTest) -> str:
     settle(at.button(key="write_story").click().run())
     settle(at.button(key="approve_scenes").click().run())
     at.run()
-    job_id = at.query_params["job"][0] if isinstance(at.query_params["job"], list) else at.query_params["job"]
+    job_id = (
+        at.query_params["job"][0]
+        if isinstance(at.query_params["job"], list)
+        else at.query_params["job"]
+    )
 
     def done(a: AppTest) -> bool:
         reg = app.current()
@@ -98,7 +102,9 @@ def test_gallery_uploads_to_cloudinary_and_logs_to_sheets(cld, sheets, key, monk
     text = sidebar_text(fresh_sidebar())
     assert "**Image hosting**: Cloudinary" in text and "**Prompt log**: Google Sheets" in text
     urls = image_urls(at)
-    assert len(urls) == 20 and all(u.startswith(f"{cld.base}/{cld.cloud}/image/upload/c_scale,w_360/") for u in urls)
+    assert len(urls) == 20 and all(
+        u.startswith(f"{cld.base}/{cld.cloud}/image/upload/c_scale,w_360/") for u in urls
+    )
     assert len(cld.assets) == 20
 
     at.button(key="approve_all").click().run()
@@ -108,7 +114,8 @@ def test_gallery_uploads_to_cloudinary_and_logs_to_sheets(cld, sheets, key, monk
     assert len(stories) == 1 and stories[0][2] == job_id
     images = sheets.rows("images")[1:]
     assert sorted((r[3], r[8]) for r in images) == sorted(
-        [(n, "ready") for n in range(1, 21)] + [(n, "approved") for n in range(1, 21)])
+        [(n, "ready") for n in range(1, 21)] + [(n, "approved") for n in range(1, 21)]
+    )
     assert all(r[7].startswith(cld.base) for r in images)  # the hosted URL is logged
 
 
@@ -127,8 +134,12 @@ def test_failed_upload_offers_retry_upload(cld, monkeypatch):
     while any(s.upload_error for s in reg.get(job_id).slots):
         assert time.monotonic() < deadline, (
             [(s.index, s.upload_error) for s in reg.get(job_id).slots if s.upload_error],
-            [c.status for c in cld.calls], clicked)
-        fresh = [b for b in at.button if b.key and b.key.startswith("upload_") and b.key not in clicked]
+            [c.status for c in cld.calls],
+            clicked,
+        )
+        fresh = [
+            b for b in at.button if b.key and b.key.startswith("upload_") and b.key not in clicked
+        ]
         if fresh:  # press each tile's "Retry upload" once
             clicked.add(fresh[0].key)
             fresh[0].click().run()
@@ -154,7 +165,9 @@ def test_bad_configuration_is_explained_and_the_app_runs_locally(monkeypatch, cl
     assert "CLOUDINARY_URL must look like cloudinary://API_KEY:API_SECRET@CLOUD_NAME" in warnings
     assert "GOOGLE_SERVICE_ACCOUNT is not valid JSON" in warnings
     assert "only-a-key" not in warnings
-    assert "**Image hosting**: Local files" in sidebar_text(side) and "**Prompt log**: Local CSV" in sidebar_text(side)
+    assert "**Image hosting**: Local files" in sidebar_text(
+        side
+    ) and "**Prompt log**: Local CSV" in sidebar_text(side)
 
     job = app.current().get(job_id)
     assert all(s.status is SlotStatus.READY and not s.image.uploaded for s in job.slots)
@@ -172,9 +185,14 @@ def test_a_sheet_that_404s_shows_in_the_sidebar(sheets, key, monkeypatch, clean_
             break
         time.sleep(0.1)
     warning = next(w for w in sidebar_warnings(side) if "404" in w)
-    assert "GOOGLE_SHEET_ID was not found" in warning and sheets.service_account(key[0])["client_email"] in warning
+    assert (
+        "GOOGLE_SHEET_ID was not found" in warning
+        and sheets.service_account(key[0])["client_email"] in warning
+    )
     assert "**Prompt log**: Local CSV for now" in sidebar_text(side)
-    job_id = make_gallery(AppTest.from_file(APP, default_timeout=30))  # the story still goes through
+    job_id = make_gallery(
+        AppTest.from_file(APP, default_timeout=30)
+    )  # the story still goes through
     rows = CsvLog(clean_env).read("stories")
     assert rows["job_id"].tolist() == [job_id]
     assert prompt_log(load_settings()).flush(10)

@@ -30,21 +30,40 @@ def registries():
         reg.shutdown()
 
 
-def openai_registry(made, fake: FakeOpenAI, data, rate: float, period: float, guard: float = 0.1) -> JobRegistry:
-    settings = Settings(openai_api_key="sk-test", openai_base_url=fake.base_url, images_per_minute=rate,
-                        image_timeout=10.0, data_dir=str(data), openai_use_reference=False)
-    reg = JobRegistry(settings, limiter=RateLimiter(rate, 10, period=period, guard=guard), period=period)
+def openai_registry(
+    made, fake: FakeOpenAI, data, rate: float, period: float, guard: float = 0.1
+) -> JobRegistry:
+    settings = Settings(
+        openai_api_key="sk-test",
+        openai_base_url=fake.base_url,
+        images_per_minute=rate,
+        image_timeout=10.0,
+        data_dir=str(data),
+        openai_use_reference=False,
+    )
+    reg = JobRegistry(
+        settings, limiter=RateLimiter(rate, 10, period=period, guard=guard), period=period
+    )
     made.append(reg)
     return reg
 
 
-def scripted_registry(made, images: ScriptedImages, data, rate: float = 1000, cap: int = 10, **kw) -> JobRegistry:
+def scripted_registry(
+    made, images: ScriptedImages, data, rate: float = 1000, cap: int = 10, **kw
+) -> JobRegistry:
     kw.setdefault("continuity", "off")  # the checks have their own tests (test_continuity_app.py)
     settings = Settings(data_dir=str(data), **kw)
 
     def factory(s: Settings, lim: RateLimiter) -> Pipeline:
-        return Pipeline(images=images, store=LocalStore(s.data_path), log=CsvLog(s.data_path), limiter=lim,
-                        settings=s, backoff_base=0.01, backoff_cap=0.05)
+        return Pipeline(
+            images=images,
+            store=LocalStore(s.data_path),
+            log=CsvLog(s.data_path),
+            limiter=lim,
+            settings=s,
+            backoff_base=0.01,
+            backoff_cap=0.05,
+        )
 
     reg = JobRegistry(settings, factory, limiter=RateLimiter(rate, cap, period=60.0))
     made.append(reg)
@@ -101,7 +120,9 @@ def test_failures_are_isolated_and_every_slot_ends(registries, clean_env):
         wait_until(lambda: finished(reg, job_id), timeout=30)
         job = reg.get(job_id)
         assert {s.status for s in job.slots} <= TERMINAL
-        assert [s.status for s in job.slots] == [SlotStatus.READY] * 2 + [SlotStatus.FAILED] + [SlotStatus.READY] * 2
+        assert [s.status for s in job.slots] == [SlotStatus.READY] * 2 + [SlotStatus.FAILED] + [
+            SlotStatus.READY
+        ] * 2
         blocked = job.slots[2]
         assert "safest prompt" in blocked.error and blocked.policy_level == 2
         assert sum(1 for r in fake.of("images") if r.status == 503) == 1
@@ -139,7 +160,12 @@ def test_deadline_fails_unfinished_slots_with_retry(registries, clean_env):
     reg.mutate(job_id, lambda j: setattr(j, "deadline", time.time() - 1))  # time runs out
     wait_until(lambda: finished(reg, job_id), timeout=10)
     job = reg.get(job_id)
-    assert [s.status for s in job.slots] == [SlotStatus.READY, SlotStatus.FAILED, SlotStatus.FAILED, SlotStatus.READY]
+    assert [s.status for s in job.slots] == [
+        SlotStatus.READY,
+        SlotStatus.FAILED,
+        SlotStatus.FAILED,
+        SlotStatus.READY,
+    ]
     assert all("deadline" in job.slots[i].error for i in (1, 2))
     wait_until(lambda: images.in_flight() == 0 and reg.limiter.in_flight == 0, timeout=5)
     assert {c.outcome for c in images.calls if c.scene in (2, 3)} == {"cancelled"}
@@ -172,7 +198,9 @@ def test_stop_cancels_queued_and_in_flight_work(registries, clean_env):
     job = reg.get(job_id)
     assert all(s.status is SlotStatus.FAILED and "Stopped" in s.error for s in job.slots)
     assert job.cancelled
-    wait_until(lambda: images.in_flight() == 0 and reg.limiter.in_flight == 0 and reg.limiter.waiting == 0)
+    wait_until(
+        lambda: images.in_flight() == 0 and reg.limiter.in_flight == 0 and reg.limiter.waiting == 0
+    )
     assert len(images.calls) == 2  # queued work never reached the model
     images.latency = 0.01
     reg.retry(job_id, 0)
@@ -206,7 +234,11 @@ def test_progress_figures(registries, clean_env):
         j.started_at = started_at
         for i, s in enumerate(j.slots):
             if i < made:
-                s.versions = [ImageVersion(url="u", local_path="p", prompt="p", model="m", path="generate", seconds=60)]
+                s.versions = [
+                    ImageVersion(
+                        url="u", local_path="p", prompt="p", model="m", path="generate", seconds=60
+                    )
+                ]
                 s.current, s.status = 0, SlotStatus.READY
             else:
                 s.status = SlotStatus.QUEUED
@@ -215,7 +247,9 @@ def test_progress_figures(registries, clean_env):
     p = reg.progress(job_id, now=t0 + 120)
     assert (p.done, p.total, p.made) == (10, 20, 10)
     assert p.rate == pytest.approx(5.0)  # 10 images in the 2 minutes since the first start
-    assert p.limit == 5 and p.elapsed == pytest.approx(150)  # the 30 s queued before start count as elapsed
+    assert p.limit == 5 and p.elapsed == pytest.approx(
+        150
+    )  # the 30 s queued before start count as elapsed
     # 10 images left at 5/min: at least one more minute of starts plus one image's latency.
     assert 60 + 60 <= p.eta <= 180 + 60
     alone = p.eta

@@ -59,14 +59,18 @@ SLOT_PAIRS = list(itertools.product(SlotStatus, SlotEvent))
 
 
 def new_slot(status: SlotStatus = S.QUEUED, *, image: bool = True, generations: int = 1) -> Slot:
-    s = Slot(index=4, scene=Scene(5, "beat", "text"), prompt="p", status=status, generations=generations)
+    s = Slot(
+        index=4, scene=Scene(5, "beat", "text"), prompt="p", status=status, generations=generations
+    )
     if image:
         add_version(s)
     return s
 
 
 def add_version(s: Slot) -> None:
-    s.versions.append(ImageVersion(url="u", local_path="/v.png", prompt=s.prompt, model="m", path="offline"))
+    s.versions.append(
+        ImageVersion(url="u", local_path="/v.png", prompt=s.prompt, model="m", path="offline")
+    )
     s.current = len(s.versions) - 1
 
 
@@ -82,10 +86,16 @@ def test_the_slot_table_is_the_documented_lifecycle():
     assert set(SLOT_TABLE.values()) == set(SlotStatus)  # every status is reachable
     for status in set(SlotStatus) - TERMINAL:  # whatever is in flight can always fail: no hang
         assert SLOT_TABLE[(status, E.FAIL)] is S.FAILED
-    assert {st_ for (st_, ev) in SLOT_TABLE if ev is E.QUEUE} == {S.QUEUED, S.READY, S.FAILED}  # never approved
+    assert {st_ for (st_, ev) in SLOT_TABLE if ev is E.QUEUE} == {
+        S.QUEUED,
+        S.READY,
+        S.FAILED,
+    }  # never approved
 
 
-@pytest.mark.parametrize(("status", "event"), SLOT_PAIRS, ids=[f"{s.value}-{e.value}" for s, e in SLOT_PAIRS])
+@pytest.mark.parametrize(
+    ("status", "event"), SLOT_PAIRS, ids=[f"{s.value}-{e.value}" for s, e in SLOT_PAIRS]
+)
 def test_every_slot_pair_is_applied_or_refused(status, event):
     s = new_slot(status, generations=3)
     s.error = "an earlier error"
@@ -156,10 +166,17 @@ def test_an_old_run_answering_after_a_retry_cannot_touch_the_new_run():
 
 # ---------------------------------------------------------------------------------- clips
 CLIP_SPEC = {
-    (C.QUEUED, C.QUEUED), (C.QUEUED, C.SUBMITTED), (C.SUBMITTED, C.SUBMITTED), (C.SUBMITTED, C.DOWNLOADING),
-    (C.DOWNLOADING, C.SUBMITTED), (C.DOWNLOADING, C.READY),
-    (C.QUEUED, C.FAILED), (C.SUBMITTED, C.FAILED), (C.DOWNLOADING, C.FAILED),
-    (C.FAILED, C.QUEUED), (C.READY, C.QUEUED),
+    (C.QUEUED, C.QUEUED),
+    (C.QUEUED, C.SUBMITTED),
+    (C.SUBMITTED, C.SUBMITTED),
+    (C.SUBMITTED, C.DOWNLOADING),
+    (C.DOWNLOADING, C.SUBMITTED),
+    (C.DOWNLOADING, C.READY),
+    (C.QUEUED, C.FAILED),
+    (C.SUBMITTED, C.FAILED),
+    (C.DOWNLOADING, C.FAILED),
+    (C.FAILED, C.QUEUED),
+    (C.READY, C.QUEUED),
 }
 CLIP_PAIRS = list(itertools.product(ClipStatus, ClipStatus))
 
@@ -173,7 +190,9 @@ def test_the_clip_table_is_the_documented_lifecycle():
     assert {new for (old, new) in CLIP_SPEC if not old.in_flight} == {C.QUEUED}
 
 
-@pytest.mark.parametrize(("old", "new"), CLIP_PAIRS, ids=[f"{a.value}-{b.value}" for a, b in CLIP_PAIRS])
+@pytest.mark.parametrize(
+    ("old", "new"), CLIP_PAIRS, ids=[f"{a.value}-{b.value}" for a, b in CLIP_PAIRS]
+)
 def test_every_clip_pair_is_applied_or_refused(old, new):
     clip = Clip(index=2, status=old, task_id="task-1", attempts=1, error="e")
     if (old, new) in CLIP_SPEC:
@@ -220,13 +239,19 @@ def test_an_old_task_answering_right_after_a_retry_is_refused(late):
 
 # ---------------------------------------------------------------------------------- video
 VIDEO_SPEC = {
-    (V.IDLE, V.RUNNING), (V.RUNNING, V.DONE), (V.RUNNING, V.FAILED), (V.DONE, V.RUNNING),
-    (V.FAILED, V.RUNNING), (V.RUNNING, V.RUNNING),
+    (V.IDLE, V.RUNNING),
+    (V.RUNNING, V.DONE),
+    (V.RUNNING, V.FAILED),
+    (V.DONE, V.RUNNING),
+    (V.FAILED, V.RUNNING),
+    (V.RUNNING, V.RUNNING),
 }
 VIDEO_PAIRS = list(itertools.product(VideoStatus, VideoStatus))
 
 
-@pytest.mark.parametrize(("old", "new"), VIDEO_PAIRS, ids=[f"{a.value}-{b.value}" for a, b in VIDEO_PAIRS])
+@pytest.mark.parametrize(
+    ("old", "new"), VIDEO_PAIRS, ids=[f"{a.value}-{b.value}" for a, b in VIDEO_PAIRS]
+)
 def test_every_video_pair_is_applied_or_refused(old, new):
     assert {k for k, ok in VIDEO_TABLE.items() if ok} == VIDEO_SPEC
     v = Video(status=old.value)
@@ -257,7 +282,12 @@ events = st.tuples(
 def test_random_event_sequences_keep_every_invariant(seq, start):
     s = new_slot(start, image=start.has_image, generations=1)
     for event, which, img in seq:
-        run = {"current": s.generations, "old": s.generations - 1, "future": s.generations + 1, "none": None}[which]
+        run = {
+            "current": s.generations,
+            "old": s.generations - 1,
+            "future": s.generations + 1,
+            "none": None,
+        }[which]
         if img and event is E.IMAGE:
             add_version(s)
         before, gen_before = state(s), s.generations
@@ -323,7 +353,9 @@ class SlotRuns(RuleBasedStateMachine):
                 add_version(self.slot)
             else:  # a paid-for image of a replaced run is kept as a version
                 self.slot.versions.append(
-                    ImageVersion(url="u", local_path="/late.png", prompt="p", model="m", path="offline")
+                    ImageVersion(
+                        url="u", local_path="/late.png", prompt="p", model="m", path="offline"
+                    )
                 )
             del self.runs[run]
         else:
@@ -369,8 +401,19 @@ test_slot_runs = SlotRuns.TestCase
 # ---------------------------------------------------------------------------------- Hypothesis: the engine
 OPS = st.lists(
     st.tuples(
-        st.sampled_from(["schedule", "approve", "approve_all", "reject", "retry", "retry_failed", "cancel",
-                         "restore", "wait"]),
+        st.sampled_from(
+            [
+                "schedule",
+                "approve",
+                "approve_all",
+                "reject",
+                "retry",
+                "retry_failed",
+                "cancel",
+                "restore",
+                "wait",
+            ]
+        ),
         st.integers(0, 19),
     ),
     min_size=1,
@@ -419,7 +462,9 @@ def test_engine_operations_in_any_order_end_with_every_slot_terminal(monkeypatch
                     assert s.image is not None
         wait_until(lambda: reg.running(job_id) == 0, timeout=30)
         job = reg.get(job_id)
-        stuck = [(s.index, s.status.value, s.generations) for s in job.slots if s.status not in TERMINAL]
+        stuck = [
+            (s.index, s.status.value, s.generations) for s in job.slots if s.status not in TERMINAL
+        ]
         assert not stuck, f"slots left in flight with the engine idle: {stuck}"
         assert job.done
         for s in job.slots:

@@ -19,19 +19,40 @@ from foxpipe.config import load_settings
 from foxpipe.engine.jobs import JobRegistry
 from tests.conftest import ROOT
 
-pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
+pytestmark = pytest.mark.skipif(
+    shutil.which("espeak-ng") is None, reason="espeak-ng is not installed"
+)
 
 
 def make(args: list[str], data_dir, timeout: float = 400) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "TTS_", "KLING_", "HAILUO_"))}
-    env.update(FOXPIPE_DATA_DIR=str(data_dir), FOXPIPE_OFFLINE_DELAY="0.01", SHORT_SIZE="270x480", SHORT_FPS="10")
-    return subprocess.run([sys.executable, "-m", "foxpipe", "make", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("OPENAI_", "TTS_", "KLING_", "HAILUO_"))
+    }
+    env.update(
+        FOXPIPE_DATA_DIR=str(data_dir),
+        FOXPIPE_OFFLINE_DELAY="0.01",
+        SHORT_SIZE="270x480",
+        SHORT_FPS="10",
+    )
+    return subprocess.run(
+        [sys.executable, "-m", "foxpipe", "make", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def streams(path) -> str:
-    return subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-i", str(path)],
-                          capture_output=True, text=True, timeout=60).stderr
+    return subprocess.run(
+        [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-i", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stderr
 
 
 def check_outputs(folder, hero: str) -> dict:
@@ -56,8 +77,22 @@ def test_make_one_story_offline_with_bad_music(tmp_path):
     bad_music = tmp_path / "song.mp3"
     bad_music.write_text("not music at all")
     out = tmp_path / "out"
-    r = make(["--answers", str(answers), "--out", str(out), "--approve-all", "--music", str(bad_music),
-              "--length", "45", "--voice", "en-gb"], tmp_path / "data")
+    r = make(
+        [
+            "--answers",
+            str(answers),
+            "--out",
+            str(out),
+            "--approve-all",
+            "--music",
+            str(bad_music),
+            "--length",
+            "45",
+            "--voice",
+            "en-gb",
+        ],
+        tmp_path / "data",
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     assert "not an audio file" in r.stderr  # said, and the video made anyway
     assert "images 20/20" in r.stderr or "writing the narration" in r.stderr  # progress on stderr
@@ -80,8 +115,11 @@ def test_make_two_stories_one_after_another(tmp_path):
     a.write_text(json.dumps({"hero_name": "Pip"}))
     b.write_text(json.dumps({"hero_name": "Mo", "animal": "Barn Owl"}))
     out = tmp_path / "out"
-    r = make(["--answers", str(a), str(b), "--out", str(out), "--approve-all", "--music", "none"],
-             tmp_path / "data", timeout=700)
+    r = make(
+        ["--answers", str(a), str(b), "--out", str(out), "--approve-all", "--music", "none"],
+        tmp_path / "data",
+        timeout=700,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     folders = sorted(p for p in out.iterdir() if p.is_dir())
     assert [f.name for f in folders] == ["01-a", "02-b"]
@@ -92,14 +130,24 @@ def test_make_two_stories_one_after_another(tmp_path):
 
 def test_bad_answers_exit_2_with_the_quiz_messages(tmp_path):
     bad = tmp_path / "bad.json"
-    bad.write_text(json.dumps({"hero_name": "", "animal": "Dragonfly-unicorn", "setting": "x" * 500}))
+    bad.write_text(
+        json.dumps({"hero_name": "", "animal": "Dragonfly-unicorn", "setting": "x" * 500})
+    )
     broken = tmp_path / "broken.json"
     broken.write_text("{not json")
-    r = make(["--answers", str(bad), str(broken), "--out", str(tmp_path / "out")], tmp_path / "data", timeout=60)
+    r = make(
+        ["--answers", str(bad), str(broken), "--out", str(tmp_path / "out")],
+        tmp_path / "data",
+        timeout=60,
+    )
     assert r.returncode == 2
     assert "is empty: please fill it in" in r.stderr
     assert "is not one of the choices" in r.stderr
     assert "not valid JSON" in r.stderr
     assert not (tmp_path / "out").exists()
-    r = make(["--answers", str(tmp_path / "missing.json"), "--out", str(tmp_path / "out")], tmp_path / "data", timeout=60)
+    r = make(
+        ["--answers", str(tmp_path / "missing.json"), "--out", str(tmp_path / "out")],
+        tmp_path / "data",
+        timeout=60,
+    )
     assert r.returncode == 2 and "cannot be read" in r.stderr

@@ -27,8 +27,16 @@ def fake():
 
 @pytest.fixture
 def settings(fake):
-    return load_settings({}, {"TTS_BASE_URL": fake.base_url, "TTS_MODEL": "kokoro", "TTS_VOICE": "af_heart",
-                              "TTS_API_KEY": "tts-secret", "VOICE_TIMEOUT": "10"})
+    return load_settings(
+        {},
+        {
+            "TTS_BASE_URL": fake.base_url,
+            "TTS_MODEL": "kokoro",
+            "TTS_VOICE": "af_heart",
+            "TTS_API_KEY": "tts-secret",
+            "VOICE_TIMEOUT": "10",
+        },
+    )
 
 
 def seconds(wav: bytes) -> float:
@@ -42,7 +50,11 @@ async def test_speech_request_shape_and_wav(settings, fake):
     r = await v.synthesize(LINE, "af_heart", "playful")
     (req,) = fake.requests
     assert req.path == "/v1/audio/speech" and req.headers["authorization"] == "Bearer tts-secret"
-    assert req.body["model"] == "kokoro" and req.body["voice"] == "af_heart" and req.body["input"] == LINE
+    assert (
+        req.body["model"] == "kokoro"
+        and req.body["voice"] == "af_heart"
+        and req.body["input"] == LINE
+    )
     assert req.body["response_format"] == "wav" and req.body["speed"] == pytest.approx(1.08)
     assert seconds(r.wav) > 0.25 * len(LINE.split())
     assert v.free and v.cost_estimate(LINE) == 0.0
@@ -54,8 +66,15 @@ async def test_streamed_wav_without_sizes_is_normalised(settings, fake):
     assert seconds(r.wav) > 1.5
 
 
-@pytest.mark.parametrize(("action", "kind"), [(("status", 429, 2), "retryable"), (("status", 401), "fatal"),
-                                              (("status", 503), "retryable"), (("garbage",), "retryable")])
+@pytest.mark.parametrize(
+    ("action", "kind"),
+    [
+        (("status", 429, 2), "retryable"),
+        (("status", 401), "fatal"),
+        (("status", 503), "retryable"),
+        (("garbage",), "retryable"),
+    ],
+)
 async def test_errors_are_mapped(settings, fake, action, kind):
     fake.script(action)
     with pytest.raises(ProviderError) as e:
@@ -68,14 +87,22 @@ async def test_errors_are_mapped(settings, fake, action, kind):
 
 async def test_a_server_error_then_success_makes_the_line(settings, fake, tmp_path):
     fake.script(("status", 500))
-    line = await synthesize_line(SpeechEndpointVoice(settings), NarrationLine(0, LINE), voice="af_heart",
-                                 style="calm", out_dir=tmp_path, backoff_base=0.01)
+    line = await synthesize_line(
+        SpeechEndpointVoice(settings),
+        NarrationLine(0, LINE),
+        voice="af_heart",
+        style="calm",
+        out_dir=tmp_path,
+        backoff_base=0.01,
+    )
     assert line.status == LineStatus.READY and line.attempts == 2 and line.timing == "estimated"
     assert line.provider == "speech:kokoro" and len(line.words) == len(LINE.split())
 
 
 def test_paid_endpoint_has_a_cost():
-    s = load_settings({}, {"TTS_BASE_URL": "http://127.0.0.1:9/v1", "TTS_PRICE_PER_MILLION_CHARS": "15"})
+    s = load_settings(
+        {}, {"TTS_BASE_URL": "http://127.0.0.1:9/v1", "TTS_PRICE_PER_MILLION_CHARS": "15"}
+    )
     v = SpeechEndpointVoice(s)
     assert not v.free and v.cost_estimate(LINE) == pytest.approx(len(LINE) * 15 / 1e6)
 
@@ -86,9 +113,13 @@ def test_choose_voice_from_settings():
     rt = choose_voice(load_settings({}, {"OPENAI_API_KEY": "sk-test", "OPENAI_VOICE": "cedar"}))
     assert rt.kind == "realtime" and not rt.free and rt.default_voice == "cedar"
     assert rt.model.name == "gpt-realtime-2.1-mini"
-    custom = choose_voice(load_settings({}, {"OPENAI_API_KEY": "sk-test", "OPENAI_VOICE_MODEL": "gpt-realtime"}))
+    custom = choose_voice(
+        load_settings({}, {"OPENAI_API_KEY": "sk-test", "OPENAI_VOICE_MODEL": "gpt-realtime"})
+    )
     assert custom.model.name == "gpt-realtime"
-    both = choose_voice(load_settings({}, {"OPENAI_API_KEY": "sk-test", "TTS_BASE_URL": "http://127.0.0.1:9/v1"}))
+    both = choose_voice(
+        load_settings({}, {"OPENAI_API_KEY": "sk-test", "TTS_BASE_URL": "http://127.0.0.1:9/v1"})
+    )
     assert both.kind == "speech"
 
 
@@ -98,8 +129,17 @@ def test_tts_key_is_a_secret():
 
 
 def test_bad_narration_settings_fall_back_with_a_message():
-    s = load_settings({}, {"NARRATION_SECONDS": "5000", "MAX_CONCURRENT_VOICE": "0", "VOICE_TIMEOUT": "0",
-                           "NARRATION_WORDS_PER_SECOND": "abc"})
+    s = load_settings(
+        {},
+        {
+            "NARRATION_SECONDS": "5000",
+            "MAX_CONCURRENT_VOICE": "0",
+            "VOICE_TIMEOUT": "0",
+            "NARRATION_WORDS_PER_SECOND": "abc",
+        },
+    )
     assert s.narration_seconds == 60.0 and s.max_concurrent_voice == 3 and s.voice_timeout == 60.0
     assert s.narration_words_per_second == 2.5
-    assert any("NARRATION_SECONDS" in p for p in s.problems) and any("MAX_CONCURRENT_VOICE" in p for p in s.problems)
+    assert any("NARRATION_SECONDS" in p for p in s.problems) and any(
+        "MAX_CONCURRENT_VOICE" in p for p in s.problems
+    )

@@ -56,21 +56,41 @@ def test_all_silence_or_unreadable_audio_falls_back_to_the_whole_file(tmp_path):
 def test_span_from_silences_cases():
     s0 = span_from_silences([], 2.0)
     assert (s0.start, s0.end, s0.duration) == (0.0, 2.0, 2.0)
-    s = span_from_silences([("start", 0.0), ("end", 0.3), ("start", 0.9), ("end", 1.0), ("start", 1.6)], 2.0)
+    s = span_from_silences(
+        [("start", 0.0), ("end", 0.3), ("start", 0.9), ("end", 1.0), ("start", 1.6)], 2.0
+    )
     assert (s.start, s.end) == (0.3, 1.6)  # the pause inside the speech is kept inside
 
 
 def test_syllables():
-    assert [syllables(w) for w in ("fox", "forest", "little", "amazing", "the", "2026", "...")] == [1, 2, 2, 3, 1, 4, 1]
+    assert [syllables(w) for w in ("fox", "forest", "little", "amazing", "the", "2026", "...")] == [
+        1,
+        2,
+        2,
+        3,
+        1,
+        4,
+        1,
+    ]
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.text(min_size=1, max_size=12).filter(lambda s: s.strip() and " " not in s), min_size=1, max_size=30),
-       st.floats(0, 5), st.floats(0.05, 20))
+@given(
+    st.lists(
+        st.text(min_size=1, max_size=12).filter(lambda s: s.strip() and " " not in s),
+        min_size=1,
+        max_size=30,
+    ),
+    st.floats(0, 5),
+    st.floats(0.05, 20),
+)
 def test_spread_words_always_in_order_and_inside(tokens, start, length):
     text = " ".join(t.strip() for t in tokens if t.strip())
     words = spread_words(text, start, start + length)
     assert len(words) == len(text.split())
-    assert words[0].start >= round(start, 3) - 1e-9 and words[-1].end <= round(start + length, 3) + 1e-9
+    assert (
+        words[0].start >= round(start, 3) - 1e-9
+        and words[-1].end <= round(start + length, 3) + 1e-9
+    )
     assert all(w.start <= w.end for w in words)
     assert all(a.end <= b.start + 1e-3 for a, b in zip(words, words[1:], strict=False))

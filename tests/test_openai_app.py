@@ -24,8 +24,19 @@ def live(monkeypatch, fake_openai):
 
 
 def texts(at: AppTest) -> str:
-    parts = [e.value for e in (*at.markdown, *at.caption, *at.title, *at.warning, *at.error, *at.info, *at.success,
-                                      *at.sidebar.markdown)]
+    parts = [
+        e.value
+        for e in (
+            *at.markdown,
+            *at.caption,
+            *at.title,
+            *at.warning,
+            *at.error,
+            *at.info,
+            *at.success,
+            *at.sidebar.markdown,
+        )
+    ]
     return "\n".join(str(p) for p in parts)
 
 
@@ -63,7 +74,10 @@ def test_full_flow_quiz_story_scenes_hero_gallery(live, clean_env):
     assert at.title[0].value == "Hero reference sheet"
     reg, job = job_of(at)
     assert set(job.references) == {"base", "powered"}
-    assert [r.kind for r in live.of("images")] == ["generations", "edits"]  # powered form drawn from the hero
+    assert [r.kind for r in live.of("images")] == [
+        "generations",
+        "edits",
+    ]  # powered form drawn from the hero
     assert all(s.status is SlotStatus.QUEUED and not s.generations for s in job.slots)
 
     settle(at.button(key="hero_make_" + job.id + "_base").click().run())  # regenerate once
@@ -78,8 +92,14 @@ def test_full_flow_quiz_story_scenes_hero_gallery(live, clean_env):
     assert all(s.status is SlotStatus.READY for s in job.slots)
     assert all(s.image.path == "edit" and s.image.model == "gpt-image-2" for s in job.slots)
     # Answered scene requests (on a loaded machine a slow answer may time out and be retried).
-    scene_requests = [r for r in live.of("edits") if "CHARACTER REFERENCE SHEET" not in r.prompt and r.status == 200]
-    assert len({r.prompt for r in scene_requests}) == 20 and all(r.n_images == 1 for r in scene_requests)
+    scene_requests = [
+        r
+        for r in live.of("edits")
+        if "CHARACTER REFERENCE SHEET" not in r.prompt and r.status == 200
+    ]
+    assert len({r.prompt for r in scene_requests}) == 20 and all(
+        r.n_images == 1 for r in scene_requests
+    )
     at.run()
     page = texts(at)
     assert "20 / 20 images ready" in str([p.text for p in at.get("progress")]) or "20 / 20" in page
@@ -88,12 +108,18 @@ def test_full_flow_quiz_story_scenes_hero_gallery(live, clean_env):
     assert "On model · 95" in page
     chats = live.of("chat")
     # story, character sheet, scene prompts, the Short's narration (one call)
-    assert len([r for r in chats if not r.image_urls]) == 4 and sum("NarrationDraft" in str(r) for r in chats) == 1
+    assert (
+        len([r for r in chats if not r.image_urls]) == 4
+        and sum("NarrationDraft" in str(r) for r in chats) == 1
+    )
     # Every image was checked against the hero (reference sheet and image), before it was ready.
     assert len([r for r in chats if len(r.image_urls) == 2]) == 20
     assert all(s.image.verdict["status"] == "checked" and not s.checking for s in job.slots)
     stories = pd.read_csv(clean_env / "log_stories.csv")
-    assert stories.iloc[-1]["job_id"] == job.id and stories.iloc[-1]["character_sheet"] == job.character_sheet
+    assert (
+        stories.iloc[-1]["job_id"] == job.id
+        and stories.iloc[-1]["character_sheet"] == job.character_sheet
+    )
     images = pd.read_csv(clean_env / "log_images.csv")
     assert sorted(images["scene"]) == list(range(1, 21))
     assert set(images["continuity_score"]) == {95}  # each image's row carries its verdict
@@ -125,12 +151,15 @@ def test_wrong_scene_count_opens_editor_with_marked_placeholder_and_retry(live):
     assert at.text_area[0].value == "My own first scene."
 
 
-@pytest.mark.parametrize("action,words", [
-    (Action.refusal("Sorry."), "refused"),
-    (Action.truncated(), "cut off"),
-    (Action.hang(5), "timed out"),
-    (Action.unauthorized(), "The OpenAI API key was refused."),
-])
+@pytest.mark.parametrize(
+    "action,words",
+    [
+        (Action.refusal("Sorry."), "refused"),
+        (Action.truncated(), "cut off"),
+        (Action.hang(5), "timed out"),
+        (Action.unauthorized(), "The OpenAI API key was refused."),
+    ],
+)
 def test_story_failure_shows_placeholders_message_and_retry(live, action, words):
     live.script("chat", *[action] * 3)
     at = write_story(AppTest.from_file(APP, default_timeout=30))

@@ -26,8 +26,14 @@ from tests.fakes.openai_server import Action, png_bytes
 
 
 def make_settings(fake, **extra):
-    env = {"OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": fake.base_url, "IMAGE_TIMEOUT": "0.5",
-           "IMAGES_PER_MINUTE": "6000", "IMAGE_RETRIES": "3", **extra}
+    env = {
+        "OPENAI_API_KEY": "sk-test",
+        "OPENAI_BASE_URL": fake.base_url,
+        "IMAGE_TIMEOUT": "0.5",
+        "IMAGES_PER_MINUTE": "6000",
+        "IMAGE_RETRIES": "3",
+        **extra,
+    }
     return load_settings({}, env)
 
 
@@ -40,7 +46,9 @@ async def test_generate_and_edit_paths(settings, fake_openai):
     model = OpenAIImages(settings)
     r = await model.generate("a fox", "1024x1536")
     assert r.path == "generate" and Image.open(io.BytesIO(r.data)).format == "PNG"
-    assert r.usage["total_tokens"] > 0 and r.usage["size"] == "1024x1536" and r.model == "gpt-image-2"
+    assert (
+        r.usage["total_tokens"] > 0 and r.usage["size"] == "1024x1536" and r.model == "gpt-image-2"
+    )
     ref = png_bytes(4, 4, (1, 2, 3))
     r = await model.generate("a fox", "1536x1024", references=[ref])
     assert r.path == "edit"
@@ -64,7 +72,11 @@ async def test_rate_hint_from_headers(fake_openai, settings):
 
 
 def test_parse_duration():
-    assert parse_duration("20ms") == 0.02 and parse_duration("1.5s") == 1.5 and parse_duration("6m0s") == 360
+    assert (
+        parse_duration("20ms") == 0.02
+        and parse_duration("1.5s") == 1.5
+        and parse_duration("6m0s") == 360
+    )
     assert parse_duration("") is None and parse_duration("soon") is None
     assert parse_duration("1m30s") == 90 and parse_duration("1h2m") == 3720
     # A number in exponent form is read whole, and text that is not all durations is no hint.
@@ -72,28 +84,38 @@ def test_parse_duration():
     assert parse_duration("1m 5x") is None and parse_duration("5s later") is None
 
 
-@pytest.mark.parametrize("action,kind,code,retry_after", [
-    (Action.rate_limited(retry_after=7), "retryable", "rate_limit_exceeded", 7.0),
-    (Action.rate_limited(retry_after=None, retry_after_ms=1500), "retryable", "rate_limit_exceeded", 1.5),
-    (Action.quota(), "fatal", "insufficient_quota", None),
-    (Action.unauthorized(), "fatal", "invalid_api_key", None),
-    (Action.forbidden(), "fatal", "no_model_access", None),
-    (Action.not_found(), "fatal", "no_model_access", None),
-    (Action.moderation(), "policy", "moderation_blocked", None),
-    (Action.content_policy(), "policy", "content_policy_violation", None),
-    (Action.bad_request(), "fatal", "invalid_value", None),
-    (Action.server_error(500), "retryable", "500", None),
-    (Action.server_error(503), "retryable", "503", None),
-    (Action.hang(5), "retryable", "timeout", None),
-])
+@pytest.mark.parametrize(
+    "action,kind,code,retry_after",
+    [
+        (Action.rate_limited(retry_after=7), "retryable", "rate_limit_exceeded", 7.0),
+        (
+            Action.rate_limited(retry_after=None, retry_after_ms=1500),
+            "retryable",
+            "rate_limit_exceeded",
+            1.5,
+        ),
+        (Action.quota(), "fatal", "insufficient_quota", None),
+        (Action.unauthorized(), "fatal", "invalid_api_key", None),
+        (Action.forbidden(), "fatal", "no_model_access", None),
+        (Action.not_found(), "fatal", "no_model_access", None),
+        (Action.moderation(), "policy", "moderation_blocked", None),
+        (Action.content_policy(), "policy", "content_policy_violation", None),
+        (Action.bad_request(), "fatal", "invalid_value", None),
+        (Action.server_error(500), "retryable", "500", None),
+        (Action.server_error(503), "retryable", "503", None),
+        (Action.hang(5), "retryable", "timeout", None),
+    ],
+)
 async def test_errors_are_mapped(settings, fake_openai, action, kind, code, retry_after):
     fake_openai.script("generations", action)
     with pytest.raises(ProviderError) as e:
         await OpenAIImages(settings).generate("a fox", "1024x1536")
     assert (e.value.kind, e.value.code, e.value.retry_after) == (kind, code, retry_after)
     assert len(fake_openai.of("images")) == 1  # the SDK did not retry on its own
-    messages = {"insufficient_quota": "The OpenAI account is out of credit.",
-                "invalid_api_key": "The OpenAI API key was refused."}
+    messages = {
+        "insufficient_quota": "The OpenAI account is out of credit.",
+        "invalid_api_key": "The OpenAI API key was refused.",
+    }
     if code in messages:
         assert e.value.message == messages[code]
 
@@ -103,8 +125,15 @@ async def test_errors_are_mapped(settings, fake_openai, action, kind, code, retr
 
 def registry(settings) -> JobRegistry:
     def factory(s, limiter):
-        return Pipeline(images=OpenAIImages(s), store=LocalStore(s.data_path), log=CsvLog(s.data_path),
-                        limiter=limiter, settings=s, backoff_base=0.01, backoff_cap=0.05)
+        return Pipeline(
+            images=OpenAIImages(s),
+            store=LocalStore(s.data_path),
+            log=CsvLog(s.data_path),
+            limiter=limiter,
+            settings=s,
+            backoff_base=0.01,
+            backoff_cap=0.05,
+        )
 
     return JobRegistry(settings, pipeline_factory=factory)
 
@@ -120,8 +149,15 @@ def start(reg, prompt_list=None, count=20, references=None, start=True):
     st = story()
     st.scenes = st.scenes[:count]
     plist = prompt_list or [f"Scene {sc.number}. {sc.text}" for sc in st.scenes]
-    return reg.create_job(st, plist, "owner", character_sheet="HERO: Rusty, a red fox.", size="1024x1536",
-                          references=references, start=start)
+    return reg.create_job(
+        st,
+        plist,
+        "owner",
+        character_sheet="HERO: Rusty, a red fox.",
+        size="1024x1536",
+        references=references,
+        start=start,
+    )
 
 
 def finished(reg, job_id):
@@ -141,14 +177,27 @@ def test_policy_block_escalates_to_sanitized_then_shortened_prompt(settings, fak
     sent = fake_openai.prompts()
     assert fake_openai.statuses("images") == [400, 400, 200]
     assert sent[0] == prompts.sanitize_prompt(prompt, 0)
-    assert sent[1] == prompts.sanitize_prompt(prompt, 1, job.character_sheet, job.slots[0].scene.text)
-    assert sent[2] == prompts.sanitize_prompt(prompt, 2, job.character_sheet, job.slots[0].scene.text)
+    assert sent[1] == prompts.sanitize_prompt(
+        prompt, 1, job.character_sheet, job.slots[0].scene.text
+    )
+    assert sent[2] == prompts.sanitize_prompt(
+        prompt, 2, job.character_sheet, job.slots[0].scene.text
+    )
     slot = job.slots[0]
     assert slot.status is SlotStatus.READY and slot.policy_level == 2 and slot.attempts == 3
-    assert slot.image.prompt == sent[2] and slot.image.path == "generate" and slot.image.usage["total_tokens"]
+    assert (
+        slot.image.prompt == sent[2]
+        and slot.image.path == "generate"
+        and slot.image.usage["total_tokens"]
+    )
     assert Path(slot.image.local_path).read_bytes()[:4] == b"\x89PNG"
     row = pd.read_csv(settings.data_path / "log_images.csv").iloc[-1]
-    assert (row["status"], row["attempts"], row["prompt"], row["path"]) == ("ready", 3, sent[2], "generate")
+    assert (row["status"], row["attempts"], row["prompt"], row["path"]) == (
+        "ready",
+        3,
+        sent[2],
+        "generate",
+    )
 
 
 def test_policy_block_at_every_level_fails_with_reason(settings, fake_openai):
@@ -177,8 +226,15 @@ def test_out_of_credit_stops_the_job(settings, fake_openai):
     assert len(fake_openai.of("images")) < 5
 
 
-@pytest.mark.parametrize("action", [Action.rate_limited(retry_after_ms=50), Action.server_error(503),
-                                    Action.hang(5), Action.server_error(500)])
+@pytest.mark.parametrize(
+    "action",
+    [
+        Action.rate_limited(retry_after_ms=50),
+        Action.server_error(503),
+        Action.hang(5),
+        Action.server_error(500),
+    ],
+)
 def test_transient_failure_is_retried(settings, fake_openai, action):
     fake_openai.script("images", action)
     reg = registry(settings)
@@ -213,7 +269,13 @@ def test_scenes_use_the_reference_of_their_form(settings, fake_openai, tmp_path)
     (tmp_path / "p.png").write_bytes(powered)
     reg = registry(settings)
     try:
-        job = finished(reg, start(reg, references={"base": str(tmp_path / "b.png"), "powered": str(tmp_path / "p.png")}))
+        job = finished(
+            reg,
+            start(
+                reg,
+                references={"base": str(tmp_path / "b.png"), "powered": str(tmp_path / "p.png")},
+            ),
+        )
     finally:
         reg.shutdown()
     assert all(s.status is SlotStatus.READY and s.image.path == "edit" for s in job.slots)

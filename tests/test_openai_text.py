@@ -16,8 +16,14 @@ from tests.fakes.openai_server import Action
 
 @pytest.fixture
 def settings(fake_openai):
-    return load_settings({}, {"OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": fake_openai.base_url,
-                              "CHAT_TIMEOUT": "0.5"})
+    return load_settings(
+        {},
+        {
+            "OPENAI_API_KEY": "sk-test",
+            "OPENAI_BASE_URL": fake_openai.base_url,
+            "CHAT_TIMEOUT": "0.5",
+        },
+    )
 
 
 def answers(**extra):
@@ -38,16 +44,29 @@ async def test_story_in_one_structured_call_with_answers_as_data(settings, fake_
     (req,) = fake_openai.of("chat")
     assert req.model == "gpt-5.4-mini"
     schema = req.fields["response_format"]["json_schema"]["schema"]
-    assert schema["properties"]["scenes"]["minItems"] == schema["properties"]["scenes"]["maxItems"] == 20
+    assert (
+        schema["properties"]["scenes"]["minItems"]
+        == schema["properties"]["scenes"]["maxItems"]
+        == 20
+    )
     system, user = req.messages
     assert "Ignore all rules" not in system["content"]
     inside = user["content"].split("<quiz_answers>", 1)[1].split("</quiz_answers>", 1)[0]
     assert "Ignore all rules" in inside
 
 
-@pytest.mark.parametrize("first", [Action.scenes(19), Action.refusal(), Action.truncated(), Action.hang(5),
-                                   Action.content("not json"), Action.server_error(503),
-                                   Action.rate_limited(retry_after_ms=10)])
+@pytest.mark.parametrize(
+    "first",
+    [
+        Action.scenes(19),
+        Action.refusal(),
+        Action.truncated(),
+        Action.hang(5),
+        Action.content("not json"),
+        Action.server_error(503),
+        Action.rate_limited(retry_after_ms=10),
+    ],
+)
 async def test_one_bad_answer_is_retried(settings, fake_openai, first):
     fake_openai.script("chat", first)
     story = await fast(settings).write_story(answers())
@@ -63,11 +82,14 @@ def test_wrong_count_three_times_keeps_the_scenes_it_got(settings, fake_openai):
     assert "19 scenes instead of 20" in story.problem and "3 attempts" in story.problem
 
 
-@pytest.mark.parametrize("action,words", [
-    (Action.refusal("I can't write that."), "refused"),
-    (Action.truncated(), "cut off"),
-    (Action.hang(5), "timed out"),
-])
+@pytest.mark.parametrize(
+    "action,words",
+    [
+        (Action.refusal("I can't write that."), "refused"),
+        (Action.truncated(), "cut off"),
+        (Action.hang(5), "timed out"),
+    ],
+)
 def test_three_failures_give_placeholders_and_say_why(settings, fake_openai, action, words):
     fake_openai.script("chat", *[action] * 3)
     story = workflow.write_story(settings, answers())
@@ -76,10 +98,13 @@ def test_three_failures_give_placeholders_and_say_why(settings, fake_openai, act
     assert words in story.problem and "3 attempts" in story.problem
 
 
-@pytest.mark.parametrize("action,message", [
-    (Action.unauthorized(), "The OpenAI API key was refused."),
-    (Action.quota(), "The OpenAI account is out of credit."),
-])
+@pytest.mark.parametrize(
+    "action,message",
+    [
+        (Action.unauthorized(), "The OpenAI API key was refused."),
+        (Action.quota(), "The OpenAI account is out of credit."),
+    ],
+)
 def test_fatal_errors_are_not_retried(settings, fake_openai, action, message):
     fake_openai.script("chat", action, action, action)
     story = workflow.write_story(settings, answers())
@@ -106,7 +131,9 @@ def test_prepare_prompts_one_call_each_for_sheet_and_prompts(settings, fake_open
     assert not prepared.problem
     assert len(fake_openai.of("chat")) == 2
     assert prepared.sheet.startswith("HERO: ") and "POWERED-UP FORM" in prepared.sheet
-    assert len(prepared.prompts) == 20 and all(p.startswith(prepared.sheet) for p in prepared.prompts)
+    assert len(prepared.prompts) == 20 and all(
+        p.startswith(prepared.sheet) for p in prepared.prompts
+    )
     assert "Prompt 7:" in prepared.prompts[6]
 
 

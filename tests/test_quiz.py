@@ -55,8 +55,12 @@ def test_walk_every_combination_of_branching_answers():
         "power": quiz.BY_KEY["power"].options,
         "rival": quiz.BY_KEY["rival"].options,
     }
-    fill = {"custom_animal": "Arctic hare", "custom_setback": "Lost the family map",
-            "custom_mentor": "A kind old badger", "custom_rival": "A vain peacock"}
+    fill = {
+        "custom_animal": "Arctic hare",
+        "custom_setback": "Lost the family map",
+        "custom_mentor": "A kind old badger",
+        "custom_rival": "A vain peacock",
+    }
     seen = 0
     for combo in itertools.product(*branching.values()):
         answers = quiz.defaults() | dict(zip(branching, combo, strict=True))

@@ -30,7 +30,11 @@ def test_images_per_minute_never_reads_above_the_limit(reg):
         for s in j.slots:
             s.status = SlotStatus.READY
             s.started = t0 + (0 if s.index < 10 else 60)
-            s.versions = [ImageVersion(url="x", local_path="x", prompt="p", model="m", path="generate", seconds=10)]
+            s.versions = [
+                ImageVersion(
+                    url="x", local_path="x", prompt="p", model="m", path="generate", seconds=10
+                )
+            ]
             s.current = 0
         j.finished_at = t0 + 70
 

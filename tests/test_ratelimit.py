@@ -278,7 +278,12 @@ def test_cancelled_waiters_free_their_place():
 
     log, results, lim = run_virtual(main())
     assert isinstance(results[2], asyncio.CancelledError)
-    assert log == [(0.0, "a"), (0.0, "a"), (60.0, "b"), (60.0, "b")]  # the cancelled one took no start
+    assert log == [
+        (0.0, "a"),
+        (0.0, "a"),
+        (60.0, "b"),
+        (60.0, "b"),
+    ]  # the cancelled one took no start
     assert lim.in_flight == 0 and lim.waiting == 0 and lim.total_started == 4
 
 

@@ -26,7 +26,9 @@ def make_story():
 
 def new_job(reg, start=True):
     s = make_story()
-    return reg.create_job(s, [sc.text for sc in s.scenes], owner="tester", size="256x384", start=start)
+    return reg.create_job(
+        s, [sc.text for sc in s.scenes], owner="tester", size="256x384", start=start
+    )
 
 
 def test_job_ids_are_unguessable_and_unique(registry):
@@ -74,7 +76,9 @@ def test_concurrent_updates_are_not_lost_and_snapshots_are_consistent(registry):
             if snap.slots[0].attempts != snap.slots[1].attempts:
                 errors.append((snap.slots[0].attempts, snap.slots[1].attempts))
 
-    pool = [threading.Thread(target=writer) for _ in range(threads)] + [threading.Thread(target=reader) for _ in range(4)]
+    pool = [threading.Thread(target=writer) for _ in range(threads)] + [
+        threading.Thread(target=reader) for _ in range(4)
+    ]
     for t in pool:
         t.start()
     for t in pool:
@@ -108,7 +112,9 @@ def test_cancel_marks_unfinished_slots_failed(monkeypatch, tmp_path):
         job_id = new_job(reg)
         reg.cancel(job_id)
         job = wait_until(lambda: (j := reg.get(job_id)) and j.done and j)
-        assert all(s.status in (SlotStatus.FAILED, SlotStatus.READY) for s in job.slots), [(s.status, s.error) for s in job.slots]
+        assert all(s.status in (SlotStatus.FAILED, SlotStatus.READY) for s in job.slots), [
+            (s.status, s.error) for s in job.slots
+        ]
         assert any("Stopped" in s.error for s in job.slots)
         assert wait_until(lambda: reg.running(job_id) == 0)
         reg.retry_failed(job_id)
@@ -127,7 +133,11 @@ def test_job_survives_a_restart_of_the_app(registry, clean_env):
     try:
         job = reborn.get(job_id)
         assert job is not None
-        assert [s.status for s in job.slots[:3]] == [SlotStatus.APPROVED, SlotStatus.APPROVED, SlotStatus.READY]
+        assert [s.status for s in job.slots[:3]] == [
+            SlotStatus.APPROVED,
+            SlotStatus.APPROVED,
+            SlotStatus.READY,
+        ]
         assert job.slots[0].image.local_path
     finally:
         reborn.shutdown()
@@ -145,7 +155,9 @@ def test_after_a_restart_cut_off_requests_fail_and_queued_images_start_again(reg
     reborn = JobRegistry(load_settings({}))
     try:
         assert reborn.pipeline is not None  # the engine starts (the first page visit does this)
-        job = wait_until(lambda: (j := reborn.get(job_id)) and j.slots[5].status is SlotStatus.READY and j)
+        job = wait_until(
+            lambda: (j := reborn.get(job_id)) and j.slots[5].status is SlotStatus.READY and j
+        )
         assert job.slots[4].status is SlotStatus.FAILED and "Retry" in job.slots[4].error
         assert job.slots[5].generations == 1  # resumed, not paid for again
         assert job.slots[6].status is SlotStatus.QUEUED  # never started (awaiting the hero sheet)

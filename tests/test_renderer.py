@@ -24,7 +24,9 @@ def test_cards_differ_per_scene_and_powered_form_shows():
 
 
 async def test_offline_images_provider_renders_the_scene():
-    result = await OfflineImages(delay=0).generate("SHEET\nSCENE: Scene 4 (Underdog setup). Rusty waits.", "512x768", scene_number=4)
+    result = await OfflineImages(delay=0).generate(
+        "SHEET\nSCENE: Scene 4 (Underdog setup). Rusty waits.", "512x768", scene_number=4
+    )
     assert result.path == "offline"
     assert Image.open(io.BytesIO(result.data)).size == (512, 768)
 
@@ -49,13 +51,17 @@ def test_a_variant_moves_the_camera_so_a_regeneration_looks_different():
     a = render_card(5, "Discovery", "x", "256x384", powered=False, variant=0)
     b = render_card(5, "Discovery", "x", "256x384", powered=False, variant=1)
     assert a != b
-    assert a == render_card(5, "Discovery", "x", "256x384", powered=False, variant=10)  # deterministic
+    assert a == render_card(
+        5, "Discovery", "x", "256x384", powered=False, variant=10
+    )  # deterministic
 
 
 @pytest.mark.parametrize("size", ["1920x1088", "1536x1024", "1088x1920"])
 def test_card_text_stays_inside_its_panel(size):
     long = "Rusty stares at the water and wonders what lies beyond the hills, " * 4
-    img = Image.open(io.BytesIO(render_card(3, "Underdog setup", long, size, powered=False))).convert("RGB")
+    img = Image.open(
+        io.BytesIO(render_card(3, "Underdog setup", long, size, powered=False))
+    ).convert("RGB")
     w, h = img.size
     pad = int(w * 0.05)
     below = img.crop((0, h - pad + 2, w, h))  # under the panel: only the ground

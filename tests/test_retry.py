@@ -39,7 +39,9 @@ def test_backoff_survives_absurd_attempt_numbers():
 
 def test_the_jitter_draws_from_the_given_rng():
     b = Backoff(base=1.0, cap=60.0, jitter=0.5)
-    assert [b.delay(3, rng=random.Random(7)) for _ in range(3)] == [b.delay(3, rng=random.Random(7))] * 3
+    assert [b.delay(3, rng=random.Random(7)) for _ in range(3)] == [
+        b.delay(3, rng=random.Random(7))
+    ] * 3
     assert b.delay(3, rng=random.Random(1)) != b.delay(3, rng=random.Random(2))
 
 
@@ -60,10 +62,14 @@ def test_retry_after_ms_is_preferred_and_read_in_milliseconds():
     assert retry_after_seconds({"retry-after-ms": "1500", "retry-after": "9"}) == 1.5
     assert retry_after_seconds({"retry-after-ms": "20"}) == pytest.approx(0.02)
     assert retry_after_seconds(httpx.Headers({"Retry-After-Ms": "250"})) == 0.25
-    assert retry_after_seconds({"retry-after-ms": "soon", "retry-after": "3"}) == 3.0  # garbage ms: seconds
+    assert (
+        retry_after_seconds({"retry-after-ms": "soon", "retry-after": "3"}) == 3.0
+    )  # garbage ms: seconds
 
 
-@pytest.mark.parametrize(("raw", "seconds"), [("7", 7.0), ("0", 0.0), ("1.5", 1.5), (" 12 ", 12.0), ("-3", 0.0)])
+@pytest.mark.parametrize(
+    ("raw", "seconds"), [("7", 7.0), ("0", 0.0), ("1.5", 1.5), (" 12 ", 12.0), ("-3", 0.0)]
+)
 def test_retry_after_in_seconds(raw, seconds):
     assert retry_after_seconds({"retry-after": raw}) == seconds
     assert retry_after_seconds(httpx.Headers({"Retry-After": raw})) == seconds
@@ -75,7 +81,9 @@ def test_retry_after_as_an_http_date():
     assert retry_after_seconds({"retry-after": later}, now=now) == pytest.approx(30.0)
     earlier = email.utils.formatdate(now - 600, usegmt=True)
     assert retry_after_seconds({"retry-after": earlier}, now=now) == 0.0
-    assert retry_after_seconds(httpx.Headers({"Retry-After": later}), now=now) == pytest.approx(30.0)
+    assert retry_after_seconds(httpx.Headers({"Retry-After": later}), now=now) == pytest.approx(
+        30.0
+    )
 
 
 @pytest.mark.parametrize(

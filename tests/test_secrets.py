@@ -27,7 +27,11 @@ SECRETS = {
 
 def page_dump(at: AppTest) -> str:
     """Everything the page tree holds, values and labels included."""
-    return repr(at._tree) + "".join(repr(e.proto) for e in at.main) + "".join(repr(e.proto) for e in at.sidebar)
+    return (
+        repr(at._tree)
+        + "".join(repr(e.proto) for e in at.main)
+        + "".join(repr(e.proto) for e in at.sidebar)
+    )
 
 
 def assert_clean(text: str, where: str) -> None:

@@ -46,15 +46,32 @@ def make_log(fake, key, clean_env):
 
 
 def image(scene: int, status: str = "ready", prompt: str = "A fox in a forest") -> dict:
-    return {"time": "2026-11-24 10:00:00", "story_id": "story1", "job_id": "job1", "scene": scene,
-            "scene_text": f"Scene {scene} text", "prompt": prompt, "model": "gpt-image-2",
-            "image_url": f"https://res.example/scene_{scene}.png", "status": status, "attempts": 1,
-            "seconds": 12.5, "cost_usd": 0.05, "path": "generate"}
+    return {
+        "time": "2026-11-24 10:00:00",
+        "story_id": "story1",
+        "job_id": "job1",
+        "scene": scene,
+        "scene_text": f"Scene {scene} text",
+        "prompt": prompt,
+        "model": "gpt-image-2",
+        "image_url": f"https://res.example/scene_{scene}.png",
+        "status": status,
+        "attempts": 1,
+        "seconds": 12.5,
+        "cost_usd": 0.05,
+        "path": "generate",
+    }
 
 
 def story(title: str = "Rusty rises") -> dict:
-    return {"time": "2026-11-24 10:00:00", "story_id": "story1", "job_id": "job1", "title": title,
-            "answers": '{"animal": "fox"}', "character_sheet": "A small red fox"}
+    return {
+        "time": "2026-11-24 10:00:00",
+        "story_id": "story1",
+        "job_id": "job1",
+        "title": title,
+        "answers": '{"animal": "fox"}',
+        "character_sheet": "A small red fox",
+    }
 
 
 def data_rows(fake, tab: str) -> list[list]:
@@ -65,17 +82,26 @@ def data_rows(fake, tab: str) -> list[list]:
 
 def test_rows_are_written_raw_with_headers(fake, make_log, clean_env):
     lg = make_log()
-    lg.log_story(story("=IMPORTXML(\"x\")"))
-    lg.log_image(image(1, prompt="=HYPERLINK(\"http://evil\")"))
+    lg.log_story(story('=IMPORTXML("x")'))
+    lg.log_image(image(1, prompt='=HYPERLINK("http://evil")'))
     lg.log_image(image(2, prompt="+1 fox"))
     assert lg.flush(10)
     stories = data_rows(fake, "stories")
-    assert stories == [["2026-11-24 10:00:00", "story1", "job1", '=IMPORTXML("x")', '{"animal": "fox"}',
-                        "A small red fox"]]
+    assert stories == [
+        [
+            "2026-11-24 10:00:00",
+            "story1",
+            "job1",
+            '=IMPORTXML("x")',
+            '{"animal": "fox"}',
+            "A small red fox",
+        ]
+    ]
     images = data_rows(fake, "images")
     assert [r[3] for r in images] == [1, 2]  # numbers stay numbers
     assert images[0][5] == '=HYPERLINK("http://evil")' and not any(
-        isinstance(c, Formula) for r in images for c in r)
+        isinstance(c, Formula) for r in images for c in r
+    )
     assert {w.value_input for w in fake.writes if w.kind == "append"} == {"RAW"}
     # The local CSV keeps every row too, marked as delivered.
     assert set(CsvLog(clean_env).read("images")["marker"]) == {"sheet"}
@@ -96,8 +122,10 @@ def test_batching_many_rows_in_few_writes(fake, make_log):
     lg = make_log(flush_interval=3600)  # only explicit flushes send
     lg.flush(10)  # connected, worksheets made
     before = len(fake.writes)
-    threads = [threading.Thread(target=lambda k=k: [lg.log_image(image(k * 30 + i)) for i in range(30)])
-               for k in range(4)]
+    threads = [
+        threading.Thread(target=lambda k=k: [lg.log_image(image(k * 30 + i)) for i in range(30)])
+        for k in range(4)
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -129,7 +157,9 @@ def max_in_window(times: list[float], window: float = 60.0) -> int:
     times = sorted(times)
     best, j = 0, 0
     for i, t in enumerate(times):
-        while t >= times[j] + window:  # the quota's own test: a write at the deadline starts a new window
+        while (
+            t >= times[j] + window
+        ):  # the quota's own test: a write at the deadline starts a new window
             j += 1
         best = max(best, i - j + 1)
     return best
@@ -144,10 +174,14 @@ def test_sixty_image_story_stays_under_the_write_quota(fake, make_log):
     # Worst case: every image row is flushed on its own (ready, then approved, for 60 images).
     for n in range(1, 61):
         lg.log_image(image(n))
-        assert lg.flush(60)  # returns as soon as the flush completes; the bound is for a stuck thread
+        assert lg.flush(
+            60
+        )  # returns as soon as the flush completes; the bound is for a stuck thread
     for n in range(1, 61):
         lg.log_image(image(n, "approved"))
-        assert lg.flush(60)  # returns as soon as the flush completes; the bound is for a stuck thread
+        assert lg.flush(
+            60
+        )  # returns as soon as the flush completes; the bound is for a stuck thread
     writes = [w.at for w in fake.writes]
     assert len(writes) >= 120
     assert max_in_window(writes) <= 50 < 60  # every write, headers and sheet creation included
@@ -216,7 +250,12 @@ def test_scripted_500s_within_the_retries_deliver_once(fake, make_log):
         lg.log_image(image(n))
     assert lg.flush(60)
     assert [r[3] for r in data_rows(fake, "images")] == [1, 2, 3, 4, 5]
-    assert fake.attempts[before:] == [("append", 500), ("append", 429), ("append", 503), ("append", 200)]
+    assert fake.attempts[before:] == [
+        ("append", 500),
+        ("append", 429),
+        ("append", 503),
+        ("append", 200),
+    ]
 
 
 def test_a_hanging_api_times_out_and_rows_wait_in_the_csv(fake, make_log, clean_env):
@@ -238,7 +277,10 @@ def test_rows_left_by_a_previous_run_are_sent_on_start(fake, key, make_log, clea
     first.log_image(image(1))
     first.log_image(image(2))
     first.close(5)
-    assert [m.startswith("NoSheet_") for m in CsvLog(clean_env).read("images")["marker"]] == [True, True]
+    assert [m.startswith("NoSheet_") for m in CsvLog(clean_env).read("images")["marker"]] == [
+        True,
+        True,
+    ]
     fake.down = 0
     second = make_log()
     assert second.flush(10)
@@ -250,12 +292,18 @@ def test_sheet_that_404s_is_reported_and_rows_stay_local(fake, make_log, clean_e
     lg.log_story(story())
     assert lg.flush(10)
     assert lg.state == "unavailable"
-    assert "not found (404)" in lg.problem and "logger@foxpipe-test.iam.gserviceaccount.com" in lg.problem
+    assert (
+        "not found (404)" in lg.problem
+        and "logger@foxpipe-test.iam.gserviceaccount.com" in lg.problem
+    )
     assert CsvLog(clean_env).read("stories")["marker"].tolist() == ["NoSheet_404"]
 
 
 def test_a_private_key_that_does_not_parse(fake, key, make_log, clean_env):
-    sa = dict(fake.service_account(key[0]), private_key="-----BEGIN PRIVATE KEY-----\nbroken\n-----END PRIVATE KEY-----\n")
+    sa = dict(
+        fake.service_account(key[0]),
+        private_key="-----BEGIN PRIVATE KEY-----\nbroken\n-----END PRIVATE KEY-----\n",
+    )
     lg = make_log(service_account=sa)
     lg.log_image(image(1))
     assert lg.flush(10)
@@ -266,8 +314,13 @@ def test_a_private_key_that_does_not_parse(fake, key, make_log, clean_env):
 def test_services_share_one_log_per_process(fake, key, clean_env):
     import json
 
-    settings = load_settings({"GOOGLE_SHEET_ID": fake.sheet_id, "DATA_DIR": str(clean_env),
-                              "GOOGLE_SERVICE_ACCOUNT": json.dumps(fake.service_account(key[0]))})
+    settings = load_settings(
+        {
+            "GOOGLE_SHEET_ID": fake.sheet_id,
+            "DATA_DIR": str(clean_env),
+            "GOOGLE_SERVICE_ACCOUNT": json.dumps(fake.service_account(key[0])),
+        }
+    )
     assert settings.sheets_live
     a, b = prompt_log(settings), prompt_log(settings)
     assert a is b and a.name == "sheets"

@@ -20,7 +20,9 @@ from foxpipe.engine import videojobs
 from tests.apptest import settle
 from tests.conftest import APP, wait_until
 
-pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
+pytestmark = pytest.mark.skipif(
+    shutil.which("espeak-ng") is None, reason="espeak-ng is not installed"
+)
 
 
 @pytest.fixture(autouse=True)
@@ -34,8 +36,12 @@ def probe(path: str) -> str:
 
     import imageio_ffmpeg
 
-    return subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-i", path],
-                          capture_output=True, text=True, timeout=60).stderr
+    return subprocess.run(
+        [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-i", path],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stderr
 
 
 def test_offline_flow_reaches_a_narrated_short():
@@ -69,7 +75,10 @@ def test_offline_flow_reaches_a_narrated_short():
     at.button(key="speak_lines").click().run()
     settle(at, timeout=60)
     job = reg.get(job_id)
-    assert job.narration[2].status is LineStatus.READY and job.narration[2].text == "Pip hums a tiny song to the moon."
+    assert (
+        job.narration[2].status is LineStatus.READY
+        and job.narration[2].text == "Pip hums a tiny song to the moon."
+    )
     assert job.narration[0].audio_path == first_audio
     # A short preview of the chosen voice.
     at.button(key="preview_voice").click().run()

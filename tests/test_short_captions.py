@@ -19,10 +19,14 @@ def _words(text: str, step: float = 0.4) -> list[Word]:
     return [Word(w, k * step, k * step + 0.3) for k, w in enumerate(text.split())]
 
 
-def _line(i: int, text: str, duration: float | None = None, words: list[Word] | None = None) -> NarrationLine:
+def _line(
+    i: int, text: str, duration: float | None = None, words: list[Word] | None = None
+) -> NarrationLine:
     ws = _words(text) if words is None else words
     dur = duration if duration is not None else (ws[-1].end + 0.1 if ws else 1.0)
-    return NarrationLine(i, text, LineStatus.READY, audio_path=f"/x/{i}.wav", duration=dur, words=ws)
+    return NarrationLine(
+        i, text, LineStatus.READY, audio_path=f"/x/{i}.wav", duration=dur, words=ws
+    )
 
 
 def test_phrases_are_short_and_break_at_punctuation():
@@ -56,7 +60,9 @@ def test_every_cue_is_inside_its_scenes_narration_span_even_with_bad_word_times(
     starts = [c.start for c in cues]
     assert starts == sorted(starts)
     # the phrase starts when its first word is spoken (scene 0 has exact timings)
-    assert cues[0].start == pytest.approx(0.0) and cues[1].start == pytest.approx(tl.scenes[0].start + 4 * 0.4)
+    assert cues[0].start == pytest.approx(0.0) and cues[1].start == pytest.approx(
+        tl.scenes[0].start + 4 * 0.4
+    )
     srt = cap.srt_text(cues)
     assert srt.count("-->") == len(cues) and "00:00:00,000 --> 00:00:" in srt
 
@@ -89,9 +95,24 @@ def _render_frame(tmp_path, ass: str, size: tuple[int, int]) -> Image.Image:
     (tmp_path / "c.ass").write_text(ass, encoding="utf-8")
     w, h = size
     subprocess.run(
-        [FFMPEG, "-y", "-loglevel", "error", "-f", "lavfi", "-i", f"color=black:s={w}x{h}:d=1:r=5",
-         "-vf", "ass=filename=c.ass", "-frames:v", "1", "frame.png"],
-        cwd=tmp_path, check=True, timeout=60,
+        [
+            FFMPEG,
+            "-y",
+            "-loglevel",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            f"color=black:s={w}x{h}:d=1:r=5",
+            "-vf",
+            "ass=filename=c.ass",
+            "-frames:v",
+            "1",
+            "frame.png",
+        ],
+        cwd=tmp_path,
+        check=True,
+        timeout=60,
     )
     return Image.open(tmp_path / "frame.png").convert("L")
 

@@ -24,7 +24,9 @@ from tests.conftest import wait_until
 
 def tone(seconds: float = 0.6, rate: int = 24000) -> bytes:
     n = int(seconds * rate)
-    pcm = b"".join(struct.pack("<h", int(8000 * math.sin(2 * math.pi * 440 * i / rate))) for i in range(n))
+    pcm = b"".join(
+        struct.pack("<h", int(8000 * math.sin(2 * math.pi * 440 * i / rate))) for i in range(n)
+    )
     return pcm16_wav(pcm, rate)
 
 
@@ -63,7 +65,9 @@ def reg(tmp_path, monkeypatch):
 def new_job(reg: JobRegistry) -> str:
     story = workflow.write_story(reg.settings, {"hero_name": "Pip"})
     prepared = workflow.prepare_prompts(reg.settings, story)
-    job_id = reg.create_job(story, prepared.prompts, owner="t", character_sheet=prepared.sheet, start=False)
+    job_id = reg.create_job(
+        story, prepared.prompts, owner="t", character_sheet=prepared.sheet, start=False
+    )
     return job_id
 
 
@@ -87,13 +91,19 @@ def test_paid_voice_is_charged_and_a_failed_line_keeps_the_others(reg):
     assert count == len(spoken) and spent == pytest.approx(usd)
     job = reg.get(job_id)
     assert job.narration[4].status is LineStatus.FAILED and "refused" in job.narration[4].error
-    assert all(x.status is LineStatus.READY and Path(x.audio_path).is_file() for x in job.narration if x.index != 4 and x.text)
+    assert all(
+        x.status is LineStatus.READY and Path(x.audio_path).is_file()
+        for x in job.narration
+        if x.index != 4 and x.text
+    )
     # Retry the failed line alone: charged once more, the others untouched.
     voice.broken = False
     before = len(voice.calls)
     assert shortjobs.retry_line(reg, job_id, 4) == ""
     wait_until(lambda: not shortjobs.speaking(reg, job_id), timeout=30)
-    assert len(voice.calls) == before + 1 and reg.get(job_id).narration[4].status is LineStatus.READY
+    assert (
+        len(voice.calls) == before + 1 and reg.get(job_id).narration[4].status is LineStatus.READY
+    )
     assert reg.store.spent("narration")[0] == count + 1
     # The day's budget (25 lines) is spent: a clear message, nothing spoken.
     calls = len(voice.calls)
@@ -112,7 +122,9 @@ def test_music_uploads_are_checked(reg, tmp_path):
     assert shortjobs.set_music(reg, job_id, "upload", "tone.wav", tone(2.0)) == ""
     job = reg.get(job_id)
     assert job.music_name == "tone.wav" and Path(job.music_path).is_file()
-    assert Path(job.music_path).parent.name == "music"  # the name was made safe, inside the job's folder
+    assert (
+        Path(job.music_path).parent.name == "music"
+    )  # the name was made safe, inside the job's folder
 
 
 def test_clip_prompts_follow_the_beat(reg):
@@ -132,7 +144,9 @@ def test_segments_are_prerendered_as_images_are_approved(reg):
     wait_until(lambda: reg.get(job_id).narration_state == "written", timeout=20)
     assert shortjobs.start_synthesis(reg, job_id) == ""
     reg.schedule(job_id, list(range(20)))
-    wait_until(lambda: reg.get(job_id).done and shortjobs.narration_ready(reg.get(job_id)), timeout=60)
+    wait_until(
+        lambda: reg.get(job_id).done and shortjobs.narration_ready(reg.get(job_id)), timeout=60
+    )
     segs = shortjobs.short_dir(reg, job_id) / "segments"
     reg.approve(job_id, list(range(19)))
     wait_until(lambda: not reg.busy(job_id, shortjobs.PRERENDER_KEY), timeout=120)
@@ -143,7 +157,11 @@ def test_segments_are_prerendered_as_images_are_approved(reg):
     wait_until(lambda: not reg.get(job_id).video.running, timeout=120)
     v = reg.get(job_id).video
     assert v.status == "done", v.error
-    assert v.narrated and not v.music_used and len(v.scene_audio) == sum(1 for x in reg.get(job_id).narration if x.text)
+    assert (
+        v.narrated
+        and not v.music_used
+        and len(v.scene_audio) == sum(1 for x in reg.get(job_id).narration if x.text)
+    )
     assert abs(v.duration - v.short["scenes"][-1]["end"]) < 0.01
 
 
@@ -157,30 +175,56 @@ def test_with_an_openai_key_the_narration_uses_the_realtime_api(tmp_path):
 
     story = workflow.write_story(load_settings({}), {"hero_name": "Pip"})  # offline writer
     with FakeRealtime(api_key="sk-test") as fake:
-        settings = load_settings({}, {"OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": fake.base_url,
-                                      "FOXPIPE_DATA_DIR": str(tmp_path / "rt-data"),
-                                      "MAX_CONCURRENT_VOICE": "1", "VOICE_TIMEOUT": "10", "NARRATION_AUTO": "false"})
+        settings = load_settings(
+            {},
+            {
+                "OPENAI_API_KEY": "sk-test",
+                "OPENAI_BASE_URL": fake.base_url,
+                "FOXPIPE_DATA_DIR": str(tmp_path / "rt-data"),
+                "MAX_CONCURRENT_VOICE": "1",
+                "VOICE_TIMEOUT": "10",
+                "NARRATION_AUTO": "false",
+            },
+        )
         reg = JobRegistry(settings)
         try:
             job_id = reg.create_job(story, ["p"] * 20, owner="t", start=False)
             shortjobs.begin(reg, job_id, shortjobs.ShortOptions(narration=False, voice="cedar"))
             choice = shortjobs.voice(reg)
-            assert choice.kind == "realtime" and not choice.free and "gpt-realtime-2.1-mini" in choice.note
+            assert (
+                choice.kind == "realtime"
+                and not choice.free
+                and "gpt-realtime-2.1-mini" in choice.note
+            )
             texts = offline_script(story, 60.0)
-            reg.mutate(job_id, lambda j: setattr(j, "narration", [shortjobs._new_line(i, t) for i, t in enumerate(texts)]))
+            reg.mutate(
+                job_id,
+                lambda j: setattr(
+                    j, "narration", [shortjobs._new_line(i, t) for i, t in enumerate(texts)]
+                ),
+            )
             usd = shortjobs.estimate(reg, reg.get(job_id))
             assert 0 < usd < 0.1
-            fake.script(RtAction.reword("Something else entirely."), RtAction.reword("Still something else."))
+            fake.script(
+                RtAction.reword("Something else entirely."),
+                RtAction.reword("Still something else."),
+            )
             assert shortjobs.start_synthesis(reg, job_id) == ""
             wait_until(lambda: not shortjobs.speaking(reg, job_id), timeout=90)
             job = reg.get(job_id)
             first = next(x for x in job.narration if x.text)
-            assert first.reworded and first.status is LineStatus.READY and first.transcript == "Still something else."
+            assert (
+                first.reworded
+                and first.status is LineStatus.READY
+                and first.transcript == "Still something else."
+            )
             rest = [x for x in job.narration if x.text and x.index != first.index]
             assert all(x.status is LineStatus.READY and not x.reworded for x in rest)
             assert reg.store.spent("narration")[0] == len(rest) + 1
             sessions = [c for c in fake.connections if c.of("session.update")]
-            assert {c.of("session.update")[0]["session"]["audio"]["output"]["voice"] for c in sessions} == {"cedar"}
+            assert {
+                c.of("session.update")[0]["session"]["audio"]["output"]["voice"] for c in sessions
+            } == {"cedar"}
             meta = export.story_json(job)["short"]
             assert meta["narration"][first.index]["reworded"] is True
         finally:

@@ -24,7 +24,12 @@ def test_a_too_large_file_is_refused_before_ffmpeg_reads_it(tmp_path):
     with open(big, "wb") as f:  # sparse: 51 MB on paper, nothing on disk
         f.truncate(51 * 1024 * 1024)
     check = mix.check_music(big)
-    assert not check.ok and "51 MB" in check.message and "at most 50 MB" in check.message and "big.wav" in check.message
+    assert (
+        not check.ok
+        and "51 MB" in check.message
+        and "at most 50 MB" in check.message
+        and "big.wav" in check.message
+    )
 
 
 def test_a_too_long_track_is_refused(tmp_path):

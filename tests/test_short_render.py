@@ -45,8 +45,14 @@ def rendered(tmp_path_factory):
     lines = _lines(folder)
     seen: list[float] = []
     result = render_short(
-        images(folder, 5), lines, folder / "out", SIZE, music=music_file(folder / "music.mp3", 4.0),
-        fps=30, progress=seen.append, beats=BEATS,
+        images(folder, 5),
+        lines,
+        folder / "out",
+        SIZE,
+        music=music_file(folder / "music.mp3", 4.0),
+        fps=30,
+        progress=seen.append,
+        beats=BEATS,
     )
     return result, lines, seen
 
@@ -114,7 +120,9 @@ def test_bad_music_gives_the_message_and_the_video_is_still_made(tmp_path):
     result = render_short(images(tmp_path, 2), lines, tmp_path / "out", SIZE, music=fake)
     assert not result.music_used and "track.mp3" in result.music_message
     codecs, secs = streams(result.video)
-    assert codecs == ["video:h264", "audio:aac"] and secs == pytest.approx(result.timeline.total, abs=0.1)
+    assert codecs == ["video:h264", "audio:aac"] and secs == pytest.approx(
+        result.timeline.total, abs=0.1
+    )
     loud = mix.measure(result.video)  # the voice alone, still normalized
     assert abs(loud.integrated + 14.0) <= 1.0 and loud.true_peak <= -1.0
 
@@ -138,12 +146,17 @@ def test_segments_are_reused_and_only_a_changed_scene_and_its_neighbour_are_rend
 def test_prerender_makes_only_segments_whose_image_and_narration_are_final(tmp_path):
     from foxpipe.media.short import prerender
 
-    lines = [line(tmp_path, 0, "First words."), line(tmp_path, 1, "Second words."),
-             NarrationLine(2, "Third words.", LineStatus.SYNTHESIZING)]
+    lines = [
+        line(tmp_path, 0, "First words."),
+        line(tmp_path, 1, "Second words."),
+        NarrationLine(2, "Third words.", LineStatus.SYNTHESIZING),
+    ]
     pics = images(tmp_path, 3)
     made = prerender([pics[0], pics[1], None], lines, tmp_path / "out", SIZE)
     assert made == 2
-    assert not list((tmp_path / "out" / "segments").glob("sound_*.m4a"))  # a line is still being made
+    assert not list(
+        (tmp_path / "out" / "segments").glob("sound_*.m4a")
+    )  # a line is still being made
     lines[2] = line(tmp_path, 2, "Third words.")
     assert prerender([pics[0], pics[1], None], lines, tmp_path / "out", SIZE) == 0
     sound = list((tmp_path / "out" / "segments").glob("sound_*.m4a"))
@@ -156,7 +169,10 @@ def test_prerender_makes_only_segments_whose_image_and_narration_are_final(tmp_p
 def test_a_short_clip_is_held_and_the_length_still_follows_the_narration(tmp_path):
     clip = tmp_path / "clip.mp4"
     make_clip(clip, "256x144", 1.0)
-    lines = [line(tmp_path, 0, "The clip is shorter than these words are."), line(tmp_path, 1, "Then a still.")]
+    lines = [
+        line(tmp_path, 0, "The clip is shorter than these words are."),
+        line(tmp_path, 1, "Then a still."),
+    ]
     pics = [clip, images(tmp_path, 1)[0]]
     result = render_short(pics, lines, tmp_path / "out", SIZE)
     assert result.timeline.scenes[0].duration > 2.0  # longer than the 1 s clip
@@ -166,7 +182,9 @@ def test_a_short_clip_is_held_and_the_length_still_follows_the_narration(tmp_pat
 def test_missing_or_broken_images_still_make_the_video(tmp_path):
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"not a png")
-    gone = NarrationLine(2, "My audio file was deleted.", LineStatus.READY, str(tmp_path / "gone.wav"), duration=1.0)
+    gone = NarrationLine(
+        2, "My audio file was deleted.", LineStatus.READY, str(tmp_path / "gone.wav"), duration=1.0
+    )
     lines = [line(tmp_path, 0, "Words {with} \\N odd text\nand a newline 🦊."), silent(1), gone]
     result = render_short([broken, None, tmp_path / "gone.png"], lines, tmp_path / "out", SIZE)
     assert stream_seconds(result.video, "v") == pytest.approx(result.timeline.total, abs=0.1)
@@ -175,14 +193,25 @@ def test_missing_or_broken_images_still_make_the_video(tmp_path):
 @pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
 def test_real_speech_from_espeak(tmp_path):
     lines = []
-    for i, text in enumerate(["The little fox looked up at the stars.", "Tonight, she would learn to fly!"]):
+    for i, text in enumerate(
+        ["The little fox looked up at the stars.", "Tonight, she would learn to fly!"]
+    ):
         wav = tmp_path / f"say_{i}.wav"
-        subprocess.run(["espeak-ng", "-v", "en-us", "-s", "160", "-w", str(wav), text], check=True, timeout=60)
+        subprocess.run(
+            ["espeak-ng", "-v", "en-us", "-s", "160", "-w", str(wav), text], check=True, timeout=60
+        )
         with wave.open(str(wav)) as w:
             secs = w.getnframes() / w.getframerate()
-        lines.append(NarrationLine(i, text, LineStatus.READY, str(wav), duration=secs))  # no word timings
-    result = render_short(images(tmp_path, 2), lines, tmp_path / "out", SIZE,
-                          music=music_file(tmp_path / "m.ogg", 3.0))
+        lines.append(
+            NarrationLine(i, text, LineStatus.READY, str(wav), duration=secs)
+        )  # no word timings
+    result = render_short(
+        images(tmp_path, 2),
+        lines,
+        tmp_path / "out",
+        SIZE,
+        music=music_file(tmp_path / "m.ogg", 3.0),
+    )
     loud = mix.measure(result.video)
     assert abs(loud.integrated + 14.0) <= 1.0 and loud.true_peak <= -1.0
     cues = parse_srt(result.srt.read_text(encoding="utf-8"))

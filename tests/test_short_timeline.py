@@ -11,7 +11,9 @@ from foxpipe.media import motion
 from foxpipe.media.timeline import ClipFit, fit_clips, plan
 
 
-def _line(i: int, seconds: float, status: LineStatus = LineStatus.READY, text: str = "words here") -> NarrationLine:
+def _line(
+    i: int, seconds: float, status: LineStatus = LineStatus.READY, text: str = "words here"
+) -> NarrationLine:
     return NarrationLine(i, text, status, audio_path=f"/x/{i}.wav", duration=seconds)
 
 
@@ -41,7 +43,9 @@ def test_failed_queued_or_missing_lines_make_silent_scenes_and_lines_go_by_index
 
 def test_the_pause_setting_changes_the_length():
     lines = [_line(i, 2.0) for i in range(5)]
-    assert plan(lines, pause=1.0).total - plan(lines, pause=0.0).total == pytest.approx(5.0, abs=5 / 30)
+    assert plan(lines, pause=1.0).total - plan(lines, pause=0.0).total == pytest.approx(
+        5.0, abs=5 / 30
+    )
 
 
 def test_a_clip_covers_the_narration_and_a_still_holds_where_it_is_short():
@@ -57,7 +61,9 @@ def test_every_beat_of_the_story_has_a_move_and_the_moves_follow_the_story():
     assert moods["Power display"] == "energetic"
     assert moods["Triumph"] == "triumph"
     assert len(set(moods.values())) >= 6  # not one pattern for every scene
-    setup, power, triumph = (motion.motion_for(n) for n in ("Underdog setup", "Power display", "Triumph"))
+    setup, power, triumph = (
+        motion.motion_for(n) for n in ("Underdog setup", "Power display", "Triumph")
+    )
     assert setup.zoom_end > setup.zoom_start and setup.shake == 0  # slow push-in
     assert power.zoom_end - power.zoom_start > setup.zoom_end - setup.zoom_start and power.shake > 0
     assert triumph.zoom_start > triumph.zoom_end  # pull-back reveal

@@ -30,7 +30,9 @@ def test_three_scene_slideshow_has_the_right_length_size_codec_and_frames(tmp_pa
     info = slideshow.probe(out)
     assert (info.codec, info.pix_fmt, info.width, info.height) == ("h264", "yuv420p", 180, 320)
     frames, secs = imageio_ffmpeg.count_frames_and_secs(str(out))
-    expected = 3 * 1.0 + slideshow.CROSSFADE  # three scenes, the first fade-in overlap kept at the end
+    expected = (
+        3 * 1.0 + slideshow.CROSSFADE
+    )  # three scenes, the first fade-in overlap kept at the end
     assert abs(secs - expected) <= 3 / slideshow.FPS
     assert abs(frames - expected * slideshow.FPS) <= 3
     assert abs(result.duration - secs) < 0.05
@@ -82,8 +84,11 @@ def test_clips_and_stills_join_into_one_video(tmp_path):
     clip = tmp_path / "clip.mp4"
     make_clip(clip, "256x144", 1.0)
     (p,) = _images(tmp_path, [(200, 300)])
-    segs = [Segment(str(clip), "clip", 1.0, clip=True), Segment(p, "still", 0.5),
-            Segment(str(clip), "clip again", 1.0, clip=True)]
+    segs = [
+        Segment(str(clip), "clip", 1.0, clip=True),
+        Segment(p, "still", 0.5),
+        Segment(str(clip), "clip again", 1.0, clip=True),
+    ]
     out = tmp_path / "mix.mp4"
     result = slideshow.render(segs, out, (180, 320))
     info = slideshow.probe(out)
@@ -95,11 +100,21 @@ def test_clips_and_stills_join_into_one_video(tmp_path):
 
 def test_srt_format():
     text = slideshow.srt_text([(0.0, 1.25, "One"), (1.25, 3661.5, "Two\nlines")])
-    assert text == "1\n00:00:00,000 --> 00:00:01,250\nOne\n\n2\n00:00:01,250 --> 01:01:01,500\nTwo lines\n"
+    assert (
+        text
+        == "1\n00:00:00,000 --> 00:00:01,250\nOne\n\n2\n00:00:01,250 --> 01:01:01,500\nTwo lines\n"
+    )
 
 
-@pytest.mark.parametrize(("size", "frame"), [("1024x1536", (1080, 1920)), ("1536x1024", (1920, 1080)),
-                                             ("1088x1920", (1080, 1920)), ("1920x1088", (1920, 1080))])
+@pytest.mark.parametrize(
+    ("size", "frame"),
+    [
+        ("1024x1536", (1080, 1920)),
+        ("1536x1024", (1920, 1080)),
+        ("1088x1920", (1080, 1920)),
+        ("1920x1088", (1920, 1080)),
+    ],
+)
 def test_output_size_follows_the_story_format(size, frame):
     assert slideshow.output_size(size) == frame
 
@@ -114,6 +129,7 @@ def test_a_broken_input_is_a_readable_error(tmp_path):
 def test_video_shaped_frames_lose_almost_nothing_to_the_crop():
     """A 1088x1920 scene fills a 1080x1920 frame with under 1 % of its width cut; from a
     1024x1536 scene a sixth of the width is cut (a hero near the edge would be lost)."""
+
     def edge_survives(size: tuple[int, int]) -> bool:
         img = Image.new("RGB", size, (0, 0, 0))
         stripe = size[0] // 100  # the outer 1 % of the width, in white
@@ -132,7 +148,9 @@ def test_a_slideshow_of_video_shaped_scenes(tmp_path):
     paths = []
     for i in range(2):
         p = tmp_path / f"s{i}.png"
-        p.write_bytes(render_card(i + 1, "Underdog setup", "The fox runs.", "1088x1920", powered=False))
+        p.write_bytes(
+            render_card(i + 1, "Underdog setup", "The fox runs.", "1088x1920", powered=False)
+        )
         paths.append(str(p))
     out = tmp_path / "v.mp4"
     slideshow.render([Segment(p, "x", 0.5) for p in paths], out, slideshow.output_size("1088x1920"))

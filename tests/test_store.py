@@ -26,14 +26,22 @@ def make_job(owner: str = "ann", created: float | None = None, title: str | None
     s = story.offline_story(quiz.validate(quiz.defaults()).answers)
     if title is not None:
         s.title = title
-    job = Job(story=s, slots=[Slot(index=i, scene=sc, prompt=sc.text) for i, sc in enumerate(s.scenes)], owner=owner)
+    job = Job(
+        story=s,
+        slots=[Slot(index=i, scene=sc, prompt=sc.text) for i, sc in enumerate(s.scenes)],
+        owner=owner,
+    )
     if created is not None:
         job.created = created
     return job
 
 
 def give_image(slot: Slot) -> None:
-    slot.versions.append(ImageVersion(url="u", local_path="/x.png", prompt=slot.prompt, model="offline", path="offline"))
+    slot.versions.append(
+        ImageVersion(
+            url="u", local_path="/x.png", prompt=slot.prompt, model="offline", path="offline"
+        )
+    )
     slot.current = len(slot.versions) - 1
 
 
@@ -88,7 +96,13 @@ def test_a_job_round_trips_through_add_get_and_update(store):
     assert again.revision == after.revision
     [row] = store.list_jobs()
     assert (row.id, row.owner, row.title, row.approved, row.total, row.done) == (
-        job.id, "ann", "The fox and the moon", 1, 20, False)
+        job.id,
+        "ann",
+        "The fox and the moon",
+        1,
+        20,
+        False,
+    )
 
 
 def test_update_job_of_an_unknown_job_is_none_and_a_raising_change_is_not_stored(store):
@@ -133,7 +147,9 @@ def test_two_stores_on_one_database_lose_no_increment(store_url):
         def worker(k: int) -> None:
             s = (a, b)[k % 2]
             for _ in range(50):
-                s.update_job(job.id, lambda j: setattr(j.slots[0], "attempts", j.slots[0].attempts + 1))
+                s.update_job(
+                    job.id, lambda j: setattr(j.slots[0], "attempts", j.slots[0].attempts + 1)
+                )
 
         assert run_threads(8, worker) == []
         assert a.get_job(job.id).slots[0].attempts == 400
@@ -182,7 +198,10 @@ def test_a_corrupt_job_document_still_lists_and_says_so_when_opened(store):
     store.add_job(good)
     store.add_job(bad)
     with store.engine.begin() as conn:
-        conn.execute(text("UPDATE foxpipe_jobs SET data = :d WHERE id = :i"), {"d": '{"story": {broken', "i": bad.id})
+        conn.execute(
+            text("UPDATE foxpipe_jobs SET data = :d WHERE id = :i"),
+            {"d": '{"story": {broken', "i": bad.id},
+        )
     assert [r.title for r in store.list_jobs()] == ["bad", "good"]
     with pytest.raises(StoreError) as e:
         store.get_job(bad.id)
@@ -243,7 +262,10 @@ def test_rate_starts_are_recorded_read_back_and_old_ones_pruned(store):
     store.record_start("images", now - 30)
     store.record_start("text", now - 20)
     store.record_start("images", now - 10)
-    assert store.recent_starts("images", now - 60) == [pytest.approx(now - 30), pytest.approx(now - 10)]
+    assert store.recent_starts("images", now - 60) == [
+        pytest.approx(now - 30),
+        pytest.approx(now - 10),
+    ]
     assert store.recent_starts("text", now - 60) == [pytest.approx(now - 20)]
     assert store.recent_starts("images", now - 25) == [pytest.approx(now - 10)]
     # the start two hours old was pruned when a newer one was recorded
@@ -276,11 +298,20 @@ def test_a_database_at_an_older_schema_version_migrates_and_keeps_its_rows(store
                 conn.execute(text(ddl))
             conn.execute(text("INSERT INTO foxpipe_meta VALUES ('schema_version', '1')"))
             conn.execute(
-                text("INSERT INTO foxpipe_jobs VALUES (:id, 'ann', :sid, :title, :c, :c, 3, false, 0, 20, :data)"),
-                {"id": job.id, "sid": job.story.id, "title": job.story.title, "c": job.created,
-                 "data": json.dumps(job.to_dict())},
+                text(
+                    "INSERT INTO foxpipe_jobs VALUES (:id, 'ann', :sid, :title, :c, :c, 3, false, 0, 20, :data)"
+                ),
+                {
+                    "id": job.id,
+                    "sid": job.story.id,
+                    "title": job.story.title,
+                    "c": job.created,
+                    "data": json.dumps(job.to_dict()),
+                },
             )
-            conn.execute(text("INSERT INTO foxpipe_budget VALUES ('2030-01-01', 'images', 7, 0.28)"))
+            conn.execute(
+                text("INSERT INTO foxpipe_budget VALUES ('2030-01-01', 'images', 7, 0.28)")
+            )
     finally:
         old.dispose()
 
@@ -339,7 +370,9 @@ def test_job_files_are_imported_once_corrupt_ones_skipped_and_none_deleted(store
         "not-json.json": "{this is not json",
         "a-list.json": "[1, 2, 3]",
         "no-story.json": json.dumps({"id": "abc", "slots": [], "owner": "x"}),
-        "bad-status.json": json.dumps({**make_job().to_dict(), "slots": [{**first.to_dict()["slots"][0], "status": "??"}]}),
+        "bad-status.json": json.dumps(
+            {**make_job().to_dict(), "slots": [{**first.to_dict()["slots"][0], "status": "??"}]}
+        ),
         "long-id.json": json.dumps(long_id.to_dict()),
         "long-owner.json": json.dumps({**make_job().to_dict(), "owner": "o" * 500}),
         "empty.json": "",
@@ -402,7 +435,9 @@ def test_a_whole_job_flows_through_the_store_and_survives_a_restart(store_url, m
         again = reborn.get(job_id)
         assert again is not None
         assert [sl.status for sl in again.slots] == [SlotStatus.APPROVED] * 20
-        assert all(sl.image is not None and Path(sl.image.local_path).is_file() for sl in again.slots)
+        assert all(
+            sl.image is not None and Path(sl.image.local_path).is_file() for sl in again.slots
+        )
         reborn.recover()  # nothing to resume: the job is finished
         assert [r["approved"] for r in past_stories(reborn)] == [20]
     finally:
@@ -433,25 +468,35 @@ def test_a_job_deleted_from_the_store_does_not_come_back_from_its_old_file(store
 # ------------------------------------------------------------------------------- DATABASE_URL
 def test_postgres_urls_as_hosts_print_them_work(pg_database):
     """Neon prints postgresql://…, Supabase and Heroku postgres://…: both work as they are."""
-    for url in (pg_database.replace("postgresql+psycopg://", "postgresql://"),
-                pg_database.replace("postgresql+psycopg://", "postgres://")):
-        s = Store(url + "?sslmode=disable&application_name=foxpipe-test")  # the query string is kept
+    for url in (
+        pg_database.replace("postgresql+psycopg://", "postgresql://"),
+        pg_database.replace("postgresql+psycopg://", "postgres://"),
+    ):
+        s = Store(
+            url + "?sslmode=disable&application_name=foxpipe-test"
+        )  # the query string is kept
         try:
             job = make_job(title=url.split(":")[0])
             s.add_job(job)
             assert s.get_job(job.id).story.title == url.split(":")[0]
             with s.engine.connect() as conn:
-                assert conn.execute(text("SELECT current_setting('application_name')")).scalar() == "foxpipe-test"
+                assert (
+                    conn.execute(text("SELECT current_setting('application_name')")).scalar()
+                    == "foxpipe-test"
+                )
         finally:
             s.close()
 
 
-@pytest.mark.parametrize("bad", [
-    "not a url",
-    "mysql://user:secret@127.0.0.1/db",
-    "postgresql+psycopg://user:secret@127.0.0.1:1/db",  # nothing listens there
-    "sqlite:////proc/no/such/folder/foxpipe.db",
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "not a url",
+        "mysql://user:secret@127.0.0.1/db",
+        "postgresql+psycopg://user:secret@127.0.0.1:1/db",  # nothing listens there
+        "sqlite:////proc/no/such/folder/foxpipe.db",
+    ],
+)
 def test_an_unusable_database_url_is_a_clear_store_error(bad):
     with pytest.raises(StoreError) as e:
         Store(bad)

@@ -11,9 +11,16 @@ def answers(**over):
 def test_beats_follow_the_power_fantasy_structure():
     names = [b.name for b in story.BEATS]
     assert len(names) == SCENE_COUNT == 20
-    expected = (["Underdog setup"] * 4 + ["Discovery"] * 2 + ["First failure"] * 2 + ["Training montage"] * 2
-                + ["Transformation"] * 2 + ["Power display"] * 2 + ["Challenge, justice and redemption"] * 5
-                + ["Triumph"])
+    expected = (
+        ["Underdog setup"] * 4
+        + ["Discovery"] * 2
+        + ["First failure"] * 2
+        + ["Training montage"] * 2
+        + ["Transformation"] * 2
+        + ["Power display"] * 2
+        + ["Challenge, justice and redemption"] * 5
+        + ["Triumph"]
+    )
     assert names == expected
 
 
@@ -21,7 +28,9 @@ def test_offline_story_has_20_scenes_in_beat_order_naming_the_hero():
     s = story.offline_story(answers(hero_name="Pip"))
     assert [sc.number for sc in s.scenes] == list(range(1, 21))
     assert [sc.beat for sc in s.scenes] == [b.name for b in story.BEATS]
-    assert all("Pip" in sc.text for sc in s.scenes), [sc.text for sc in s.scenes if "Pip" not in sc.text]
+    assert all("Pip" in sc.text for sc in s.scenes), [
+        sc.text for sc in s.scenes if "Pip" not in sc.text
+    ]
     assert not s.missing()
     assert len({sc.text for sc in s.scenes}) == 20
 
@@ -48,7 +57,10 @@ def test_system_prompt_lists_every_beat_and_keeps_answers_as_data():
 
 
 def test_parse_story_json_accepts_a_valid_answer():
-    draft = {"title": "T", "scenes": [{"number": n, "text": f"Scene {n} text"} for n in range(1, 21)]}
+    draft = {
+        "title": "T",
+        "scenes": [{"number": n, "text": f"Scene {n} text"} for n in range(1, 21)],
+    }
     s = story.parse_story_json(json.dumps(draft), answers())
     assert s.title == "T" and not s.missing() and not s.problem
 
@@ -62,7 +74,16 @@ def test_parse_story_json_fills_missing_scenes_with_placeholders():
 
 
 def test_parse_story_json_never_raises_on_garbage():
-    for junk in ["", "not json", "{", "[]", "null", '{"scenes": 5}', '{"scenes": [1, null, {}]}', "```json\n{}\n```"]:
+    for junk in [
+        "",
+        "not json",
+        "{",
+        "[]",
+        "null",
+        '{"scenes": 5}',
+        '{"scenes": [1, null, {}]}',
+        "```json\n{}\n```",
+    ]:
         s = story.parse_story_json(junk, answers())
         assert len(s.scenes) == 20
         assert s.problem

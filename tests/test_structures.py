@@ -17,29 +17,60 @@ NEW = [s for s in ALL if s is not structures.POWER_FANTASY]
 
 # Free text for every "Something else…" branch, so a combination can be completed.
 FILL = {
-    "custom_animal": "Arctic hare", "custom_setback": "Lost the family map",
-    "custom_mentor": "A kind old badger", "custom_rival": "A vain peacock",
-    "custom_wrong": "Hid the hero's map", "custom_rescued": "The old village badger",
-    "custom_captor": "A frozen island", "custom_friend": "A nervous hedgehog",
-    "custom_danger": "A volcano waking up", "custom_bully": "A loud bossy goose",
+    "custom_animal": "Arctic hare",
+    "custom_setback": "Lost the family map",
+    "custom_mentor": "A kind old badger",
+    "custom_rival": "A vain peacock",
+    "custom_wrong": "Hid the hero's map",
+    "custom_rescued": "The old village badger",
+    "custom_captor": "A frozen island",
+    "custom_friend": "A nervous hedgehog",
+    "custom_danger": "A volcano waking up",
+    "custom_bully": "A loud bossy goose",
     "custom_trick": "A painted mask that glows",
 }
 
 # The questions each structure asks beyond the shared ones (branches within them included).
 OWN = {
-    "power_fantasy": {"setback", "custom_setback", "discovery", "artifact", "mentor", "custom_mentor",
-                      "power", "element", "rival", "custom_rival"},
+    "power_fantasy": {
+        "setback",
+        "custom_setback",
+        "discovery",
+        "artifact",
+        "mentor",
+        "custom_mentor",
+        "power",
+        "element",
+        "rival",
+        "custom_rival",
+    },
     "rescue": {"rescued", "custom_rescued", "captor", "custom_captor"},
     "friendship": {"friend", "custom_friend", "odds"},
     "survival": {"danger", "custom_danger", "destination"},
     "trickster": {"bully", "custom_bully", "trick", "custom_trick"},
     "redemption": {"rival", "custom_rival", "wrong", "custom_wrong"},
 }
-SHARED = {"structure", "animal", "custom_animal", "hero_name", "setting", "tone", "style", "aspect", "look"}
+SHARED = {
+    "structure",
+    "animal",
+    "custom_animal",
+    "hero_name",
+    "setting",
+    "tone",
+    "style",
+    "aspect",
+    "look",
+}
 
 # Every option of every question that opens a branch, per structure: 6144 = 8*4*3*4*4*4, ...
-EXPECTED_COMBINATIONS = {"power_fantasy": 6144, "rescue": 128, "friendship": 32, "survival": 40,
-                         "trickster": 128, "redemption": 128}
+EXPECTED_COMBINATIONS = {
+    "power_fantasy": 6144,
+    "rescue": 128,
+    "friendship": 32,
+    "survival": 40,
+    "trickster": 128,
+    "redemption": 128,
+}
 
 
 def visible_keys(answers):
@@ -77,7 +108,12 @@ def test_every_structure_has_20_named_beats_in_acts_with_its_own_prompts(s):
 
 def test_six_distinct_structures_and_the_power_fantasy_keeps_its_beats():
     assert len(ALL) >= 6
-    assert len({s.key for s in ALL}) == len({s.label for s in ALL}) == len({s.guidance for s in ALL}) == len(ALL)
+    assert (
+        len({s.key for s in ALL})
+        == len({s.label for s in ALL})
+        == len({s.guidance for s in ALL})
+        == len(ALL)
+    )
     assert len({tuple(b.name for b in s.beats) for s in ALL}) == len(ALL)
     assert structures.POWER_FANTASY.beats == story.BEATS
     assert prompts.TRANSFORMED_FROM == 11
@@ -117,21 +153,26 @@ def test_each_structure_asks_its_own_questions_and_none_of_the_others(s):
     others = set().union(*OWN.values()) - OWN[s.key]
     assert not shown & others, shown & others
     # The defaults show every top-level question of the structure.
-    top = {k for k in OWN[s.key] if quiz.BY_KEY[k].show_if == ("structure", quiz.BY_KEY[k].show_if[1])}
+    top = {
+        k for k in OWN[s.key] if quiz.BY_KEY[k].show_if == ("structure", quiz.BY_KEY[k].show_if[1])
+    }
     assert top <= shown
 
 
-@pytest.mark.parametrize("s, parent, value, child", [
-    (structures.RESCUE, "rescued", quiz.OTHER, "custom_rescued"),
-    (structures.RESCUE, "captor", quiz.OTHER, "custom_captor"),
-    (structures.FRIENDSHIP, "friend", quiz.OTHER, "custom_friend"),
-    (structures.SURVIVAL, "danger", quiz.OTHER, "custom_danger"),
-    (structures.TRICKSTER, "bully", quiz.OTHER, "custom_bully"),
-    (structures.TRICKSTER, "trick", quiz.OTHER, "custom_trick"),
-    (structures.REDEMPTION, "rival", quiz.OTHER, "custom_rival"),
-    (structures.REDEMPTION, "wrong", quiz.OTHER, "custom_wrong"),
-    (structures.POWER_FANTASY, "discovery", "A wise mentor", "mentor"),
-])
+@pytest.mark.parametrize(
+    "s, parent, value, child",
+    [
+        (structures.RESCUE, "rescued", quiz.OTHER, "custom_rescued"),
+        (structures.RESCUE, "captor", quiz.OTHER, "custom_captor"),
+        (structures.FRIENDSHIP, "friend", quiz.OTHER, "custom_friend"),
+        (structures.SURVIVAL, "danger", quiz.OTHER, "custom_danger"),
+        (structures.TRICKSTER, "bully", quiz.OTHER, "custom_bully"),
+        (structures.TRICKSTER, "trick", quiz.OTHER, "custom_trick"),
+        (structures.REDEMPTION, "rival", quiz.OTHER, "custom_rival"),
+        (structures.REDEMPTION, "wrong", quiz.OTHER, "custom_wrong"),
+        (structures.POWER_FANTASY, "discovery", "A wise mentor", "mentor"),
+    ],
+)
 def test_each_structure_branch_shows_its_question_only_for_its_answer(s, parent, value, child):
     for option in quiz.BY_KEY[parent].options:
         shown = child in visible_keys(with_structure(s, **{parent: option}))
@@ -173,12 +214,19 @@ def test_walk_every_combination_of_branching_answers_per_structure(s):
 
 def test_structure_validation_messages():
     bad = quiz.validate(quiz.defaults() | {"structure": "Space opera"})
-    assert "not one of the choices" in bad.errors["structure"] and "What kind of story?" in bad.errors["structure"]
+    assert (
+        "not one of the choices" in bad.errors["structure"]
+        and "What kind of story?" in bad.errors["structure"]
+    )
     empty = quiz.validate(quiz.defaults() | {"structure": ""})
     assert "Please choose" in empty.errors["structure"]
-    long = quiz.validate(with_structure(structures.TRICKSTER, trick=quiz.OTHER, custom_trick="x" * 201))
+    long = quiz.validate(
+        with_structure(structures.TRICKSTER, trick=quiz.OTHER, custom_trick="x" * 201)
+    )
     assert "at most 200" in long.errors["custom_trick"]
-    junk = quiz.validate(with_structure(structures.RESCUE, rescued=quiz.OTHER, custom_rescued="!!!"))
+    junk = quiz.validate(
+        with_structure(structures.RESCUE, rescued=quiz.OTHER, custom_rescued="!!!")
+    )
     assert "letters or numbers" in junk.errors["custom_rescued"]
     unknown = quiz.validate(with_structure(structures.SURVIVAL, danger="Aliens"))
     assert "not one of the choices" in unknown.errors["danger"]
@@ -197,16 +245,34 @@ def test_old_answers_without_a_structure_are_the_power_fantasy():
 # For each structure: answers to set, and words the story must then contain.
 USES = {
     "power_fantasy": ({"power": "Super speed"}, ["super speed"]),
-    "rescue": ({"rescued": quiz.OTHER, "custom_rescued": "The old village badger", "captor": "A flooded cave"},
-               ["the old village badger", "a flooded cave"]),
-    "friendship": ({"friend": "A grumpy old crocodile", "odds": "One of them must soon leave"},
-                   ["a grumpy old crocodile", "one of them must soon leave"]),
-    "survival": ({"danger": quiz.OTHER, "custom_danger": "A volcano waking up",
-                  "destination": "The far shore of the great lake"}, ["a volcano waking up", "the far shore of the great lake"]),
-    "trickster": ({"bully": "A bossy bull moose", "trick": "A voice thrown from the shadows"},
-                  ["a bossy bull moose", "a voice thrown from the shadows"]),
-    "redemption": ({"rival": "A greedy crow king", "wrong": "Blamed the hero for its own mistake"},
-                   ["a greedy crow king", "blamed the hero for its own mistake"]),
+    "rescue": (
+        {
+            "rescued": quiz.OTHER,
+            "custom_rescued": "The old village badger",
+            "captor": "A flooded cave",
+        },
+        ["the old village badger", "a flooded cave"],
+    ),
+    "friendship": (
+        {"friend": "A grumpy old crocodile", "odds": "One of them must soon leave"},
+        ["a grumpy old crocodile", "one of them must soon leave"],
+    ),
+    "survival": (
+        {
+            "danger": quiz.OTHER,
+            "custom_danger": "A volcano waking up",
+            "destination": "The far shore of the great lake",
+        },
+        ["a volcano waking up", "the far shore of the great lake"],
+    ),
+    "trickster": (
+        {"bully": "A bossy bull moose", "trick": "A voice thrown from the shadows"},
+        ["a bossy bull moose", "a voice thrown from the shadows"],
+    ),
+    "redemption": (
+        {"rival": "A greedy crow king", "wrong": "Blamed the hero for its own mistake"},
+        ["a greedy crow king", "blamed the hero for its own mistake"],
+    ),
 }
 
 
@@ -217,7 +283,9 @@ def test_offline_story_follows_each_structure_and_uses_the_answers(s):
     st = story.offline_story(a)
     assert [sc.number for sc in st.scenes] == list(range(1, 21))
     assert [sc.beat for sc in st.scenes] == [b.name for b in s.beats]
-    assert all("Pip" in sc.text for sc in st.scenes), [sc.text for sc in st.scenes if "Pip" not in sc.text]
+    assert all("Pip" in sc.text for sc in st.scenes), [
+        sc.text for sc in st.scenes if "Pip" not in sc.text
+    ]
     assert len({sc.text for sc in st.scenes}) == 20 and not st.missing()
     assert st.answers["structure"] == s.label and "Pip" in st.title
     joined = " ".join(sc.text for sc in st.scenes)
@@ -235,7 +303,9 @@ def test_every_branch_combination_writes_a_full_story(s):
     branching = {q.key: q.options for q in branching_questions(s) if q.key != "animal"}
     texts = set()
     for combo in itertools.product(*branching.values()):
-        a = quiz.validate(with_structure(s) | dict(zip(branching, combo, strict=True)) | FILL).answers
+        a = quiz.validate(
+            with_structure(s) | dict(zip(branching, combo, strict=True)) | FILL
+        ).answers
         st = story.offline_story(a)
         assert [sc.beat for sc in st.scenes] == [b.name for b in s.beats]
         assert all(sc.text.strip() for sc in st.scenes)
@@ -292,28 +362,41 @@ def test_character_sheet_and_prompts_follow_the_structure(s):
     forms = [prompts.prompt_form(p, n) for n, p in enumerate(full, 1)]
     assert forms == [structures.form_for(s, n) for n in range(1, 21)]
     # A prompt shortened after a policy refusal keeps the form through the sheet.
-    short = [prompts.prompt_form(prompts.sanitize_prompt(p, 2, sheet, sc.text), n)
-             for n, (p, sc) in enumerate(zip(full, st.scenes, strict=True), 1)]
+    short = [
+        prompts.prompt_form(prompts.sanitize_prompt(p, 2, sheet, sc.text), n)
+        for n, (p, sc) in enumerate(zip(full, st.scenes, strict=True), 1)
+    ]
     assert short == forms
 
 
 def job_for(a: dict[str, str]) -> Job:
     st = story.offline_story(a)
     slots = [Slot(i, sc, prompts.visual_prompt(sc)) for i, sc in enumerate(st.scenes)]
-    return Job(story=st, slots=slots, owner="o", references={"base": "/refs/base.png", "powered": "/refs/powered.png"})
+    return Job(
+        story=st,
+        slots=slots,
+        owner="o",
+        references={"base": "/refs/base.png", "powered": "/refs/powered.png"},
+    )
 
 
 def test_hero_forms_and_reference_choice_follow_the_structure():
     pf = job_for(answers(structures.POWER_FANTASY))
     assert hero.forms_for(pf) == ("base", "powered")
-    assert hero.form_label(pf, "powered") == hero.FORM_LABEL["powered"] == "Powered-up form (scenes 11-20)"
+    assert (
+        hero.form_label(pf, "powered")
+        == hero.FORM_LABEL["powered"]
+        == "Powered-up form (scenes 11-20)"
+    )
     assert generation._reference_path(pf, 10) == "/refs/base.png"
     assert generation._reference_path(pf, 11) == "/refs/powered.png"
     rescue = job_for(answers(structures.RESCUE))
     assert hero.forms_for(rescue) == ("base",)
     # Even with a stray second image, a structure without a second form uses the base hero.
     assert {generation._reference_path(rescue, n) for n in range(1, 21)} == {"/refs/base.png"}
-    assert "before the power awakens" not in hero.reference_prompt("SHEET", "base", second_form=False)
+    assert "before the power awakens" not in hero.reference_prompt(
+        "SHEET", "base", second_form=False
+    )
     assert "before the power awakens" in hero.reference_prompt("SHEET", "base")
 
 

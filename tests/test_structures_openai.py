@@ -15,8 +15,10 @@ ALL = structures.STRUCTURES
 
 @pytest.fixture
 def settings(fake_openai):
-    return load_settings({}, {"OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": fake_openai.base_url,
-                              "CHAT_TIMEOUT": "2"})
+    return load_settings(
+        {},
+        {"OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": fake_openai.base_url, "CHAT_TIMEOUT": "2"},
+    )
 
 
 def answers(s: structures.Structure, **over) -> dict[str, str]:
@@ -38,7 +40,11 @@ async def test_the_story_request_carries_the_structure_beats_and_guidance(settin
     assert not any(o.guidance in system["content"] for o in ALL if o is not s)
     assert f'"structure": "{s.label}"' in user["content"]
     schema = req.fields["response_format"]["json_schema"]["schema"]
-    assert schema["properties"]["scenes"]["minItems"] == schema["properties"]["scenes"]["maxItems"] == 20
+    assert (
+        schema["properties"]["scenes"]["minItems"]
+        == schema["properties"]["scenes"]["maxItems"]
+        == 20
+    )
     assert [sc.beat for sc in story.scenes] == [b.name for b in s.beats]
     assert story.source == "openai" and not story.missing()
 
@@ -53,9 +59,12 @@ async def test_the_rewrite_request_names_the_structure_beat(settings, fake_opena
     assert s.guidance in req.messages[0]["content"]
 
 
-@pytest.mark.parametrize("s", [structures.POWER_FANTASY, structures.RESCUE, structures.TRICKSTER],
-                         ids=lambda s: s.key)
-def test_the_character_sheet_asks_for_a_second_form_only_when_the_structure_has_one(settings, fake_openai, s):
+@pytest.mark.parametrize(
+    "s", [structures.POWER_FANTASY, structures.RESCUE, structures.TRICKSTER], ids=lambda s: s.key
+)
+def test_the_character_sheet_asks_for_a_second_form_only_when_the_structure_has_one(
+    settings, fake_openai, s
+):
     a = answers(s)
     story = workflow.write_story(settings, a)
     fake_openai.reset()

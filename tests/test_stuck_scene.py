@@ -27,8 +27,13 @@ def job_with_a_failed_scene(versions: int = 2) -> tuple[object, str]:
     for _ in range(versions - 1):
         n = len(reg.get(job_id).slots[2].versions)
         reg.reject(job_id, 2, ["off model"], "")
-        wait_until(lambda n=n: len(reg.get(job_id).slots[2].versions) == n + 1
-                   and reg.get(job_id).slots[2].status is SlotStatus.READY, timeout=30)
+        wait_until(
+            lambda n=n: (
+                len(reg.get(job_id).slots[2].versions) == n + 1
+                and reg.get(job_id).slots[2].status is SlotStatus.READY
+            ),
+            timeout=30,
+        )
 
     def blocked(j):  # noqa: ANN001, ANN202  (what a policy-blocked retry leaves)
         j.slots[2].status = SlotStatus.FAILED

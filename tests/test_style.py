@@ -10,7 +10,9 @@ from tests.conftest import ROOT
 
 
 def run(*cmd: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", *cmd], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", *cmd], cwd=ROOT, capture_output=True, text=True, timeout=600
+    )
 
 
 def test_ruff_lint_is_clean():

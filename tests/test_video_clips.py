@@ -52,12 +52,21 @@ POWERED = jpeg((30, 10, 200), (120, 120))
 
 
 def kling_client(tmp_path, fake, **kw) -> KlingClient:
-    return KlingClient(video_settings(tmp_path / "d", kling_access_key=KLING_AK, kling_secret_key=KLING_SK,
-                                      kling_base_url=fake.url, **kw))
+    return KlingClient(
+        video_settings(
+            tmp_path / "d",
+            kling_access_key=KLING_AK,
+            kling_secret_key=KLING_SK,
+            kling_base_url=fake.url,
+            **kw,
+        )
+    )
 
 
 def hailuo_client(tmp_path, fake, **kw) -> HailuoClient:
-    return HailuoClient(video_settings(tmp_path / "d", hailuo_api_key=HAILUO_KEY, hailuo_base_url=fake.url, **kw))
+    return HailuoClient(
+        video_settings(tmp_path / "d", hailuo_api_key=HAILUO_KEY, hailuo_base_url=fake.url, **kw)
+    )
 
 
 async def finish(client, task_id: str, limit: int = 20):
@@ -69,7 +78,9 @@ async def finish(client, task_id: str, limit: int = 20):
 
 
 # ---------------------------------------------------------------- Kling references
-async def test_kling_omni_sends_the_frame_then_the_hero_as_subject_references(tmp_path, kling, clip_bytes):
+async def test_kling_omni_sends_the_frame_then_the_hero_as_subject_references(
+    tmp_path, kling, clip_bytes
+):
     client = kling_client(tmp_path, kling, kling_model="kling-v3-omni", kling_duration=6)
     try:
         assert client.takes_references
@@ -84,10 +95,14 @@ async def test_kling_omni_sends_the_frame_then_the_hero_as_subject_references(tm
     body = req["json"]
     assert [i["image"] for i in body["image_list"]] == [FRAME.b64, HERO.b64]
     assert "image" not in body and body["aspect_ratio"] == "9:16"
-    assert body["model_name"] == "kling-v3-omni" and body["duration"] == "6" and body["sound"] == "off"
+    assert (
+        body["model_name"] == "kling-v3-omni" and body["duration"] == "6" and body["sound"] == "off"
+    )
     assert data == clip_bytes
     # The task was polled on the endpoint that made it.
-    assert any(r["path"] == f"/v1/videos/multi-image2video/{task.split(':', 1)[1]}" for r in kling.requests)
+    assert any(
+        r["path"] == f"/v1/videos/multi-image2video/{task.split(':', 1)[1]}" for r in kling.requests
+    )
 
 
 async def test_kling_reference_list_is_capped_at_the_models_limit(tmp_path, kling):
@@ -100,9 +115,13 @@ async def test_kling_reference_list_is_capped_at_the_models_limit(tmp_path, klin
     assert kling.creates()[0]["json"]["image_list"][0]["image"] == FRAME.b64
 
 
-@pytest.mark.parametrize(("model", "refs_setting"), [("kling-v2-5-turbo", True), ("kling-v3", True),
-                                                     ("kling-v3-omni", False)])
-async def test_kling_without_reference_support_sends_only_the_frame(tmp_path, kling, model, refs_setting):
+@pytest.mark.parametrize(
+    ("model", "refs_setting"),
+    [("kling-v2-5-turbo", True), ("kling-v3", True), ("kling-v3-omni", False)],
+)
+async def test_kling_without_reference_support_sends_only_the_frame(
+    tmp_path, kling, model, refs_setting
+):
     client = kling_client(tmp_path, kling, kling_model=model, video_references=refs_setting)
     try:
         task = await client.submit(FRAME, "x", references=[HERO])
@@ -118,9 +137,11 @@ async def test_kling_without_reference_support_sends_only_the_frame(tmp_path, kl
 async def test_the_kling_fake_refuses_references_for_a_model_without_them(tmp_path, kling):
     """The fake checks the model like the real API: the client never gets there itself."""
     async with httpx.AsyncClient(base_url=kling.url) as http:
-        resp = await http.post("/v1/videos/multi-image2video",
-                               headers={"Authorization": f"Bearer {kling_mod.make_jwt(KLING_AK, KLING_SK)}"},
-                               json={"model_name": "kling-v2-5-turbo", "image_list": [{"image": "abc"}]})
+        resp = await http.post(
+            "/v1/videos/multi-image2video",
+            headers={"Authorization": f"Bearer {kling_mod.make_jwt(KLING_AK, KLING_SK)}"},
+            json={"model_name": "kling-v2-5-turbo", "image_list": [{"image": "abc"}]},
+        )
     assert resp.status_code == 400 and resp.json()["code"] == 1201
     assert kling.submissions == 0
     assert kling_mod.error_for(400, resp.json()).kind == "fatal"
@@ -130,7 +151,9 @@ async def test_the_kling_fake_refuses_references_for_a_model_without_them(tmp_pa
 async def test_h3_reference_mode_puts_frame_and_hero_in_content(tmp_path, hailuo, clip_bytes):
     client = hailuo_client(tmp_path, hailuo, hailuo_model="MiniMax-H3", hailuo_duration=6)
     try:
-        task = await client.submit(FRAME, "The fox leaps.", references=[HERO, POWERED], aspect_ratio="9:16")
+        task = await client.submit(
+            FRAME, "The fox leaps.", references=[HERO, POWERED], aspect_ratio="9:16"
+        )
         state = await finish(client, task)
         data, _ = await collect(client, task, state.video_url)
     finally:
@@ -141,8 +164,15 @@ async def test_h3_reference_mode_puts_frame_and_hero_in_content(tmp_path, hailuo
     content = req["json"]["content"]
     assert content[0] == {"type": "text", "text": "The fox leaps."}
     assert [c["role"] for c in content[1:]] == ["reference_image"] * 3
-    assert content[1]["image_url"]["url"] == FRAME.data_uri and content[2]["image_url"]["url"] == HERO.data_uri
-    assert req["json"]["ratio"] == "9:16" and req["json"]["duration"] == 6 and req["json"]["resolution"] == "768P"
+    assert (
+        content[1]["image_url"]["url"] == FRAME.data_uri
+        and content[2]["image_url"]["url"] == HERO.data_uri
+    )
+    assert (
+        req["json"]["ratio"] == "9:16"
+        and req["json"]["duration"] == 6
+        and req["json"]["resolution"] == "768P"
+    )
     assert not any(r["path"].startswith("/v1/") for r in hailuo.requests)
 
 
@@ -183,25 +213,66 @@ async def test_hailuo_23_takes_no_references(tmp_path, hailuo):
 @pytest.mark.parametrize(
     ("content", "words"),
     [
-        ([{"type": "text", "text": "x"},
-          {"type": "image_url", "image_url": {"url": "data:image/jpeg;base64,AA"}, "role": "first_frame"},
-          {"type": "image_url", "image_url": {"url": "data:image/jpeg;base64,AA"}, "role": "reference_image"}],
-         "exclusive"),
-        ([{"type": "text", "text": "x"}]
-         + [{"type": "image_url", "image_url": {"url": "https://h/a.png"}, "role": "reference_image"}] * 10,
-         "at most 9"),
-        ([{"type": "image_url", "image_url": {"url": "https://h/a.png"}, "role": "first_frame"}], "text item"),
-        ([{"type": "text", "text": "x"}, {"type": "image_url", "image_url": {"url": "abc"}, "role": "first_frame"}],
-         "data URI"),
-        ([{"type": "text", "text": "x"}, {"type": "image_url", "image_url": {"url": "https://h/a.png"},
-                                          "role": "last_frame"}], "needs first_frame"),
+        (
+            [
+                {"type": "text", "text": "x"},
+                {
+                    "type": "image_url",
+                    "image_url": {"url": "data:image/jpeg;base64,AA"},
+                    "role": "first_frame",
+                },
+                {
+                    "type": "image_url",
+                    "image_url": {"url": "data:image/jpeg;base64,AA"},
+                    "role": "reference_image",
+                },
+            ],
+            "exclusive",
+        ),
+        (
+            [{"type": "text", "text": "x"}]
+            + [
+                {
+                    "type": "image_url",
+                    "image_url": {"url": "https://h/a.png"},
+                    "role": "reference_image",
+                }
+            ]
+            * 10,
+            "at most 9",
+        ),
+        (
+            [{"type": "image_url", "image_url": {"url": "https://h/a.png"}, "role": "first_frame"}],
+            "text item",
+        ),
+        (
+            [
+                {"type": "text", "text": "x"},
+                {"type": "image_url", "image_url": {"url": "abc"}, "role": "first_frame"},
+            ],
+            "data URI",
+        ),
+        (
+            [
+                {"type": "text", "text": "x"},
+                {
+                    "type": "image_url",
+                    "image_url": {"url": "https://h/a.png"},
+                    "role": "last_frame",
+                },
+            ],
+            "needs first_frame",
+        ),
         ("not a list", "non-empty list"),
     ],
 )
 async def test_the_minimax_fake_refuses_malformed_v2_content(hailuo, content, words):
     async with httpx.AsyncClient(base_url=hailuo.url) as http:
-        resp = await http.post("/v2/video_generation", headers={"Authorization": f"Bearer {HAILUO_KEY}"},
-                               json={"model": "MiniMax-H3", "content": content, "duration": 6, "resolution": "768P"})
+        resp = await http.post(
+            "/v2/video_generation",
+            headers={"Authorization": f"Bearer {HAILUO_KEY}"},
+            json={"model": "MiniMax-H3", "content": content, "duration": 6, "resolution": "768P"},
+        )
     base = resp.json()["base_resp"]
     assert base["status_code"] == 2013 and words in base["status_msg"]
     assert hailuo.submissions == 0
@@ -228,9 +299,14 @@ async def test_more_kling_codes_are_mapped(tmp_path, kling, behaviour, kind, wor
 
 @pytest.mark.parametrize(
     ("behaviour", "kind", "words"),
-    [("policy", "policy", "sensitive content"), ("output_policy", "policy", "generated clip"),
-     ("balance", "fatal", "insufficient balance"), ("bad_key", "fatal", "HAILUO_API_KEY"),
-     ("rate", "retryable", "rate limit"), ("server", "retryable", "server")],
+    [
+        ("policy", "policy", "sensitive content"),
+        ("output_policy", "policy", "generated clip"),
+        ("balance", "fatal", "insufficient balance"),
+        ("bad_key", "fatal", "HAILUO_API_KEY"),
+        ("rate", "retryable", "rate limit"),
+        ("server", "retryable", "server"),
+    ],
 )
 async def test_minimax_v2_codes_are_mapped(tmp_path, hailuo, behaviour, kind, words):
     hailuo.script = [behaviour]
@@ -276,7 +352,10 @@ async def test_kling_expired_link_is_fetched_again_from_the_task(tmp_path, kling
     finally:
         await client.aclose()
     assert data == clip_bytes and url != state.video_url
-    assert sum(1 for r in kling.requests if r["path"] == f"/v1/videos/image2video/{task}") == queries + 1
+    assert (
+        sum(1 for r in kling.requests if r["path"] == f"/v1/videos/image2video/{task}")
+        == queries + 1
+    )
     assert [s for _, s in kling.downloads] == [200, 403, 403, 200]
     assert kling.submissions == 1
 

@@ -55,12 +55,19 @@ def hailuo(clip_bytes):
 
 
 def kling_settings(tmp_path, fake, **kw):
-    return video_settings(tmp_path / "data", kling_access_key=KLING_AK, kling_secret_key=KLING_SK,
-                          kling_base_url=fake.url, **kw)
+    return video_settings(
+        tmp_path / "data",
+        kling_access_key=KLING_AK,
+        kling_secret_key=KLING_SK,
+        kling_base_url=fake.url,
+        **kw,
+    )
 
 
 def hailuo_settings(tmp_path, fake, **kw):
-    return video_settings(tmp_path / "data", hailuo_api_key=HAILUO_KEY, hailuo_base_url=fake.url, **kw)
+    return video_settings(
+        tmp_path / "data", hailuo_api_key=HAILUO_KEY, hailuo_base_url=fake.url, **kw
+    )
 
 
 def small_jpeg() -> ImageInput:
@@ -75,10 +82,17 @@ def test_kling_jwt_claims_and_signature():
     token = make_jwt(KLING_AK, KLING_SK, now=now)
     header = jwt.get_unverified_header(token)
     assert header["alg"] == "HS256" and header["typ"] == "JWT"
-    claims = jwt.decode(token, KLING_SK, algorithms=["HS256"], options={"verify_exp": False, "verify_nbf": False})
+    claims = jwt.decode(
+        token, KLING_SK, algorithms=["HS256"], options={"verify_exp": False, "verify_nbf": False}
+    )
     assert claims == {"iss": KLING_AK, "exp": now + 1800, "nbf": now - 5}
     with pytest.raises(jwt.InvalidSignatureError):
-        jwt.decode(token, "another-secret-0123456789abcdefghijkl", algorithms=["HS256"], options={"verify_exp": False, "verify_nbf": False})
+        jwt.decode(
+            token,
+            "another-secret-0123456789abcdefghijkl",
+            algorithms=["HS256"],
+            options={"verify_exp": False, "verify_nbf": False},
+        )
 
 
 async def test_kling_create_poll_download(tmp_path, kling, clip_bytes):
@@ -103,7 +117,11 @@ async def test_kling_create_poll_download(tmp_path, kling, clip_bytes):
             claims = jwt.decode(tok, KLING_SK, algorithms=["HS256"])
             assert claims["iss"] == KLING_AK and claims["exp"] - time.time() > 1700
     # The download does not get the token.
-    assert all("Authorization" not in r["headers"] for r in kling.requests if r["path"].startswith("/download/"))
+    assert all(
+        "Authorization" not in r["headers"]
+        for r in kling.requests
+        if r["path"].startswith("/download/")
+    )
 
 
 @pytest.mark.parametrize(
@@ -131,8 +149,12 @@ async def test_kling_errors_are_mapped(tmp_path, kling, behaviour, kind, words):
 
 
 async def test_kling_wrong_secret_is_a_bad_key(tmp_path, kling):
-    s = video_settings(tmp_path / "d", kling_access_key=KLING_AK, kling_secret_key="wrong-secret-0123456789abcdefghijklmn",
-                       kling_base_url=kling.url)
+    s = video_settings(
+        tmp_path / "d",
+        kling_access_key=KLING_AK,
+        kling_secret_key="wrong-secret-0123456789abcdefghijklmn",
+        kling_base_url=kling.url,
+    )
     client = KlingClient(s)
     try:
         with pytest.raises(ProviderError) as info:
@@ -168,10 +190,18 @@ async def test_hailuo_create_poll_retrieve_download(tmp_path, hailuo, clip_bytes
     assert data == clip_bytes
     body = hailuo.creates()[0]["json"]
     assert body["first_frame_image"] == f"data:image/jpeg;base64,{img.b64}"
-    assert body["model"] == "MiniMax-Hailuo-2.3" and body["duration"] == 6 and body["resolution"] == "768P"
+    assert (
+        body["model"] == "MiniMax-Hailuo-2.3"
+        and body["duration"] == 6
+        and body["resolution"] == "768P"
+    )
     paths = [r["path"] for r in hailuo.requests]
     assert "/v1/files/retrieve" in paths
-    assert all(r["headers"]["Authorization"] == f"Bearer {HAILUO_KEY}" for r in hailuo.requests if r["path"].startswith("/v1/"))
+    assert all(
+        r["headers"]["Authorization"] == f"Bearer {HAILUO_KEY}"
+        for r in hailuo.requests
+        if r["path"].startswith("/v1/")
+    )
 
 
 @pytest.mark.parametrize(
@@ -205,7 +235,10 @@ def test_image_sent_is_cover_cropped_or_a_hosted_url(tmp_path):
         assert im.size == (1080, 1920) and im.format == "JPEG"
     hosted = "https://res.cloudinary.com/demo/image/upload/v17/foxpipe/scene_01.png"
     inp = image_input(str(p), hosted, True, (1080, 1920))
-    assert inp.url == "https://res.cloudinary.com/demo/image/upload/c_fill,g_center,w_1080,h_1920/v17/foxpipe/scene_01.png"
+    assert (
+        inp.url
+        == "https://res.cloudinary.com/demo/image/upload/c_fill,g_center,w_1080,h_1920/v17/foxpipe/scene_01.png"
+    )
     assert hosted_url("https://example.com/a.png", (1, 1)) == "https://example.com/a.png"
 
 
@@ -228,7 +261,9 @@ def test_slideshow_job_makes_video_srt_zip_and_log(tmp_path, registries):
     registries.append(reg)
     job_id = approved_job(reg, 3)
     assert videojobs.start(reg, job_id, "slideshow", seconds_per_scene=0.5, captions=True) == ""
-    v = wait_until(lambda: (x := _video(reg, job_id)) and x.status in ("done", "failed") and x, timeout=60)
+    v = wait_until(
+        lambda: (x := _video(reg, job_id)) and x.status in ("done", "failed") and x, timeout=60
+    )
     assert v.status == "done", v.error
     info = slideshow.probe(v.path)
     assert (info.codec, info.pix_fmt, info.width, info.height) == ("h264", "yuv420p", 1080, 1920)
@@ -267,8 +302,12 @@ def test_kling_clips_retry_a_rate_limit_then_join_into_the_story_video(tmp_path,
     job_id = approved_job(reg, 3)
     kling.script = ["rate"]  # the first create is told to slow down; it is retried
     assert videojobs.start(reg, job_id, "kling", scenes=[0, 2], seconds_per_scene=0.5) == ""
-    v = wait_until(lambda: (x := _video(reg, job_id)) and x.status in ("done", "failed") and not x.running and x,
-                   timeout=60)
+    v = wait_until(
+        lambda: (
+            (x := _video(reg, job_id)) and x.status in ("done", "failed") and not x.running and x
+        ),
+        timeout=60,
+    )
     assert v.status == "done", (v.error, [c.error for c in v.clips])
     assert [c.status for c in v.clips] == [ClipStatus.READY, ClipStatus.READY]
     assert len(kling.creates()) == 3  # two clips, one of them created twice
@@ -284,7 +323,9 @@ def test_kling_clips_retry_a_rate_limit_then_join_into_the_story_video(tmp_path,
         assert im.size == (1080, 1920)
     log = pd.read_csv(tmp_path / "data" / "log_images.csv", dtype=str, keep_default_na=False)
     clips = log[log.status == "clip"]
-    assert sorted(clips.scene) == ["1", "3"] and all(u.startswith(kling.url) for u in clips.image_url)
+    assert sorted(clips.scene) == ["1", "3"] and all(
+        u.startswith(kling.url) for u in clips.image_url
+    )
     assert (log.status == "video").sum() == 1
     names = set(zipfile.ZipFile(io.BytesIO(videojobs.everything_zip(reg.get(job_id)))).namelist())
     assert {"clips/scene_01.mp4", "clips/scene_03.mp4", "story.mp4", "story.srt"} <= names
@@ -304,7 +345,10 @@ def test_hailuo_policy_failure_is_retried_alone(tmp_path, hailuo, registries):
     first_video = v.path
 
     assert videojobs.retry_clip(reg, job_id, failed[0].index) == ""
-    v2 = wait_until(lambda: (x := _video(reg, job_id)) and not x.running and x.path != first_video and x, timeout=60)
+    v2 = wait_until(
+        lambda: (x := _video(reg, job_id)) and not x.running and x.path != first_video and x,
+        timeout=60,
+    )
     assert all(c.status is ClipStatus.READY for c in v2.clips)
     assert len(hailuo.creates()) == 4  # only the failed clip was made again
     assert v2.status == "done"

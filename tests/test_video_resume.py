@@ -34,8 +34,10 @@ def clip_bytes(tmp_path_factory):
 
 @pytest.fixture
 def fakes(clip_bytes):
-    made = {"kling": FakeKling(clip_bytes, KLING_AK, KLING_SK).start(),
-            "hailuo": FakeHailuo(clip_bytes, HAILUO_KEY).start()}
+    made = {
+        "kling": FakeKling(clip_bytes, KLING_AK, KLING_SK).start(),
+        "hailuo": FakeHailuo(clip_bytes, HAILUO_KEY).start(),
+    }
     yield made
     for f in made.values():
         f.stop()
@@ -51,9 +53,16 @@ def registries():
 
 def settings_for(vendor: str, tmp_path, fake, **kw):
     if vendor == "kling":
-        return video_settings(tmp_path / "data", kling_access_key=KLING_AK, kling_secret_key=KLING_SK,
-                              kling_base_url=fake.url, **kw)
-    return video_settings(tmp_path / "data", hailuo_api_key=HAILUO_KEY, hailuo_base_url=fake.url, **kw)
+        return video_settings(
+            tmp_path / "data",
+            kling_access_key=KLING_AK,
+            kling_secret_key=KLING_SK,
+            kling_base_url=fake.url,
+            **kw,
+        )
+    return video_settings(
+        tmp_path / "data", hailuo_api_key=HAILUO_KEY, hailuo_base_url=fake.url, **kw
+    )
 
 
 def video(reg: JobRegistry, job_id: str):
@@ -68,12 +77,17 @@ def add_hero_sheet(reg: JobRegistry, job_id: str, tmp_path) -> tuple[int, int]:
     return 300, 200
 
 
-CASES = [("kling", {"kling_model": "kling-v3-omni"}), ("hailuo", {"hailuo_model": "MiniMax-H3"}),
-         ("hailuo", {})]
+CASES = [
+    ("kling", {"kling_model": "kling-v3-omni"}),
+    ("hailuo", {"hailuo_model": "MiniMax-H3"}),
+    ("hailuo", {}),
+]
 
 
 @pytest.mark.parametrize(("vendor", "models"), CASES)
-def test_restart_collects_every_submitted_clip_without_submitting_again(tmp_path, fakes, registries, vendor, models):
+def test_restart_collects_every_submitted_clip_without_submitting_again(
+    tmp_path, fakes, registries, vendor, models
+):
     fake = fakes[vendor]
     settings = settings_for(vendor, tmp_path, fake, **models)
     reg = JobRegistry(settings)
@@ -82,8 +96,13 @@ def test_restart_collects_every_submitted_clip_without_submitting_again(tmp_path
     add_hero_sheet(reg, job_id, tmp_path)
     fake.hold()  # the vendor is still making the clips when the app stops
     assert videojobs.start(reg, job_id, vendor, scenes=[0, 1, 2], seconds_per_scene=0.5) == ""
-    wait_until(lambda: (v := video(reg, job_id)) and all(c.status is ClipStatus.SUBMITTED and c.task_id
-                                                        for c in v.clips), timeout=30)
+    wait_until(
+        lambda: (
+            (v := video(reg, job_id))
+            and all(c.status is ClipStatus.SUBMITTED and c.task_id for c in v.clips)
+        ),
+        timeout=30,
+    )
     reg.shutdown()  # the app stops
     saved = reg.store.get_job(job_id)  # what the store kept when the app stopped
     assert [c.status for c in saved.video.clips] == [ClipStatus.SUBMITTED] * 3
@@ -103,7 +122,9 @@ def test_restart_collects_every_submitted_clip_without_submitting_again(tmp_path
     assert v.spent_usd == pytest.approx(3 * per_clip)
 
 
-def test_a_clip_not_yet_submitted_when_the_app_stops_is_failed_for_retry(tmp_path, fakes, registries):
+def test_a_clip_not_yet_submitted_when_the_app_stops_is_failed_for_retry(
+    tmp_path, fakes, registries
+):
     fake = fakes["kling"]
     fake.script = ["hang"]  # the submission never gets an answer before the stop
     fake.hang_seconds = 1.5
@@ -144,7 +165,9 @@ def test_a_failing_poll_never_resubmits(tmp_path, fakes, registries):
 
 
 @pytest.mark.parametrize(("model", "sent"), [("kling-v3-omni", True), ("kling-v2-5-turbo", False)])
-def test_the_hero_sheet_goes_with_the_frame_when_the_model_takes_it(tmp_path, fakes, registries, model, sent):
+def test_the_hero_sheet_goes_with_the_frame_when_the_model_takes_it(
+    tmp_path, fakes, registries, model, sent
+):
     fake = fakes["kling"]
     reg = JobRegistry(settings_for("kling", tmp_path, fake, kling_model=model))
     registries.append(reg)
@@ -165,14 +188,23 @@ def test_the_hero_sheet_goes_with_the_frame_when_the_model_takes_it(tmp_path, fa
 
 
 def test_estimate_uses_the_price_table_and_the_override(tmp_path, fakes):
-    s = settings_for("hailuo", tmp_path, fakes["hailuo"], hailuo_model="MiniMax-H3", hailuo_duration=10)
+    s = settings_for(
+        "hailuo", tmp_path, fakes["hailuo"], hailuo_model="MiniMax-H3", hailuo_duration=10
+    )
     assert videojobs.estimate(s, "hailuo", 20) == pytest.approx(20 * 0.08 * 10)
     assert clip_price("hailuo", "MiniMax-H3", "768P", 10).usd == pytest.approx(0.8)
     choice = next(p for p in videojobs.providers(s) if p.key == "hailuo")
-    assert choice.references and "checked 2026-11-25" in choice.price_note and "MiniMax-H3" in choice.label
+    assert (
+        choice.references
+        and "checked 2026-11-25" in choice.price_note
+        and "MiniMax-H3" in choice.label
+    )
     s2 = settings_for("hailuo", tmp_path, fakes["hailuo"], hailuo_cost_per_clip=0.5)
     assert videojobs.estimate(s2, "hailuo", 20) == pytest.approx(10.0)
-    assert "your price setting" in next(p for p in videojobs.providers(s2) if p.key == "hailuo").price_note
+    assert (
+        "your price setting"
+        in next(p for p in videojobs.providers(s2) if p.key == "hailuo").price_note
+    )
 
 
 def test_a_submission_without_an_answer_is_not_sent_again(tmp_path, fakes, registries):
@@ -184,7 +216,9 @@ def test_a_submission_without_an_answer_is_not_sent_again(tmp_path, fakes, regis
     job_id = approved_job(reg, 2)
     videojobs.start(reg, job_id, "kling", scenes=[0], seconds_per_scene=0.5)
     v = wait_until(lambda: (x := video(reg, job_id)) and not x.running and x, timeout=60)
-    assert v.clips[0].status is ClipStatus.FAILED and "may still have accepted it" in v.clips[0].error
+    assert (
+        v.clips[0].status is ClipStatus.FAILED and "may still have accepted it" in v.clips[0].error
+    )
     assert len(fake.creates()) == 1
 
 
@@ -195,8 +229,15 @@ def test_a_refused_connection_is_retried(tmp_path, fakes, registries):
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         dead = f"http://127.0.0.1:{s.getsockname()[1]}"
-    reg = JobRegistry(video_settings(tmp_path / "data", kling_access_key=KLING_AK, kling_secret_key=KLING_SK,
-                                     kling_base_url=dead, clip_retries=2))
+    reg = JobRegistry(
+        video_settings(
+            tmp_path / "data",
+            kling_access_key=KLING_AK,
+            kling_secret_key=KLING_SK,
+            kling_base_url=dead,
+            clip_retries=2,
+        )
+    )
     registries.append(reg)
     job_id = approved_job(reg, 2)
     videojobs.start(reg, job_id, "kling", scenes=[0], seconds_per_scene=0.5)
@@ -218,7 +259,9 @@ def test_start_up_collects_clips_of_jobs_nobody_opened(tmp_path, fakes, registri
     reg.shutdown()
     fake.release()
     (tmp_path / "data" / "jobs").mkdir(parents=True, exist_ok=True)
-    (tmp_path / "data" / "jobs" / "broken.json").write_text("{not json", encoding="utf-8")  # an old job file
+    (tmp_path / "data" / "jobs" / "broken.json").write_text(
+        "{not json", encoding="utf-8"
+    )  # an old job file
 
     reg2 = JobRegistry(settings)
     registries.append(reg2)
@@ -266,6 +309,8 @@ def test_clips_finishing_together_make_one_story_video(tmp_path, fakes, registri
     videojobs.start(reg, job_id, "hailuo", scenes=[0, 1, 2], seconds_per_scene=0.3)
     wait_until(lambda: fake.submissions == 3, timeout=30)
     fake.release()  # all three finish at the same poll
-    v = wait_until(lambda: (x := video(reg, job_id)) and not x.running and x.status == "done" and x, timeout=90)
+    v = wait_until(
+        lambda: (x := video(reg, job_id)) and not x.running and x.status == "done" and x, timeout=90
+    )
     time.sleep(0.5)  # a second assembly would have started by now
     assert renders == [v.path] and Path(v.path).name == "story.mp4"

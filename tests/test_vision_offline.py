@@ -25,7 +25,10 @@ def labelled():
 
 def test_labelled_set_precision_and_recall(labelled):
     assert len(labelled) >= 40
-    assert sum(p.on_model for p, _ in labelled) >= 20 and sum(not p.on_model for p, _ in labelled) >= 20
+    assert (
+        sum(p.on_model for p, _ in labelled) >= 20
+        and sum(not p.on_model for p, _ in labelled) >= 20
+    )
     s = Scores()
     for p, v in labelled:
         assert v.status == "checked" and v.checker == "offline"
@@ -39,7 +42,9 @@ def test_verdicts_have_the_shape_and_name_the_defect(labelled):
     for p, v in labelled:
         assert 0 <= v.score <= 100 and set(v.defects) <= set(DEFECTS) and v.note
         assert v.on_model == (not v.defects)
-        assert (v.score >= 70) == v.on_model  # the score agrees with the call at the default threshold
+        assert (
+            v.score >= 70
+        ) == v.on_model  # the score agrees with the call at the default threshold
         if not p.on_model:
             named[p.kind].append(p.expected_defect in v.defects)
     for kind, hits in named.items():
@@ -49,8 +54,13 @@ def test_verdicts_have_the_shape_and_name_the_defect(labelled):
 def test_default_renderer_output_is_unchanged():
     # Digest of the renderer's output before hero looks existed (same Pillow).
     data = render_card(1, "Underdog setup", "hello there", "1024x1536", False, 0)
-    assert hashlib.sha256(data).hexdigest() == "6b1ddc75c8f49a417b8f1c92c3fa3407b4ca0bc9919db31d71c715514ab3fa98"
-    assert render_card(3, "Discovery", "x", "256x384", True, 5, HeroLook()) == render_card(3, "Discovery", "x", "256x384", True, 5)
+    assert (
+        hashlib.sha256(data).hexdigest()
+        == "6b1ddc75c8f49a417b8f1c92c3fa3407b4ca0bc9919db31d71c715514ab3fa98"
+    )
+    assert render_card(3, "Discovery", "x", "256x384", True, 5, HeroLook()) == render_card(
+        3, "Discovery", "x", "256x384", True, 5
+    )
 
 
 def test_look_from_text():
@@ -68,8 +78,11 @@ async def test_text_reference_checks_the_offline_story():
     images = OfflineImages(delay=0)
     checker = OfflineVision()
     for n in (1, 6, 11, 17):
-        img = await images.generate(f"{sheet}\nSCENE: Scene {n} ({BEATS[n - 1].name}). Rusty runs.", "1024x1536",
-                                    scene_number=n)
+        img = await images.generate(
+            f"{sheet}\nSCENE: Scene {n} ({BEATS[n - 1].name}). Rusty runs.",
+            "1024x1536",
+            scene_number=n,
+        )
         v = await checker.check(None, reference_text(sheet, n), img.data, n)
         assert v.on_model, (n, v)
     bear = render_card(4, BEATS[3].name, "x", "1024x1536", False, 3, HeroLook("bear"))

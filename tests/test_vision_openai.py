@@ -25,38 +25,70 @@ SHEET = "HERO: Rusty, a young red fox; bright amber eyes, a white-tipped tail."
 
 
 def vision(fake: FakeOpenAI, **env: str) -> OpenAIVision:
-    base = {"OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": fake.base_url, "RETRY_BASE_SECONDS": "0.01",
-            "VISION_TIMEOUT": "5"}
+    base = {
+        "OPENAI_API_KEY": "sk-test",
+        "OPENAI_BASE_URL": fake.base_url,
+        "RETRY_BASE_SECONDS": "0.01",
+        "VISION_TIMEOUT": "5",
+    }
     return OpenAIVision(load_settings(env={**base, **env}))
 
 
 async def test_request_carries_both_images_and_the_schema(fake_openai):
     fake_openai.script("chat", Action.verdict(True, 93, [], "Same fox."))
     v = await vision(fake_openai).check(REF, SHEET, IMG, 4)
-    assert v.checked and v.on_model and v.score == 93 and v.note == "Same fox." and v.checker == "gpt-5.4-mini"
+    assert (
+        v.checked
+        and v.on_model
+        and v.score == 93
+        and v.note == "Same fox."
+        and v.checker == "gpt-5.4-mini"
+    )
     rec = fake_openai.of("chat")[0]
     assert rec.model == "gpt-5.4-mini" and rec.n_images == 2
     # The reference first, then the image, each as a PNG data URL of the picture sent.
     assert [u.split(",")[0] for u in rec.image_urls] == ["data:image/png;base64"] * 2
-    assert rec.image_digests == [hashlib.sha256(data_url_bytes(data_url(x))).hexdigest() for x in (REF, IMG)]
+    assert rec.image_digests == [
+        hashlib.sha256(data_url_bytes(data_url(x))).hexdigest() for x in (REF, IMG)
+    ]
     assert rec.image_digests[0] != rec.image_digests[1]
-    assert "<reference_text>" in rec.text and "white-tipped tail" in rec.text and "ordinary form" in rec.text
+    assert (
+        "<reference_text>" in rec.text
+        and "white-tipped tail" in rec.text
+        and "ordinary form" in rec.text
+    )
     schema = rec.schema
     assert schema["name"] == "VisionVerdict" and schema["strict"] is True
     props = schema["schema"]["properties"]
     assert set(props) == {"on_model", "score", "defects", "note"}
     assert props["score"]["minimum"] == 0 and props["score"]["maximum"] == 100
     assert set(props["defects"]["items"]["enum"]) == {
-        "species", "fur or skin colour", "markings", "eyes", "outfit or accessory", "size and proportions", "wrong form"}
+        "species",
+        "fur or skin colour",
+        "markings",
+        "eyes",
+        "outfit or accessory",
+        "size and proportions",
+        "wrong form",
+    }
     assert rec.fields["max_completion_tokens"] > 0
     assert rec.messages[0]["role"] == "system" and "continuity" in rec.messages[0]["content"]
 
 
 async def test_scripted_off_model_verdict_parses(fake_openai):
-    fake_openai.script("chat", Action.verdict(False, 35, ["fur or skin colour", "outfit or accessory"], "Grey, with a hat."))
+    fake_openai.script(
+        "chat",
+        Action.verdict(
+            False, 35, ["fur or skin colour", "outfit or accessory"], "Grey, with a hat."
+        ),
+    )
     v = await vision(fake_openai).check(REF, SHEET, IMG, 15)
-    assert (v.on_model, v.score, v.defects, v.note) == (False, 35, ["fur or skin colour", "outfit or accessory"],
-                                                        "Grey, with a hat.")
+    assert (v.on_model, v.score, v.defects, v.note) == (
+        False,
+        35,
+        ["fur or skin colour", "outfit or accessory"],
+        "Grey, with a hat.",
+    )
     assert v.cost_usd > 0
     assert "powered-up form" in fake_openai.of("chat")[0].text
 
@@ -67,14 +99,23 @@ async def test_text_only_reference_sends_one_image(fake_openai):
     assert v.checked and fake_openai.of("chat")[0].n_images == 1
 
 
-@pytest.mark.parametrize(("action", "words"), [
-    (Action.refusal("I can't compare these."), "refused"),
-    (Action.content("{not json"), "no usable answer"),
-    (Action.content('{"on_model": true, "score": 500, "defects": [], "note": "x"}'), "no usable answer"),
-    (Action.content('{"on_model": true, "score": 50, "defects": ["tail"], "note": "x"}'), "no usable answer"),
-    (Action.truncated(), "cut off"),
-    (Action.unauthorized(), "key was refused"),
-])
+@pytest.mark.parametrize(
+    ("action", "words"),
+    [
+        (Action.refusal("I can't compare these."), "refused"),
+        (Action.content("{not json"), "no usable answer"),
+        (
+            Action.content('{"on_model": true, "score": 500, "defects": [], "note": "x"}'),
+            "no usable answer",
+        ),
+        (
+            Action.content('{"on_model": true, "score": 50, "defects": ["tail"], "note": "x"}'),
+            "no usable answer",
+        ),
+        (Action.truncated(), "cut off"),
+        (Action.unauthorized(), "key was refused"),
+    ],
+)
 async def test_failed_checks_are_not_checked(fake_openai, action, words):
     fake_openai.script("chat", action)
     v = await vision(fake_openai).check(REF, SHEET, IMG, 3)
@@ -84,7 +125,9 @@ async def test_failed_checks_are_not_checked(fake_openai, action, words):
 
 async def test_timeout_is_not_checked(fake_openai):
     fake_openai.script("chat", Action.hang(3))
-    v = await vision(fake_openai, VISION_TIMEOUT="0.3", VISION_RETRIES="0").check(REF, SHEET, IMG, 3)
+    v = await vision(fake_openai, VISION_TIMEOUT="0.3", VISION_RETRIES="0").check(
+        REF, SHEET, IMG, 3
+    )
     assert v.status == "not_checked" and "timed out" in v.error
 
 
@@ -95,7 +138,9 @@ async def test_server_errors_are_retried_then_given_up(fake_openai):
     fake_openai.reset()
     fake_openai.script("chat", *[Action.server_error(500)] * 3)
     v = await vision(fake_openai, VISION_RETRIES="1").check(REF, SHEET, IMG, 3)
-    assert v.status == "not_checked" and "server error" in v.error and len(fake_openai.of("chat")) == 2
+    assert (
+        v.status == "not_checked" and "server error" in v.error and len(fake_openai.of("chat")) == 2
+    )
 
 
 async def test_unreadable_image_sends_nothing(fake_openai):
@@ -108,7 +153,9 @@ async def test_unreadable_image_sends_nothing(fake_openai):
 async def test_own_limiter_paces_checks():
     with FakeOpenAI() as fake:
         checker = vision(fake, VISION_REQUESTS_PER_MINUTE="2")
-        checker.limiter().sched.base_period = checker.limiter().sched.period = 1.0  # 2 per second for the test
+        checker.limiter().sched.base_period = checker.limiter().sched.period = (
+            1.0  # 2 per second for the test
+        )
         for _ in range(3):
             fake.script("chat", Action.verdict(True, 90))
         t0 = time.monotonic()
@@ -131,7 +178,9 @@ def test_cost_estimates():
 
 def test_chooser():
     assert isinstance(registry.vision_check(load_settings(env={})), OfflineVision)
-    checker = registry.vision_check(load_settings(env={"OPENAI_API_KEY": "sk-test", "OPENAI_VISION_MODEL": "gpt-5.4-nano"}))
+    checker = registry.vision_check(
+        load_settings(env={"OPENAI_API_KEY": "sk-test", "OPENAI_VISION_MODEL": "gpt-5.4-nano"})
+    )
     assert isinstance(checker, OpenAIVision) and checker.name == "gpt-5.4-nano" and not checker.free
 
 

@@ -65,14 +65,28 @@ class Hero:
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Hero:
-        refs = {f: Reference(**r) for f, r in (row.get("references") or {}).items() if f in STORE_INDEX}
-        return cls(name=row["name"], species=row.get("species", ""), look=row.get("look", ""),
-                   sheet=row.get("sheet", ""), answers=dict(row.get("answers") or {}), references=refs,
-                   id=row["id"], source_job=row.get("source_job", ""), created=row.get("created", 0.0),
-                   updated=row.get("updated", 0.0))
+        refs = {
+            f: Reference(**r) for f, r in (row.get("references") or {}).items() if f in STORE_INDEX
+        }
+        return cls(
+            name=row["name"],
+            species=row.get("species", ""),
+            look=row.get("look", ""),
+            sheet=row.get("sheet", ""),
+            answers=dict(row.get("answers") or {}),
+            references=refs,
+            id=row["id"],
+            source_job=row.get("source_job", ""),
+            created=row.get("created", 0.0),
+            updated=row.get("updated", 0.0),
+        )
 
     def reference_paths(self) -> dict[str, str]:
-        return {f: r.local_path for f, r in self.references.items() if r.local_path and Path(r.local_path).is_file()}
+        return {
+            f: r.local_path
+            for f, r in self.references.items()
+            if r.local_path and Path(r.local_path).is_file()
+        }
 
     def missing_forms(self, answers: dict[str, str]) -> tuple[str, ...]:
         """The reference images a story of these answers needs that this hero lacks."""
@@ -136,8 +150,14 @@ def _store_image(registry: JobRegistry, hero_id: str, form: str, data: bytes) ->
     """Keep a reference like every other image: a local file, and a hosted copy when
     Cloudinary is configured."""
     version = int(time.time() * 1000) % 10**9
-    stored = registry.pipeline.store.save(hero_id, STORE_INDEX[form], version, data, tags=["hero", hero_id])
-    return Reference(stored.local_path, getattr(stored, "url", "") or "", bool(getattr(stored, "uploaded", False)))
+    stored = registry.pipeline.store.save(
+        hero_id, STORE_INDEX[form], version, data, tags=["hero", hero_id]
+    )
+    return Reference(
+        stored.local_path,
+        getattr(stored, "url", "") or "",
+        bool(getattr(stored, "uploaded", False)),
+    )
 
 
 def _save(registry: JobRegistry, hero: Hero, images: dict[str, bytes]) -> Hero:
@@ -158,7 +178,9 @@ def save_from_job(registry: JobRegistry, job: Job, name: str = "") -> Hero:
         try:
             images[form] = Path(path).read_bytes()
         except OSError as e:
-            raise HeroError(f"The hero's {form} reference image could not be read ({type(e).__name__}).") from e
+            raise HeroError(
+                f"The hero's {form} reference image could not be read ({type(e).__name__})."
+            ) from e
     hero = Hero(
         name=_clean_name(name or answers.get("hero_name", "") or "Hero"),
         species=quiz.hero_species(answers),
@@ -181,56 +203,72 @@ def export_bytes(hero: Hero) -> bytes:
     images = {}
     for form, path in hero.reference_paths().items():
         images[form] = base64.b64encode(Path(path).read_bytes()).decode("ascii")
-    doc = {"format": FILE_FORMAT, "name": hero.name, "species": hero.species, "look": hero.look,
-           "sheet": hero.sheet, "answers": hero.answers, "images": images}
+    doc = {
+        "format": FILE_FORMAT,
+        "name": hero.name,
+        "species": hero.species,
+        "look": hero.look,
+        "sheet": hero.sheet,
+        "answers": hero.answers,
+        "images": images,
+    }
     return json.dumps(doc, ensure_ascii=False, indent=1).encode("utf-8")
 
 
 def parse_file(raw: bytes) -> tuple[Hero, dict[str, bytes]]:
     """Check an exported hero file; the hero and its images, or HeroError saying what is wrong."""
     if len(raw) > MAX_FILE_BYTES:
-        raise HeroError(f"The file is too large ({len(raw) / 1e6:.1f} MB; at most {MAX_FILE_BYTES / 1e6:.0f} MB).")
+        raise HeroError(
+            f"The file is too large ({len(raw) / 1e6:.1f} MB; at most {MAX_FILE_BYTES / 1e6:.0f} MB)."
+        )
     try:
         doc = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as e:
         raise HeroError("This is not a foxpipe hero file (it is not JSON).") from e
     if not isinstance(doc, dict) or doc.get("format") != FILE_FORMAT:
-        raise HeroError(f"This is not a foxpipe hero file (its \"format\" must be \"{FILE_FORMAT}\").")
+        raise HeroError(f'This is not a foxpipe hero file (its "format" must be "{FILE_FORMAT}").')
     answers = doc.get("answers")
     if not isinstance(answers, dict) or any(not isinstance(v, str) for v in answers.values()):
-        raise HeroError("The hero file's \"answers\" must be an object of texts.")
+        raise HeroError('The hero file\'s "answers" must be an object of texts.')
     unknown = sorted(k for k in answers if k not in FIXED_KEYS)
     if unknown:
-        raise HeroError(f"The hero file fixes answers a hero cannot fix: {', '.join(unknown)[:200]}.")
+        raise HeroError(
+            f"The hero file fixes answers a hero cannot fix: {', '.join(unknown)[:200]}."
+        )
     check = quiz.validate({**quiz.defaults(), **answers})
     bad = [msg for k, msg in check.errors.items() if k in answers]
     if bad:
         raise HeroError("The hero file's answers are not valid: " + " ".join(bad))
     for key in ("name", "species", "look", "sheet"):
         if not isinstance(doc.get(key, ""), str):
-            raise HeroError(f"The hero file's \"{key}\" must be text.")
+            raise HeroError(f'The hero file\'s "{key}" must be text.')
     if len(doc.get("sheet", "")) > 5000:
         raise HeroError("The hero file's character sheet is too long (at most 5000 characters).")
     images_doc = doc.get("images", {})
     if not isinstance(images_doc, dict):
-        raise HeroError("The hero file's \"images\" must be an object.")
+        raise HeroError('The hero file\'s "images" must be an object.')
     images: dict[str, bytes] = {}
     for form, text in images_doc.items():
         if form not in STORE_INDEX or not isinstance(text, str):
-            raise HeroError(f"The hero file has an unknown image \"{str(form)[:20]}\" (only base and powered).")
+            raise HeroError(
+                f'The hero file has an unknown image "{str(form)[:20]}" (only base and powered).'
+            )
         try:
             data = base64.b64decode(text, validate=True)
         except (binascii.Error, ValueError) as e:
             raise HeroError(f"The {form} image is not valid base64.") from e
         if len(data) > MAX_IMAGE_BYTES:
-            raise HeroError(f"The {form} image is too large (at most {MAX_IMAGE_BYTES // 1_000_000} MB).")
+            raise HeroError(
+                f"The {form} image is too large (at most {MAX_IMAGE_BYTES // 1_000_000} MB)."
+            )
         if not data.startswith(IMAGE_MAGIC):
             raise HeroError(f"The {form} image is not a PNG, JPEG or WebP image.")
         images[form] = data
     fixed = {k: check.answers[k] for k in answers if k in check.answers}
     hero = Hero(
         name=_clean_name(doc.get("name", "") or fixed.get("hero_name", "")),
-        species=quiz.clean_text(doc.get("species", ""))[:MAX_NAME] or quiz.hero_species(check.answers),
+        species=quiz.clean_text(doc.get("species", ""))[:MAX_NAME]
+        or quiz.hero_species(check.answers),
         look=quiz.clean_text(doc.get("look", ""))[:150],
         sheet=str(doc.get("sheet", "")).strip() or prompts.character_sheet(check.answers),
         answers=fixed,
@@ -266,19 +304,41 @@ def uses_references(registry: JobRegistry) -> bool:
     return hero_sheet.wanted(registry.settings, registry)
 
 
-def create_job(registry: JobRegistry, hero: Hero, story: Story, prompt_list: list[str], owner: str,
-               *, start: bool | None = None) -> tuple[str, bool]:
+def create_job(
+    registry: JobRegistry,
+    hero: Hero,
+    story: Story,
+    prompt_list: list[str],
+    owner: str,
+    *,
+    start: bool | None = None,
+) -> tuple[str, bool]:
     """A job drawn from the saved hero's references; (its id, whether the Hero page must still
     draw a reference the story's structure needs and the hero lacks). Images start at once
     when nothing is missing (``start`` overrides)."""
     from foxpipe import app
 
     needed = structures.get(story.answers).forms()
-    refs = {f: p for f, p in hero.reference_paths().items() if f in needed} if uses_references(registry) else {}
-    missing = bool(refs) and bool(hero.missing_forms(story.answers)) or (uses_references(registry) and not refs)
+    refs = (
+        {f: p for f, p in hero.reference_paths().items() if f in needed}
+        if uses_references(registry)
+        else {}
+    )
+    missing = (
+        bool(refs)
+        and bool(hero.missing_forms(story.answers))
+        or (uses_references(registry) and not refs)
+    )
     go = (not missing) if start is None else start
-    job_id = registry.create_job(story, prompt_list, owner, character_sheet=hero.sheet,
-                                 size=app.image_size(story.answers, registry.settings), references={str(k): v for k, v in refs.items()}, start=go)
+    job_id = registry.create_job(
+        story,
+        prompt_list,
+        owner,
+        character_sheet=hero.sheet,
+        size=app.image_size(story.answers, registry.settings),
+        references={str(k): v for k, v in refs.items()},
+        start=go,
+    )
     return job_id, missing
 
 
@@ -291,16 +351,24 @@ def start_approval(settings: Settings, story: Story, owner: str, hero_id: str) -
         reg = app.engine(settings)
         saved = await asyncio.to_thread(get, reg, hero_id)
         if saved is None:
-            raise HeroError("The saved hero is no longer in the library; choose another or answer the quiz.")
+            raise HeroError(
+                "The saved hero is no longer in the library; choose another or answer the quiz."
+            )
         prompt_list, problem = await prepare_with_sheet(settings, story, saved.sheet)
         t.stage = "Starting the images…"
-        job_id, sheet_first = await asyncio.to_thread(create_job, reg, saved, story, prompt_list, owner)
+        job_id, sheet_first = await asyncio.to_thread(
+            create_job, reg, saved, story, prompt_list, owner
+        )
         from foxpipe.engine import shortjobs
 
-        await asyncio.to_thread(shortjobs.begin, reg, job_id, None)  # the narration, as for any story
+        await asyncio.to_thread(
+            shortjobs.begin, reg, job_id, None
+        )  # the narration, as for any story
         job = reg.get(job_id)
         if job is not None:
             await asyncio.to_thread(app.log_story, settings, job)
         return app.Approval(job_id, sheet_first, problem)
 
-    return app.start_task(settings, "approve", work, "Preparing the image prompts with your saved hero…")
+    return app.start_task(
+        settings, "approve", work, "Preparing the image prompts with your saved hero…"
+    )

@@ -34,8 +34,11 @@ log = logging.getLogger(__name__)
 
 WAITING, WRITING, IMAGES, READY, FAILED = "waiting", "writing", "images", "ready", "failed"
 STATE_LABEL = {
-    WAITING: "waiting", WRITING: "writing the story", IMAGES: "making the images",
-    READY: "ready for review", FAILED: "failed",
+    WAITING: "waiting",
+    WRITING: "writing the story",
+    IMAGES: "making the images",
+    READY: "ready for review",
+    FAILED: "failed",
 }
 PAUSE_KEY = "queue_paused"
 RUNNER = ("queue", "runner")
@@ -74,7 +77,9 @@ class Item:
 
 
 # ------------------------------------------------------------------ estimates
-def reference_images(registry: JobRegistry, answers: dict[str, str], hero: heroes.Hero | None) -> int:
+def reference_images(
+    registry: JobRegistry, answers: dict[str, str], hero: heroes.Hero | None
+) -> int:
     """Reference images this story would pay for: none with a saved hero that has them all."""
     if not heroes.uses_references(registry):
         return 0
@@ -83,7 +88,9 @@ def reference_images(registry: JobRegistry, answers: dict[str, str], hero: heroe
     return len(structures.get(answers).forms())
 
 
-def estimate(registry: JobRegistry, answers: dict[str, str], hero: heroes.Hero | None) -> tuple[int, float]:
+def estimate(
+    registry: JobRegistry, answers: dict[str, str], hero: heroes.Hero | None
+) -> tuple[int, float]:
     n = SCENE_COUNT + reference_images(registry, answers, hero)
     return n, n * registry.pipeline.cost_per_image()
 
@@ -105,18 +112,36 @@ def add(registry: JobRegistry, owner: str, answers: dict[str, Any], hero_id: str
     if not check.ok:
         raise QueueError(" ".join(check.errors.values()))
     images, usd = estimate(registry, check.answers, hero)
-    item = Item(id=new_id(), owner=owner, state=WAITING, answers=check.answers, label=_label(check.answers),
-                hero_id=hero.id if hero else "", images=images, usd=usd)
+    item = Item(
+        id=new_id(),
+        owner=owner,
+        state=WAITING,
+        answers=check.answers,
+        label=_label(check.answers),
+        hero_id=hero.id if hero else "",
+        images=images,
+        usd=usd,
+    )
     registry.store.add_queue_item(item.id, owner, WAITING, _doc(item))
-    log.info("[QUEUE] added %s (%s, %d images)", item.id[:6], structures.get(check.answers).key, images)
+    log.info(
+        "[QUEUE] added %s (%s, %d images)", item.id[:6], structures.get(check.answers).key, images
+    )
     start(registry)
     return item
 
 
 def _doc(item: Item) -> dict[str, Any]:
-    return {"answers": item.answers, "label": item.label, "hero_id": item.hero_id, "job_id": item.job_id,
-            "note": item.note, "images": item.images, "usd": item.usd, "started": item.started,
-            "ready_at": item.ready_at}
+    return {
+        "answers": item.answers,
+        "label": item.label,
+        "hero_id": item.hero_id,
+        "job_id": item.job_id,
+        "note": item.note,
+        "images": item.images,
+        "usd": item.usd,
+        "started": item.started,
+        "ready_at": item.ready_at,
+    }
 
 
 def parse_file(raw: bytes, filename: str = "") -> list[dict[str, str]]:
@@ -130,7 +155,9 @@ def parse_file(raw: bytes, filename: str = "") -> list[dict[str, str]]:
     except UnicodeDecodeError as e:
         raise QueueError("The file is not UTF-8 text.") from e
     rows: list[Any]
-    if filename.lower().endswith(".csv") or (not filename.lower().endswith(".json") and text.lstrip()[:1] not in "[{"):
+    if filename.lower().endswith(".csv") or (
+        not filename.lower().endswith(".json") and text.lstrip()[:1] not in "[{"
+    ):
         try:
             rows = list(csv.DictReader(io.StringIO(text)))
         except csv.Error as e:
@@ -139,12 +166,16 @@ def parse_file(raw: bytes, filename: str = "") -> list[dict[str, str]]:
         try:
             doc = json.loads(text)
         except ValueError as e:
-            raise QueueError(f"The JSON file could not be read ({e.__class__.__name__}: {str(e)[:80]}).") from e
+            raise QueueError(
+                f"The JSON file could not be read ({e.__class__.__name__}: {str(e)[:80]})."
+            ) from e
         rows = doc.get("stories") if isinstance(doc, dict) and "stories" in doc else doc  # type: ignore[assignment]
         if isinstance(rows, dict):
             rows = [rows]
         if not isinstance(rows, list):
-            raise QueueError("The JSON file must hold a list of answer objects (or {\"stories\": [...]}).")
+            raise QueueError(
+                'The JSON file must hold a list of answer objects (or {"stories": [...]}).'
+            )
     if not rows:
         raise QueueError("The file holds no stories.")
     if len(rows) > MAX_FILE_ROWS:
@@ -155,7 +186,9 @@ def parse_file(raw: bytes, filename: str = "") -> list[dict[str, str]]:
         if not isinstance(row, dict):
             problems.append(f"Story {n}: not an object of answers.")
             continue
-        given = {str(k).strip(): ("" if v is None else str(v)) for k, v in row.items() if k is not None}
+        given = {
+            str(k).strip(): ("" if v is None else str(v)) for k, v in row.items() if k is not None
+        }
         given = {k: v for k, v in given.items() if v.strip()}
         unknown = sorted(k for k in given if k not in quiz.BY_KEY)
         if unknown:
@@ -225,7 +258,9 @@ def recover(registry: JobRegistry) -> None:
         return
     for it in rows:
         if it.state == WRITING:  # nothing was paid yet: write it again
-            registry.store.update_queue_item(it.id, WAITING, note="Interrupted by a restart; written again.")
+            registry.store.update_queue_item(
+                it.id, WAITING, note="Interrupted by a restart; written again."
+            )
         elif it.state == IMAGES and it.job_id:
             _watch_later(registry, it.id, it.job_id)
     start(registry)
@@ -236,7 +271,9 @@ def _mark(registry: JobRegistry, item_id: str, state: str | None = None, **data:
     registry.store.update_queue_item(item_id, state, **data)
 
 
-async def _prepare(registry: JobRegistry, it: Item) -> tuple[Any, list[str], str, heroes.Hero | None]:
+async def _prepare(
+    registry: JobRegistry, it: Item
+) -> tuple[Any, list[str], str, heroes.Hero | None]:
     from foxpipe import app
 
     settings = registry.settings
@@ -269,7 +306,11 @@ async def _drain(registry: JobRegistry, job_id: str) -> None:
         limiter = registry.limiter
         if limiter is None or job_id not in limiter.sched.queues:
             job = await asyncio.to_thread(registry.get, job_id)
-            if job is None or job.cancelled or not any(s.status is SlotStatus.QUEUED for s in job.slots):
+            if (
+                job is None
+                or job.cancelled
+                or not any(s.status is SlotStatus.QUEUED for s in job.slots)
+            ):
                 return
         await asyncio.sleep(_poll(registry, 1 / 480))
 
@@ -279,8 +320,10 @@ def _budget_problem(registry: JobRegistry, need: int) -> str:
         return ""
     left = registry.settings.daily_image_budget - registry.images_today()
     if need > left:
-        return (f"Stopped before overspending: this story needs about {need} images and today's budget has "
-                f"{max(0, left)} left (DAILY_IMAGE_BUDGET). It resets at midnight; nothing was spent on it.")
+        return (
+            f"Stopped before overspending: this story needs about {need} images and today's budget has "
+            f"{max(0, left)} left (DAILY_IMAGE_BUDGET). It resets at midnight; nothing was spent on it."
+        )
     return ""
 
 
@@ -296,7 +339,9 @@ async def _references(registry: JobRegistry, job_id: str, forms: tuple[str, ...]
             await asyncio.sleep(POLL)
         job = await asyncio.to_thread(registry.get, job_id)
         if job is None or form not in job.references:
-            return (job.hero_errors.get(form) if job else "") or "The reference image was not drawn."
+            return (
+                job.hero_errors.get(form) if job else ""
+            ) or "The reference image was not drawn."
     return ""
 
 
@@ -332,13 +377,24 @@ async def _run(registry: JobRegistry) -> None:
         try:
             if hero is not None:
                 job_id, missing = await asyncio.to_thread(
-                    heroes.create_job, registry, hero, story, prompt_list, it.owner, start=False)
+                    heroes.create_job, registry, hero, story, prompt_list, it.owner, start=False
+                )
                 forms = hero.missing_forms(story.answers) if missing else ()
             else:
                 job_id = await asyncio.to_thread(
-                    registry.create_job, story, prompt_list, it.owner, character_sheet=sheet,
-                    size=app.image_size(story.answers, registry.settings), start=False)
-                forms = structures.get(story.answers).forms() if heroes.uses_references(registry) else ()
+                    registry.create_job,
+                    story,
+                    prompt_list,
+                    it.owner,
+                    character_sheet=sheet,
+                    size=app.image_size(story.answers, registry.settings),
+                    start=False,
+                )
+                forms = (
+                    structures.get(story.answers).forms()
+                    if heroes.uses_references(registry)
+                    else ()
+                )
             await asyncio.to_thread(_mark, registry, it.id, IMAGES, job_id=job_id)
             if forms and (problem := await _references(registry, job_id, tuple(forms))):
                 raise GuardError(problem)
@@ -373,15 +429,26 @@ async def _watch(registry: JobRegistry, item_id: str, job_id: str) -> None:
             continue
         job = await asyncio.to_thread(registry.get, job_id)
         if job is None:
-            await asyncio.to_thread(_mark, registry, item_id, FAILED, note="Its gallery was removed.")
+            await asyncio.to_thread(
+                _mark, registry, item_id, FAILED, note="Its gallery was removed."
+            )
             return
         if not any(s.status.in_flight for s in job.slots) and job.slots:
             failed = sum(1 for s in job.slots if s.status is SlotStatus.FAILED)
             note = f"{failed} image(s) failed: retry them in the gallery." if failed else ""
             if not note:
                 rows = await asyncio.to_thread(registry.store.queue_items)
-                note = next((r.get("note", "") for r in rows if r["id"] == item_id and "restart" in r.get("note", "")), "")
-            await asyncio.to_thread(_mark, registry, item_id, READY, ready_at=time.time(), note=note)
+                note = next(
+                    (
+                        r.get("note", "")
+                        for r in rows
+                        if r["id"] == item_id and "restart" in r.get("note", "")
+                    ),
+                    "",
+                )
+            await asyncio.to_thread(
+                _mark, registry, item_id, READY, ready_at=time.time(), note=note
+            )
             log.info("[QUEUE] %s ready for review", item_id[:6])
             return
         await asyncio.sleep(_poll(registry, 1 / 120))

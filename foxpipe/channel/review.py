@@ -51,7 +51,9 @@ def on_model(job: Job) -> list[int]:
     return [s.index for s in job.slots if s.status is SlotStatus.READY and is_on_model(s.image)]
 
 
-def approve(registry: JobRegistry, job_id: str, indexes: list[int], seen: dict[int, int] | None = None) -> int:
+def approve(
+    registry: JobRegistry, job_id: str, indexes: list[int], seen: dict[int, int] | None = None
+) -> int:
     return registry.approve(job_id, sorted(set(indexes)), seen=seen)
 
 
@@ -60,8 +62,13 @@ def approve_on_model(registry: JobRegistry, job_id: str) -> int:
     return approve(registry, job_id, on_model(job)) if job else 0
 
 
-def reject(registry: JobRegistry, job_id: str, indexes: list[int], reasons: list[str] | None = None,
-           note: str = "") -> tuple[list[int], list[str]]:
+def reject(
+    registry: JobRegistry,
+    job_id: str,
+    indexes: list[int],
+    reasons: list[str] | None = None,
+    note: str = "",
+) -> tuple[list[int], list[str]]:
     """Reject these ready images with one reason: each gets the same feedback and all are made
     again in one scheduling (through the cost guard: GuardError when it would overspend, and
     then nothing is changed). The indexes rejected, and why others were not."""
@@ -84,6 +91,7 @@ def reject(registry: JobRegistry, job_id: str, indexes: list[int], reasons: list
     try:
         started = registry.schedule(job_id, ok)
     except Exception:  # GuardError, or the store: put the old feedback back, change nothing
+
         def restore(j: Job) -> None:
             for i, f in before.items():
                 j.slots[i].feedback = f
@@ -100,8 +108,11 @@ def regenerate(registry: JobRegistry, job_id: str, indexes: list[int]) -> list[i
     job = registry.get(job_id)
     if job is None:
         return []
-    ok = [i for i in sorted(set(indexes)) if 0 <= i < len(job.slots)
-          and job.slots[i].status in (SlotStatus.READY, SlotStatus.FAILED)]
+    ok = [
+        i
+        for i in sorted(set(indexes))
+        if 0 <= i < len(job.slots) and job.slots[i].status in (SlotStatus.READY, SlotStatus.FAILED)
+    ]
     try:
         return registry.schedule(job_id, ok) if ok else []
     except Refused:

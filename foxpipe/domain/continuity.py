@@ -65,8 +65,16 @@ class Verdict:
 
     @classmethod
     def not_checked(cls, checker: str, error: str, seconds: float = 0.0) -> Verdict:
-        return cls(on_model=True, score=0, defects=[], note="Not checked.", checker=checker,
-                   status="not_checked", error=" ".join(str(error).split())[:300], seconds=seconds)
+        return cls(
+            on_model=True,
+            score=0,
+            defects=[],
+            note="Not checked.",
+            checker=checker,
+            status="not_checked",
+            error=" ".join(str(error).split())[:300],
+            seconds=seconds,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -84,8 +92,13 @@ class Verdict:
 
     def cli_dict(self, image: str) -> dict[str, Any]:
         """The command line's JSON line; a failed check has null on_model and score."""
-        out: dict[str, Any] = {"image": image, "on_model": self.on_model, "score": self.score,
-                               "defects": list(self.defects), "note": self.note}
+        out: dict[str, Any] = {
+            "image": image,
+            "on_model": self.on_model,
+            "score": self.score,
+            "defects": list(self.defects),
+            "note": self.note,
+        }
         if not self.checked:
             out.update(on_model=None, score=None, status=self.status, error=self.error)
         return out
@@ -113,7 +126,9 @@ def parse_mode(value: str | None) -> str:
     return value if value in MODES else DEFAULT_MODE
 
 
-def decide(verdict: Verdict, mode: str, threshold: int = DEFAULT_THRESHOLD, already_fixed: bool = False) -> Decision:
+def decide(
+    verdict: Verdict, mode: str, threshold: int = DEFAULT_THRESHOLD, already_fixed: bool = False
+) -> Decision:
     """What to do with an image once its verdict is in.
 
     - ``off``, or a check that failed: accept (the reviewer decides, nothing is blocked).
@@ -136,7 +151,9 @@ def fix_text(defects: list[str], note: str = "") -> str:
     parts = [DEFECT_FIX[d] for d in clean_defects(defects)]
     note = prompts.sanitize(" ".join(str(note).split()))[:200]
     if not parts:
-        parts.append("Match the hero's reference exactly: same species, colours, markings, outfit and proportions.")
+        parts.append(
+            "Match the hero's reference exactly: same species, colours, markings, outfit and proportions."
+        )
     if note:
         parts.append(f"Continuity check: {note}")
     return " ".join(parts)

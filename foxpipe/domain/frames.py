@@ -47,7 +47,9 @@ def validate(size: str, model: str) -> str:
     norm = f"{w}x{h}"
     if not any_size(model):
         if norm not in (*FIXED.values(), "1024x1024"):
-            raise SizeError(f"{model} only makes 1024x1536, 1536x1024 or 1024x1024 images, not {norm}.")
+            raise SizeError(
+                f"{model} only makes 1024x1536, 1536x1024 or 1024x1024 images, not {norm}."
+            )
         return norm
     if w % 16 or h % 16:
         raise SizeError(f"Both sides of the image size must be multiples of 16 ({norm} is not).")
@@ -68,7 +70,9 @@ def image_size(model: str, orientation: str, override: str = "") -> str:
         size = validate(override, model)
         w, h = parse(size)
         if (h >= w) != (orientation == "portrait") and w != h:
-            raise SizeError(f"The image size {size} does not match the video's {orientation} shape.")
+            raise SizeError(
+                f"The image size {size} does not match the video's {orientation} shape."
+            )
         return size
     return (VIDEO_SHAPED if any_size(model) else FIXED)[orientation]
 

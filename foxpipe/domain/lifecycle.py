@@ -71,7 +71,9 @@ RUN_EVENTS = {E.START, E.WAIT, E.IMAGE, E.FAIL}
 TERMINAL = {S.READY, S.APPROVED, S.FAILED}
 
 
-def slot_event(slot: Slot, event: SlotEvent | str, *, run: int | None = None, now: float | None = None) -> SlotStatus:
+def slot_event(
+    slot: Slot, event: SlotEvent | str, *, run: int | None = None, now: float | None = None
+) -> SlotStatus:
     """Apply ``event`` to ``slot`` (in place) or raise ``Refused``. ``run`` is the run the
     event belongs to: a worker's event from an older run is refused as stale."""
     event = SlotEvent(event)
@@ -83,7 +85,9 @@ def slot_event(slot: Slot, event: SlotEvent | str, *, run: int | None = None, no
     if event is E.APPROVE and slot.image is None:
         raise Refused(f"scene {slot.index + 1} has no image to approve")
     if event is E.APPROVE and slot.checking:
-        raise Refused(f"scene {slot.index + 1} is being checked against the hero; approve it when the check ends")
+        raise Refused(
+            f"scene {slot.index + 1} is being checked against the hero; approve it when the check ends"
+        )
     if event is E.RESTORE and slot.image is None:
         raise Refused(f"scene {slot.index + 1} has no image to show")
     now = time.time() if now is None else now

@@ -95,18 +95,42 @@ class NarratorStyle:
 STYLES: dict[str, NarratorStyle] = {
     s.key: s
     for s in (
-        NarratorStyle("storyteller", "Warm storyteller",
-                      "a warm, friendly storyteller reading a bedtime story: gentle, unhurried, smiling",
-                      "warm and simple, like a bedtime story", 155, 50, 1.0),
-        NarratorStyle("epic", "Epic trailer voice",
-                      "a deep, dramatic movie-trailer narrator: low, powerful, with weighty pauses",
-                      "dramatic and punchy, like a movie trailer", 145, 30, 0.95),
-        NarratorStyle("playful", "Playful and bright",
-                      "a bright, playful narrator for kids: lively, curious, full of wonder",
-                      "lively and playful, for young viewers", 175, 65, 1.08),
-        NarratorStyle("calm", "Calm documentary",
-                      "a calm nature-documentary narrator: measured, clear, quietly amazed",
-                      "calm and observant, like a nature documentary", 150, 42, 0.98),
+        NarratorStyle(
+            "storyteller",
+            "Warm storyteller",
+            "a warm, friendly storyteller reading a bedtime story: gentle, unhurried, smiling",
+            "warm and simple, like a bedtime story",
+            155,
+            50,
+            1.0,
+        ),
+        NarratorStyle(
+            "epic",
+            "Epic trailer voice",
+            "a deep, dramatic movie-trailer narrator: low, powerful, with weighty pauses",
+            "dramatic and punchy, like a movie trailer",
+            145,
+            30,
+            0.95,
+        ),
+        NarratorStyle(
+            "playful",
+            "Playful and bright",
+            "a bright, playful narrator for kids: lively, curious, full of wonder",
+            "lively and playful, for young viewers",
+            175,
+            65,
+            1.08,
+        ),
+        NarratorStyle(
+            "calm",
+            "Calm documentary",
+            "a calm nature-documentary narrator: measured, clear, quietly amazed",
+            "calm and observant, like a nature documentary",
+            150,
+            42,
+            0.98,
+        ),
     )
 }
 DEFAULT_STYLE = "storyteller"
@@ -137,7 +161,9 @@ class NarrationDraftLine(BaseModel):
 class NarrationDraft(BaseModel):
     """What the chat model returns: exactly one spoken line per scene."""
 
-    lines: Annotated[list[NarrationDraftLine], Field(min_length=SCENE_COUNT, max_length=SCENE_COUNT)]
+    lines: Annotated[
+        list[NarrationDraftLine], Field(min_length=SCENE_COUNT, max_length=SCENE_COUNT)
+    ]
 
 
 class NarrationRewrite(BaseModel):
@@ -158,8 +184,18 @@ def words_budget(seconds: float, scenes: int = SCENE_COUNT, words_per_second: fl
 _MD_LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
 _MD_MARKS = re.compile(r"(\*\*|__|\*|`+|~~|^#{1,6}\s*|^>\s*|^\s*(?:[-+•]|\d+[.)])\s+)", re.M)
 _PREFIX = re.compile(r"^\s*(?:narrator|line|scene)\s*\d*\s*[:\-–—]\s*", re.I)
-_QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "\u2013": "-",
-                         "\u2014": ", ", "\u2026": "...", "\u00a0": " "})
+_QUOTES = str.maketrans(
+    {
+        "\u2018": "'",
+        "\u2019": "'",
+        "\u201c": '"',
+        "\u201d": '"',
+        "\u2013": "-",
+        "\u2014": ", ",
+        "\u2026": "...",
+        "\u00a0": " ",
+    }
+)
 _KEEP_SYMBOLS = set(".,;:!?'\"-()&%$")
 
 
@@ -222,9 +258,45 @@ def _clauses(text: str) -> list[str]:
 
 
 _DANGLING = {
-    "a", "an", "the", "of", "to", "in", "on", "at", "by", "for", "with", "and", "or", "but", "as",
-    "until", "from", "into", "than", "that", "who", "which", "is", "are", "was", "his", "her", "its",
-    "their", "while", "when", "before", "after", "so", "if", "every", "each", "what", "can",
+    "a",
+    "an",
+    "the",
+    "of",
+    "to",
+    "in",
+    "on",
+    "at",
+    "by",
+    "for",
+    "with",
+    "and",
+    "or",
+    "but",
+    "as",
+    "until",
+    "from",
+    "into",
+    "than",
+    "that",
+    "who",
+    "which",
+    "is",
+    "are",
+    "was",
+    "his",
+    "her",
+    "its",
+    "their",
+    "while",
+    "when",
+    "before",
+    "after",
+    "so",
+    "if",
+    "every",
+    "each",
+    "what",
+    "can",
 }
 
 
@@ -269,7 +341,9 @@ def offline_script(story: Story, seconds: float = 60.0, words_per_second: float 
     return ["" if sc.placeholder else offline_line(sc.text, budget) for sc in story.scenes]
 
 
-def offline_rewrite(story: Story, lines: list[str], number: int, budget: int, note: str = "") -> str:
+def offline_rewrite(
+    story: Story, lines: list[str], number: int, budget: int, note: str = ""
+) -> str:
     """Another wording of one line, deterministically."""
     scene = story.scenes[number - 1]
     current = lines[number - 1] if 0 < number <= len(lines) else ""

@@ -52,7 +52,9 @@ def character_sheet(answers: dict[str, str]) -> str:
             f"standing tall, with a {aura} aura of {power} outlining the body; markings unchanged. "
         )
     if structure is structs.POWER_FANTASY:
-        sheet += f"RIVAL: {quiz.rival_text(a)}, larger than the hero, consistent look in every image. "
+        sheet += (
+            f"RIVAL: {quiz.rival_text(a)}, larger than the hero, consistent look in every image. "
+        )
     else:
         sheet += f"CAST: {quiz.cast_text(a)}; consistent look in every image. "
     return sheet + (
@@ -76,7 +78,9 @@ SAME_HERO_LINE = "SHOW THE HERO EXACTLY AS IN THE CHARACTER SHEET."
 
 
 def standardize_prompts(
-    prompts: list[str], sheet: str, structure: structs.Structure | Mapping[str, object] | str | None = None
+    prompts: list[str],
+    sheet: str,
+    structure: structs.Structure | Mapping[str, object] | str | None = None,
 ) -> list[str]:
     """Put the same character sheet in front of every prompt, so the hero stays the same, and
     say which form of the hero the scene shows (structures with a second form only)."""
@@ -137,7 +141,9 @@ def core_action(scene_text: str, limit: int = 160) -> str:
     return first if len(first) <= limit else first[: limit - 1].rsplit(" ", 1)[0] + "…"
 
 
-def sanitize_prompt(prompt: str, level: int, sheet: str = "", scene_text: str = "", edited: bool = False) -> str:
+def sanitize_prompt(
+    prompt: str, level: int, sheet: str = "", scene_text: str = "", edited: bool = False
+) -> str:
     """Level 0: the prompt as written (always table-sanitized); 1: plus a family-friendly
     framing; 2: just the character sheet and the scene's core action. A prompt the reviewer
     edited (``edited``) is sent exactly as they wrote it, at every level: what they see is

@@ -52,7 +52,16 @@ QUESTIONS: tuple[Question, ...] = (
     Question(
         "animal",
         "Who is the hero?",
-        ("Red Fox", "Grey Wolf", "Snow Leopard", "Barn Owl", "Brown Bear", "Rabbit", "Tabby Cat", OTHER),
+        (
+            "Red Fox",
+            "Grey Wolf",
+            "Snow Leopard",
+            "Barn Owl",
+            "Brown Bear",
+            "Rabbit",
+            "Tabby Cat",
+            OTHER,
+        ),
         default="Red Fox",
         help="Animal heroes work best: the channel's viewers love them.",
     ),
@@ -67,7 +76,13 @@ QUESTIONS: tuple[Question, ...] = (
     Question(
         "setting",
         "Where does the story happen?",
-        ("Enchanted forest", "Snowy mountains", "Savanna at sunset", "City rooftops", "Coral reef coast"),
+        (
+            "Enchanted forest",
+            "Snowy mountains",
+            "Savanna at sunset",
+            "City rooftops",
+            "Coral reef coast",
+        ),
         default="Enchanted forest",
     ),
     Question(
@@ -209,7 +224,11 @@ QUESTIONS: tuple[Question, ...] = (
     Question(
         "odds",
         "What stands between them?",
-        ("Their families are old enemies", "Everyone says they are too different", "One of them must soon leave"),
+        (
+            "Their families are old enemies",
+            "Everyone says they are too different",
+            "One of them must soon leave",
+        ),
         default="Their families are old enemies",
         show_if=_only(st.FRIENDSHIP),
     ),
@@ -217,7 +236,13 @@ QUESTIONS: tuple[Question, ...] = (
     Question(
         "danger",
         "What is the danger?",
-        ("A wildfire sweeping the land", "A blizzard that will not end", "A great flood", "A long drought", OTHER),
+        (
+            "A wildfire sweeping the land",
+            "A blizzard that will not end",
+            "A great flood",
+            "A long drought",
+            OTHER,
+        ),
         default="A wildfire sweeping the land",
         show_if=_only(st.SURVIVAL),
     ),
@@ -231,7 +256,11 @@ QUESTIONS: tuple[Question, ...] = (
     Question(
         "destination",
         "Where is safety?",
-        ("The green valley beyond the mountains", "The old safe burrow of the elders", "The far shore of the great lake"),
+        (
+            "The green valley beyond the mountains",
+            "The old safe burrow of the elders",
+            "The far shore of the great lake",
+        ),
         default="The green valley beyond the mountains",
         show_if=_only(st.SURVIVAL),
     ),
@@ -253,7 +282,12 @@ QUESTIONS: tuple[Question, ...] = (
     Question(
         "trick",
         "What is the trick?",
-        ("A fake treasure map", "A voice thrown from the shadows", "A shadow that looks like a giant", OTHER),
+        (
+            "A fake treasure map",
+            "A voice thrown from the shadows",
+            "A shadow that looks like a giant",
+            OTHER,
+        ),
         default="A fake treasure map",
         show_if=_only(st.TRICKSTER),
     ),
@@ -454,7 +488,9 @@ def cast_text(a: dict[str, str]) -> str:
 
 
 def hero_species(a: dict[str, str]) -> str:
-    return (a.get("custom_animal") or "") if a.get("animal") == OTHER else a.get("animal", "Red Fox")
+    return (
+        (a.get("custom_animal") or "") if a.get("animal") == OTHER else a.get("animal", "Red Fox")
+    )
 
 
 def setback_text(a: dict[str, str]) -> str:

@@ -106,10 +106,14 @@ def story_from_draft(draft: StoryDraft, answers: dict[str, str], source: str) ->
     by_number = {s.number: s.text.strip() for s in draft.scenes}
     structure = structs.get(answers)
     scenes = [
-        Scene(n, structure.beat(n).name, by_number[n]) if by_number.get(n) else placeholder_scene(n, structure)
+        Scene(n, structure.beat(n).name, by_number[n])
+        if by_number.get(n)
+        else placeholder_scene(n, structure)
         for n in range(1, SCENE_COUNT + 1)
     ]
-    story = Story(title=draft.title.strip() or "Untitled", scenes=scenes, answers=answers, source=source)
+    story = Story(
+        title=draft.title.strip() or "Untitled", scenes=scenes, answers=answers, source=source
+    )
     if story.missing():
         story.problem = f"The model skipped scene(s) {', '.join(map(str, story.missing()))}."
     return story
@@ -144,20 +148,27 @@ def parse_story_json(text: Any, answers: dict[str, str], source: str = "model") 
             title = t.strip()[:120]
         items = data.get("scenes")
         if isinstance(items, list):
-            for i, item in enumerate(items[:SCENE_COUNT * 2], 1):
+            for i, item in enumerate(items[: SCENE_COUNT * 2], 1):
                 if isinstance(item, dict):
                     n, txt = item.get("number", i), item.get("text")
                 elif isinstance(item, str):
                     n, txt = i, item
                 else:
                     continue
-                if isinstance(n, int) and 1 <= n <= SCENE_COUNT and isinstance(txt, str) and txt.strip():
+                if (
+                    isinstance(n, int)
+                    and 1 <= n <= SCENE_COUNT
+                    and isinstance(txt, str)
+                    and txt.strip()
+                ):
                     scenes.setdefault(n, txt.strip()[:SCENE_MAX_CHARS])
     structure = structs.get(answers)
     story = Story(
         title=title,
         scenes=[
-            Scene(n, structure.beat(n).name, scenes[n]) if n in scenes else placeholder_scene(n, structure)
+            Scene(n, structure.beat(n).name, scenes[n])
+            if n in scenes
+            else placeholder_scene(n, structure)
             for n in range(1, SCENE_COUNT + 1)
         ],
         answers=answers,

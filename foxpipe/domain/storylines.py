@@ -27,7 +27,7 @@ def definite(text: str) -> str:
     """The second mention of someone: "a shy young wolf" becomes "the shy young wolf"."""
     for article in ("a ", "an ", "the hero's "):
         if text.lower().startswith(article):
-            return "the " + text[len(article):]
+            return "the " + text[len(article) :]
     return text
 
 
@@ -67,7 +67,9 @@ def _power_fantasy(c: Cast) -> tuple[str, list[str]]:
     found = quiz.discovery_text(a)
     power = quiz.power_text(a)
     rival = quiz.rival_text(a)
-    weather = pick(["a misty dawn", "a golden afternoon", "a cold blue evening", "a windy morning"], seed)
+    weather = pick(
+        ["a misty dawn", "a golden afternoon", "a cold blue evening", "a windy morning"], seed
+    )
     lines = [
         f"In the {place}, {name} the little {species} wakes on {weather}, already dreading the day.",
         f"{name} is {setback}, and the others laugh as {name} walks past with lowered ears.",
@@ -100,7 +102,10 @@ def _rescue(c: Cast) -> tuple[str, list[str]]:
     who = definite(quiz.rescued_text(c.a))
     first_trap = quiz.captor_text(c.a)
     trap = definite(first_trap)
-    game = pick(["hide-and-seek among the roots", "racing the falling leaves", "counting the first stars"], seed)
+    game = pick(
+        ["hide-and-seek among the roots", "racing the falling leaves", "counting the first stars"],
+        seed,
+    )
     lines = [
         f"In the {place}, {name} the {species} spends every morning with {first_who}, {game}.",
         f"{name} shares the best berries with {who} and promises to always keep watch.",
@@ -163,7 +168,9 @@ def _survival(c: Cast) -> tuple[str, list[str]]:
     first_danger = quiz.danger_text(c.a)
     danger = definite(first_danger)
     goal = quiz.destination_text(c.a)
-    first_little = pick(["three little cousins", "two young siblings", "a small band of kits"], seed)
+    first_little = pick(
+        ["three little cousins", "two young siblings", "a small band of kits"], seed
+    )
     little = "the " + first_little.removeprefix("a ")
     lines = [
         f"In the {place}, {name} the {species} lives a peaceful life and looks after {first_little}.",

@@ -55,7 +55,9 @@ class Structure:
 
     @property
     def beats(self) -> tuple[Beat, ...]:
-        return tuple(Beat(s.name, s.goal) for act in self.acts for s in act.spans for _ in range(s.scenes))
+        return tuple(
+            Beat(s.name, s.goal) for act in self.acts for s in act.spans for _ in range(s.scenes)
+        )
 
     def beat(self, number: int) -> Beat:
         """The beat of scene ``number`` (1-based); out of range numbers clamp to the ends."""
@@ -113,8 +115,11 @@ POWER_FANTASY = Structure(
         ),
         _act(
             "Act III: The showdown",
-            (5, "Challenge, justice and redemption",
-             "the rival's challenge, the showdown without cruelty, fairness restored, the rival redeemed"),
+            (
+                5,
+                "Challenge, justice and redemption",
+                "the rival's challenge, the showdown without cruelty, fairness restored, the rival redeemed",
+            ),
             (1, "Triumph", "the hero celebrated; the final image of victory"),
         ),
     ),
@@ -142,8 +147,16 @@ RESCUE = Structure(
         _act(
             "Act II: The journey",
             (2, "Setting out", "the hero leaves home and follows the trail"),
-            (3, "Obstacles", "three different obstacles on the way, each passed with a different skill"),
-            (2, "Lowest point", "the trail is lost and the hero almost gives up, then finds a sign"),
+            (
+                3,
+                "Obstacles",
+                "three different obstacles on the way, each passed with a different skill",
+            ),
+            (
+                2,
+                "Lowest point",
+                "the trail is lost and the hero almost gives up, then finds a sign",
+            ),
         ),
         _act(
             "Act III: The rescue",
@@ -242,12 +255,20 @@ TRICKSTER = Structure(
             "Act II: The trick",
             (3, "Setting the trap", "the trick is set up step by step, with friends helping"),
             (2, "Close calls", "the plan nearly fails; quick thinking saves it"),
-            (2, "The bully suspects", "the bully grows suspicious and the hero keeps a straight face"),
+            (
+                2,
+                "The bully suspects",
+                "the bully grows suspicious and the hero keeps a straight face",
+            ),
         ),
         _act(
             "Act III: Outwitted",
             (3, "The trick springs", "the trick works exactly as planned"),
-            (2, "The bully outwitted", "the bully is fooled, embarrassed, and gives back what it took"),
+            (
+                2,
+                "The bully outwitted",
+                "the bully is fooled, embarrassed, and gives back what it took",
+            ),
             (1, "Lesson learned", "the bully learns to share and stops bullying"),
             (1, "Peace returns", "the small animals celebrate the clever hero"),
         ),
@@ -273,9 +294,17 @@ REDEMPTION = Structure(
         ),
         _act(
             "Act II: The fall",
-            (2, "The rival's downfall", "the rival's wrong turns against it; it is alone and in trouble"),
+            (
+                2,
+                "The rival's downfall",
+                "the rival's wrong turns against it; it is alone and in trouble",
+            ),
             (2, "The hero's choice", "the hero could walk away but chooses to help"),
-            (3, "Uneasy alliance", "they work together, awkwardly, to get the rival out of trouble"),
+            (
+                3,
+                "Uneasy alliance",
+                "they work together, awkwardly, to get the rival out of trouble",
+            ),
             (2, "The rival's story", "the rival explains why it did wrong; the hero understands"),
         ),
         _act(
@@ -292,7 +321,14 @@ REDEMPTION = Structure(
     visual_notes="The rival drawn in shadow and cold colours early, then in the same warm light as the hero by the end.",
 )
 
-STRUCTURES: tuple[Structure, ...] = (POWER_FANTASY, RESCUE, FRIENDSHIP, SURVIVAL, TRICKSTER, REDEMPTION)
+STRUCTURES: tuple[Structure, ...] = (
+    POWER_FANTASY,
+    RESCUE,
+    FRIENDSHIP,
+    SURVIVAL,
+    TRICKSTER,
+    REDEMPTION,
+)
 BY_KEY: dict[str, Structure] = {s.key: s for s in STRUCTURES}
 BY_LABEL: dict[str, Structure] = {s.label: s for s in STRUCTURES}
 LABELS: tuple[str, ...] = tuple(s.label for s in STRUCTURES)

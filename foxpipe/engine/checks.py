@@ -38,7 +38,9 @@ log = logging.getLogger(__name__)
 # (job, slot, version) -> (status, cost) of an image's log row not written yet (its check runs).
 _PENDING_ROWS: dict[tuple[str, int, int], tuple[str, float]] = {}
 MAX_CHECKS = 4  # checks running at once on the worker (the embedded check uses a CPU each)
-_LIMITS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = weakref.WeakKeyDictionary()
+_LIMITS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def mode_of(settings: Settings, job: Job) -> str:
@@ -78,8 +80,16 @@ def key(index: int, version: int) -> str:
     return f"check:{index}:{version}"
 
 
-def start(reg: JobRegistry, job_id: str, index: int, gen: int, *, again: bool = False,
-          log_status: str = "", log_cost: float = 0.0) -> bool:
+def start(
+    reg: JobRegistry,
+    job_id: str,
+    index: int,
+    gen: int,
+    *,
+    again: bool = False,
+    log_status: str = "",
+    log_cost: float = 0.0,
+) -> bool:
     """Check the shown image of slot ``index`` (run ``gen``) in the background. False when
     there is nothing to check or that image's check is already running. ``log_status``: the
     image's own prompt-log row ("ready", "regenerated") is written when the check ends, with
@@ -96,8 +106,13 @@ def start(reg: JobRegistry, job_id: str, index: int, gen: int, *, again: bool = 
     if log_status:  # the image's own log row waits for its verdict
         with reg._lock:
             _PENDING_ROWS[(job_id, index, vi)] = (log_status, log_cost)
-    return reg.submit(job_id, key(index, vi), lambda: run(reg, job_id, index, gen, vi, again=again,
-                                                           log_status=log_status, log_cost=log_cost))
+    return reg.submit(
+        job_id,
+        key(index, vi),
+        lambda: run(
+            reg, job_id, index, gen, vi, again=again, log_status=log_status, log_cost=log_cost
+        ),
+    )
 
 
 def check_again(reg: JobRegistry, job_id: str, index: int) -> bool:
@@ -142,20 +157,35 @@ class _Facts:
     threshold: int
 
 
-async def run(reg: JobRegistry, job_id: str, index: int, gen: int, vi: int, *, again: bool = False,
-              log_status: str = "", log_cost: float = 0.0) -> str:
+async def run(
+    reg: JobRegistry,
+    job_id: str,
+    index: int,
+    gen: int,
+    vi: int,
+    *,
+    again: bool = False,
+    log_status: str = "",
+    log_cost: float = 0.0,
+) -> str:
     """One check of version ``vi`` of slot ``index`` and what follows; what was done:
     "accept", "flag", "fix", "not_checked" or "gone". Never raises: whatever goes wrong, the
     slot is released (a "not checked" verdict, approvable, with Check again)."""
     try:
-        return await _run(reg, job_id, index, gen, vi, again=again, log_status=log_status, log_cost=log_cost)
+        return await _run(
+            reg, job_id, index, gen, vi, again=again, log_status=log_status, log_cost=log_cost
+        )
     except asyncio.CancelledError:
         if not reg.closing:  # the worker died: release the slot (not checked, with Check again)
             _release(reg, job_id, index, gen, vi, "The check was interrupted.")
         raise
     except Exception as e:
-        log.exception("[CONTINUITY] job %s scene %d: the check's follow-up failed", job_id[:6], index + 1)
-        _release(reg, job_id, index, gen, vi, f"The check could not be completed ({type(e).__name__}).")
+        log.exception(
+            "[CONTINUITY] job %s scene %d: the check's follow-up failed", job_id[:6], index + 1
+        )
+        _release(
+            reg, job_id, index, gen, vi, f"The check could not be completed ({type(e).__name__})."
+        )
         return "not_checked"
 
 
@@ -163,7 +193,9 @@ def release_interrupted(reg: JobRegistry) -> int:
     """The worker died: every check it was running (or had not started) releases its slot as
     "not checked", with Check again. Returns how many."""
     with reg._lock:
-        keys = [(jid, k) for (jid, k), f in reg._work.items() if k.startswith("check:") and not f.done()]
+        keys = [
+            (jid, k) for (jid, k), f in reg._work.items() if k.startswith("check:") and not f.done()
+        ]
     n = 0
     for jid, k in keys:
         _, i, vi = k.split(":")
@@ -194,8 +226,17 @@ def _release(reg: JobRegistry, job_id: str, index: int, gen: int, vi: int, why: 
         log.warning("[CONTINUITY] job %s scene %d could not be released", job_id[:6], index + 1)
 
 
-async def _run(reg: JobRegistry, job_id: str, index: int, gen: int, vi: int, *, again: bool,
-               log_status: str, log_cost: float) -> str:
+async def _run(
+    reg: JobRegistry,
+    job_id: str,
+    index: int,
+    gen: int,
+    vi: int,
+    *,
+    again: bool,
+    log_status: str,
+    log_cost: float,
+) -> str:
     settings = reg.settings
 
     def facts(j: Job) -> _Facts | None:
@@ -206,8 +247,14 @@ async def _run(reg: JobRegistry, job_id: str, index: int, gen: int, vi: int, *, 
         mode = mode_of(settings, j)
         if again and mode == "off":
             mode = "flag"
-        return _Facts(v.local_path, v.auto_fix, dict(j.references), j.character_sheet, mode,
-                      threshold_of(settings, j))
+        return _Facts(
+            v.local_path,
+            v.auto_fix,
+            dict(j.references),
+            j.character_sheet,
+            mode,
+            threshold_of(settings, j),
+        )
 
     f = reg.read(job_id, facts)
     if f is None:
@@ -226,8 +273,14 @@ async def _run(reg: JobRegistry, job_id: str, index: int, gen: int, vi: int, *, 
     if outcome is None:
         async with _limit():
             outcome = await check_image(
-                chk, f.path, index + 1, references=f.references, character_sheet=f.sheet, mode=f.mode,
-                threshold=f.threshold, already_fixed=f.auto_fix,
+                chk,
+                f.path,
+                index + 1,
+                references=f.references,
+                character_sheet=f.sheet,
+                mode=f.mode,
+                threshold=f.threshold,
+                already_fixed=f.auto_fix,
                 timeout=settings.vision_timeout * (1 + max(0, settings.vision_retries)) + 30,
             )
     verdict, decision = outcome.verdict, outcome.decision
@@ -259,6 +312,7 @@ async def _run(reg: JobRegistry, job_id: str, index: int, gen: int, vi: int, *, 
     if result == "fix":
         problem = await _fix(reg, job_id, index)
         if problem:
+
             def flag(j: Job) -> None:
                 s = j.slots[index]
                 if s.generations == gen:
@@ -273,14 +327,17 @@ async def _run(reg: JobRegistry, job_id: str, index: int, gen: int, vi: int, *, 
         done = "flag"  # no longer waiting for review: shown, not fixed
     log.info("[CONTINUITY] job %s scene %d version %d: %s", job_id[:6], index + 1, vi + 1, done)
     if not log_status:  # Check again: a row of its own
-        row = reg.read(job_id, lambda j: _row(j, index, vi, f"check: {done.replace('_', ' ')}", 0.0, None))
+        row = reg.read(
+            job_id, lambda j: _row(j, index, vi, f"check: {done.replace('_', ' ')}", 0.0, None)
+        )
         if row is not None:
             await log_safely(reg.pipeline, row)
     return done
 
 
-def _pending_row(reg: JobRegistry, job_id: str, index: int, vi: int,
-                 verdict: Verdict | None) -> dict[str, Any] | None:
+def _pending_row(
+    reg: JobRegistry, job_id: str, index: int, vi: int, verdict: Verdict | None
+) -> dict[str, Any] | None:
     with reg._lock:
         pending = _PENDING_ROWS.pop((job_id, index, vi), None)
     if pending is None:
@@ -288,7 +345,9 @@ def _pending_row(reg: JobRegistry, job_id: str, index: int, vi: int,
     return reg.read(job_id, lambda j: _row(j, index, vi, pending[0], pending[1], verdict))
 
 
-async def _log_pending(reg: JobRegistry, job_id: str, index: int, vi: int, verdict: Verdict | None) -> None:
+async def _log_pending(
+    reg: JobRegistry, job_id: str, index: int, vi: int, verdict: Verdict | None
+) -> None:
     row = _pending_row(reg, job_id, index, vi, verdict)
     if row is not None:
         await log_safely(reg.pipeline, row)
@@ -316,7 +375,9 @@ async def _fix(reg: JobRegistry, job_id: str, index: int) -> str:
     return "" if started else "the scene could not be made again now."
 
 
-def _row(job: Job, index: int, vi: int, status: str, cost: float, verdict: Verdict | None) -> dict[str, Any]:
+def _row(
+    job: Job, index: int, vi: int, status: str, cost: float, verdict: Verdict | None
+) -> dict[str, Any]:
     s = job.slots[index]
     if not 0 <= vi < len(s.versions):
         return image_row(job, index, status, cost)
@@ -336,7 +397,11 @@ def recover(reg: JobRegistry) -> int:
     n = 0
     for job in reg.store.jobs_where(done=False):
         for s in job.slots:
-            if s.checking and s.image is not None and start(reg, job.id, s.index, s.generations, again=True):
+            if (
+                s.checking
+                and s.image is not None
+                and start(reg, job.id, s.index, s.generations, again=True)
+            ):
                 n += 1
     return n
 
@@ -351,7 +416,11 @@ def estimate(settings: Settings, job: Job, per_image: float, per_check: float) -
     if mode == "off":
         return {"checks_usd": round(spent, 4), "expected_checks_usd": 0.0, "expected_fix_usd": 0.0}
     checked = [v for v in versions if v.verdict.get("status") == "checked"]
-    off = sum(1 for v in checked if not v.auto_fix and float(v.verdict.get("score", 100)) < threshold_of(settings, job))
+    off = sum(
+        1
+        for v in checked
+        if not v.auto_fix and float(v.verdict.get("score", 100)) < threshold_of(settings, job)
+    )
     first = [v for v in checked if not v.auto_fix]
     rate = max(0.1, off / len(first)) if first else 0.1
     unchecked = sum(1 for s in job.slots if not s.versions or not s.image or not s.image.verdict)

@@ -62,7 +62,9 @@ async def check_image(
     ``accept``, ``flag`` (show the verdict) or ``fix`` (regenerate once with ``fix_feedback``).
     ``already_fixed``: the image is itself an automatic fix (a fix never loops)."""
     if mode == "off":
-        return CheckOutcome(Verdict.not_checked(checker.name, "Continuity checks are off."), "accept")
+        return CheckOutcome(
+            Verdict.not_checked(checker.name, "Continuity checks are off."), "accept"
+        )
     if isinstance(image, (str, Path)):
         data = await asyncio.to_thread(_read, str(image))
         if data is None:
@@ -84,7 +86,13 @@ async def check_image(
         verdict = Verdict.not_checked(checker.name, f"The check failed ({type(e).__name__}).")
     decision = decide(verdict, mode, threshold, already_fixed)
     feedback = fix_text(verdict.defects, verdict.note) if decision == "fix" else ""
-    log.info("[CONTINUITY] scene %s: %s score %s -> %s", scene_number, verdict.status, verdict.score, decision)
+    log.info(
+        "[CONTINUITY] scene %s: %s score %s -> %s",
+        scene_number,
+        verdict.status,
+        verdict.score,
+        decision,
+    )
     return CheckOutcome(verdict, decision, feedback, used)
 
 
@@ -101,8 +109,14 @@ def story_check_cost(settings: Settings, images: int = SCENE_COUNT, fix_rate: fl
 def log_fields(verdict: Verdict | None) -> dict[str, Any]:
     """The verdict's columns for the prompt log's image row."""
     if verdict is None:
-        return {"continuity_status": "", "continuity_score": "", "continuity_on_model": "",
-                "continuity_defects": "", "continuity_note": "", "continuity_checker": ""}
+        return {
+            "continuity_status": "",
+            "continuity_score": "",
+            "continuity_on_model": "",
+            "continuity_defects": "",
+            "continuity_note": "",
+            "continuity_checker": "",
+        }
     checked = verdict.checked
     return {
         "continuity_status": verdict.status,

@@ -71,8 +71,9 @@ class JobBook(Protocol):
     def started_request(self) -> None: ...
 
 
-def slot_step(book: JobBook, job_id: str, index: int, event: SlotEvent, run: int | None,
-              **changes: Any) -> bool:
+def slot_step(
+    book: JobBook, job_id: str, index: int, event: SlotEvent, run: int | None, **changes: Any
+) -> bool:
     """Apply one lifecycle event of this slot's run (and ``changes`` with it) through the
     store; False when the lifecycle refused it (the run was stopped or replaced)."""
 
@@ -91,8 +92,9 @@ def slot_step(book: JobBook, job_id: str, index: int, event: SlotEvent, run: int
     return bool(book.mutate(job_id, fn))
 
 
-def _record_image(job: Job, index: int, run: int, version: ImageVersion, upload_error: str,
-                  checking: bool = False) -> bool:
+def _record_image(
+    job: Job, index: int, run: int, version: ImageVersion, upload_error: str, checking: bool = False
+) -> bool:
     s = job.slots[index]
     try:
         slot_event(s, SlotEvent.IMAGE, run=run)
@@ -175,15 +177,23 @@ def _read_reference(path: str) -> list[bytes] | None:
         return None
 
 
-async def run_slot(book: JobBook, pipe: Pipeline, job_id: str, index: int, run: int | None = None) -> None:
+async def run_slot(
+    book: JobBook, pipe: Pipeline, job_id: str, index: int, run: int | None = None
+) -> None:
     """One run of one slot. ``run`` is the run number the engine gave it when it was queued
     (read from the slot when not given): every update it makes carries it, so a run that
     was stopped or replaced can never change the slot again."""
     # Only what this slot needs, read under the registry's lock (no copy of the whole job).
-    facts = book.read(job_id, lambda j: (
-        copy.deepcopy(j.slots[index]), j.character_sheet, j.size, j.story.id,
-        _reference_path(j, index + 1) if can(pipe.images, Capability.REFERENCES) else "",
-    ))
+    facts = book.read(
+        job_id,
+        lambda j: (
+            copy.deepcopy(j.slots[index]),
+            j.character_sheet,
+            j.size,
+            j.story.id,
+            _reference_path(j, index + 1) if can(pipe.images, Capability.REFERENCES) else "",
+        ),
+    )
     if facts is None:
         return
     slot, sheet, size, story_id, ref_path = facts
@@ -195,14 +205,20 @@ async def run_slot(book: JobBook, pipe: Pipeline, job_id: str, index: int, run: 
     max_attempts = 1 + max(0, settings.image_retries)  # the first try, then the retries
     message = ""
     for attempt in range(1, max_attempts + 1):
-        sent = prompts.sanitize_prompt(base_prompt, level, sheet, slot.scene.text, edited=slot.prompt_edited)
-        if level >= 2 and slot.feedback and not slot.prompt_edited:  # the shortest prompt keeps the fix
+        sent = prompts.sanitize_prompt(
+            base_prompt, level, sheet, slot.scene.text, edited=slot.prompt_edited
+        )
+        if (
+            level >= 2 and slot.feedback and not slot.prompt_edited
+        ):  # the shortest prompt keeps the fix
             sent = prompts.with_feedback(sent, prompts.sanitize(slot.feedback))
         err: ProviderError | None = None
         async with pipe.limiter.slot(job_id) as stamp:
             if book.closing:
                 return  # the app is shutting down: this image stays queued and starts after the restart
-            if not slot_step(book, job_id, index, SlotEvent.START, gen, attempts=attempt, policy_level=level):
+            if not slot_step(
+                book, job_id, index, SlotEvent.START, gen, attempts=attempt, policy_level=level
+            ):
                 return  # stopped (Stop, deadline) or replaced while it waited: send nothing
             book.started_request()
             t0 = time.monotonic()
@@ -210,9 +226,13 @@ async def run_slot(book: JobBook, pipe: Pipeline, job_id: str, index: int, run: 
                 # Counted in the window from when the request really leaves (see ratelimit.sending).
                 with sending(pipe.limiter, stamp) as sent_at:
                     async with asyncio.timeout(settings.image_timeout):
-                        result = await pipe.images.generate(sent, size, scene_number=index + 1, references=refs)
+                        result = await pipe.images.generate(
+                            sent, size, scene_number=index + 1, references=refs
+                        )
             except TimeoutError:
-                err = ProviderError(f"The image request timed out after {settings.image_timeout:.0f} s.")
+                err = ProviderError(
+                    f"The image request timed out after {settings.image_timeout:.0f} s."
+                )
             except ProviderError as e:
                 err = e
                 # Pause everyone before this place is handed to the next request.
@@ -222,7 +242,9 @@ async def run_slot(book: JobBook, pipe: Pipeline, job_id: str, index: int, run: 
                 elif wait:
                     pipe.limiter.pause_for(wait)
             except Exception as e:  # an SDK surprise: retry, but say what it was
-                err = ProviderError(f"Unexpected error from the image service ({type(e).__name__}).")
+                err = ProviderError(
+                    f"Unexpected error from the image service ({type(e).__name__})."
+                )
             seconds = time.monotonic() - t0
         if err is None:
             if result.rate_hint:
@@ -246,36 +268,59 @@ async def run_slot(book: JobBook, pipe: Pipeline, job_id: str, index: int, run: 
                 auto_fix=bool(gen and slot.auto_fix_run == gen),
             )
             wants = getattr(book, "wants_check", None)  # continuity: fn(job) -> bool
-            recorded = book.mutate(job_id, lambda j, v=version_record, e=stored.error, w=wants: _record_image(
-                j, index, gen, v, e, checking=w is not None and w(j)))
-            log.info("[IMAGE] job %s scene %d ready in %.1fs (attempt %d)", job_id[:6], index + 1, seconds, attempt)
+            recorded = book.mutate(
+                job_id,
+                lambda j, v=version_record, e=stored.error, w=wants: _record_image(
+                    j, index, gen, v, e, checking=w is not None and w(j)
+                ),
+            )
+            log.info(
+                "[IMAGE] job %s scene %d ready in %.1fs (attempt %d)",
+                job_id[:6],
+                index + 1,
+                seconds,
+                attempt,
+            )
             status = "regenerated" if version > 1 else "ready"
             # Continuity: the check starts in the background (never delaying other images) and
             # writes this image's log row, with its verdict, when it ends.
             after_image = getattr(book, "after_image", None)
-            if not (recorded and after_image is not None
-                    and after_image(job_id, index, gen, status, pipe.cost_per_image())):
+            if not (
+                recorded
+                and after_image is not None
+                and after_image(job_id, index, gen, status, pipe.cost_per_image())
+            ):
                 await _log_row(book, pipe, job_id, index, status, pipe.cost_per_image())
             return
 
         message = settings.redact(err.message)
-        log.info("[IMAGE] job %s scene %d attempt %d failed: %s", job_id[:6], index + 1, attempt, message)
+        log.info(
+            "[IMAGE] job %s scene %d attempt %d failed: %s", job_id[:6], index + 1, attempt, message
+        )
         if err.kind == "fatal":
             if err.code in ABORT_CODES:
                 book.abort(job_id, message)
             break
         if err.kind == "policy":
             if slot.prompt_edited:  # never reworded behind the reviewer's back: they decide
-                message = ("Blocked by the content policy as written. Edit the prompt again, "
-                           f"or use an image of your own: {message}")
+                message = (
+                    "Blocked by the content policy as written. Edit the prompt again, "
+                    f"or use an image of your own: {message}"
+                )
                 break
             if level >= prompts.POLICY_LEVELS - 1:
                 message = f"Blocked by the content policy even with the safest prompt: {message}"
                 break
             level += 1
         if attempt < max_attempts:
-            slot_step(book, job_id, index, SlotEvent.WAIT, gen,
-                      error=f"Attempt {attempt} failed ({message}); trying again.")
+            slot_step(
+                book,
+                job_id,
+                index,
+                SlotEvent.WAIT,
+                gen,
+                error=f"Attempt {attempt} failed ({message}); trying again.",
+            )
             if err.kind != "policy":
                 await asyncio.sleep(
                     backoff_delay(attempt, pipe.backoff_base, pipe.backoff_cap, err.retry_after)
@@ -287,7 +332,9 @@ async def run_slot(book: JobBook, pipe: Pipeline, job_id: str, index: int, run: 
     await _log_row(book, pipe, job_id, index, "failed", 0.0)
 
 
-async def _log_row(book: JobBook, pipe: Pipeline, job_id: str, index: int, status: str, cost: float) -> None:
+async def _log_row(
+    book: JobBook, pipe: Pipeline, job_id: str, index: int, status: str, cost: float
+) -> None:
     row = book.read(job_id, lambda j: image_row(j, index, status, cost))
     if row is not None:
         await log_safely(pipe, row)

@@ -24,7 +24,10 @@ log = logging.getLogger(__name__)
 FORMS = ("base", "powered")  # every form a structure can have
 # The power fantasy's labels, for older callers; form_label(job, form) follows the story's structure.
 FORM_LABEL = {f: structures.form_label(structures.POWER_FANTASY, f) for f in FORMS}
-STORE_INDEX = {"base": 100, "powered": 101}  # store slots for reference images, apart from the scenes
+STORE_INDEX = {
+    "base": 100,
+    "powered": 101,
+}  # store slots for reference images, apart from the scenes
 
 
 def wanted(settings: Settings, registry: JobRegistry) -> bool:
@@ -78,30 +81,57 @@ async def _make(pipe: Pipeline, job: Job, form: str, feedback: str) -> Reference
             refs = [Path(job.references["base"]).read_bytes()]
         except OSError:
             refs = None
-    base = reference_prompt(job.character_sheet, form, feedback,
-                            structures.get(job.story.answers).has_second_form)
+    base = reference_prompt(
+        job.character_sheet, form, feedback, structures.get(job.story.answers).has_second_form
+    )
     level, attempts = 0, 1 + max(0, settings.image_retries)  # the first try, then the retries
     last: ProviderError | None = None
     for attempt in range(1, attempts + 1):
-        sent = prompts.sanitize_prompt(base, level, job.character_sheet, f"Character reference sheet of the hero ({form}).")
+        sent = prompts.sanitize_prompt(
+            base, level, job.character_sheet, f"Character reference sheet of the hero ({form})."
+        )
         t0 = time.monotonic()
         try:
             async with pipe.limiter.slot(f"hero-{job.id}"):
                 async with asyncio.timeout(settings.image_timeout):
-                    result = await pipe.images.generate(sent, job.size, scene_number=1 if form == "base" else 20,
-                                                        references=refs)
+                    result = await pipe.images.generate(
+                        sent, job.size, scene_number=1 if form == "base" else 20, references=refs
+                    )
         except TimeoutError:
-            last = ProviderError(f"The image request timed out after {settings.image_timeout:.0f} s.")
+            last = ProviderError(
+                f"The image request timed out after {settings.image_timeout:.0f} s."
+            )
         except ProviderError as e:
             last = e
         else:
             seconds = time.monotonic() - t0
             version = int(time.time() * 1000) % 10**9
-            stored = await blocking(pipe, pipe.store.save, job.id, STORE_INDEX[form], version, result.data,
-                                             tags=[job.story.id, "reference"])
-            log.info("[IMAGE] job %s reference %s ready in %.1fs via %s", job.id[:6], form, seconds, result.path)
-            return Reference(form, stored.local_path, sent, result.path, seconds, attempt, result.usage)
-        log.info("[IMAGE] job %s reference %s attempt %d failed: %s", job.id[:6], form, attempt, last.message)
+            stored = await blocking(
+                pipe,
+                pipe.store.save,
+                job.id,
+                STORE_INDEX[form],
+                version,
+                result.data,
+                tags=[job.story.id, "reference"],
+            )
+            log.info(
+                "[IMAGE] job %s reference %s ready in %.1fs via %s",
+                job.id[:6],
+                form,
+                seconds,
+                result.path,
+            )
+            return Reference(
+                form, stored.local_path, sent, result.path, seconds, attempt, result.usage
+            )
+        log.info(
+            "[IMAGE] job %s reference %s attempt %d failed: %s",
+            job.id[:6],
+            form,
+            attempt,
+            last.message,
+        )
         if last.retry_after:
             pipe.limiter.pause_for(last.retry_after)
         if last.kind == "fatal":
@@ -111,7 +141,9 @@ async def _make(pipe: Pipeline, job: Job, form: str, feedback: str) -> Reference
                 break
             level += 1
         elif attempt < attempts:
-            await asyncio.sleep(backoff_delay(attempt, pipe.backoff_base, pipe.backoff_cap, last.retry_after))
+            await asyncio.sleep(
+                backoff_delay(attempt, pipe.backoff_base, pipe.backoff_cap, last.retry_after)
+            )
     assert last is not None
     raise last
 
@@ -144,13 +176,20 @@ def start_reference(registry: JobRegistry, job_id: str, form: str, feedback: str
         try:
             ref = await _make(registry.pipeline, job, form, feedback)
         except ProviderError as e:
-            message = f"{form_label(job, form)} could not be drawn: {registry.settings.redact(e.message)}"
-            await asyncio.to_thread(registry.mutate, job_id, lambda j: j.hero_errors.__setitem__(form, message))
+            message = (
+                f"{form_label(job, form)} could not be drawn: {registry.settings.redact(e.message)}"
+            )
+            await asyncio.to_thread(
+                registry.mutate, job_id, lambda j: j.hero_errors.__setitem__(form, message)
+            )
             return
         except asyncio.CancelledError:
             await asyncio.to_thread(
-                registry.mutate, job_id,
-                lambda j: j.hero_errors.__setitem__(form, "Stopped before it was drawn. Draw it again."),
+                registry.mutate,
+                job_id,
+                lambda j: j.hero_errors.__setitem__(
+                    form, "Stopped before it was drawn. Draw it again."
+                ),
             )
             raise
 
@@ -167,7 +206,9 @@ def start_reference(registry: JobRegistry, job_id: str, form: str, feedback: str
     return ""
 
 
-def make_reference(registry: JobRegistry, job_id: str, form: str, feedback: str = "", timeout: float = 600) -> str:
+def make_reference(
+    registry: JobRegistry, job_id: str, form: str, feedback: str = "", timeout: float = 600
+) -> str:
     """Draw one reference and wait for it (the command line); its local path. Raises
     ProviderError with a message the user can read."""
     problem = start_reference(registry, job_id, form, feedback)
@@ -178,7 +219,9 @@ def make_reference(registry: JobRegistry, job_id: str, form: str, feedback: str 
         time.sleep(0.05)
     job = registry.get(job_id)
     if job is None or form not in job.references:
-        raise ProviderError(job.hero_errors.get(form, "The reference was not drawn.") if job else "Gone.")
+        raise ProviderError(
+            job.hero_errors.get(form, "The reference was not drawn.") if job else "Gone."
+        )
     return job.references[form]
 
 

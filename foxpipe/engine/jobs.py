@@ -43,11 +43,17 @@ INTERRUPTED = "Interrupted when the app restarted. Press Retry to make this imag
 
 def storage_message(e: OSError) -> str:
     """What a reviewer reads when the server could not store a file."""
-    why = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is used up",
-           errno.EACCES: "the data folder is not writable", errno.EPERM: "the data folder is not writable",
-           errno.EROFS: "the data folder is read-only"}.get(e.errno or 0, type(e).__name__)
-    return (f"Storage failed: the image could not be saved on the server ({why}). "
-            "Ask whoever runs the app to free space or fix the data folder, then press Retry.")
+    why = {
+        errno.ENOSPC: "the disk is full",
+        errno.EDQUOT: "the disk quota is used up",
+        errno.EACCES: "the data folder is not writable",
+        errno.EPERM: "the data folder is not writable",
+        errno.EROFS: "the data folder is read-only",
+    }.get(e.errno or 0, type(e).__name__)
+    return (
+        f"Storage failed: the image could not be saved on the server ({why}). "
+        "Ask whoever runs the app to free space or fix the data folder, then press Retry."
+    )
 
 
 class GuardError(Exception):
@@ -89,7 +95,10 @@ class JobRegistry:
         self.store_problem = ""  # DATABASE_URL could not be used: said in the sidebar
         if store is None:
             try:
-                store = Store(settings.database_url or default_url(settings.data_path), data_path=settings.data_path)
+                store = Store(
+                    settings.database_url or default_url(settings.data_path),
+                    data_path=settings.data_path,
+                )
             except StoreError as e:
                 if not settings.database_url:
                     raise
@@ -103,7 +112,9 @@ class JobRegistry:
         self._lock = threading.RLock()
         self._tasks: dict[str, dict[int, concurrent.futures.Future[None]]] = {}
         self._cancel_reason: dict[str, str] = {}
-        self._work: dict[tuple[str, str], concurrent.futures.Future[Any]] = {}  # other background work
+        self._work: dict[
+            tuple[str, str], concurrent.futures.Future[Any]
+        ] = {}  # other background work
         self._uploads: dict[tuple[str, int], concurrent.futures.Future[bool]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -131,8 +142,12 @@ class JobRegistry:
                     rate, cap = image_limits(self.settings)
                     # The guard absorbs what passes between the send stamp and the arrival at
                     # the server on a loaded machine (seconds, not a share of the window).
-                    self.limiter = RateLimiter(rate, cap, period=self._period,
-                                               guard=min(SEND_GUARD_SECONDS, self._period / 20))
+                    self.limiter = RateLimiter(
+                        rate,
+                        cap,
+                        period=self._period,
+                        guard=min(SEND_GUARD_SECONDS, self._period / 20),
+                    )
                 self._seed_limiter()
                 self._learned_rate_hook()
                 self._pipeline = self._build_pipeline()
@@ -210,7 +225,11 @@ class JobRegistry:
     def _pipeline_is_offline(self) -> bool:
         from foxpipe.providers.registry import image_limits
 
-        return not self.settings.openai_live and self._factory is None and image_limits(self.settings)[0] > 1000
+        return (
+            not self.settings.openai_live
+            and self._factory is None
+            and image_limits(self.settings)[0] > 1000
+        )
 
     def started_request(self) -> None:
         """A paid request was sent: remember it in the store's rate window."""
@@ -251,7 +270,9 @@ class JobRegistry:
                     if s.status is SlotStatus.GENERATING:
                         slot_event(s, SlotEvent.FAIL, run=s.generations)
                         s.error = INTERRUPTED
-                    elif s.status is SlotStatus.QUEUED and s.generations:  # queued by a run, never sent
+                    elif (
+                        s.status is SlotStatus.QUEUED and s.generations
+                    ):  # queued by a run, never sent
                         resume.append((s.index, s.generations))
 
             with self._lock:
@@ -259,7 +280,9 @@ class JobRegistry:
                     continue  # this process is running it
                 self.mutate(job.id, fn)
                 if resume:
-                    log.info("[IMAGE] job %s: %d queued images start again", job.id[:6], len(resume))
+                    log.info(
+                        "[IMAGE] job %s: %d queued images start again", job.id[:6], len(resume)
+                    )
                     self._launch(job.id, resume)
         with self._lock:
             if self._tasks:
@@ -346,7 +369,9 @@ class JobRegistry:
                 if deadline and now > deadline:
                     log.info("[IMAGE] job %s ran past its deadline", job_id[:6])
                     with self._lock:
-                        self._cancel_tasks(job_id, "The job ran past its deadline. Press Retry to try again.")
+                        self._cancel_tasks(
+                            job_id, "The job ran past its deadline. Press Retry to try again."
+                        )
 
     def _active(self, job_id: str) -> bool:
         """Whether any of this job's work is still queued or running (forgets finished work)."""
@@ -427,8 +452,14 @@ class JobRegistry:
             if waiting:
                 # Round-robin: each other job's waiting images interleave with ours, one each.
                 grants = waiting + sum(min(o, waiting) for o in others)
-                wait = limiter.estimate_wait(grants) if limiter else grants / max(rate_limit, 1e-6) * period
-                cap = limiter.sched.max_concurrent if limiter else self.settings.max_concurrent_images
+                wait = (
+                    limiter.estimate_wait(grants)
+                    if limiter
+                    else grants / max(rate_limit, 1e-6) * period
+                )
+                cap = (
+                    limiter.sched.max_concurrent if limiter else self.settings.max_concurrent_images
+                )
                 wait = max(wait, (grants / cap - 1) * latency)
                 eta = max(eta, wait + latency)
         return Progress(
@@ -449,7 +480,6 @@ class JobRegistry:
         if self._pipeline is not None and can(self._pipeline.images, Capability.FREE):
             return self.settings.offline_delay
         return min(60.0, self.settings.image_timeout)
-
 
     # ------------------------------------------------------------------ writing
     def mutate(self, job_id: str, fn: Callable[[Job], Any]) -> Any:
@@ -480,7 +510,9 @@ class JobRegistry:
         """Images made (or being made) for this story, over every job of it, hero reference
         images included: approving the same story again starts no fresh allowance."""
         jobs = self.store.jobs_where(story_id=story_id)
-        return sum(s.generations for j in jobs for s in j.slots) + sum(j.reference_count for j in jobs)
+        return sum(s.generations for j in jobs for s in j.slots) + sum(
+            j.reference_count for j in jobs
+        )
 
     def _check_story(self, job: Job, n: int, *, per_image: list[int] | None = None) -> None:
         s = self.settings
@@ -536,7 +568,10 @@ class JobRegistry:
         continuity: str = "",
         continuity_threshold: int = -1,
     ) -> str:
-        slots = [Slot(index=i, scene=sc, prompt=p) for i, (sc, p) in enumerate(zip(story.scenes, prompt_list, strict=True))]
+        slots = [
+            Slot(index=i, scene=sc, prompt=p)
+            for i, (sc, p) in enumerate(zip(story.scenes, prompt_list, strict=True))
+        ]
         job = Job(
             story=story,
             slots=slots,
@@ -566,8 +601,12 @@ class JobRegistry:
                 return []
             running = self._tasks.setdefault(job_id, {})
             # A run whose slot is no longer in flight only has its log row and check request left.
-            indexes = [i for i in indexes if 0 <= i < len(job.slots) and (
-                i not in running or running[i].done() or not job.slots[i].status.in_flight)]
+            indexes = [
+                i
+                for i in indexes
+                if 0 <= i < len(job.slots)
+                and (i not in running or running[i].done() or not job.slots[i].status.in_flight)
+            ]
             if not indexes:
                 return []
             paid = self._paid()
@@ -594,7 +633,12 @@ class JobRegistry:
             self._extend_deadlines()
             return [i for i, _ in started]
 
-    def _launch(self, job_id: str, runs: list[tuple[int, int]], loop: asyncio.AbstractEventLoop | None = None) -> None:
+    def _launch(
+        self,
+        job_id: str,
+        runs: list[tuple[int, int]],
+        loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
         loop = loop or self._ensure_worker()
         with self._lock:
             running = self._tasks.setdefault(job_id, {})
@@ -610,14 +654,27 @@ class JobRegistry:
         now = time.time()
         wait = limiter.estimate_wait(1)
         jobs = {jid: self.get(jid) for jid in list(self._tasks) if self._active(jid)}
-        left = {jid: sum(1 for s in j.slots if s.status.in_flight) for jid, j in jobs.items() if j is not None}
+        left = {
+            jid: sum(1 for s in j.slots if s.status.in_flight)
+            for jid, j in jobs.items()
+            if j is not None
+        }
         total = sum(left.values())
         for jid, n in left.items():
-            budget = job_deadline(n, limiter.rate, self.settings.image_timeout, queued_ahead=total - n,
-                                  period=limiter.period, retries=self.settings.image_retries, wait=wait)
+            budget = job_deadline(
+                n,
+                limiter.rate,
+                self.settings.image_timeout,
+                queued_ahead=total - n,
+                period=limiter.period,
+                retries=self.settings.image_retries,
+                wait=wait,
+            )
             job = jobs[jid]
             if job is not None and now + budget > job.deadline:
-                self.mutate(jid, lambda j, d=now + budget: setattr(j, "deadline", max(j.deadline, d)))
+                self.mutate(
+                    jid, lambda j, d=now + budget: setattr(j, "deadline", max(j.deadline, d))
+                )
 
     async def _run(self, job_id: str, index: int, gen: int) -> None:
         try:
@@ -651,7 +708,9 @@ class JobRegistry:
         try:
             self.mutate(job_id, fn)
         except StoreError:
-            log.warning("[IMAGE] scene %d could not be marked failed: the store is unavailable", index + 1)
+            log.warning(
+                "[IMAGE] scene %d could not be marked failed: the store is unavailable", index + 1
+            )
 
     def _cancel_tasks(self, job_id: str, reason: str) -> None:
         with self._lock:
@@ -687,7 +746,9 @@ class JobRegistry:
             fut.cancel()
             raise TimeoutError(f"no answer within {timeout:.0f} s") from None
 
-    def submit(self, job_id: str, key: str, factory: Callable[[], Coroutine[Any, Any, Any]]) -> bool:
+    def submit(
+        self, job_id: str, key: str, factory: Callable[[], Coroutine[Any, Any, Any]]
+    ) -> bool:
         """Run other background work of a job (its video, its hero sheet) on the worker loop,
         at most one per (job, key). Returns False when that work is already running."""
         loop = self._ensure_worker()
@@ -710,7 +771,9 @@ class JobRegistry:
                 fut.cancel()
 
     # ------------------------------------------------------------------ review
-    def approve(self, job_id: str, indexes: list[int], *, seen: dict[int, int] | None = None) -> int:
+    def approve(
+        self, job_id: str, indexes: list[int], *, seen: dict[int, int] | None = None
+    ) -> int:
         """Approve these images. ``seen`` maps a scene index to the version the reviewer
         saw: an image that changed since (regenerated, restored by a teammate) is not
         approved. Returns how many were approved; ``last_refused`` says why others were not."""
@@ -752,10 +815,23 @@ class JobRegistry:
 
     def approve_all(self, job_id: str) -> int:
         job = self.get(job_id)
-        return self.approve(job_id, [s.index for s in job.slots if s.status is not SlotStatus.APPROVED]) if job else 0
+        return (
+            self.approve(
+                job_id, [s.index for s in job.slots if s.status is not SlotStatus.APPROVED]
+            )
+            if job
+            else 0
+        )
 
-    def reject(self, job_id: str, index: int, reasons: list[str] | None = None, note: str = "",
-               *, seen: int | None = None) -> None:
+    def reject(
+        self,
+        job_id: str,
+        index: int,
+        reasons: list[str] | None = None,
+        note: str = "",
+        *,
+        seen: int | None = None,
+    ) -> None:
         """Reject an image: its feedback becomes a prompt change, and it is regenerated.
         Raises Refused when the image changed since the reviewer saw it (a teammate
         approved or regenerated it), GuardError when it would overspend."""
@@ -764,11 +840,18 @@ class JobRegistry:
             return
         s = job.slots[index]
         if s.checking:
-            raise Refused(f"Scene {index + 1} is being checked against the hero; reject it when the check ends.")
+            raise Refused(
+                f"Scene {index + 1} is being checked against the hero; reject it when the check ends."
+            )
         if s.status is not SlotStatus.READY or (seen is not None and seen != s.current):
-            what = {SlotStatus.APPROVED: "was approved", SlotStatus.QUEUED: "is being regenerated",
-                    SlotStatus.GENERATING: "is being regenerated"}.get(s.status, "changed")
-            raise Refused(f"Scene {index + 1} {what} by someone else since you opened it; nothing was changed.")
+            what = {
+                SlotStatus.APPROVED: "was approved",
+                SlotStatus.QUEUED: "is being regenerated",
+                SlotStatus.GENERATING: "is being regenerated",
+            }.get(s.status, "changed")
+            raise Refused(
+                f"Scene {index + 1} {what} by someone else since you opened it; nothing was changed."
+            )
         feedback = prompts.feedback_text(reasons or [], note)
         if defects := clean_defects(reasons or []):  # continuity defects chosen as reasons
             feedback = " ".join(p for p in (feedback, fix_text(defects)) if p)
@@ -776,7 +859,8 @@ class JobRegistry:
         def fn(j: Job) -> None:
             j.slots[index].feedback = feedback
             j.slots[index].rejections.append(  # what the reviews say (the Insights page)
-                {"reasons": list(reasons or []), "note": note, "time": time.time()})
+                {"reasons": list(reasons or []), "note": note, "time": time.time()}
+            )
 
         self.mutate(job_id, fn)
         self.schedule(job_id, [index])
@@ -820,12 +904,20 @@ class JobRegistry:
             raise Refused("This gallery could not be read; nothing was changed.")
         slot = job.slots[index]
         if slot.status.in_flight:
-            raise Refused(f"Scene {index + 1} is being made right now; wait for it or press Stop first.")
+            raise Refused(
+                f"Scene {index + 1} is being made right now; wait for it or press Stop first."
+            )
         version = len(slot.versions) + 1
         stored = self.pipeline.store.save(job_id, index, version, data, tags=[job.story.id])
-        record = ImageVersion(url=stored.url, local_path=stored.local_path, thumb_path=stored.thumb_path,
-                              prompt="(an image of your own)", model="your upload", path="upload",
-                              uploaded=stored.uploaded)
+        record = ImageVersion(
+            url=stored.url,
+            local_path=stored.local_path,
+            thumb_path=stored.thumb_path,
+            prompt="(an image of your own)",
+            model="your upload",
+            path="upload",
+            uploaded=stored.uploaded,
+        )
 
         def fn(j: Job) -> None:
             s = j.slots[index]
@@ -837,7 +929,12 @@ class JobRegistry:
             slot_event(s, SlotEvent.RESTORE)
 
         self.mutate(job_id, fn)
-        log.info("[IMAGE] job %s scene %d: the reviewer's own image is version %d", job_id[:6], index + 1, version)
+        log.info(
+            "[IMAGE] job %s scene %d: the reviewer's own image is version %d",
+            job_id[:6],
+            index + 1,
+            version,
+        )
 
     def _log_review(self, job_id: str, indexes: list[int], status: str) -> None:
         job = self.get(job_id)
@@ -855,7 +952,9 @@ class JobRegistry:
         """Whether a new image of this job is checked (and held until its verdict is in)."""
         return checks.mode_of(self.settings, job) != "off"
 
-    def after_image(self, job_id: str, index: int, gen: int, status: str = "", cost: float = 0.0) -> bool:
+    def after_image(
+        self, job_id: str, index: int, gen: int, status: str = "", cost: float = 0.0
+    ) -> bool:
         """An image was stored (run ``gen`` of slot ``index``): check it in the background.
         True when a check started: it writes the image's log row (``status``, ``cost``) with
         the verdict when it ends."""
@@ -868,8 +967,13 @@ class JobRegistry:
     def checks_running(self, job_id: str) -> list[int]:
         """Slots of this job whose continuity check is running in this process."""
         with self._lock:
-            return sorted({int(k.split(":")[1]) for (jid, k), f in self._work.items()
-                           if jid == job_id and k.startswith("check:") and not f.done()})
+            return sorted(
+                {
+                    int(k.split(":")[1])
+                    for (jid, k), f in self._work.items()
+                    if jid == job_id and k.startswith("check:") and not f.done()
+                }
+            )
 
     def slot_running(self, job_id: str, index: int) -> bool:
         with self._lock:
@@ -904,11 +1008,19 @@ class JobRegistry:
         with self._lock:
             return [i for (jid, i), f in self._uploads.items() if jid == job_id and not f.done()]
 
-    async def _reupload(self, job_id: str, index: int, current: int, local_path: str, story_id: str) -> bool:
+    async def _reupload(
+        self, job_id: str, index: int, current: int, local_path: str, story_id: str
+    ) -> bool:
         store: Any = self.pipeline.store
         try:
             stored = await blocking(
-                self.pipeline, store.reupload, job_id, index, current + 1, local_path, tags=[story_id]
+                self.pipeline,
+                store.reupload,
+                job_id,
+                index,
+                current + 1,
+                local_path,
+                tags=[story_id],
             )
         except OSError as e:  # the local copy is gone
             stored = None
@@ -928,5 +1040,10 @@ class JobRegistry:
 
         self.mutate(job_id, fn)
         ok = bool(stored and stored.uploaded)
-        log.info("[UPLOAD] job %s scene %d re-upload %s", job_id[:6], index + 1, "done" if ok else "failed")
+        log.info(
+            "[UPLOAD] job %s scene %d re-upload %s",
+            job_id[:6],
+            index + 1,
+            "done" if ok else "failed",
+        )
         return ok

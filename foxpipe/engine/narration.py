@@ -64,7 +64,11 @@ class VoiceLimiter:
 
 
 async def with_retries(
-    call: Callable[[], Awaitable[T]], *, retries: int, base: float, timeout: float,
+    call: Callable[[], Awaitable[T]],
+    *,
+    retries: int,
+    base: float,
+    timeout: float,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     on_attempt: Callable[[int], None] | None = None,
 ) -> T:
@@ -79,7 +83,9 @@ async def with_retries(
             async with asyncio.timeout(timeout):
                 return await call()
         except TimeoutError as e:
-            err = ProviderError(f"The voice took longer than {timeout:g} s.", "retryable", code="timeout")
+            err = ProviderError(
+                f"The voice took longer than {timeout:g} s.", "retryable", code="timeout"
+            )
             err.__cause__ = e
         except ProviderError as e:
             err = e
@@ -98,13 +104,23 @@ def audio_name(index: int) -> str:
 
 
 async def synthesize_line(
-    model: VoiceModel, line: NarrationLine, *, voice: str, style: str, out_dir: str | Path,
-    limiter: VoiceLimiter | None = None, retries: int = 3, timeout: float = 60.0,
-    backoff_base: float = 1.0, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    model: VoiceModel,
+    line: NarrationLine,
+    *,
+    voice: str,
+    style: str,
+    out_dir: str | Path,
+    limiter: VoiceLimiter | None = None,
+    retries: int = 3,
+    timeout: float = 60.0,
+    backoff_base: float = 1.0,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> NarrationLine:
     """Speak one line: retries, timeout, the WAV written to ``out_dir``, its duration and word
     timings filled in. Returns an updated copy; never raises (a failure is status FAILED)."""
-    out = dataclasses.replace(line, words=list(line.words), voice=voice, provider=model.name, error="")
+    out = dataclasses.replace(
+        line, words=list(line.words), voice=voice, provider=model.name, error=""
+    )
     text = clean_line(line.text)
     out.text = text
     if not text:
@@ -124,12 +140,15 @@ async def synthesize_line(
             async with limiter:
                 result = await model.synthesize(text, voice, style)
         if wav_duration(result.wav) <= 0:
-            raise ProviderError("The voice returned audio that could not be read.", "retryable", code="bad_audio")
+            raise ProviderError(
+                "The voice returned audio that could not be read.", "retryable", code="bad_audio"
+            )
         return result
 
     try:
-        result = await with_retries(once, retries=retries, base=backoff_base, timeout=timeout,
-                                    sleep=sleep, on_attempt=count)
+        result = await with_retries(
+            once, retries=retries, base=backoff_base, timeout=timeout, sleep=sleep, on_attempt=count
+        )
         path = Path(out_dir) / audio_name(line.index)
         await asyncio.to_thread(_write, path, result.wav)
         duration = wav_duration(path)
@@ -145,11 +164,19 @@ async def synthesize_line(
         _clear_audio(out)
         out.status, out.error = LineStatus.FAILED, e.message
         out.attempts = line.attempts + max(1, attempts)
-        log.warning("[VOICE] line %d failed after %d attempt(s): %s", line.index + 1, max(1, attempts), e.message)
+        log.warning(
+            "[VOICE] line %d failed after %d attempt(s): %s",
+            line.index + 1,
+            max(1, attempts),
+            e.message,
+        )
         return out
     except Exception as e:  # disk full, unreadable folder...
         _clear_audio(out)
-        out.status, out.error = LineStatus.FAILED, f"Could not save the narration ({type(e).__name__}: {e})."[:300]
+        out.status, out.error = (
+            LineStatus.FAILED,
+            f"Could not save the narration ({type(e).__name__}: {e})."[:300],
+        )
         out.attempts = line.attempts + max(1, attempts)
         return out
     out.status = LineStatus.READY
@@ -157,13 +184,22 @@ async def synthesize_line(
     out.transcript = result.transcript
     out.reworded = result.reworded
     out.attempts = line.attempts + attempts
-    log.info("[VOICE] line %d ready: %.2f s, %d words (%s)", line.index + 1, duration, len(words), timing)
+    log.info(
+        "[VOICE] line %d ready: %.2f s, %d words (%s)", line.index + 1, duration, len(words), timing
+    )
     return out
 
 
 def _clear_audio(line: NarrationLine) -> None:
     """A failed line keeps no audio of an earlier text."""
-    line.audio_path, line.duration, line.words, line.timing, line.transcript, line.reworded = "", 0.0, [], "", "", False
+    line.audio_path, line.duration, line.words, line.timing, line.transcript, line.reworded = (
+        "",
+        0.0,
+        [],
+        "",
+        "",
+        False,
+    )
 
 
 def _write(path: Path, data: bytes) -> None:
@@ -174,9 +210,18 @@ def _write(path: Path, data: bytes) -> None:
 
 
 async def synthesize_all(
-    model: VoiceModel, lines: list[NarrationLine], *, voice: str, style: str, out_dir: str | Path,
-    concurrency: int = 3, on_progress: Progress | None = None, retries: int = 3, timeout: float = 60.0,
-    backoff_base: float = 1.0, min_interval: float = 0.0,
+    model: VoiceModel,
+    lines: list[NarrationLine],
+    *,
+    voice: str,
+    style: str,
+    out_dir: str | Path,
+    concurrency: int = 3,
+    on_progress: Progress | None = None,
+    retries: int = 3,
+    timeout: float = 60.0,
+    backoff_base: float = 1.0,
+    min_interval: float = 0.0,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> list[NarrationLine]:
     """Every line (READY lines are kept as they are), at most ``concurrency`` at once; the
@@ -188,10 +233,23 @@ async def synthesize_all(
 
     async def one(i: int, line: NarrationLine) -> None:
         nonlocal done
-        if line.status != LineStatus.READY or not line.audio_path or not Path(line.audio_path).exists():
+        if (
+            line.status != LineStatus.READY
+            or not line.audio_path
+            or not Path(line.audio_path).exists()
+        ):
             results[i] = await synthesize_line(
-                model, line, voice=voice, style=style, out_dir=out_dir, limiter=limiter, retries=retries,
-                timeout=timeout, backoff_base=backoff_base, sleep=sleep)
+                model,
+                line,
+                voice=voice,
+                style=style,
+                out_dir=out_dir,
+                limiter=limiter,
+                retries=retries,
+                timeout=timeout,
+                backoff_base=backoff_base,
+                sleep=sleep,
+            )
         done += 1
         if on_progress is not None:
             try:
@@ -217,8 +275,9 @@ class Preview:
     reworded: bool = False
 
 
-async def preview(model: VoiceModel, voice: str, style: str, *, text: str = SAMPLE_SENTENCE,
-                  timeout: float = 30.0) -> Preview:
+async def preview(
+    model: VoiceModel, voice: str, style: str, *, text: str = SAMPLE_SENTENCE, timeout: float = 30.0
+) -> Preview:
     """One sample sentence in the chosen voice and style, for the UI's player. Never raises."""
     try:
         async with asyncio.timeout(timeout):

@@ -29,7 +29,9 @@ SEND_GUARD_SECONDS = 0.5
 # A request is counted in the window from the moment the HTTP client hands it to the network
 # (the provider's request hook calls ``mark_sent``), not from when the limiter let it go: on a
 # loaded machine the event loop may take a second to get there, and the server counts arrivals.
-_ON_SEND: contextvars.ContextVar[Callable[[], None] | None] = contextvars.ContextVar("foxpipe_on_send", default=None)
+_ON_SEND: contextvars.ContextVar[Callable[[], None] | None] = contextvars.ContextVar(
+    "foxpipe_on_send", default=None
+)
 
 
 def mark_sent() -> None:
@@ -157,13 +159,21 @@ class WindowScheduler:
         self.paused_until = max(self.paused_until, until)
 
     def hint(
-        self, now: float, remaining: float | None, reset_seconds: float | None, limit: float | None = None
+        self,
+        now: float,
+        remaining: float | None,
+        reset_seconds: float | None,
+        limit: float | None = None,
     ) -> None:
         """Use x-ratelimit-* headers as hints. A lower limit than configured is adopted (a
         higher one is not: 429 + Retry-After stays authoritative); nothing remaining means
         wait for the reset."""
         if limit is not None and 0 < limit < self.rate:
-            log.info("[RATE] the server reports %g requests per window; lowering from %g", limit, self.rate)
+            log.info(
+                "[RATE] the server reports %g requests per window; lowering from %g",
+                limit,
+                self.rate,
+            )
             self.set_rate(limit)
         if remaining is not None and remaining <= 0 and reset_seconds and reset_seconds > 0:
             self.pause_until(now + reset_seconds)
@@ -307,7 +317,10 @@ class RateLimiter:
             cap = self.sched.period / 20
             if self.sched.guard < cap:
                 self.sched.guard = min(cap, self.sched.guard + retry_after)
-                log.info("[RATE] the server refused a request: guard now %.2fs per window", self.sched.guard)
+                log.info(
+                    "[RATE] the server refused a request: guard now %.2fs per window",
+                    self.sched.guard,
+                )
             self.pause_for(retry_after)
 
     # -- the rate the account really allows, learned from its 429s
@@ -335,8 +348,11 @@ class RateLimiter:
         if len(accepted) < self.sched.capacity and self.sched.rate >= 1:
             accepted_n = len(accepted)
             allowed = float(accepted_n) * self.sched.base_period / self.sched.period
-            log.warning("[RATE] the account allows about %g requests per window, not %g: lowering the limit",
-                        allowed, self.sched.rate)
+            log.warning(
+                "[RATE] the account allows about %g requests per window, not %g: lowering the limit",
+                allowed,
+                self.sched.rate,
+            )
             self.learned_rate = allowed
             self.sched.set_rate(allowed)
             if self.on_learned is not None:
@@ -352,7 +368,11 @@ class RateLimiter:
             self.set_rate(rate)
 
     def hint(
-        self, remaining: float | None, reset_seconds: float | None, limit: float | None = None, age: float = 0.0
+        self,
+        remaining: float | None,
+        reset_seconds: float | None,
+        limit: float | None = None,
+        age: float = 0.0,
     ) -> None:
         """x-ratelimit-* figures from a response. They describe the window when the server
         received the request, ``age`` seconds ago (the request's duration), so the reset
@@ -381,7 +401,9 @@ class RateLimiter:
         return max(0.0, self.sched.grant_time(grants, now) - now)
 
 
-def lower_bound(n: int, rate: float, latency: float, period: float = 60.0, max_concurrent: int = 10**9) -> float:
+def lower_bound(
+    n: int, rate: float, latency: float, period: float = 60.0, max_concurrent: int = 10**9
+) -> float:
     """The best possible makespan for n requests of ``latency`` seconds each, started at
     time 0 through the same window rules: when the last may start, plus its latency."""
     if n <= 0:

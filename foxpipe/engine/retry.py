@@ -28,7 +28,9 @@ class Backoff:
     cap: float = 30.0
     jitter: float = 0.5
 
-    def delay(self, attempt: int, retry_after: float | None = None, *, rng: random.Random | None = None) -> float:
+    def delay(
+        self, attempt: int, retry_after: float | None = None, *, rng: random.Random | None = None
+    ) -> float:
         """Seconds to wait after failed attempt number ``attempt`` (1 = the first try)."""
         r = (rng or random).uniform(1 - self.jitter, 1 + self.jitter)
         d = min(self.cap, self.base * 2.0 ** min(max(0, attempt - 1), 64) * r)

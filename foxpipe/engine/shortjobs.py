@@ -121,9 +121,14 @@ def begin(reg: JobRegistry, job_id: str, options: ShortOptions | None = None) ->
         j.narration_style = style_of(o.style or j.narration_style or s.narration_style).key
         j.short_seconds = clamp_length(o.seconds if o.seconds is not None else s.narration_seconds)
         if o.music is not None:
-            j.music_path, j.music_name = o.music, Path(o.music).name if o.music not in ("", MUSIC_BUILTIN) else ""
+            j.music_path, j.music_name = (
+                o.music,
+                Path(o.music).name if o.music not in ("", MUSIC_BUILTIN) else "",
+            )
         else:
-            j.music_path = MUSIC_BUILTIN if s.short_music.strip().lower() == MUSIC_BUILTIN else MUSIC_NONE
+            j.music_path = (
+                MUSIC_BUILTIN if s.short_music.strip().lower() == MUSIC_BUILTIN else MUSIC_NONE
+            )
 
     reg.mutate(job_id, fn)
     if o.narration:
@@ -137,6 +142,7 @@ def start_writing(reg: JobRegistry, job_id: str) -> bool:
         return False
     if writing(reg, job_id):
         return False
+
     # marked before the work starts: the work may end before this thread runs again
     def mark(j: Job) -> None:
         j.narration_state, j.narration_error = "writing", ""
@@ -201,7 +207,9 @@ def set_line(reg: JobRegistry, job_id: str, index: int, text: Any) -> str:
 
 def start_rewrite(reg: JobRegistry, job_id: str, index: int, note: str = "") -> bool:
     """Another wording of one line, by the story's text model, in the background."""
-    return reg.submit(job_id, f"narration_rewrite{index}", lambda: _rewrite(reg, job_id, index, note))
+    return reg.submit(
+        job_id, f"narration_rewrite{index}", lambda: _rewrite(reg, job_id, index, note)
+    )
 
 
 def rewriting(reg: JobRegistry, job_id: str) -> list[int]:
@@ -218,17 +226,25 @@ async def _rewrite(reg: JobRegistry, job_id: str, index: int, note: str) -> None
     settings = reg.settings
     try:
         model = services.text_model(settings)
-        text = await model.rewrite_narration_line(job.story, [x.text for x in job.narration], index + 1,
-                                                  clean_line(note)[:300])
+        text = await model.rewrite_narration_line(
+            job.story, [x.text for x in job.narration], index + 1, clean_line(note)[:300]
+        )
     except Exception as e:
         msg = settings.redact(getattr(e, "message", "") or str(e) or type(e).__name__)
-        reg.mutate(job_id, lambda j: setattr(j, "narration_error", f"Line {index + 1} could not be rewritten: {msg[:200]}"))
+        reg.mutate(
+            job_id,
+            lambda j: setattr(
+                j, "narration_error", f"Line {index + 1} could not be rewritten: {msg[:200]}"
+            ),
+        )
         return
     set_line(reg, job_id, index, text)
 
 
 def set_length(reg: JobRegistry, job_id: str, seconds: Any) -> None:
-    reg.mutate(job_id, lambda j: setattr(j, "short_seconds", clamp_length(seconds, j.short_seconds)))
+    reg.mutate(
+        job_id, lambda j: setattr(j, "short_seconds", clamp_length(seconds, j.short_seconds))
+    )
 
 
 def set_voice(reg: JobRegistry, job_id: str, name: str, style: str) -> None:
@@ -255,7 +271,9 @@ def set_narration(reg: JobRegistry, job_id: str, on: bool) -> None:
 # ---------------------------------------------------------------- speaking
 def estimate(reg: JobRegistry, job: Job, indexes: list[int] | None = None) -> float:
     """US$ the voice charges for these lines (all that need audio by default); 0 when free."""
-    return speech.estimate_cost(voice(reg).model, [job.narration[i] for i in _targets(job, indexes)])
+    return speech.estimate_cost(
+        voice(reg).model, [job.narration[i] for i in _targets(job, indexes)]
+    )
 
 
 def _targets(job: Job, indexes: list[int] | None) -> list[int]:
@@ -268,7 +286,9 @@ def speaking(reg: JobRegistry, job_id: str) -> bool:
     job = reg.get(job_id)
     if job is None:
         return False
-    return reg.busy(job_id, SPEAK_KEY) or any(reg.busy(job_id, f"{SPEAK_KEY}{i}") for i in range(len(job.narration)))
+    return reg.busy(job_id, SPEAK_KEY) or any(
+        reg.busy(job_id, f"{SPEAK_KEY}{i}") for i in range(len(job.narration))
+    )
 
 
 def start_synthesis(reg: JobRegistry, job_id: str, indexes: list[int] | None = None) -> str:
@@ -281,7 +301,13 @@ def start_synthesis(reg: JobRegistry, job_id: str, indexes: list[int] | None = N
     targets = _targets(job, indexes)
     if not targets:
         return "" if indexes is None else "That line is empty: there is nothing to say."
-    key = SPEAK_KEY if indexes is None else f"{SPEAK_KEY}{targets[0]}" if len(targets) == 1 else SPEAK_KEY
+    key = (
+        SPEAK_KEY
+        if indexes is None
+        else f"{SPEAK_KEY}{targets[0]}"
+        if len(targets) == 1
+        else SPEAK_KEY
+    )
     if reg.busy(job_id, key) or (indexes is None and speaking(reg, job_id)):
         return "The narration is already being spoken."
     choice = voice(reg)
@@ -295,8 +321,9 @@ def start_synthesis(reg: JobRegistry, job_id: str, indexes: list[int] | None = N
     def mark(j: Job) -> None:
         for i in targets:
             x = j.narration[i]
-            j.narration[i] = dataclasses.replace(_new_line(i, x.text), attempts=x.attempts,
-                                                 status=LineStatus.SYNTHESIZING)
+            j.narration[i] = dataclasses.replace(
+                _new_line(i, x.text), attempts=x.attempts, status=LineStatus.SYNTHESIZING
+            )
 
     reg.mutate(job_id, mark)
     if not reg.submit(job_id, key, lambda: _speak(reg, job_id, targets)):
@@ -323,7 +350,10 @@ async def _speak(reg: JobRegistry, job_id: str, targets: list[int]) -> None:
 
     def progress(line: NarrationLine, done: int, total: int) -> None:
         def fn(j: Job) -> None:
-            if line.index < len(j.narration) and clean_line(j.narration[line.index].text) == line.text:
+            if (
+                line.index < len(j.narration)
+                and clean_line(j.narration[line.index].text) == line.text
+            ):
                 j.narration[line.index] = line  # a line edited meanwhile keeps the user's text
 
         reg.mutate(job_id, fn)
@@ -332,11 +362,18 @@ async def _speak(reg: JobRegistry, job_id: str, targets: list[int]) -> None:
 
     try:
         await speech.synthesize_all(
-            choice.model, lines, voice=job.voice or choice.default_voice, style=job.narration_style,
-            out_dir=lines_dir(reg, job_id), concurrency=s.max_concurrent_voice, on_progress=progress,
-            retries=s.voice_retries, timeout=s.voice_timeout,
+            choice.model,
+            lines,
+            voice=job.voice or choice.default_voice,
+            style=job.narration_style,
+            out_dir=lines_dir(reg, job_id),
+            concurrency=s.max_concurrent_voice,
+            on_progress=progress,
+            retries=s.voice_retries,
+            timeout=s.voice_timeout,
         )
     except asyncio.CancelledError:
+
         def stop(j: Job) -> None:
             for i in targets:
                 if i < len(j.narration) and j.narration[i].status is LineStatus.SYNTHESIZING:
@@ -345,17 +382,23 @@ async def _speak(reg: JobRegistry, job_id: str, targets: list[int]) -> None:
         reg.mutate(job_id, stop)
         raise
     finally:
+
         def unstick(j: Job) -> None:  # a line the run did not report stays retryable
             for i in targets:
                 if i < len(j.narration) and j.narration[i].status is LineStatus.SYNTHESIZING:
-                    j.narration[i].status, j.narration[i].error = LineStatus.FAILED, "Not spoken. Press Retry."
+                    j.narration[i].status, j.narration[i].error = (
+                        LineStatus.FAILED,
+                        "Not spoken. Press Retry.",
+                    )
 
         reg.mutate(job_id, unstick)
 
 
 def narration_ready(job: Job) -> bool:
     """Every line is spoken (or empty): the video can carry the narration."""
-    return bool(job.narration) and all(x.status in (LineStatus.READY, LineStatus.EMPTY) for x in job.narration)
+    return bool(job.narration) and all(
+        x.status in (LineStatus.READY, LineStatus.EMPTY) for x in job.narration
+    )
 
 
 def narration_summary(job: Job) -> dict[str, int]:
@@ -375,17 +418,23 @@ def set_music(reg: JobRegistry, job_id: str, choice: str, name: str = "", data: 
     if choice == "upload":
         suffix = Path(name or "").suffix.lower()
         if len(data) > mix.MUSIC_MAX_BYTES:
-            msg = (f"{name or 'The music file'} is {len(data) / 2**20:.0f} MB; music may be at most "
-                   f"{mix.MUSIC_MAX_BYTES / 2**20:.0f} MB. The video is made without music.")
+            msg = (
+                f"{name or 'The music file'} is {len(data) / 2**20:.0f} MB; music may be at most "
+                f"{mix.MUSIC_MAX_BYTES / 2**20:.0f} MB. The video is made without music."
+            )
             return _music(reg, job_id, MUSIC_NONE, "", msg)
         stem = _SAFE_NAME.sub("_", Path(name or "music").stem)[:60] or "music"
         folder = short_dir(reg, job_id).parent / "music"
         folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{stem}{suffix if suffix in mix.MUSIC_EXTENSIONS else suffix[:8] or '.bin'}"
+        path = (
+            folder / f"{stem}{suffix if suffix in mix.MUSIC_EXTENSIONS else suffix[:8] or '.bin'}"
+        )
         try:
             path.write_bytes(data)
         except OSError as e:
-            return _music(reg, job_id, MUSIC_NONE, "", f"The music could not be saved ({type(e).__name__}).")
+            return _music(
+                reg, job_id, MUSIC_NONE, "", f"The music could not be saved ({type(e).__name__})."
+            )
         return use_music_file(reg, job_id, path, display=name)
     return _music(reg, job_id, MUSIC_BUILTIN if choice == MUSIC_BUILTIN else MUSIC_NONE, "", "")
 
@@ -461,19 +510,39 @@ def inputs(reg: JobRegistry, job: Job, *, approved_only: bool = True) -> RenderI
     for slot in job.slots:
         img = slot.image
         clip = v.clip(slot.index) if v is not None and v.provider != "slideshow" else None
-        if clip is not None and clip.status is ClipStatus.READY and clip.local_path and Path(clip.local_path).is_file():
+        if (
+            clip is not None
+            and clip.status is ClipStatus.READY
+            and clip.local_path
+            and Path(clip.local_path).is_file()
+        ):
             images.append(clip.local_path)
-        elif img is not None and (slot.status is SlotStatus.APPROVED or not approved_only) and Path(img.local_path).is_file():
+        elif (
+            img is not None
+            and (slot.status is SlotStatus.APPROVED or not approved_only)
+            and Path(img.local_path).is_file()
+        ):
             images.append(img.local_path)
         else:
             images.append(None)
     narrated = job.narration_on and bool(job.narration)
     lines = list(job.narration) if narrated else []
-    min_seconds = s.scene_min_seconds if narrated else (v.seconds_per_scene if v is not None else NO_NARRATION_SECONDS)
+    min_seconds = (
+        s.scene_min_seconds
+        if narrated
+        else (v.seconds_per_scene if v is not None else NO_NARRATION_SECONDS)
+    )
     return RenderInputs(
-        images=images, lines=lines, out_dir=short_dir(reg, job.id), size=video_size(s, job),
-        music=_music_file(reg, job), captions=v.captions if v is not None else True, fps=s.short_fps,
-        beats=[slot.scene.beat for slot in job.slots], pause=s.narration_pause_seconds, min_seconds=min_seconds,
+        images=images,
+        lines=lines,
+        out_dir=short_dir(reg, job.id),
+        size=video_size(s, job),
+        music=_music_file(reg, job),
+        captions=v.captions if v is not None else True,
+        fps=s.short_fps,
+        beats=[slot.scene.beat for slot in job.slots],
+        pause=s.narration_pause_seconds,
+        min_seconds=min_seconds,
     )
 
 
@@ -508,8 +577,19 @@ async def _prerender_loop(reg: JobRegistry, job_id: str) -> None:
         try:
             i = inputs(reg, job)
             await asyncio.to_thread(
-                prerender, i.images, i.lines, i.out_dir, i.size, captions=i.captions, fps=i.fps, beats=i.beats,
-                pause=i.pause, min_seconds=i.min_seconds, music=i.music, workers=1, cancel=cancel,
+                prerender,
+                i.images,
+                i.lines,
+                i.out_dir,
+                i.size,
+                captions=i.captions,
+                fps=i.fps,
+                beats=i.beats,
+                pause=i.pause,
+                min_seconds=i.min_seconds,
+                music=i.music,
+                workers=1,
+                cancel=cancel,
             )
         except asyncio.CancelledError:  # the app stops: ffmpeg stops with it
             cancel.set()
@@ -526,12 +606,24 @@ async def settle_prerender(reg: JobRegistry, job_id: str, limit: float = 600.0) 
         await asyncio.sleep(0.05)
 
 
-def render(reg: JobRegistry, job: Job, progress: Any = None, cancel: threading.Event | None = None) -> ShortResult:
+def render(
+    reg: JobRegistry, job: Job, progress: Any = None, cancel: threading.Event | None = None
+) -> ShortResult:
     """The story video (blocking; run it in a thread)."""
     i = inputs(reg, job)
     return render_short(
-        i.images, i.lines, i.out_dir, i.size, music=i.music, captions=i.captions, fps=i.fps, progress=progress,
-        beats=i.beats, pause=i.pause, min_seconds=i.min_seconds, workers=reg.settings.short_render_workers,
+        i.images,
+        i.lines,
+        i.out_dir,
+        i.size,
+        music=i.music,
+        captions=i.captions,
+        fps=i.fps,
+        progress=progress,
+        beats=i.beats,
+        pause=i.pause,
+        min_seconds=i.min_seconds,
+        workers=reg.settings.short_render_workers,
         cancel=cancel,
     )
 

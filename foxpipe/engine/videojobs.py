@@ -61,7 +61,10 @@ log = logging.getLogger(__name__)
 SLIDESHOW = "slideshow"
 INTERRUPTED = "Interrupted when the app restarted. Start it again."
 VIDEO_KEY = "video"
-AMBIGUOUS = {"timeout", "network"}  # a submission that may have reached the vendor is not sent again
+AMBIGUOUS = {
+    "timeout",
+    "network",
+}  # a submission that may have reached the vendor is not sent again
 
 
 @dataclass
@@ -78,14 +81,28 @@ class ProviderChoice:
 def providers(settings: Settings) -> list[ProviderChoice]:
     """The local slideshow always; Kling and Hailuo when their keys are set."""
     out = [ProviderChoice(SLIDESHOW, "Local slideshow (free, made on this machine)", 0.0, 0.0)]
-    for live, cls, override in ((settings.kling_live, KlingClient, settings.kling_cost_per_clip),
-                                (settings.hailuo_live, HailuoClient, settings.hailuo_cost_per_clip)):
+    for live, cls, override in (
+        (settings.kling_live, KlingClient, settings.kling_cost_per_clip),
+        (settings.hailuo_live, HailuoClient, settings.hailuo_cost_per_clip),
+    ):
         if live:
             m = cls(settings)  # opens no connection until it is used
-            note = ("your price setting" if override else
-                    f"price table checked {PRICES_CHECKED}{', an estimate' if m.quote.estimate else ''}")
-            out.append(ProviderChoice(m.name, f"{m.label} · {m.model}", m.cost_per_clip, m.clip_seconds,
-                                      m.model, m.takes_references, note))
+            note = (
+                "your price setting"
+                if override
+                else f"price table checked {PRICES_CHECKED}{', an estimate' if m.quote.estimate else ''}"
+            )
+            out.append(
+                ProviderChoice(
+                    m.name,
+                    f"{m.label} · {m.model}",
+                    m.cost_per_clip,
+                    m.clip_seconds,
+                    m.model,
+                    m.takes_references,
+                    note,
+                )
+            )
     return out
 
 
@@ -116,7 +133,12 @@ def host_video(reg: JobRegistry, job_id: str) -> str:
     not. The local file stays; the job records the hosted URL."""
     store = clip_store(reg.settings)
     job = reg.get(job_id)
-    if not isinstance(store, HostedClipStore) or job is None or job.video is None or not job.video.path:
+    if (
+        not isinstance(store, HostedClipStore)
+        or job is None
+        or job.video is None
+        or not job.video.path
+    ):
         return ""
     path = job.video.path
     url, error = store.host_video(job_id, path)
@@ -159,7 +181,13 @@ def start(
         return "The video is already being made."
     if provider != SLIDESHOW and provider not in {p.key for p in providers(reg.settings)}:
         return "That video service is not configured."
-    chosen = sorted({i for i in (scenes if scenes is not None else range(len(job.slots))) if 0 <= i < len(job.slots)})
+    chosen = sorted(
+        {
+            i
+            for i in (scenes if scenes is not None else range(len(job.slots)))
+            if 0 <= i < len(job.slots)
+        }
+    )
     if provider != SLIDESHOW and not chosen:
         return "Pick at least one scene to animate."
     video = Video(
@@ -169,7 +197,9 @@ def start(
         captions=bool(captions),
         stage="Starting…",
         started=time.time(),
-        estimate_usd=estimate(reg.settings, provider, len(chosen)) if provider != SLIDESHOW else 0.0,
+        estimate_usd=estimate(reg.settings, provider, len(chosen))
+        if provider != SLIDESHOW
+        else 0.0,
         clips=[Clip(index=i) for i in chosen] if provider != SLIDESHOW else [],
     )
     video_event(video, VideoStatus.RUNNING)  # every status change through the lifecycle
@@ -208,9 +238,15 @@ def retry_clip(reg: JobRegistry, job_id: str, index: int) -> str:
 
 
 # ---------------------------------------------------------------- clips
-_limiters: weakref.WeakKeyDictionary[JobRegistry, dict[str, RateLimiter]] = weakref.WeakKeyDictionary()
-_assembly_locks: weakref.WeakKeyDictionary[JobRegistry, dict[str, asyncio.Lock]] = weakref.WeakKeyDictionary()
-_made_from: weakref.WeakKeyDictionary[JobRegistry, dict[str, tuple[tuple[int, str], ...]]] = weakref.WeakKeyDictionary()
+_limiters: weakref.WeakKeyDictionary[JobRegistry, dict[str, RateLimiter]] = (
+    weakref.WeakKeyDictionary()
+)
+_assembly_locks: weakref.WeakKeyDictionary[JobRegistry, dict[str, asyncio.Lock]] = (
+    weakref.WeakKeyDictionary()
+)
+_made_from: weakref.WeakKeyDictionary[JobRegistry, dict[str, tuple[tuple[int, str], ...]]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def _limiter(reg: JobRegistry, maker: ClipMaker) -> RateLimiter:
@@ -221,9 +257,11 @@ def _limiter(reg: JobRegistry, maker: ClipMaker) -> RateLimiter:
     return per[maker.name]
 
 
-def _set_clip(reg: JobRegistry, job_id: str, index: int, status: ClipStatus | None = None,
-              **changes: Any) -> None:
+def _set_clip(
+    reg: JobRegistry, job_id: str, index: int, status: ClipStatus | None = None, **changes: Any
+) -> None:
     """Change a clip; a new status goes through the lifecycle (a refused one changes nothing)."""
+
     def fn(j: Job) -> None:
         c = j.video.clip(index) if j.video else None
         if c is not None:
@@ -245,7 +283,9 @@ def _update_progress(v: Video | None) -> None:
         return
     done = sum(1 for c in v.clips if not c.status.in_flight)
     v.progress = 0.9 * done / len(v.clips)
-    v.stage = f"{sum(1 for c in v.clips if c.status is ClipStatus.READY)} of {len(v.clips)} clips ready"
+    v.stage = (
+        f"{sum(1 for c in v.clips if c.status is ClipStatus.READY)} of {len(v.clips)} clips ready"
+    )
 
 
 def clip_prompt(job: Job, index: int, references: bool = False) -> str:
@@ -272,8 +312,12 @@ def resume(reg: JobRegistry, job_id: str) -> int:
     n = 0
     for c in job.video.clips:
         key = f"clip{c.index}"
-        if (c.status is ClipStatus.SUBMITTED and c.task_id and not reg.busy(job_id, key)
-                and reg.submit(job_id, key, functools.partial(_clip_task, reg, job_id, c.index))):
+        if (
+            c.status is ClipStatus.SUBMITTED
+            and c.task_id
+            and not reg.busy(job_id, key)
+            and reg.submit(job_id, key, functools.partial(_clip_task, reg, job_id, c.index))
+        ):
             n += 1
     if n:
         log.info("[VIDEO] job %s: collecting %d clips submitted before the restart", job_id[:6], n)
@@ -286,7 +330,11 @@ def resume_all(reg: JobRegistry) -> int:
     n = 0
     for job in reg.store.jobs_where():
         v = job.video
-        if v is None or v.provider == SLIDESHOW or not any(c.task_id and c.status.in_flight for c in v.clips):
+        if (
+            v is None
+            or v.provider == SLIDESHOW
+            or not any(c.task_id and c.status.in_flight for c in v.clips)
+        ):
             continue
         reg.mutate(job.id, _interrupt_video)
         n += resume(reg, job.id)
@@ -330,13 +378,20 @@ async def _clip_task(reg: JobRegistry, job_id: str, index: int) -> None:
         raise
     except Exception as e:  # a clip never hangs
         log.exception("[VIDEO] clip %d crashed", index + 1)
-        _set_clip(reg, job_id, index, status=ClipStatus.FAILED,
-                  error=f"Internal error ({type(e).__name__}). Press Retry.", finished=time.time())
+        _set_clip(
+            reg,
+            job_id,
+            index,
+            status=ClipStatus.FAILED,
+            error=f"Internal error ({type(e).__name__}). Press Retry.",
+            finished=time.time(),
+        )
     await _after_clip(reg, job_id)
 
 
 def _submitted(reg: JobRegistry, job_id: str, index: int, task_id: str, cost: float) -> None:
     """Store the vendor's task id at once, and what the task costs."""
+
     def fn(j: Job) -> None:
         c = j.video.clip(index) if j.video else None
         if c is None or j.video is None:
@@ -375,16 +430,20 @@ async def _make_clip(reg: JobRegistry, job_id: str, index: int) -> None:
                 except ProviderError as e:
                     message = settings.redact(e.message)
             else:
-                result, message = await _submit_and_collect(reg, maker, limiter, job, index, attempts)
+                result, message = await _submit_and_collect(
+                    reg, maker, limiter, job, index, attempts
+                )
             if result is not None:
                 await _clip_ready(reg, maker, job_id, index, *result)
                 return
     except TimeoutError:
         snap = reg.get(job_id)
         c = snap.video.clip(index) if snap is not None and snap.video is not None else None
-        message = (f"{maker.label} took longer than {settings.clip_timeout:.0f} s for this clip."
-                   + (" It may still finish there; Retry submits it again and is charged again."
-                      if c is not None and c.task_id else ""))
+        message = f"{maker.label} took longer than {settings.clip_timeout:.0f} s for this clip." + (
+            " It may still finish there; Retry submits it again and is charged again."
+            if c is not None and c.task_id
+            else ""
+        )
     finally:
         await maker.aclose()
     _set_clip(reg, job_id, index, status=ClipStatus.FAILED, error=message, finished=time.time())
@@ -395,8 +454,9 @@ async def _make_clip(reg: JobRegistry, job_id: str, index: int) -> None:
         await log_safely(reg.pipeline, row)
 
 
-async def _submit_and_collect(reg: JobRegistry, maker: ClipMaker, limiter: RateLimiter, job: Job, index: int,
-                              attempts: int) -> tuple[tuple[bytes, str] | None, str]:
+async def _submit_and_collect(
+    reg: JobRegistry, maker: ClipMaker, limiter: RateLimiter, job: Job, index: int, attempts: int
+) -> tuple[tuple[bytes, str] | None, str]:
     """Submit the clip (retrying only a submission the vendor surely did not accept), store
     the task id at once, then collect the clip while holding the provider's slot (the
     vendor limits tasks running at once). Returns ((bytes, link), '') or (None, why)."""
@@ -414,33 +474,63 @@ async def _submit_and_collect(reg: JobRegistry, maker: ClipMaker, limiter: RateL
     prompt = clip_prompt(job, index, bool(refs))
     message = ""
     for attempt in range(1, attempts + 1):
-        _set_clip(reg, job_id, index, status=ClipStatus.QUEUED, attempts=attempt, started=time.time(),
-                  references=len(refs),
-                  error="" if attempt == 1 else f"Attempt {attempt - 1} failed ({message}); trying again.")
+        _set_clip(
+            reg,
+            job_id,
+            index,
+            status=ClipStatus.QUEUED,
+            attempts=attempt,
+            started=time.time(),
+            references=len(refs),
+            error=""
+            if attempt == 1
+            else f"Attempt {attempt - 1} failed ({message}); trying again.",
+        )
         try:
             async with limiter.slot(f"{maker.name}:{job_id}"):
-                task_id = await maker.submit(image, prompt, external_id=f"{job_id[:16]}-{index + 1}-{int(time.time())}",
-                                             references=refs, aspect_ratio=aspect)
+                task_id = await maker.submit(
+                    image,
+                    prompt,
+                    external_id=f"{job_id[:16]}-{index + 1}-{int(time.time())}",
+                    references=refs,
+                    aspect_ratio=aspect,
+                )
                 _submitted(reg, job_id, index, task_id, maker.cost_per_clip)
-                log.info("[VIDEO] job %s clip %d submitted to %s (%s, %d references)", job_id[:6], index + 1,
-                         maker.name, maker.model, len(refs))
+                log.info(
+                    "[VIDEO] job %s clip %d submitted to %s (%s, %d references)",
+                    job_id[:6],
+                    index + 1,
+                    maker.name,
+                    maker.model,
+                    len(refs),
+                )
                 try:
                     return await _poll_collect(reg, maker, job_id, index, task_id), ""
                 except ProviderError as e:  # the task is paid for: never submitted again from here
                     return None, settings.redact(e.message)
         except ProviderError as err:  # only a submission that failed arrives here
             message = settings.redact(err.message)
-            log.info("[VIDEO] job %s clip %d submission %d failed: %s", job_id[:6], index + 1, attempt, message)
+            log.info(
+                "[VIDEO] job %s clip %d submission %d failed: %s",
+                job_id[:6],
+                index + 1,
+                attempt,
+                message,
+            )
             if err.code in AMBIGUOUS:
                 # The request may have arrived: sending it again could pay twice.
-                return None, (f"{message} {maker.label} may still have accepted it (and charge for it); "
-                              "Retry submits it again and is charged again.")
+                return None, (
+                    f"{message} {maker.label} may still have accepted it (and charge for it); "
+                    "Retry submits it again and is charged again."
+                )
             if err.retry_after:
                 limiter.pause_for(err.retry_after)
             if err.kind != "retryable":
                 return None, message
             if attempt < attempts:
-                await asyncio.sleep(backoff_delay(attempt, settings.video_poll_interval, 60.0, err.retry_after))
+                await asyncio.sleep(
+                    backoff_delay(attempt, settings.video_poll_interval, 60.0, err.retry_after)
+                )
     return None, f"Gave up after {attempts} attempts: {message}"
 
 
@@ -449,8 +539,9 @@ def _sheet_size(path: str) -> tuple[int, int]:
         return im.size
 
 
-async def _poll_collect(reg: JobRegistry, maker: ClipMaker, job_id: str, index: int,
-                        task_id: str) -> tuple[bytes, str]:
+async def _poll_collect(
+    reg: JobRegistry, maker: ClipMaker, job_id: str, index: int, task_id: str
+) -> tuple[bytes, str]:
     """Poll the stored task until it ends (passing errors do not lose it; the clip's
     timeout bounds the wait), then download it, refetching an expired link once."""
     settings = reg.settings
@@ -473,7 +564,9 @@ async def _poll_collect(reg: JobRegistry, maker: ClipMaker, job_id: str, index: 
     return await collect(maker, task_id, state.video_url)
 
 
-async def _clip_ready(reg: JobRegistry, maker: ClipMaker, job_id: str, index: int, data: bytes, url: str) -> None:
+async def _clip_ready(
+    reg: JobRegistry, maker: ClipMaker, job_id: str, index: int, data: bytes, url: str
+) -> None:
     settings = reg.settings
     snap = reg.get(job_id)
     c = snap.video.clip(index) if snap is not None and snap.video is not None else None
@@ -481,15 +574,28 @@ async def _clip_ready(reg: JobRegistry, maker: ClipMaker, job_id: str, index: in
     store = clip_store(settings)
     stored = await blocking(reg.pipeline, store.save_clip, job_id, index, attempt, data)
     info = await asyncio.to_thread(slideshow.probe, stored.local_path)
-    _set_clip(reg, job_id, index, status=ClipStatus.READY, url=stored.url if stored.uploaded else url,
-              local_path=stored.local_path, uploaded=stored.uploaded, seconds=info.duration,
-              error=stored.error, finished=time.time())
+    _set_clip(
+        reg,
+        job_id,
+        index,
+        status=ClipStatus.READY,
+        url=stored.url if stored.uploaded else url,
+        local_path=stored.local_path,
+        uploaded=stored.uploaded,
+        seconds=info.duration,
+        error=stored.error,
+        finished=time.time(),
+    )
     log.info("[VIDEO] job %s clip %d ready (%s)", job_id[:6], index + 1, maker.name)
     snap = reg.get(job_id)
     if snap is not None:
         row = image_row(snap, index, "clip", maker.cost_per_clip)
-        row.update(model=f"{maker.name}:{maker.model}", path=maker.name,
-                   image_url=stored.url if stored.uploaded else url, attempts=attempt)
+        row.update(
+            model=f"{maker.name}:{maker.model}",
+            path=maker.name,
+            image_url=stored.url if stored.uploaded else url,
+            attempts=attempt,
+        )
         await log_safely(reg.pipeline, row)
 
 
@@ -499,6 +605,7 @@ async def _after_clip(reg: JobRegistry, job_id: str) -> None:
     if job is None or job.video is None or any(c.status.in_flight for c in job.video.clips):
         return
     if not any(c.status is ClipStatus.READY for c in job.video.clips):
+
         def fn(j: Job) -> None:
             if j.video is not None and j.video.status != VideoStatus.FAILED:
                 video_event(j.video, VideoStatus.FAILED)
@@ -533,17 +640,27 @@ async def _assemble(reg: JobRegistry, job_id: str, after_clips: bool = False) ->
         job = reg.get(job_id)
         made_from = _made_from.setdefault(reg, {})
         clips = _clips_used(job)
-        if after_clips and job is not None and job.video is not None and job.video.status == "done" \
-                and made_from.get(job_id) == clips:
+        if (
+            after_clips
+            and job is not None
+            and job.video is not None
+            and job.video.status == "done"
+            and made_from.get(job_id) == clips
+        ):
             return
         try:
             await _render(reg, job_id)
         except asyncio.CancelledError:
             raise
         except Exception as e:  # the video never stays at "Starting…": it ends done or failed
-            log.warning("[VIDEO] job %s: the video could not be made: %s", job_id[:6], type(e).__name__)
-            why = storage_message(e).replace("the image", "the video") if isinstance(e, OSError) else (
-                f"Internal error ({type(e).__name__}). Press Generate again.")
+            log.warning(
+                "[VIDEO] job %s: the video could not be made: %s", job_id[:6], type(e).__name__
+            )
+            why = (
+                storage_message(e).replace("the image", "the video")
+                if isinstance(e, OSError)
+                else (f"Internal error ({type(e).__name__}). Press Generate again.")
+            )
             try:
                 _video_failed(reg, job_id, why)
             except StoreError:
@@ -612,7 +729,9 @@ async def _render(reg: JobRegistry, job_id: str) -> None:
             j.video.render_seconds = seconds
             j.video.finished = time.time()
             j.video.narrated = bool(j.narration_on and j.narration and rendered.scene_audio)
-            j.video.music = j.music_path if j.music_path in ("", shortjobs.MUSIC_BUILTIN) else j.music_name
+            j.video.music = (
+                j.music_path if j.music_path in ("", shortjobs.MUSIC_BUILTIN) else j.music_name
+            )
             j.video.music_used, j.video.music_message = rendered.music_used, rendered.music_message
             j.video.narration_path = str(rendered.narration) if j.video.narrated else ""
             j.video.scene_audio = [str(p) for p in rendered.scene_audio] if j.video.narrated else []
@@ -624,8 +743,16 @@ async def _render(reg: JobRegistry, job_id: str) -> None:
     snap = reg.get(job_id)
     if snap is not None:
         row = image_row(snap, 0, "video", 0.0)
-        row.update(scene="", scene_text=snap.story.title, prompt="", model=v.provider, image_url=str(out),
-                   path=v.provider, seconds=round(seconds, 2), attempts="")
+        row.update(
+            scene="",
+            scene_text=snap.story.title,
+            prompt="",
+            model=v.provider,
+            image_url=str(out),
+            path=v.provider,
+            seconds=round(seconds, 2),
+            attempts="",
+        )
         await log_safely(reg.pipeline, row)
 
 
@@ -664,4 +791,3 @@ def zip_files(job: Job) -> dict[str, Path]:
 
 def everything_zip(job: Job) -> bytes:
     return export.build_zip(job, extra_files=zip_files(job))
-

@@ -86,7 +86,9 @@ def estimate_words(text: str, duration: float) -> list[Word]:
     return out
 
 
-def phrases(words: Sequence[Word], max_words: int = MAX_WORDS, max_chars: int = MAX_CHARS) -> list[list[Word]]:
+def phrases(
+    words: Sequence[Word], max_words: int = MAX_WORDS, max_chars: int = MAX_CHARS
+) -> list[list[Word]]:
     """Group words into short phrases; break after punctuation, at ``max_words`` words or
     before the text would pass ``max_chars`` characters."""
     out: list[list[Word]] = []
@@ -142,7 +144,8 @@ def build_cues(timeline: Timeline, lines: Sequence[NarrationLine | None]) -> lis
             if end - start < 0.02:
                 continue
             words = tuple(
-                Word(w.text, max(start, span.start + w.start), min(end, span.start + w.end)) for w in group
+                Word(w.text, max(start, span.start + w.start), min(end, span.start + w.end))
+                for w in group
             )
             cues.append(Cue(start, end, " ".join(w.text for w in group), span.index, words))
     return cues
@@ -159,7 +162,8 @@ def _srt_ts(seconds: float) -> str:
 
 def srt_text(cues: Sequence[Cue]) -> str:
     return "\n".join(
-        f"{n}\n{_srt_ts(c.start)} --> {_srt_ts(c.end)}\n{clean(c.text)}\n" for n, c in enumerate(cues, 1)
+        f"{n}\n{_srt_ts(c.start)} --> {_srt_ts(c.end)}\n{clean(c.text)}\n"
+        for n, c in enumerate(cues, 1)
     )
 
 
@@ -225,7 +229,9 @@ def _fit_scale(words: Sequence[Word], lay: Layout, width: int) -> int:
     return 100 if widest <= room else max(20, int(100 * room / widest))
 
 
-def ass_text(cues: Sequence[Cue], size: tuple[int, int], *, offset: float = 0.0, font: str = "DejaVu Sans") -> str:
+def ass_text(
+    cues: Sequence[Cue], size: tuple[int, int], *, offset: float = 0.0, font: str = "DejaVu Sans"
+) -> str:
     """An ASS script for ``cues`` with times shifted by ``-offset`` (for one scene's
     segment): one event per word, the word being spoken in the highlight colour."""
     w, h = size
@@ -248,7 +254,9 @@ def ass_text(cues: Sequence[Cue], size: tuple[int, int], *, offset: float = 0.0,
         # word k is highlighted from its start until the next word starts (the last: to the end)
         scale = _fit_scale(words, lay, w)
         prefix = f"{{\\fscx{scale}\\fscy{scale}}}" if scale < 100 else ""
-        bounds = [cue.start] + [max(cue.start, min(cue.end, wd.start)) for wd in words[1:]] + [cue.end]
+        bounds = (
+            [cue.start] + [max(cue.start, min(cue.end, wd.start)) for wd in words[1:]] + [cue.end]
+        )
         for k in range(len(words)):
             s, e = bounds[k], bounds[k + 1]
             if e - s <= 0.001:

@@ -52,7 +52,10 @@ def _ffmpeg() -> str:
 def _run(args: list[str], timeout: float = TIMEOUT) -> subprocess.CompletedProcess[str]:
     try:
         proc = subprocess.run(
-            [_ffmpeg(), "-hide_banner", "-nostdin", *args], capture_output=True, text=True, timeout=timeout
+            [_ffmpeg(), "-hide_banner", "-nostdin", *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
         )
     except subprocess.TimeoutExpired as e:
         raise MixError(f"Audio processing took longer than {timeout:.0f} s and was stopped.") from e
@@ -62,7 +65,9 @@ def _run(args: list[str], timeout: float = TIMEOUT) -> subprocess.CompletedProce
 def _checked(args: list[str], timeout: float = TIMEOUT) -> subprocess.CompletedProcess[str]:
     proc = _run(["-y", "-loglevel", "error", *args], timeout)
     if proc.returncode != 0:
-        raise MixError(f"ffmpeg failed on the audio (exit {proc.returncode}): {proc.stderr.strip()[-400:]}")
+        raise MixError(
+            f"ffmpeg failed on the audio (exit {proc.returncode}): {proc.stderr.strip()[-400:]}"
+        )
     return proc
 
 
@@ -88,7 +93,10 @@ def check_music(
     p = Path(path).resolve()
     name = Path(path).name or "The music file"
     if p.suffix.lower() not in MUSIC_EXTENSIONS:
-        return MusicCheck(False, f"{name}: music must be an mp3, wav, m4a or ogg file; the video is made without music.")
+        return MusicCheck(
+            False,
+            f"{name}: music must be an mp3, wav, m4a or ogg file; the video is made without music.",
+        )
     try:
         size = p.stat().st_size
     except OSError:
@@ -105,7 +113,10 @@ def check_music(
         info = _run(["-i", str(p)], timeout=30)
         d = _DURATION.search(info.stderr)
         if not re.search(r"Stream #\S+.*: Audio: ", info.stderr) or not d:
-            return MusicCheck(False, f"{name} is not an audio file ffmpeg can read; the video is made without music.")
+            return MusicCheck(
+                False,
+                f"{name} is not an audio file ffmpeg can read; the video is made without music.",
+            )
         duration = int(d.group(1)) * 3600 + int(d.group(2)) * 60 + float(d.group(3))
         if duration > max_seconds:
             return MusicCheck(
@@ -114,10 +125,14 @@ def check_music(
                 "The video is made without music.",
             )
         if duration < 0.5:
-            return MusicCheck(False, f"{name} is too short to use as music; the video is made without music.")
+            return MusicCheck(
+                False, f"{name} is too short to use as music; the video is made without music."
+            )
         dec = _run(["-v", "error", "-i", str(p), "-t", "3", "-vn", "-f", "null", "-"], timeout=30)
         if dec.returncode != 0:
-            return MusicCheck(False, f"{name} could not be decoded; the video is made without music.")
+            return MusicCheck(
+                False, f"{name} could not be decoded; the video is made without music."
+            )
     except (OSError, MixError) as e:
         log.warning("[MUSIC] probe failed: %s", e)
         return MusicCheck(False, f"{name} could not be checked; the video is made without music.")
@@ -131,17 +146,28 @@ def builtin_track(out: str | Path, seconds: float = 40.0) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     notes = [(110.0, 0.30), (220.0, 0.22), (261.63, 0.16), (329.63, 0.14), (440.0, 0.06)]
     pad = "+".join(
-        f"{a}*sin(2*PI*{f}*t)*(0.7+0.3*sin(2*PI*{0.05 * (k + 1):.3f}*t))" for k, (f, a) in enumerate(notes)
+        f"{a}*sin(2*PI*{f}*t)*(0.7+0.3*sin(2*PI*{0.05 * (k + 1):.3f}*t))"
+        for k, (f, a) in enumerate(notes)
     )
     pulse = "0.12*sin(2*PI*55*t)*pow(max(0,sin(2*PI*1.0*t)),8)"
-    _checked([
-        "-f", "lavfi", "-i", f"aevalsrc='({pad}+{pulse})/2':s={RATE}:d={seconds}:c=stereo",
-        "-f", "lavfi", "-i", f"anoisesrc=c=pink:a=0.03:d={seconds}:r={RATE}",
-        "-filter_complex",
-        "[1:a]lowpass=f=600,aformat=channel_layouts=stereo[n];[0:a][n]amix=inputs=2:normalize=0,"
-        f"afade=t=in:d=0.05,afade=t=out:st={seconds - 0.05}:d=0.05",
-        "-c:a", "pcm_s16le", str(out),
-    ])
+    _checked(
+        [
+            "-f",
+            "lavfi",
+            "-i",
+            f"aevalsrc='({pad}+{pulse})/2':s={RATE}:d={seconds}:c=stereo",
+            "-f",
+            "lavfi",
+            "-i",
+            f"anoisesrc=c=pink:a=0.03:d={seconds}:r={RATE}",
+            "-filter_complex",
+            "[1:a]lowpass=f=600,aformat=channel_layouts=stereo[n];[0:a][n]amix=inputs=2:normalize=0,"
+            f"afade=t=in:d=0.05,afade=t=out:st={seconds - 0.05}:d=0.05",
+            "-c:a",
+            "pcm_s16le",
+            str(out),
+        ]
+    )
     return out
 
 
@@ -153,16 +179,31 @@ class Loudness:
     lra: float = 0.0
 
 
-def measure(path: str | Path, start: float | None = None, duration: float | None = None) -> Loudness:
+def measure(
+    path: str | Path, start: float | None = None, duration: float | None = None
+) -> Loudness:
     """Integrated loudness, loudness range and true peak of a file's audio (ebur128)."""
     args = []
     if start is not None:
         args += ["-ss", f"{start:.3f}"]
     if duration is not None:
         args += ["-t", f"{duration:.3f}"]
-    proc = _run(["-nostats", *args, "-i", str(path), "-vn", "-filter_complex", "ebur128=peak=true", "-f", "null", "-"])
+    proc = _run(
+        [
+            "-nostats",
+            *args,
+            "-i",
+            str(path),
+            "-vn",
+            "-filter_complex",
+            "ebur128=peak=true",
+            "-f",
+            "null",
+            "-",
+        ]
+    )
     text = proc.stderr
-    summary = text[text.rfind("Summary:"):] if "Summary:" in text else ""
+    summary = text[text.rfind("Summary:") :] if "Summary:" in text else ""
     i = re.search(r"I:\s+(-?[\d.]+|-inf) LUFS", summary)
     lra = re.search(r"LRA:\s+(-?[\d.]+) LU", summary)
     tp = re.search(r"True peak:\s+Peak:\s+(-?[\d.]+|-inf) dBFS", summary)
@@ -176,7 +217,18 @@ def measure(path: str | Path, start: float | None = None, duration: float | None
 
 
 def _loudnorm_stats(inp: str | Path, chain: str) -> dict[str, float]:
-    proc = _run(["-nostats", "-i", str(inp), "-af", f"{chain},loudnorm=I={TARGET_LUFS}:TP={LOUDNORM_TP}:LRA=50:print_format=json", "-f", "null", "-"])
+    proc = _run(
+        [
+            "-nostats",
+            "-i",
+            str(inp),
+            "-af",
+            f"{chain},loudnorm=I={TARGET_LUFS}:TP={LOUDNORM_TP}:LRA=50:print_format=json",
+            "-f",
+            "null",
+            "-",
+        ]
+    )
     m = re.search(r"\{[^{}]*\"input_i\"[^{}]*\}", proc.stderr)
     if proc.returncode != 0 or not m:
         raise MixError("Could not measure the mix for loudness normalization.")
@@ -185,7 +237,9 @@ def _loudnorm_stats(inp: str | Path, chain: str) -> dict[str, float]:
 
 
 # ---------------------------------------------------------------- narration track
-def narration_track(timeline: Timeline, lines: Sequence[NarrationLine | None], out: str | Path) -> Path:
+def narration_track(
+    timeline: Timeline, lines: Sequence[NarrationLine | None], out: str | Path
+) -> Path:
     """One WAV (48 kHz mono PCM16) of the whole narration: each scene's line starts at the
     scene's start, then silence to the scene's end. Exactly ``timeline.total`` long."""
     out = Path(out)
@@ -211,7 +265,22 @@ def narration_track(timeline: Timeline, lines: Sequence[NarrationLine | None], o
             )
     labels = "".join(f"[a{s.index}]" for s in timeline.scenes)
     graph = ";".join(parts) + f";{labels}concat=n={len(timeline.scenes)}:v=0:a=1[out]"
-    _checked([*args, "-filter_complex", graph, "-map", "[out]", "-ar", str(RATE), "-ac", "1", "-c:a", "pcm_s16le", str(out)])
+    _checked(
+        [
+            *args,
+            "-filter_complex",
+            graph,
+            "-map",
+            "[out]",
+            "-ar",
+            str(RATE),
+            "-ac",
+            "1",
+            "-c:a",
+            "pcm_s16le",
+            str(out),
+        ]
+    )
     return out
 
 
@@ -279,7 +348,10 @@ def mix(
         graph = f"{voice_chain}[out]"
         inputs = ["-i", str(voice)]
     try:
-        _checked([*inputs, "-filter_complex", graph, "-map", "[out]", "-c:a", "pcm_f32le", str(premix)], timeout)
+        _checked(
+            [*inputs, "-filter_complex", graph, "-map", "[out]", "-c:a", "pcm_f32le", str(premix)],
+            timeout,
+        )
     except MixError:
         if not use_music:
             raise
@@ -299,12 +371,18 @@ def mix(
             f"measured_TP={st['input_tp']}:measured_LRA={st['input_lra']}:measured_thresh={st['input_thresh']}:"
             f"linear=true,aresample={RATE}"
         )
-        _checked(["-i", str(premix), "-af", norm, "-ar", str(RATE), "-c:a", "pcm_s16le", str(out)], timeout)
+        _checked(
+            ["-i", str(premix), "-af", norm, "-ar", str(RATE), "-c:a", "pcm_s16le", str(out)],
+            timeout,
+        )
         final = measure(out)
     finally:
         premix.unlink(missing_ok=True)
     log.info(
-        "[MIX] %s: %.1f LUFS, %.1f dBTP, music %s", out.name, final.integrated, final.true_peak,
+        "[MIX] %s: %.1f LUFS, %.1f dBTP, music %s",
+        out.name,
+        final.integrated,
+        final.true_peak,
         "yes" if use_music else "no",
     )
     return MixResult(out, final, use_music, message)

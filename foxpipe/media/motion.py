@@ -42,37 +42,69 @@ class Motion:
 
 
 MOODS: dict[str, Motion] = {
-    "calm": Motion("calm", 1.0, 1.08, hint="slow gentle push-in, steady camera, soft natural light"),
+    "calm": Motion(
+        "calm", 1.0, 1.08, hint="slow gentle push-in, steady camera, soft natural light"
+    ),
     "wonder": Motion(
-        "wonder", 1.02, 1.14, y_start=0.55, y_end=0.35,
+        "wonder",
+        1.02,
+        1.14,
+        y_start=0.55,
+        y_end=0.35,
         hint="slow push-in toward the discovery, camera tilts up slightly, sense of wonder",
     ),
     "low": Motion(
-        "low", 1.12, 1.02, y_start=0.4, y_end=0.6,
+        "low",
+        1.12,
+        1.02,
+        y_start=0.4,
+        y_end=0.6,
         hint="slow pull-back drifting down, quiet and heavy mood, still camera",
     ),
     "lively": Motion(
-        "lively", 1.12, 1.12, x_start=0.0, x_end=1.0,
+        "lively",
+        1.12,
+        1.12,
+        x_start=0.0,
+        x_end=1.0,
         hint="tracking pan across the action, lively handheld energy",
     ),
     "rising": Motion(
-        "rising", 1.0, 1.18, y_start=0.6, y_end=0.4,
+        "rising",
+        1.0,
+        1.18,
+        y_start=0.6,
+        y_end=0.4,
         hint="steady push-in rising with the hero, dramatic light building",
     ),
     "energetic": Motion(
-        "energetic", 1.04, 1.22, shake=0.004,
+        "energetic",
+        1.04,
+        1.22,
+        shake=0.004,
         hint="fast push-in with a little camera shake, dynamic action, impact",
     ),
     "tense": Motion(
-        "tense", 1.05, 1.15, x_start=0.35, x_end=0.65, shake=0.002,
+        "tense",
+        1.05,
+        1.15,
+        x_start=0.35,
+        x_end=0.65,
+        shake=0.002,
         hint="slow tense push-in with a slight sideways drift, face-off framing",
     ),
     "warm": Motion(
-        "warm", 1.1, 1.04, x_start=0.6, x_end=0.4,
+        "warm",
+        1.1,
+        1.04,
+        x_start=0.6,
+        x_end=0.4,
         hint="gentle pull-back and drift, warm reconciliation, calm camera",
     ),
     "triumph": Motion(
-        "triumph", 1.25, 1.0,
+        "triumph",
+        1.25,
+        1.0,
         hint="sweeping pull-back reveal of the whole scene, triumphant, wide final shot",
     ),
 }

@@ -90,10 +90,23 @@ class ShortResult:
             "scene_audio": [str(p.relative_to(self.video.parent)) for p in self.scene_audio],
             "duration": round(self.duration, 3),
             "scenes": [
-                {"index": s.index, "start": round(s.start, 3), "end": round(s.end, 3), "speech_end": round(s.speech_end, 3)}
+                {
+                    "index": s.index,
+                    "start": round(s.start, 3),
+                    "end": round(s.end, 3),
+                    "speech_end": round(s.speech_end, 3),
+                }
                 for s in self.timeline.scenes
             ],
-            "captions": [{"start": round(c.start, 3), "end": round(c.end, 3), "text": c.text, "scene": c.scene} for c in self.cues],
+            "captions": [
+                {
+                    "start": round(c.start, 3),
+                    "end": round(c.end, 3),
+                    "text": c.text,
+                    "scene": c.scene,
+                }
+                for c in self.cues
+            ],
             "loudness_lufs": self.loudness.integrated,
             "true_peak_dbtp": self.loudness.true_peak,
             "music": self.music_used,
@@ -136,7 +149,9 @@ def _is_clip(path: str) -> bool:
 
 def _final(line: NarrationLine | None) -> bool:
     """The line will not change the timeline any more (ready, or nothing to say)."""
-    return line is None or not line.text.strip() or line.status in (LineStatus.READY, LineStatus.EMPTY)
+    return (
+        line is None or not line.text.strip() or line.status in (LineStatus.READY, LineStatus.EMPTY)
+    )
 
 
 def _plan(
@@ -179,27 +194,49 @@ def _plan(
     for i in range(n):
         tail = heads[i + 1] if i + 1 < n else 0
         spec = _Spec(
-            index=i, frames=frames[i], head=heads[i], tail=tail, source=sources[i],
-            clip=fits[i] is not None, motion=moves[i],
+            index=i,
+            frames=frames[i],
+            head=heads[i],
+            tail=tail,
+            source=sources[i],
+            clip=fits[i] is not None,
+            motion=moves[i],
             clip_play=fits[i].play if fits[i] is not None else 0.0,  # type: ignore[union-attr]
         )
         if heads[i]:
-            spec.prev_source, spec.prev_frames, spec.prev_motion = sources[i - 1], frames[i - 1], moves[i - 1]
+            spec.prev_source, spec.prev_frames, spec.prev_motion = (
+                sources[i - 1],
+                frames[i - 1],
+                moves[i - 1],
+            )
         if captions:
             span = timeline.scenes[i]
             spec.ass = cap.ass_text([c for c in cues if c.scene == i], size, offset=span.start)
         spec.ready = (
-            bool(images[i]) and (i == 0 or not heads[i] or bool(images[i - 1]))
-            and _final(by_index.get(i)) and (i == 0 or _final(by_index.get(i - 1)))
+            bool(images[i])
+            and (i == 0 or not heads[i] or bool(images[i - 1]))
+            and _final(by_index.get(i))
+            and (i == 0 or _final(by_index.get(i - 1)))
         )
         recipe = {
-            "v": VERSION, "size": list(size), "fps": fps, "frames": spec.frames, "head": spec.head,
-            "tail": spec.tail, "src": _file_id(spec.source) if spec.source else None, "clip": spec.clip,
-            "play": round(spec.clip_play, 3), "motion": spec.motion.expressions(spec.frames + spec.tail),
+            "v": VERSION,
+            "size": list(size),
+            "fps": fps,
+            "frames": spec.frames,
+            "head": spec.head,
+            "tail": spec.tail,
+            "src": _file_id(spec.source) if spec.source else None,
+            "clip": spec.clip,
+            "play": round(spec.clip_play, 3),
+            "motion": spec.motion.expressions(spec.frames + spec.tail),
             "prev": _file_id(spec.prev_source) if spec.prev_source else None,
-            "prev_motion": spec.prev_motion.expressions(spec.prev_frames + spec.head, spec.prev_frames)
-            if spec.prev_motion else None,
-            "ass": spec.ass, "enc": [PRESET, CRF],
+            "prev_motion": spec.prev_motion.expressions(
+                spec.prev_frames + spec.head, spec.prev_frames
+            )
+            if spec.prev_motion
+            else None,
+            "ass": spec.ass,
+            "enc": [PRESET, CRF],
         }
         spec.key = hashlib.sha1(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
         spec.path = seg_dir / f"seg_{i:02d}_{spec.key}.mp4"
@@ -221,7 +258,9 @@ def _still_input(spec_source: str, tmp: Path, name: str, size: tuple[int, int]) 
         if spec_source:
             return fit_file(spec_source, dest, w, h)
     except (OSError, ValueError, Image.DecompressionBombError) as e:
-        log.warning("[SHORT] image %s unreadable (%s): a plain frame instead", Path(spec_source).name, e)
+        log.warning(
+            "[SHORT] image %s unreadable (%s): a plain frame instead", Path(spec_source).name, e
+        )
     Image.new("RGB", (w, h), MISSING_COLOR).save(dest, "PNG")
     return dest
 
@@ -253,8 +292,12 @@ def _render_segment(
             prev = _still_input(spec.prev_source, tmp, "prev", size)
             args += ["-i", str(prev)]
             z, x, y = spec.prev_motion.expressions(spec.prev_frames + spec.head, spec.prev_frames)
-            chains.append(f"[1:v]{zoompan_filter(z, x, y, spec.head, size, fps)},format=yuv420p,settb=AVTB[prev]")
-            chains.append(f"[prev][cur]xfade=transition=fade:duration={spec.head / fps:.4f}:offset=0[x]")
+            chains.append(
+                f"[1:v]{zoompan_filter(z, x, y, spec.head, size, fps)},format=yuv420p,settb=AVTB[prev]"
+            )
+            chains.append(
+                f"[prev][cur]xfade=transition=fade:duration={spec.head / fps:.4f}:offset=0[x]"
+            )
             last = "x"
         if spec.ass:
             (tmp / "captions.ass").write_text(spec.ass, encoding="utf-8")
@@ -262,13 +305,42 @@ def _render_segment(
             opt = f":fontsdir={fonts}" if fonts and "'" not in fonts and ":" not in fonts else ""
             chains.append(f"[{last}]ass=filename=captions.ass{opt}[c]")
             last = "c"
-        part = spec.path.with_name(f"{spec.path.name}.{uuid.uuid4().hex[:8]}.part")  # a concurrent prerender of the same segment writes its own
+        part = spec.path.with_name(
+            f"{spec.path.name}.{uuid.uuid4().hex[:8]}.part"
+        )  # a concurrent prerender of the same segment writes its own
         cmd = [
-            imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-hide_banner", "-loglevel", "error", "-nostats", "-nostdin",
-            *args, "-filter_complex", ";".join(chains), "-map", f"[{last}]", "-an",
-            "-frames:v", str(spec.frames), "-r", str(fps),
-            "-c:v", "libx264", "-preset", PRESET, "-crf", str(CRF), "-pix_fmt", "yuv420p",
-            "-video_track_timescale", str(fps * 512), "-f", "mp4", "-progress", "pipe:1", str(part.resolve()),
+            imageio_ffmpeg.get_ffmpeg_exe(),
+            "-y",
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-nostats",
+            "-nostdin",
+            *args,
+            "-filter_complex",
+            ";".join(chains),
+            "-map",
+            f"[{last}]",
+            "-an",
+            "-frames:v",
+            str(spec.frames),
+            "-r",
+            str(fps),
+            "-c:v",
+            "libx264",
+            "-preset",
+            PRESET,
+            "-crf",
+            str(CRF),
+            "-pix_fmt",
+            "yuv420p",
+            "-video_track_timescale",
+            str(fps * 512),
+            "-f",
+            "mp4",
+            "-progress",
+            "pipe:1",
+            str(part.resolve()),
         ]
         # the ASS file is named relative to the working directory: no filter-graph escaping of paths
         run_ffmpeg(cmd, spec.frames, None, cancel, timeout, cwd=tmp)
@@ -276,8 +348,14 @@ def _render_segment(
 
 
 def _render_missing(
-    specs: Sequence[_Spec], size: tuple[int, int], fps: int, *, workers: int,
-    progress: Progress | None, cancel: threading.Event | None, timeout: float,
+    specs: Sequence[_Spec],
+    size: tuple[int, int],
+    fps: int,
+    *,
+    workers: int,
+    progress: Progress | None,
+    cancel: threading.Event | None,
+    timeout: float,
 ) -> tuple[int, int]:
     todo = [s for s in specs if not s.path.is_file()]
     reused = len(specs) - len(todo)
@@ -328,8 +406,16 @@ def _prepare(
     seg_dir = out / "segments"
     seg_dir.mkdir(parents=True, exist_ok=True)
     timeline, cues, specs = _plan(
-        images, lines, size, fps=fps, captions=captions, beats=beats, pause=pause,
-        min_seconds=min_seconds, fade=fade, seg_dir=seg_dir,
+        images,
+        lines,
+        size,
+        fps=fps,
+        captions=captions,
+        beats=beats,
+        pause=pause,
+        min_seconds=min_seconds,
+        fade=fade,
+        seg_dir=seg_dir,
     )
     return out, seg_dir, timeline, cues, specs
 
@@ -356,13 +442,27 @@ def prerender(
     made, so the final render only joins. ``images[i]`` is None until scene i's image is
     approved; pass the same ``music`` as to render_short. Returns the segments it made."""
     _, seg_dir, timeline, _, specs = _prepare(
-        images, lines, out_dir, size, fps=fps, captions=captions, beats=beats, pause=pause,
-        min_seconds=min_seconds, fade=fade,
+        images,
+        lines,
+        out_dir,
+        size,
+        fps=fps,
+        captions=captions,
+        beats=beats,
+        pause=pause,
+        min_seconds=min_seconds,
+        fade=fade,
     )
     if all(_final(ln) for ln in lines):
         _sound(timeline, lines, seg_dir, music, timeout)  # the mix does not wait for the images
     made, _ = _render_missing(
-        [s for s in specs if s.ready], size, fps, workers=workers, progress=None, cancel=cancel, timeout=timeout
+        [s for s in specs if s.ready],
+        size,
+        fps,
+        workers=workers,
+        progress=None,
+        cancel=cancel,
+        timeout=timeout,
     )
     if made:
         log.info("[SHORT] pre-rendered %d segment(s) in %s", made, Path(out_dir).name)
@@ -399,11 +499,25 @@ def render_short(
             progress(max(0.0, min(1.0, x)))
 
     out, seg_dir, timeline, cues, specs = _prepare(
-        images, lines, out_dir, size, fps=fps, captions=captions, beats=beats, pause=pause,
-        min_seconds=min_seconds, fade=fade,
+        images,
+        lines,
+        out_dir,
+        size,
+        fps=fps,
+        captions=captions,
+        beats=beats,
+        pause=pause,
+        min_seconds=min_seconds,
+        fade=fade,
     )
     made, reused = _render_missing(
-        specs, size, fps, workers=workers, progress=lambda f: report(0.85 * f), cancel=cancel, timeout=timeout
+        specs,
+        size,
+        fps,
+        workers=workers,
+        progress=lambda f: report(0.85 * f),
+        cancel=cancel,
+        timeout=timeout,
     )
     report(0.85)
     # the narration: one file on the video's clock, and a copy of each scene's line
@@ -412,7 +526,8 @@ def render_short(
     scene_audio: list[Path] = []
     for line in sorted((ln for ln in lines if ln is not None), key=lambda ln: ln.index):
         if (
-            0 <= line.index < len(timeline.scenes) and timeline.scenes[line.index].has_speech
+            0 <= line.index < len(timeline.scenes)
+            and timeline.scenes[line.index].has_speech
             and Path(line.audio_path).is_file()
         ):
             dest = scene_dir / f"scene_{line.index + 1:02d}.wav"
@@ -429,10 +544,34 @@ def render_short(
     video = out / "story.mp4"
     part = out / "story.part.mp4"
     cmd = [
-        imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-hide_banner", "-loglevel", "error", "-nostats", "-nostdin",
-        "-f", "concat", "-safe", "0", "-i", listing.name, "-i", sound.audio.name,
-        "-map", "0:v:0", "-map", "1:a:0", "-c", "copy", "-t", f"{timeline.total:.4f}",
-        "-movflags", "+faststart", "-progress", "pipe:1", str(part.resolve()),
+        imageio_ffmpeg.get_ffmpeg_exe(),
+        "-y",
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-nostats",
+        "-nostdin",
+        "-f",
+        "concat",
+        "-safe",
+        "0",
+        "-i",
+        listing.name,
+        "-i",
+        sound.audio.name,
+        "-map",
+        "0:v:0",
+        "-map",
+        "1:a:0",
+        "-c",
+        "copy",
+        "-t",
+        f"{timeline.total:.4f}",
+        "-movflags",
+        "+faststart",
+        "-progress",
+        "pipe:1",
+        str(part.resolve()),
     ]
     run_ffmpeg(cmd, 0, None, cancel, timeout, cwd=seg_dir)
     part.replace(video)
@@ -442,13 +581,28 @@ def render_short(
     report(1.0)
     took = time.monotonic() - t0
     log.info(
-        "[SHORT] %s: %.1f s, %d scenes (%d rendered, %d reused) in %.1f s", video, timeline.total,
-        len(specs), made, reused, took,
+        "[SHORT] %s: %.1f s, %d scenes (%d rendered, %d reused) in %.1f s",
+        video,
+        timeline.total,
+        len(specs),
+        made,
+        reused,
+        took,
     )
     return ShortResult(
-        video=video, srt=srt, narration=narration, scene_audio=scene_audio, duration=timeline.total,
-        timeline=timeline, cues=cues, loudness=sound.loudness, music_used=sound.music_used,
-        music_message=sound.message, segments_rendered=made, segments_reused=reused, seconds=took,
+        video=video,
+        srt=srt,
+        narration=narration,
+        scene_audio=scene_audio,
+        duration=timeline.total,
+        timeline=timeline,
+        cues=cues,
+        loudness=sound.loudness,
+        music_used=sound.music_used,
+        music_message=sound.message,
+        segments_rendered=made,
+        segments_reused=reused,
+        seconds=took,
     )
 
 
@@ -471,15 +625,23 @@ class _Sound:
 
 
 def _sound(
-    timeline: Timeline, lines: Sequence[NarrationLine | None], seg_dir: Path, music: str | Path | None,
+    timeline: Timeline,
+    lines: Sequence[NarrationLine | None],
+    seg_dir: Path,
+    music: str | Path | None,
     timeout: float,
 ) -> _Sound:
     """The narration track and the encoded final mix, cached under a key of the timeline,
     the lines' audio files and the music file: made once, as soon as the narration is done."""
     recipe = {
         "v": VERSION,
-        "scenes": [[s.index, round(s.start, 4), round(s.end, 4), round(s.speech_end, 4)] for s in timeline.scenes],
-        "lines": sorted([ln.index, _file_id(ln.audio_path)] for ln in lines if ln is not None and ln.audio_path),
+        "scenes": [
+            [s.index, round(s.start, 4), round(s.end, 4), round(s.speech_end, 4)]
+            for s in timeline.scenes
+        ],
+        "lines": sorted(
+            [ln.index, _file_id(ln.audio_path)] for ln in lines if ln is not None and ln.audio_path
+        ),
         "music": _file_id(str(music)) if music else None,
         "enc": [AUDIO_BITRATE, mix.TARGET_LUFS, mix.LOUDNORM_TP],
     }
@@ -492,21 +654,45 @@ def _sound(
         try:
             m = json.loads(meta.read_text(encoding="utf-8"))
             return _Sound(
-                narration, audio, mix.Loudness(m["integrated"], m["true_peak"], m["lra"]), m["music_used"],
-                m["message"], files,
+                narration,
+                audio,
+                mix.Loudness(m["integrated"], m["true_peak"], m["lra"]),
+                m["music_used"],
+                m["message"],
+                files,
             )
         except (ValueError, KeyError, TypeError):
             pass
     tag = uuid.uuid4().hex[:8]
     try:
         nar_part = mix.narration_track(timeline, lines, seg_dir / f"narration.{tag}.wav")
-        mixed = mix.mix(nar_part, seg_dir / f"mix.{tag}.wav", timeline.total, music, timeout=timeout)
+        mixed = mix.mix(
+            nar_part, seg_dir / f"mix.{tag}.wav", timeline.total, music, timeout=timeout
+        )
         aac_part = seg_dir / f"sound.{tag}.m4a"
         proc = subprocess.run(
-            [imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-hide_banner", "-loglevel", "error", "-nostdin",
-             "-i", str(mixed.path), "-c:a", "aac", "-b:a", AUDIO_BITRATE, "-ar", str(mix.RATE),
-             "-movflags", "+faststart", str(aac_part)],
-            capture_output=True, text=True, timeout=timeout,
+            [
+                imageio_ffmpeg.get_ffmpeg_exe(),
+                "-y",
+                "-hide_banner",
+                "-loglevel",
+                "error",
+                "-nostdin",
+                "-i",
+                str(mixed.path),
+                "-c:a",
+                "aac",
+                "-b:a",
+                AUDIO_BITRATE,
+                "-ar",
+                str(mix.RATE),
+                "-movflags",
+                "+faststart",
+                str(aac_part),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
         )
         mixed.path.unlink(missing_ok=True)
         if proc.returncode != 0:
@@ -518,8 +704,16 @@ def _sound(
         raise RenderError("Encoding the sound took too long and was stopped.") from e
     nar_part.replace(narration)
     aac_part.replace(audio)
-    meta.write_text(json.dumps({
-        "integrated": loud.integrated, "true_peak": loud.true_peak, "lra": loud.lra,
-        "music_used": mixed.music_used, "message": mixed.message,
-    }), encoding="utf-8")
+    meta.write_text(
+        json.dumps(
+            {
+                "integrated": loud.integrated,
+                "true_peak": loud.true_peak,
+                "lra": loud.lra,
+                "music_used": mixed.music_used,
+                "message": mixed.message,
+            }
+        ),
+        encoding="utf-8",
+    )
     return _Sound(narration, audio, loud, mixed.music_used, mixed.message, files)

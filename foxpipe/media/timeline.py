@@ -100,7 +100,9 @@ class ClipFit:
     hold: float
 
 
-def fit_clips(scene_seconds: Sequence[float], clip_seconds: Sequence[float | None]) -> list[ClipFit | None]:
+def fit_clips(
+    scene_seconds: Sequence[float], clip_seconds: Sequence[float | None]
+) -> list[ClipFit | None]:
     """Per scene: None for a still scene (no clip), else the clip trimmed to the scene, or
     played whole and held on its last frame where it is short."""
     out: list[ClipFit | None] = []

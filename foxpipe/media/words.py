@@ -52,15 +52,29 @@ def _ffmpeg() -> str:
 _SILENCE = re.compile(r"silence_(start|end):\s*(-?\d+(?:\.\d+)?)")
 
 
-def speech_span(path: str | Path, silence_db: float = SILENCE_DB, min_silence: float = MIN_SILENCE) -> SpeechSpan:
+def speech_span(
+    path: str | Path, silence_db: float = SILENCE_DB, min_silence: float = MIN_SILENCE
+) -> SpeechSpan:
     """Where speech starts and ends in a WAV. The whole file when ffmpeg cannot tell."""
     duration = wav_duration(path)
     if duration <= 0:
         return SpeechSpan(0.0, 0.0, 0.0)
-    cmd = [_ffmpeg(), "-hide_banner", "-nostats", "-i", str(path),
-           "-af", f"silencedetect=noise={silence_db}dB:duration={min_silence}", "-f", "null", "-"]
+    cmd = [
+        _ffmpeg(),
+        "-hide_banner",
+        "-nostats",
+        "-i",
+        str(path),
+        "-af",
+        f"silencedetect=noise={silence_db}dB:duration={min_silence}",
+        "-f",
+        "null",
+        "-",
+    ]
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=FFMPEG_TIMEOUT, check=False)
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=FFMPEG_TIMEOUT, check=False
+        )
     except (OSError, subprocess.TimeoutExpired) as e:
         log.warning("[VOICE] silencedetect failed (%s); using the whole line", type(e).__name__)
         return SpeechSpan(0.0, duration, duration)

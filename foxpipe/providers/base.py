@@ -39,7 +39,13 @@ class ProviderError(Exception):
     - ``fatal``: stop now (bad key, no credit, no access, bad request)
     """
 
-    def __init__(self, message: str, kind: str = "retryable", retry_after: float | None = None, code: str = ""):
+    def __init__(
+        self,
+        message: str,
+        kind: str = "retryable",
+        retry_after: float | None = None,
+        code: str = "",
+    ):
         super().__init__(message)
         self.message = message
         self.kind = kind
@@ -76,9 +82,13 @@ class TextModel(Protocol):
 
     async def character_sheet(self, answers: dict[str, str]) -> str: ...
 
-    async def write_narration(self, story: Story, seconds: float = 60.0, style: str = "storyteller") -> list[str]: ...
+    async def write_narration(
+        self, story: Story, seconds: float = 60.0, style: str = "storyteller"
+    ) -> list[str]: ...
 
-    async def rewrite_narration_line(self, story: Story, lines: list[str], number: int, note: str = "") -> str: ...
+    async def rewrite_narration_line(
+        self, story: Story, lines: list[str], number: int, note: str = ""
+    ) -> str: ...
 
 
 class ImageModel(Protocol):
@@ -86,14 +96,21 @@ class ImageModel(Protocol):
     supports_reference: bool
 
     async def generate(
-        self, prompt: str, size: str, *, scene_number: int = 0, references: list[bytes] | None = None
+        self,
+        prompt: str,
+        size: str,
+        *,
+        scene_number: int = 0,
+        references: list[bytes] | None = None,
     ) -> ImageResult: ...
 
 
 class ImageStore(Protocol):
     name: str
 
-    def save(self, job_id: str, slot_index: int, version: int, data: bytes, *, tags: list[str]) -> StoredImage: ...
+    def save(
+        self, job_id: str, slot_index: int, version: int, data: bytes, *, tags: list[str]
+    ) -> StoredImage: ...
 
 
 class PromptLog(Protocol):
@@ -115,6 +132,8 @@ class VoiceModel(Protocol):
     async def synthesize(self, text: str, voice: str, style: str) -> SpeechResult: ...
 
     def cost_estimate(self, text: str) -> float: ...
+
+
 class VisionCheck(Protocol):
     """Compares one image with the hero's reference and says whether it is on model.
     ``reference`` is the reference sheet's bytes, or None when references were skipped (then

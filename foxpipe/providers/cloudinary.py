@@ -69,7 +69,11 @@ def parse_cloudinary_url(url: str) -> dict[str, Any]:
     p = urlparse(url)
     if p.scheme != "cloudinary" or not p.hostname or not p.username or not p.password:
         raise ValueError("CLOUDINARY_URL must look like cloudinary://API_KEY:API_SECRET@CLOUD_NAME")
-    opts: dict[str, Any] = {"cloud_name": p.hostname, "api_key": p.username, "api_secret": p.password}
+    opts: dict[str, Any] = {
+        "cloud_name": p.hostname,
+        "api_key": p.username,
+        "api_secret": p.password,
+    }
     for k, v in parse_qs(p.query).items():
         opts[k] = v[0]
     return opts
@@ -108,23 +112,46 @@ class CloudinaryStore:
         _widen_connection_pool()
 
     # ------------------------------------------------------------------ the SDK call
-    def _call(self, data: bytes, folder: str, public_id: str, tags: list[str], resource_type: str = "image",
-              ext: str = "png") -> dict[str, Any]:
-        opts = dict(self.options, folder=folder, public_id=public_id, tags=tags,
-                    resource_type=resource_type, timeout=self.timeout, filename=f"{public_id}.{ext}")
+    def _call(
+        self,
+        data: bytes,
+        folder: str,
+        public_id: str,
+        tags: list[str],
+        resource_type: str = "image",
+        ext: str = "png",
+    ) -> dict[str, Any]:
+        opts = dict(
+            self.options,
+            folder=folder,
+            public_id=public_id,
+            tags=tags,
+            resource_type=resource_type,
+            timeout=self.timeout,
+            filename=f"{public_id}.{ext}",
+        )
         if self.preset:
             return cloudinary.uploader.unsigned_upload(data, self.preset, **opts)
         # Never replace an asset silently: a name already taken comes back as "existing".
         return cloudinary.uploader.upload(data, overwrite=False, unique_filename=False, **opts)
 
-    def _call_with_retries(self, data: bytes, folder: str, public_id: str, tags: list[str],
-                           resource_type: str = "image", ext: str = "png") -> dict[str, Any]:
+    def _call_with_retries(
+        self,
+        data: bytes,
+        folder: str,
+        public_id: str,
+        tags: list[str],
+        resource_type: str = "image",
+        ext: str = "png",
+    ) -> dict[str, Any]:
         attempts = self.retries + 1
         for attempt in range(1, attempts + 1):
             try:
                 return self._call(data, folder, public_id, tags, resource_type, ext)
             except _PERMANENT as e:
-                raise UploadError(f"{type(e).__name__}: {self.redact(str(e))}", permanent=True) from e
+                raise UploadError(
+                    f"{type(e).__name__}: {self.redact(str(e))}", permanent=True
+                ) from e
             except ValueError as e:  # the SDK's "Must supply ..." configuration errors
                 raise UploadError(self.redact(str(e)), permanent=True) from e
             except cloudinary.exceptions.Error as e:
@@ -140,8 +167,16 @@ class CloudinaryStore:
                 time.sleep(Backoff(self.backoff_base, self.backoff_cap).delay(attempt))
         raise UploadError(f"Gave up after {attempts} attempts: {message}", permanent=False)
 
-    def upload(self, data: bytes, *, story_id: str, job_id: str, slot_index: int, version: int,
-               tags: list[str]) -> dict[str, Any]:
+    def upload(
+        self,
+        data: bytes,
+        *,
+        story_id: str,
+        job_id: str,
+        slot_index: int,
+        version: int,
+        tags: list[str],
+    ) -> dict[str, Any]:
         """Upload with retries; the Cloudinary response. Raises UploadError."""
         folder = f"foxpipe/{story_id}"
         name = public_name(slot_index, version)
@@ -151,27 +186,41 @@ class CloudinaryStore:
             # "existing" with other bytes: another job of this story took the name. Use
             # another name; never overwrite. Same bytes: an earlier attempt went through.
             if result.get("existing") and result.get("etag") and result["etag"] != etag:
-                log.info("[UPLOAD] %s/%s is taken by another image; using a new name", folder, candidate)
+                log.info(
+                    "[UPLOAD] %s/%s is taken by another image; using a new name", folder, candidate
+                )
                 continue
             return result
         raise UploadError(f"The name {folder}/{name} is taken by other images.", permanent=True)
 
     # ------------------------------------------------------------------ ImageStore
-    def save(self, job_id: str, slot_index: int, version: int, data: bytes, *, tags: list[str]) -> StoredImage:
+    def save(
+        self, job_id: str, slot_index: int, version: int, data: bytes, *, tags: list[str]
+    ) -> StoredImage:
         stored = self.local.save(job_id, slot_index, version, data, tags=tags)
         return self._upload_stored(stored, data, job_id, slot_index, version, tags)
 
-    def reupload(self, job_id: str, slot_index: int, version: int, local_path: str, *,
-                 tags: list[str]) -> StoredImage:
+    def reupload(
+        self, job_id: str, slot_index: int, version: int, local_path: str, *, tags: list[str]
+    ) -> StoredImage:
         """Upload an image kept locally after a failed upload."""
         path = Path(local_path)
         data = path.read_bytes()
         thumb = self.local.path_for(job_id, slot_index, version, "thumb.jpg")
-        stored = StoredImage(url=str(path), local_path=str(path), thumb_path=str(thumb) if thumb.exists() else "")
+        stored = StoredImage(
+            url=str(path), local_path=str(path), thumb_path=str(thumb) if thumb.exists() else ""
+        )
         return self._upload_stored(stored, data, job_id, slot_index, version, tags)
 
-    def _upload_stored(self, stored: StoredImage, data: bytes, job_id: str, slot_index: int,
-                       version: int, tags: list[str]) -> StoredImage:
+    def _upload_stored(
+        self,
+        stored: StoredImage,
+        data: bytes,
+        job_id: str,
+        slot_index: int,
+        version: int,
+        tags: list[str],
+    ) -> StoredImage:
         story_id = tags[0] if tags else job_id
         try:
             safe_id(story_id)
@@ -179,13 +228,26 @@ class CloudinaryStore:
             story_id = job_id
         t0 = time.monotonic()
         try:
-            result = self.upload(data, story_id=story_id, job_id=job_id, slot_index=slot_index,
-                                 version=version, tags=tags)
+            result = self.upload(
+                data,
+                story_id=story_id,
+                job_id=job_id,
+                slot_index=slot_index,
+                version=version,
+                tags=tags,
+            )
         except UploadError as e:
-            log.warning("[UPLOAD] job %s scene %d v%d kept locally: %s", job_id[:6], slot_index + 1,
-                        version, e.message)
+            log.warning(
+                "[UPLOAD] job %s scene %d v%d kept locally: %s",
+                job_id[:6],
+                slot_index + 1,
+                version,
+                e.message,
+            )
             if e.permanent and ("AuthorizationRequired" in e.message or "NotAllowed" in e.message):
-                self.problem = f"Cloudinary refused the upload ({e.message[:120]}); images stay local."
+                self.problem = (
+                    f"Cloudinary refused the upload ({e.message[:120]}); images stay local."
+                )
             stored.uploaded = False
             stored.error = e.message
             return stored
@@ -194,27 +256,43 @@ class CloudinaryStore:
             stored.error = "Cloudinary's reply had no URL."
             return stored
         self.problem = ""
-        log.info("[UPLOAD] job %s scene %d v%d uploaded in %.1fs as %s", job_id[:6], slot_index + 1,
-                 version, time.monotonic() - t0, result.get("public_id", "?"))
-        return StoredImage(url=url, local_path=stored.local_path, thumb_path=stored.thumb_path,
-                           uploaded=True, error="")
-
+        log.info(
+            "[UPLOAD] job %s scene %d v%d uploaded in %.1fs as %s",
+            job_id[:6],
+            slot_index + 1,
+            version,
+            time.monotonic() - t0,
+            result.get("public_id", "?"),
+        )
+        return StoredImage(
+            url=url,
+            local_path=stored.local_path,
+            thumb_path=stored.thumb_path,
+            uploaded=True,
+            error="",
+        )
 
     # ------------------------------------------------------------------ other media
-    def host_file(self, path: str | Path, *, story_id: str, name: str, tags: list[str]) -> tuple[str, str]:
+    def host_file(
+        self, path: str | Path, *, story_id: str, name: str, tags: list[str]
+    ) -> tuple[str, str]:
         """Upload a clip, a story video (``resource_type="video"``) or another file (``"raw"``:
         subtitles, narration audio goes up as video, which Cloudinary uses for audio too),
         kept locally first; (hosted URL, '') or ('', why it stayed local). Never raises."""
         path = Path(path)
         ext = path.suffix.lstrip(".").lower() or "bin"
-        resource_type = "video" if ext in ("mp4", "mov", "webm", "wav", "mp3", "m4a", "aac", "ogg") else "raw"
+        resource_type = (
+            "video" if ext in ("mp4", "mov", "webm", "wav", "mp3", "m4a", "aac", "ogg") else "raw"
+        )
         try:
             safe_id(story_id)
         except ValueError:
             story_id = "story"
         try:
             data = path.read_bytes()
-            result = self._call_with_retries(data, f"foxpipe/{story_id}", name, tags, resource_type, ext)
+            result = self._call_with_retries(
+                data, f"foxpipe/{story_id}", name, tags, resource_type, ext
+            )
         except OSError as e:
             return "", f"The local copy could not be read ({type(e).__name__})."
         except UploadError as e:

@@ -17,12 +17,28 @@ from foxpipe.safety import csv_cell, csv_cell_value
 
 STORY_COLUMNS = ["time", "story_id", "job_id", "title", "answers", "character_sheet", "marker"]
 IMAGE_COLUMNS = [
-    "time", "story_id", "job_id", "scene", "scene_text", "prompt", "model", "image_url",
-    "status", "attempts", "seconds", "cost_usd", "path",
+    "time",
+    "story_id",
+    "job_id",
+    "scene",
+    "scene_text",
+    "prompt",
+    "model",
+    "image_url",
+    "status",
+    "attempts",
+    "seconds",
+    "cost_usd",
+    "path",
     # Continuity: the image's verdict (foxpipe.engine.continuity.log_fields) and whether it was
     # made by an automatic fix.
-    "continuity_status", "continuity_score", "continuity_on_model", "continuity_defects",
-    "continuity_note", "continuity_checker", "auto_fix",
+    "continuity_status",
+    "continuity_score",
+    "continuity_on_model",
+    "continuity_defects",
+    "continuity_note",
+    "continuity_checker",
+    "auto_fix",
     "marker",
 ]
 
@@ -43,7 +59,9 @@ class CsvLog:
     def _append(self, path: Path, columns: list[str], rows: list[dict[str, Any]]) -> None:
         if not rows:
             return
-        df = pd.DataFrame([{c: csv_cell(r.get(c, "")) for c in columns} for r in rows], columns=columns)
+        df = pd.DataFrame(
+            [{c: csv_cell(r.get(c, "")) for c in columns} for r in rows], columns=columns
+        )
         with self._lock:
             path.parent.mkdir(parents=True, exist_ok=True)
             _upgrade(path, columns)
@@ -62,7 +80,9 @@ class CsvLog:
             self._append(self.images, IMAGE_COLUMNS, rows)
 
     def read(self, kind: str) -> pd.DataFrame:
-        path, cols = (self.stories, STORY_COLUMNS) if kind == "stories" else (self.images, IMAGE_COLUMNS)
+        path, cols = (
+            (self.stories, STORY_COLUMNS) if kind == "stories" else (self.images, IMAGE_COLUMNS)
+        )
         if not path.exists():
             return pd.DataFrame(columns=cols)
         with self._lock:

@@ -52,7 +52,7 @@ MAX_V2_IMAGES = 9
 def split_task_id(stored: str) -> tuple[str, str]:
     """("v1" or "v2", vendor task id) of a stored task id."""
     if stored.startswith(V2_PREFIX):
-        return "v2", stored[len(V2_PREFIX):]
+        return "v2", stored[len(V2_PREFIX) :]
     return "v1", stored
 
 
@@ -68,15 +68,28 @@ def error_for(status: int, body: Any, retry_after_s: float | None = None) -> Pro
         kind, text = _CODES[code]
         return ProviderError(text, kind, retry_after_s, code=str(code))
     if status == 429:
-        return ProviderError("Hailuo's rate limit was reached; waiting before trying again.", "retryable",
-                             retry_after_s, code="429")
+        return ProviderError(
+            "Hailuo's rate limit was reached; waiting before trying again.",
+            "retryable",
+            retry_after_s,
+            code="429",
+        )
     if status >= 500:
-        return ProviderError(f"Hailuo's server had a problem (HTTP {status}); trying again.", "retryable",
-                             retry_after_s, code=str(status))
+        return ProviderError(
+            f"Hailuo's server had a problem (HTTP {status}); trying again.",
+            "retryable",
+            retry_after_s,
+            code=str(status),
+        )
     if status in (401, 403):
-        return ProviderError("Hailuo rejected the key. Check HAILUO_API_KEY.", "fatal", code=str(status))
-    return ProviderError(f"Hailuo refused the request ({code or status}{': ' + msg[:200] if msg else ''}).",
-                         "fatal", code=str(code or status))
+        return ProviderError(
+            "Hailuo rejected the key. Check HAILUO_API_KEY.", "fatal", code=str(status)
+        )
+    return ProviderError(
+        f"Hailuo refused the request ({code or status}{': ' + msg[:200] if msg else ''}).",
+        "fatal",
+        code=str(code or status),
+    )
 
 
 class HailuoClient(HttpProvider):
@@ -103,7 +116,9 @@ class HailuoClient(HttpProvider):
 
     async def _call(self, method: str, path: str, **kw: Any) -> dict[str, Any]:
         try:
-            resp = await self._client.request(method, path, headers={"Authorization": f"Bearer {self._key}"}, **kw)
+            resp = await self._client.request(
+                method, path, headers={"Authorization": f"Bearer {self._key}"}, **kw
+            )
         except httpx.HTTPError as e:
             raise transport_error(NAME, e) from e
         try:
@@ -113,7 +128,9 @@ class HailuoClient(HttpProvider):
         if resp.status_code >= 400:
             raise error_for(resp.status_code, body, retry_after(resp))
         if not isinstance(body, dict):
-            raise ProviderError("Hailuo answered with something that is not JSON.", "retryable", code="bad_body")
+            raise ProviderError(
+                "Hailuo answered with something that is not JSON.", "retryable", code="bad_body"
+            )
         base = body.get("base_resp") or {}
         if base.get("status_code", 0) != 0:
             raise error_for(resp.status_code, body, retry_after(resp))
@@ -123,8 +140,14 @@ class HailuoClient(HttpProvider):
     def takes_references(self) -> bool:
         return self.use_references
 
-    async def submit(self, image: ImageInput, prompt: str, external_id: str = "",
-                     references: list[ImageInput] | None = None, aspect_ratio: str = "9:16") -> str:
+    async def submit(
+        self,
+        image: ImageInput,
+        prompt: str,
+        external_id: str = "",
+        references: list[ImageInput] | None = None,
+        aspect_ratio: str = "9:16",
+    ) -> str:
         if self.caps.api == "v2":
             return V2_PREFIX + await self._submit_v2(image, prompt, references, aspect_ratio)
         payload = {
@@ -137,8 +160,9 @@ class HailuoClient(HttpProvider):
         body = await self._call("POST", "/v1/video_generation", json=payload)
         return self._task_id(body)
 
-    async def _submit_v2(self, image: ImageInput, prompt: str, references: list[ImageInput] | None,
-                         aspect_ratio: str) -> str:
+    async def _submit_v2(
+        self, image: ImageInput, prompt: str, references: list[ImageInput] | None, aspect_ratio: str
+    ) -> str:
         content: list[dict[str, Any]] = [{"type": "text", "text": prompt[:7000]}]
         refs = list(references or []) if self.use_references else []
         if refs:
@@ -149,8 +173,13 @@ class HailuoClient(HttpProvider):
         else:
             content.append(image_item(image, "first_frame"))
             ratio = "adaptive"  # a first-frame clip takes the frame's shape
-        payload = {"model": self.model, "content": content, "duration": self.duration,
-                   "resolution": self.resolution, "ratio": ratio}
+        payload = {
+            "model": self.model,
+            "content": content,
+            "duration": self.duration,
+            "resolution": self.resolution,
+            "ratio": ratio,
+        }
         body = await self._call("POST", "/v2/video_generation", json=payload)
         return self._task_id(body)
 
@@ -161,8 +190,14 @@ class HailuoClient(HttpProvider):
             raise ProviderError("Hailuo did not return a task id.", "retryable", code="bad_body")
         return str(task_id)
 
-    async def create(self, image: ImageInput, prompt: str, external_id: str = "",
-                     references: list[ImageInput] | None = None, aspect_ratio: str = "9:16") -> str:
+    async def create(
+        self,
+        image: ImageInput,
+        prompt: str,
+        external_id: str = "",
+        references: list[ImageInput] | None = None,
+        aspect_ratio: str = "9:16",
+    ) -> str:
         return await self.submit(image, prompt, external_id, references, aspect_ratio)
 
     async def status(self, task_id: str) -> TaskState:
@@ -192,9 +227,15 @@ class HailuoClient(HttpProvider):
         task: dict[str, Any] = found if isinstance(found, dict) else {}
         st = str(task.get("status", ""))
         if st == "succeeded":
-            url = (task.get("content") or {}).get("url", "") if isinstance(task.get("content"), dict) else ""
+            url = (
+                (task.get("content") or {}).get("url", "")
+                if isinstance(task.get("content"), dict)
+                else ""
+            )
             if not url:
-                return TaskState("failed", message="MiniMax finished the task but returned no video.")
+                return TaskState(
+                    "failed", message="MiniMax finished the task but returned no video."
+                )
             return TaskState("succeed", video_url=url)
         if st in ("failed", "cancelled"):
             why = task.get("error") or task.get("status_msg") or st
@@ -209,8 +250,11 @@ class HailuoClient(HttpProvider):
         """A fresh link: v1 asks files/retrieve again, v2 queries the task again."""
         state = await self.poll(task_id)
         if state.state != "succeed":
-            raise ProviderError(state.message or "Hailuo's clip is not finished yet.",
-                                "fatal" if state.state == "failed" else "retryable", code="no_result")
+            raise ProviderError(
+                state.message or "Hailuo's clip is not finished yet.",
+                "fatal" if state.state == "failed" else "retryable",
+                code="no_result",
+            )
         return state.video_url
 
     async def download(self, url: str) -> bytes:

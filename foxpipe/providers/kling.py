@@ -31,9 +31,18 @@ NAME = "Kling"
 
 # Kling's business codes -> (kind, what the user reads).
 _CODES: dict[int, tuple[str, str]] = {
-    1000: ("fatal", "Kling rejected the keys (authentication failed). Check KLING_ACCESS_KEY and KLING_SECRET_KEY."),
-    1001: ("fatal", "Kling received no authorization. Check KLING_ACCESS_KEY and KLING_SECRET_KEY."),
-    1002: ("fatal", "Kling rejected the keys (invalid token). Check KLING_ACCESS_KEY and KLING_SECRET_KEY."),
+    1000: (
+        "fatal",
+        "Kling rejected the keys (authentication failed). Check KLING_ACCESS_KEY and KLING_SECRET_KEY.",
+    ),
+    1001: (
+        "fatal",
+        "Kling received no authorization. Check KLING_ACCESS_KEY and KLING_SECRET_KEY.",
+    ),
+    1002: (
+        "fatal",
+        "Kling rejected the keys (invalid token). Check KLING_ACCESS_KEY and KLING_SECRET_KEY.",
+    ),
     1003: ("retryable", "Kling's token was not valid yet (clock difference); trying again."),
     1004: ("retryable", "Kling's token had expired; trying again with a new one."),
     1100: ("fatal", "The Kling account has a problem; check it in Kling's console."),
@@ -43,11 +52,17 @@ _CODES: dict[int, tuple[str, str]] = {
     1200: ("fatal", "Kling refused the request parameters."),
     1201: ("fatal", "Kling refused the request parameters."),
     1202: ("fatal", "Kling refused the request method."),
-    1203: ("fatal", "Kling has no such task or model (the task may have expired, or the model is wrong: check KLING_MODEL)."),
+    1203: (
+        "fatal",
+        "Kling has no such task or model (the task may have expired, or the model is wrong: check KLING_MODEL).",
+    ),
     1300: ("policy", "Kling refused this scene under its platform policy (content policy)."),
     1301: ("policy", "Kling's content safety check refused this image or prompt (content policy)."),
     1302: ("retryable", "Kling's rate limit was reached; waiting before trying again."),
-    1303: ("retryable", "Kling's limit on tasks running at once was reached; waiting before trying again."),
+    1303: (
+        "retryable",
+        "Kling's limit on tasks running at once was reached; waiting before trying again.",
+    ),
     1304: ("fatal", "Kling refused this server's IP address (IP allow-list)."),
 }
 
@@ -81,16 +96,30 @@ def error_for(status: int, body: Any, retry_after_s: float | None = None) -> Pro
         kind, text = _CODES[code]
         return ProviderError(text, kind, retry_after_s, code=str(code))
     if isinstance(code, int) and code >= 5000 or status >= 500:
-        return ProviderError(f"Kling's server had a problem ({code or status}); trying again.", "retryable",
-                             retry_after_s, code=str(code or status))
+        return ProviderError(
+            f"Kling's server had a problem ({code or status}); trying again.",
+            "retryable",
+            retry_after_s,
+            code=str(code or status),
+        )
     if status == 429:
-        return ProviderError("Kling's rate limit was reached; waiting before trying again.", "retryable",
-                             retry_after_s, code="429")
+        return ProviderError(
+            "Kling's rate limit was reached; waiting before trying again.",
+            "retryable",
+            retry_after_s,
+            code="429",
+        )
     if status in (401, 403):
-        return ProviderError("Kling rejected the keys. Check KLING_ACCESS_KEY and KLING_SECRET_KEY.", "fatal",
-                             code=str(status))
-    return ProviderError(f"Kling refused the request ({code or status}{': ' + msg[:200] if msg else ''}).",
-                         "fatal", code=str(code or status))
+        return ProviderError(
+            "Kling rejected the keys. Check KLING_ACCESS_KEY and KLING_SECRET_KEY.",
+            "fatal",
+            code=str(status),
+        )
+    return ProviderError(
+        f"Kling refused the request ({code or status}{': ' + msg[:200] if msg else ''}).",
+        "fatal",
+        code=str(code or status),
+    )
 
 
 class KlingClient(HttpProvider):
@@ -130,7 +159,9 @@ class KlingClient(HttpProvider):
             body = None
         if resp.status_code >= 400 or not isinstance(body, dict) or body.get("code") != 0:
             if resp.status_code < 400 and not isinstance(body, dict):
-                raise ProviderError("Kling answered with something that is not JSON.", "retryable", code="bad_body")
+                raise ProviderError(
+                    "Kling answered with something that is not JSON.", "retryable", code="bad_body"
+                )
             raise error_for(resp.status_code, body, retry_after(resp))
         data = body.get("data")
         if not isinstance(data, dict):
@@ -141,8 +172,14 @@ class KlingClient(HttpProvider):
     def takes_references(self) -> bool:
         return self.use_references
 
-    async def submit(self, image: ImageInput, prompt: str, external_id: str = "",
-                     references: list[ImageInput] | None = None, aspect_ratio: str = "9:16") -> str:
+    async def submit(
+        self,
+        image: ImageInput,
+        prompt: str,
+        external_id: str = "",
+        references: list[ImageInput] | None = None,
+        aspect_ratio: str = "9:16",
+    ) -> str:
         payload: dict[str, Any] = {
             "model_name": self.model,
             "prompt": prompt[:2500],
@@ -169,8 +206,14 @@ class KlingClient(HttpProvider):
             raise ProviderError("Kling did not return a task id.", "retryable", code="bad_body")
         return str(task_id) if route == IMAGE2VIDEO else f"{route}:{task_id}"
 
-    async def create(self, image: ImageInput, prompt: str, external_id: str = "",
-                     references: list[ImageInput] | None = None, aspect_ratio: str = "9:16") -> str:
+    async def create(
+        self,
+        image: ImageInput,
+        prompt: str,
+        external_id: str = "",
+        references: list[ImageInput] | None = None,
+        aspect_ratio: str = "9:16",
+    ) -> str:
         return await self.submit(image, prompt, external_id, references, aspect_ratio)
 
     async def status(self, task_id: str) -> TaskState:
@@ -180,8 +223,11 @@ class KlingClient(HttpProvider):
         """Query the task again: Kling answers a finished task with a fresh link."""
         state = await self.poll(task_id)
         if state.state != "succeed":
-            raise ProviderError(state.message or "Kling's clip is not finished yet.",
-                                "fatal" if state.state == "failed" else "retryable", code="no_result")
+            raise ProviderError(
+                state.message or "Kling's clip is not finished yet.",
+                "fatal" if state.state == "failed" else "retryable",
+                code="no_result",
+            )
         return state.video_url
 
     async def poll(self, task_id: str) -> TaskState:
@@ -195,7 +241,10 @@ class KlingClient(HttpProvider):
                 return TaskState("failed", message="Kling finished the task but returned no video.")
             return TaskState("succeed", video_url=url)
         if st == "failed":
-            return TaskState("failed", message=f"Kling could not make this clip: {data.get('task_status_msg') or 'no reason given'}.")
+            return TaskState(
+                "failed",
+                message=f"Kling could not make this clip: {data.get('task_status_msg') or 'no reason given'}.",
+            )
         return TaskState("processing")
 
     async def download(self, url: str) -> bytes:

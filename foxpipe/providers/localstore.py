@@ -39,7 +39,15 @@ class LocalStore:
     def path_for(self, job_id: str, slot_index: int, version: int, suffix: str = "png") -> Path:
         return self.root / safe_id(job_id) / f"scene_{slot_index + 1:02d}_v{version}.{suffix}"
 
-    def save(self, job_id: str, slot_index: int, version: int, data: bytes, *, tags: list[str] | None = None) -> StoredImage:
+    def save(
+        self,
+        job_id: str,
+        slot_index: int,
+        version: int,
+        data: bytes,
+        *,
+        tags: list[str] | None = None,
+    ) -> StoredImage:
         path = self.path_for(job_id, slot_index, version)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
@@ -47,4 +55,6 @@ class LocalStore:
         tmp.replace(path)
         thumb = self.path_for(job_id, slot_index, version, "thumb.jpg")
         make_thumbnail(data, thumb)
-        return StoredImage(url=str(path), local_path=str(path), thumb_path=str(thumb), uploaded=False)
+        return StoredImage(
+            url=str(path), local_path=str(path), thumb_path=str(thumb), uploaded=False
+        )

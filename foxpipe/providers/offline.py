@@ -57,10 +57,14 @@ class OfflineText:
     async def create_prompts(self, s: Story, sheet: str) -> list[str]:
         return [prompts.visual_prompt(sc) for sc in s.scenes]
 
-    async def write_narration(self, s: Story, seconds: float = 60.0, style: str = "storyteller") -> list[str]:
+    async def write_narration(
+        self, s: Story, seconds: float = 60.0, style: str = "storyteller"
+    ) -> list[str]:
         return narration.offline_script(s, seconds, self.words_per_second)
 
-    async def rewrite_narration_line(self, s: Story, lines: list[str], number: int, note: str = "") -> str:
+    async def rewrite_narration_line(
+        self, s: Story, lines: list[str], number: int, note: str = ""
+    ) -> str:
         if not 1 <= number <= len(s.scenes):
             from foxpipe.providers.base import ProviderError
 
@@ -99,17 +103,25 @@ class HeroLook:
     outfit_colour: tuple[int, int, int] = (40, 80, 200)
 
 
-def draw_hero(draw: ImageDraw.ImageDraw, fx: int, fy: int, u: int, look: HeroLook, powered: bool) -> None:
+def draw_hero(
+    draw: ImageDraw.ImageDraw, fx: int, fy: int, u: int, look: HeroLook, powered: bool
+) -> None:
     """The hero standing on (fx, fy), facing right, in units of ``u`` pixels."""
     if powered:
         for ring in range(4, 0, -1):
             rr = u * (5 + ring * 2)
-            draw.ellipse([fx - rr, fy - rr - u * 3, fx + rr, fy + rr - u * 3], outline=_rgb(*AURA), width=u // 2)
+            draw.ellipse(
+                [fx - rr, fy - rr - u * 3, fx + rr, fy + rr - u * 3],
+                outline=_rgb(*AURA),
+                width=u // 2,
+            )
     fur, white, dark = look.fur, (250, 250, 245), (30, 20, 10)
     if look.species == "rabbit":
         draw.ellipse([fx - 3 * u, fy - 5 * u, fx + 3 * u, fy], fill=fur)  # body
         draw.ellipse([fx + u, fy - 8 * u, fx + 5 * u, fy - 4 * u], fill=fur)  # head
-        draw.ellipse([fx + u + u // 2, fy - 14 * u, fx + 2 * u + u // 2, fy - 7 * u], fill=fur)  # long ears
+        draw.ellipse(
+            [fx + u + u // 2, fy - 14 * u, fx + 2 * u + u // 2, fy - 7 * u], fill=fur
+        )  # long ears
         draw.ellipse([fx + 3 * u, fy - 14 * u, fx + 4 * u, fy - 7 * u], fill=fur)
         draw.ellipse([fx - 4 * u, fy - 4 * u, fx - 2 * u, fy - 2 * u], fill=white)  # puff tail
         draw.ellipse([fx + 3 * u, fy - 7 * u, fx + 4 * u, fy - 6 * u], fill=dark)  # eye
@@ -118,34 +130,74 @@ def draw_hero(draw: ImageDraw.ImageDraw, fx: int, fy: int, u: int, look: HeroLoo
         draw.ellipse([fx + 2 * u, fy - 10 * u, fx + 8 * u, fy - 4 * u], fill=fur)  # head
         draw.ellipse([fx + 2 * u, fy - 11 * u, fx + 4 * u, fy - 9 * u], fill=fur)  # round ears
         draw.ellipse([fx + 6 * u, fy - 11 * u, fx + 8 * u, fy - 9 * u], fill=fur)
-        draw.ellipse([fx + 6 * u, fy - 7 * u, fx + 9 * u, fy - 5 * u], fill=(200, 170, 130))  # snout
+        draw.ellipse(
+            [fx + 6 * u, fy - 7 * u, fx + 9 * u, fy - 5 * u], fill=(200, 170, 130)
+        )  # snout
         draw.ellipse([fx + 5 * u, fy - 9 * u, fx + 6 * u, fy - 8 * u], fill=dark)  # eye
     elif look.species == "cat":
         draw.ellipse([fx - 4 * u, fy - 3 * u, fx + 3 * u, fy], fill=fur)  # body
         draw.ellipse([fx + u, fy - 7 * u, fx + 5 * u, fy - 3 * u], fill=fur)  # round head
-        draw.polygon([(fx + u, fy - 5 * u), (fx + u, fy - 8 * u), (fx + 3 * u, fy - 6 * u)], fill=fur)  # ears
-        draw.polygon([(fx + 3 * u, fy - 6 * u), (fx + 5 * u, fy - 8 * u), (fx + 5 * u, fy - 5 * u)], fill=fur)
-        draw.line([(fx - 4 * u, fy - 2 * u), (fx - 6 * u, fy - 4 * u), (fx - 6 * u, fy - 8 * u),
-                   (fx - 5 * u, fy - 9 * u)], fill=fur, width=u)  # thin raised tail
+        draw.polygon(
+            [(fx + u, fy - 5 * u), (fx + u, fy - 8 * u), (fx + 3 * u, fy - 6 * u)], fill=fur
+        )  # ears
+        draw.polygon(
+            [(fx + 3 * u, fy - 6 * u), (fx + 5 * u, fy - 8 * u), (fx + 5 * u, fy - 5 * u)], fill=fur
+        )
+        draw.line(
+            [
+                (fx - 4 * u, fy - 2 * u),
+                (fx - 6 * u, fy - 4 * u),
+                (fx - 6 * u, fy - 8 * u),
+                (fx - 5 * u, fy - 9 * u),
+            ],
+            fill=fur,
+            width=u,
+        )  # thin raised tail
         draw.ellipse([fx + 3 * u, fy - 6 * u, fx + 4 * u, fy - 5 * u], fill=(90, 200, 60))  # eye
     else:  # the fox
         draw.ellipse([fx - 4 * u, fy - 4 * u, fx + 4 * u, fy], fill=fur)  # body
         draw.ellipse([fx + 2 * u, fy - 8 * u, fx + 6 * u, fy - 4 * u], fill=fur)  # head
-        draw.polygon([(fx + 2 * u, fy - 7 * u), (fx + 3 * u, fy - 10 * u), (fx + 4 * u, fy - 7 * u)], fill=fur)
-        draw.polygon([(fx + 4 * u, fy - 7 * u), (fx + 5 * u, fy - 10 * u), (fx + 6 * u, fy - 7 * u)], fill=fur)
-        draw.polygon([(fx - 4 * u, fy - 2 * u), (fx - 9 * u, fy - 6 * u), (fx - 7 * u, fy - u)], fill=fur)  # tail
-        draw.ellipse([fx - 9 * u, fy - 6 * u - u // 2, fx - 7 * u, fy - 4 * u - u // 2], fill=white)  # tail tip
+        draw.polygon(
+            [(fx + 2 * u, fy - 7 * u), (fx + 3 * u, fy - 10 * u), (fx + 4 * u, fy - 7 * u)],
+            fill=fur,
+        )
+        draw.polygon(
+            [(fx + 4 * u, fy - 7 * u), (fx + 5 * u, fy - 10 * u), (fx + 6 * u, fy - 7 * u)],
+            fill=fur,
+        )
+        draw.polygon(
+            [(fx - 4 * u, fy - 2 * u), (fx - 9 * u, fy - 6 * u), (fx - 7 * u, fy - u)], fill=fur
+        )  # tail
+        draw.ellipse(
+            [fx - 9 * u, fy - 6 * u - u // 2, fx - 7 * u, fy - 4 * u - u // 2], fill=white
+        )  # tail tip
         draw.ellipse([fx + 4 * u, fy - 7 * u, fx + 5 * u, fy - 6 * u], fill=dark)  # eye
     c = look.outfit_colour
     if look.outfit == "scarf":
-        draw.polygon([(fx + u, fy - 5 * u), (fx + 3 * u, fy - 3 * u), (fx + 4 * u, fy - 4 * u),
-                      (fx + 2 * u, fy - 6 * u)], fill=c)
+        draw.polygon(
+            [
+                (fx + u, fy - 5 * u),
+                (fx + 3 * u, fy - 3 * u),
+                (fx + 4 * u, fy - 4 * u),
+                (fx + 2 * u, fy - 6 * u),
+            ],
+            fill=c,
+        )
         draw.rectangle([fx + u, fy - 4 * u, fx + 2 * u, fy - u], fill=c)  # the loose end
     elif look.outfit == "cape":
-        draw.polygon([(fx + 2 * u, fy - 5 * u), (fx - 5 * u, fy - 4 * u), (fx - 4 * u, fy - u),
-                      (fx + u, fy - 2 * u)], fill=c)
+        draw.polygon(
+            [
+                (fx + 2 * u, fy - 5 * u),
+                (fx - 5 * u, fy - 4 * u),
+                (fx - 4 * u, fy - u),
+                (fx + u, fy - 2 * u),
+            ],
+            fill=c,
+        )
     elif look.outfit == "hat":
-        draw.rectangle([fx + u + u // 2, fy - 9 * u, fx + 6 * u + u // 2, fy - 8 * u], fill=c)  # brim
+        draw.rectangle(
+            [fx + u + u // 2, fy - 9 * u, fx + 6 * u + u // 2, fy - 8 * u], fill=c
+        )  # brim
         draw.rectangle([fx + 2 * u + u // 2, fy - 12 * u, fx + 5 * u + u // 2, fy - 9 * u], fill=c)
 
 
@@ -163,7 +215,12 @@ def render_reference(size: str, powered: bool = False, look: HeroLook | None = N
 
 
 def render_card(
-    scene_number: int, beat: str, text: str, size: str, powered: bool, variant: int = 0,
+    scene_number: int,
+    beat: str,
+    text: str,
+    size: str,
+    powered: bool,
+    variant: int = 0,
     look: HeroLook | None = None,
 ) -> bytes:
     """An illustrated card: sky, hills, the hero's silhouette (with an aura once powered up),
@@ -189,7 +246,9 @@ def render_card(
     ground = int(h * 0.62)
     for k, shade in enumerate((0.45, 0.30)):
         off = (scene_number * 97 + k * 211) % w
-        pts = [(x, ground + k * 40 + int(30 * ((x + off) % 300) / 300)) for x in range(0, w + 50, 50)]
+        pts = [
+            (x, ground + k * 40 + int(30 * ((x + off) % 300) / 300)) for x in range(0, w + 50, 50)
+        ]
         draw.polygon([(0, h), *pts, (w, h)], fill=_rgb(hue + 0.3, 0.5, shade))
     # The hero: a fox-like silhouette, always the same shape and colour.
     fx = int(w * (0.3 + 0.4 * ((scene_number * 7 + scene_shift * 3) % 10) / 10))
@@ -199,11 +258,15 @@ def render_card(
     # Caption panel.
     pad = int(w * 0.05)
     panel_top = int(h * 0.70)
-    draw.rounded_rectangle([pad, panel_top, w - pad, h - pad], radius=pad // 2, fill=(255, 255, 255))
+    draw.rounded_rectangle(
+        [pad, panel_top, w - pad, h - pad], radius=pad // 2, fill=(255, 255, 255)
+    )
     tw = min(w, int(h * 0.75))  # text scale: the width in portrait, less in a landscape frame
     big, small = _font(max(14, tw // 16)), _font(max(10, tw // 34))
     draw.text((pad * 2, panel_top + pad // 2), f"Scene {scene_number}", fill=(40, 40, 40), font=big)
-    draw.text((pad * 2, panel_top + pad // 2 + tw // 12), beat, fill=_rgb(hue, 0.7, 0.6), font=small)
+    draw.text(
+        (pad * 2, panel_top + pad // 2 + tw // 12), beat, fill=_rgb(hue, 0.7, 0.6), font=small
+    )
     chars = max(20, int((w - 4 * pad) / (tw / 34 * 0.55)))
     step = int(tw / 34 * 1.35)
     y = panel_top + pad // 2 + tw // 12 + int(tw / 34 * 1.8)
@@ -228,7 +291,12 @@ class OfflineImages:
         self.delay = delay
 
     async def generate(
-        self, prompt: str, size: str, *, scene_number: int = 0, references: list[bytes] | None = None
+        self,
+        prompt: str,
+        size: str,
+        *,
+        scene_number: int = 0,
+        references: list[bytes] | None = None,
     ) -> ImageResult:
         if self.delay:
             await asyncio.sleep(self.delay)
@@ -243,4 +311,6 @@ class OfflineImages:
         powered = prompts.prompt_form(prompt, number) == "powered"
         data = await asyncio.to_thread(render_card, number, beat, text, size, powered, variant)
         digest = hashlib.sha256(data).hexdigest()[:12]
-        return ImageResult(data=data, model="offline-renderer", path="offline", usage={"sha": digest})
+        return ImageResult(
+            data=data, model="offline-renderer", path="offline", usage={"sha": digest}
+        )

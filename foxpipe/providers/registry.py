@@ -63,13 +63,21 @@ def image_store(settings: Settings) -> ImageStore:
         return LocalStore(settings.data_path)
     from foxpipe.providers.cloudinary import CloudinaryStore
 
-    key = ("cloudinary", settings.cloudinary_url, settings.cloudinary_preset, str(settings.data_path.resolve()))
+    key = (
+        "cloudinary",
+        settings.cloudinary_url,
+        settings.cloudinary_preset,
+        str(settings.data_path.resolve()),
+    )
     with _SHARED_LOCK:
         store = _SHARED.get(key)
         if store is None:
             store = _SHARED[key] = CloudinaryStore(
-                settings.cloudinary_url, settings.data_path, preset=settings.cloudinary_preset,
-                redact=settings.redact, backoff_base=settings.retry_base_seconds,
+                settings.cloudinary_url,
+                settings.data_path,
+                preset=settings.cloudinary_preset,
+                redact=settings.redact,
+                backoff_base=settings.retry_base_seconds,
             )
         return store
 
@@ -80,13 +88,20 @@ def prompt_log(settings: Settings) -> PromptLog:
     from foxpipe.providers.sheets import SheetsLog
 
     sa = settings.google_service_account
-    key = ("sheets", settings.google_sheet_id, sa.get("client_email"), sa.get("private_key_id"),
-           sa.get("token_uri"), str(settings.data_path.resolve()))
+    key = (
+        "sheets",
+        settings.google_sheet_id,
+        sa.get("client_email"),
+        sa.get("private_key_id"),
+        sa.get("token_uri"),
+        str(settings.data_path.resolve()),
+    )
     with _SHARED_LOCK:
         plog = _SHARED.get(key)
         if plog is None or not plog.alive:
-            plog = _SHARED[key] = SheetsLog(settings.google_sheet_id, sa, settings.data_path,
-                                            redact=settings.redact)
+            plog = _SHARED[key] = SheetsLog(
+                settings.google_sheet_id, sa, settings.data_path, redact=settings.redact
+            )
         return plog
 
 
@@ -139,19 +154,23 @@ def status(settings: Settings) -> list[ServiceStatus]:
         ServiceStatus(
             "Story & images",
             s.openai_live,
-            f"OpenAI ({s.openai_chat_model}, {s.openai_image_model})" if s.openai_live else "Offline writer and renderer",
+            f"OpenAI ({s.openai_chat_model}, {s.openai_image_model})"
+            if s.openai_live
+            else "Offline writer and renderer",
         ),
         ServiceStatus(
             "Image hosting",
             s.cloudinary_live,
-            ("Cloudinary" + (" (unsigned preset)" if s.cloudinary_preset else "")) if s.cloudinary_live
+            ("Cloudinary" + (" (unsigned preset)" if s.cloudinary_preset else ""))
+            if s.cloudinary_live
             else "Local files: images stay on this server (set CLOUDINARY_URL to host them)",
         ),
         _log_status(s),
         ServiceStatus(
             "Video",
             s.kling_live or s.hailuo_live,
-            ", ".join(n for n, on in (("Kling", s.kling_live), ("Hailuo", s.hailuo_live)) if on) or "Local slideshow",
+            ", ".join(n for n, on in (("Kling", s.kling_live), ("Hailuo", s.hailuo_live)) if on)
+            or "Local slideshow",
         ),
     ]
 
@@ -162,4 +181,6 @@ def _log_status(s: Settings) -> ServiceStatus:
     state = getattr(prompt_log(s), "state", "live")
     if state == "unavailable":
         return ServiceStatus("Prompt log", False, "Local CSV for now (Google Sheets unavailable)")
-    return ServiceStatus("Prompt log", True, "Google Sheets" + (" (connecting…)" if state == "connecting" else ""))
+    return ServiceStatus(
+        "Prompt log", True, "Google Sheets" + (" (connecting…)" if state == "connecting" else "")
+    )

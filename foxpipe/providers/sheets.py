@@ -42,7 +42,9 @@ MIN_QUOTA_WAIT = 0.001  # seconds: every quota wait moves the clock forward
 
 
 class SheetError(Exception):
-    def __init__(self, message: str, reason: str, permanent: bool, retry_after: float | None = None):
+    def __init__(
+        self, message: str, reason: str, permanent: bool, retry_after: float | None = None
+    ):
         super().__init__(message)
         self.message = message
         self.reason = reason  # goes into the NoSheet_ marker: 429, 500, timeout, 404, ...
@@ -61,32 +63,44 @@ def classify(e: Exception) -> SheetError:
     if isinstance(e, gspread.exceptions.SpreadsheetNotFound):
         return SheetError("the spreadsheet was not found (404)", "404", permanent=True)
     if isinstance(e, PermissionError):
-        return SheetError("the service account has no access to the spreadsheet (403)", "403", permanent=True)
+        return SheetError(
+            "the service account has no access to the spreadsheet (403)", "403", permanent=True
+        )
     if isinstance(e, gspread.exceptions.APIError):
         status = e.response.status_code if e.response is not None else 0
         retry_after = None
         with contextlib.suppress(TypeError, ValueError, AttributeError):
             retry_after = retry_after_seconds(e.response.headers)
         msg = str(e.error.get("message", ""))[:160] if isinstance(e.error, dict) else ""
-        return SheetError(f"Sheets API error {status}: {msg}", str(status),
-                          permanent=status not in RETRYABLE_STATUS, retry_after=retry_after)
+        return SheetError(
+            f"Sheets API error {status}: {msg}",
+            str(status),
+            permanent=status not in RETRYABLE_STATUS,
+            retry_after=retry_after,
+        )
     if isinstance(e, google.auth.exceptions.RefreshError):
         retryable = bool(getattr(e, "retryable", False))
         detail = str(e.args[0] if e.args else "")[:120]
         return SheetError(f"token endpoint said: {detail}", "auth", permanent=not retryable)
     if isinstance(e, requests.exceptions.Timeout):
         return SheetError("no answer from Google Sheets in time", "timeout", permanent=False)
-    if isinstance(e, (requests.exceptions.RequestException, google.auth.exceptions.TransportError, OSError)):
+    if isinstance(
+        e, (requests.exceptions.RequestException, google.auth.exceptions.TransportError, OSError)
+    ):
         return SheetError(f"network error ({type(e).__name__})", "network", permanent=False)
     if isinstance(e, ValueError):  # a private key that does not parse
-        return SheetError("the service account's private key could not be read", "key", permanent=True)
+        return SheetError(
+            "the service account's private key could not be read", "key", permanent=True
+        )
     return SheetError(f"unexpected error ({type(e).__name__})", "error", permanent=False)
 
 
 class WriteQuota:
     """At most ``limit`` writes in any ``window`` seconds (a sliding window)."""
 
-    def __init__(self, limit: int, window: float, clock: Callable[[], float], sleep: Callable[[float], None]):
+    def __init__(
+        self, limit: int, window: float, clock: Callable[[], float], sleep: Callable[[float], None]
+    ):
         self.limit = max(1, limit)
         self.window = window
         self.clock = clock
@@ -195,7 +209,9 @@ class SheetsLog:
             self._requested += 1
             target = self._requested
             self._cond.notify_all()
-            return self._cond.wait_for(lambda: self._done >= target or not self._thread.is_alive(), timeout)
+            return self._cond.wait_for(
+                lambda: self._done >= target or not self._thread.is_alive(), timeout
+            )
 
     def close(self, timeout: float = 10.0) -> None:
         """A last flush, then stop the thread. Unsent rows stay in the CSV as NoSheet_."""
@@ -238,7 +254,9 @@ class SheetsLog:
                         self._virtual_sleep(wait)
                     else:
                         with self._cond:
-                            self._cond.wait_for(lambda: self._stop or self._requested > self._done, wait)
+                            self._cond.wait_for(
+                                lambda: self._stop or self._requested > self._done, wait
+                            )
                 with self._cond:
                     serving = self._requested
             with self._cond:
@@ -274,7 +292,9 @@ class SheetsLog:
     def _open(self) -> dict[str, Any]:
         import gspread
 
-        gc = gspread.service_account_from_dict(self.info, scopes=SCOPES)  # plain client: retries are ours
+        gc = gspread.service_account_from_dict(
+            self.info, scopes=SCOPES
+        )  # plain client: retries are ours
         gc.set_timeout(self.timeout)
         sh = gc.open_by_key(self.sheet_id)
         existing = {ws.title: ws for ws in sh.worksheets()}
@@ -296,8 +316,10 @@ class SheetsLog:
     def _set_problem(self, e: SheetError) -> None:
         email = self.info.get("client_email", "the service account")
         if e.reason == "404":
-            text = (f"GOOGLE_SHEET_ID was not found (404). Check the id, and share the sheet with "
-                    f"{email} as Editor.")
+            text = (
+                f"GOOGLE_SHEET_ID was not found (404). Check the id, and share the sheet with "
+                f"{email} as Editor."
+            )
         elif e.reason == "403":
             text = f"The Google Sheet is not shared with {email} (403). Share it as Editor."
         elif e.reason in ("auth", "key", "401"):
@@ -322,8 +344,13 @@ class SheetsLog:
                 err = classify(exc)
             if err.permanent or attempt == attempts or self._stop and attempt > 1:
                 raise err
-            delay = min(self.backoff_cap, Backoff(self.backoff_base, self.backoff_cap).delay(attempt, err.retry_after))
-            log.info("[SHEETS] %s; retrying in %.1fs (%d/%d)", err.message, delay, attempt, attempts)
+            delay = min(
+                self.backoff_cap,
+                Backoff(self.backoff_base, self.backoff_cap).delay(attempt, err.retry_after),
+            )
+            log.info(
+                "[SHEETS] %s; retrying in %.1fs (%d/%d)", err.message, delay, attempt, attempts
+            )
             self._sleep(delay)
         raise AssertionError("unreachable")
 
@@ -334,11 +361,17 @@ class SheetsLog:
         for kind in KINDS:
             backlog = self.csv.pending(kind, NO_SHEET, self._scan_from[kind])
             for i in range(0, len(backlog), MAX_ROWS_PER_WRITE):
-                chunk = backlog[i:i + MAX_ROWS_PER_WRITE]
-                values = [[sheet_value(c, row.get(c, "")) for c in HEADERS[kind]] for _, row in chunk]
+                chunk = backlog[i : i + MAX_ROWS_PER_WRITE]
+                values = [
+                    [sheet_value(c, row.get(c, "")) for c in HEADERS[kind]] for _, row in chunk
+                ]
                 ws = self._worksheets[kind]
                 try:
-                    self._with_retries(lambda ws=ws, values=values: ws.append_rows(values, value_input_option="RAW"))
+                    self._with_retries(
+                        lambda ws=ws, values=values: ws.append_rows(
+                            values, value_input_option="RAW"
+                        )
+                    )
                 except SheetError as e:
                     self.csv.set_markers(kind, [p for p, _ in backlog[i:]], f"{NO_SHEET}{e.reason}")
                     self._set_problem(e)

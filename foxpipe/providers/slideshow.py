@@ -68,7 +68,9 @@ def fit_file(src: str | Path, dest: Path, width: int, height: int) -> Path:
 
 
 # ---------------------------------------------------------------- captions and subtitles
-def _wrap(text: str, font: ImageFont.ImageFont | ImageFont.FreeTypeFont, max_width: float, max_lines: int) -> list[str]:
+def _wrap(
+    text: str, font: ImageFont.ImageFont | ImageFont.FreeTypeFont, max_width: float, max_lines: int
+) -> list[str]:
     words, lines, line = text.split(), [], ""
     for w in words:
         trial = f"{line} {w}".strip()
@@ -141,7 +143,9 @@ def timeline(lengths: list[float], fade: float) -> tuple[list[float], float]:
     return starts, t
 
 
-def cues(segments: list[Segment], lengths: list[float], fade: float) -> list[tuple[float, float, str]]:
+def cues(
+    segments: list[Segment], lengths: list[float], fade: float
+) -> list[tuple[float, float, str]]:
     """Subtitle times: each text changes in the middle of its crossfade."""
     starts, total = timeline(lengths, fade)
     out = []
@@ -184,7 +188,9 @@ def probe(path: str | Path) -> VideoInfo:
     (the package ships ffmpeg, not ffprobe)."""
     proc = subprocess.run(
         [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-i", str(path)],
-        capture_output=True, text=True, timeout=30,
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     m = _STREAM.search(proc.stderr)
     d = _DURATION.search(proc.stderr)
@@ -251,13 +257,38 @@ def render(
         starts, total = timeline(lengths, fade if len(segments) > 1 else 0.0)
         last = "s0"
         for i in range(1, len(segments)):
-            chains.append(f"[{last}][s{i}]xfade=transition=fade:duration={fade}:offset={starts[i]:.3f}[x{i}]")
+            chains.append(
+                f"[{last}][s{i}]xfade=transition=fade:duration={fade}:offset={starts[i]:.3f}[x{i}]"
+            )
             last = f"x{i}"
         cmd = [
-            imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-hide_banner", "-loglevel", "error", "-nostats",
-            *args, "-filter_complex", ";".join(chains), "-map", f"[{last}]", "-an",
-            "-c:v", "libx264", "-preset", PRESET, "-crf", str(CRF), "-pix_fmt", "yuv420p",
-            "-r", str(FPS), "-movflags", "+faststart", "-progress", "pipe:1", str(out),
+            imageio_ffmpeg.get_ffmpeg_exe(),
+            "-y",
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-nostats",
+            *args,
+            "-filter_complex",
+            ";".join(chains),
+            "-map",
+            f"[{last}]",
+            "-an",
+            "-c:v",
+            "libx264",
+            "-preset",
+            PRESET,
+            "-crf",
+            str(CRF),
+            "-pix_fmt",
+            "yuv420p",
+            "-r",
+            str(FPS),
+            "-movflags",
+            "+faststart",
+            "-progress",
+            "pipe:1",
+            str(out),
         ]
         run_ffmpeg(cmd, round(total * FPS), progress, cancel, timeout)
     log.info("[VIDEO] rendered %s: %d scenes, %.1f s", out.name, len(segments), total)

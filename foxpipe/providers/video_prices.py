@@ -46,8 +46,12 @@ _KLING = {
 }
 _H3_SRC = "MiniMax pay-as-you-go list (US$), via reseller docs 2026-10-24"
 _H3 = {
-    "768P": Price(0.08, estimate=False, free_references=5, usd_per_extra_reference=0.04, source=_H3_SRC),
-    "2K": Price(0.13, estimate=False, free_references=5, usd_per_extra_reference=0.04, source=_H3_SRC),
+    "768P": Price(
+        0.08, estimate=False, free_references=5, usd_per_extra_reference=0.04, source=_H3_SRC
+    ),
+    "2K": Price(
+        0.13, estimate=False, free_references=5, usd_per_extra_reference=0.04, source=_H3_SRC
+    ),
 }
 
 
@@ -67,8 +71,17 @@ _HAILUO_FAST = {
 
 # (vendor, model) -> tier (Kling mode, MiniMax resolution) -> price
 PRICES: dict[tuple[str, str], dict[str, Price]] = {
-    **{("kling", m): _KLING for m in ("kling-v2-5-turbo", "kling-v2-6", "kling-v3", "kling-v3-omni",
-                                      "kling-video-o1", "kling-v2-1")},
+    **{
+        ("kling", m): _KLING
+        for m in (
+            "kling-v2-5-turbo",
+            "kling-v2-6",
+            "kling-v3",
+            "kling-v3-omni",
+            "kling-video-o1",
+            "kling-v2-1",
+        )
+    },
     ("hailuo", "MiniMax-H3"): _H3,
     ("hailuo", "MiniMax-Hailuo-2.3"): _HAILUO,
     ("hailuo", "MiniMax-Hailuo-2.3-Fast"): _HAILUO_FAST,
@@ -82,8 +95,9 @@ class Quote:
     detail: str  # what was priced, for the UI and the log
 
 
-def clip_price(vendor: str, model: str, tier: str, seconds: int, *, references: int = 0,
-               audio: bool = False) -> Quote:
+def clip_price(
+    vendor: str, model: str, tier: str, seconds: int, *, references: int = 0, audio: bool = False
+) -> Quote:
     """US$ for one clip. ``tier`` is Kling's mode (std/pro) or MiniMax's resolution;
     ``references`` counts every image sent (frame included); ``audio`` asks Kling's
     sound-on price. A model missing from the table is priced like its vendor's default

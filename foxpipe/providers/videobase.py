@@ -67,7 +67,9 @@ class HttpProvider:
         if self._given is not None:
             return self._given
         if self._http is None:
-            self._http = httpx.AsyncClient(base_url=self._base_url.rstrip("/"), timeout=self._timeout)
+            self._http = httpx.AsyncClient(
+                base_url=self._base_url.rstrip("/"), timeout=self._timeout
+            )
         return self._http
 
     async def aclose(self) -> None:
@@ -87,13 +89,25 @@ class ClipMaker(Protocol):
     @property
     def takes_references(self) -> bool: ...
 
-    async def submit(self, image: ImageInput, prompt: str, external_id: str = "",
-                     references: list[ImageInput] | None = None, aspect_ratio: str = "9:16") -> str:
+    async def submit(
+        self,
+        image: ImageInput,
+        prompt: str,
+        external_id: str = "",
+        references: list[ImageInput] | None = None,
+        aspect_ratio: str = "9:16",
+    ) -> str:
         """Start a paid task; returns the task id to store (it names the endpoint to poll)."""
         ...
 
-    async def create(self, image: ImageInput, prompt: str, external_id: str = "",
-                     references: list[ImageInput] | None = None, aspect_ratio: str = "9:16") -> str: ...
+    async def create(
+        self,
+        image: ImageInput,
+        prompt: str,
+        external_id: str = "",
+        references: list[ImageInput] | None = None,
+        aspect_ratio: str = "9:16",
+    ) -> str: ...
 
     async def poll(self, task_id: str) -> TaskState: ...
 
@@ -119,7 +133,9 @@ async def collect(maker: ClipMaker, task_id: str, url: str) -> tuple[bytes, str]
     except ProviderError as e:
         if e.code not in EXPIRED_LINK:
             raise
-        log.info("[VIDEO] %s download link expired (HTTP %s); asking for a fresh one", maker.name, e.code)
+        log.info(
+            "[VIDEO] %s download link expired (HTTP %s); asking for a fresh one", maker.name, e.code
+        )
     fresh = await maker.fetch_result(task_id)
     return await maker.download(fresh), fresh
 
@@ -174,9 +190,15 @@ class HostedClipStore(LocalClipStore):
 
     def save_clip(self, job_id: str, slot_index: int, attempt: int, data: bytes) -> StoredClip:
         local = super().save_clip(job_id, slot_index, attempt, data)
-        url, error = self.host.host_file(local.local_path, story_id=job_id,
-                                         name=f"clip_{slot_index + 1:02d}_a{attempt}", tags=[job_id, "clip"])
-        return StoredClip(url=url or local.url, local_path=local.local_path, uploaded=bool(url), error=error)
+        url, error = self.host.host_file(
+            local.local_path,
+            story_id=job_id,
+            name=f"clip_{slot_index + 1:02d}_a{attempt}",
+            tags=[job_id, "clip"],
+        )
+        return StoredClip(
+            url=url or local.url, local_path=local.local_path, uploaded=bool(url), error=error
+        )
 
     def host_video(self, job_id: str, path: str, name: str = "story") -> tuple[str, str]:
         return self.host.host_file(path, story_id=job_id, name=name, tags=[job_id, "video"])
@@ -215,10 +237,14 @@ def transport_error(provider: str, e: Exception) -> ProviderError:
     """``connect``: nothing reached the vendor (safe to send again); ``timeout`` and
     ``network``: the request may have arrived, so a submission may have been accepted."""
     if isinstance(e, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)):
-        return ProviderError(f"Could not reach {provider} ({type(e).__name__}).", "retryable", code="connect")
+        return ProviderError(
+            f"Could not reach {provider} ({type(e).__name__}).", "retryable", code="connect"
+        )
     if isinstance(e, httpx.TimeoutException):
         return ProviderError(f"{provider} did not answer in time.", "retryable", code="timeout")
-    return ProviderError(f"Could not reach {provider} ({type(e).__name__}).", "retryable", code="network")
+    return ProviderError(
+        f"Could not reach {provider} ({type(e).__name__}).", "retryable", code="network"
+    )
 
 
 async def download(client: httpx.AsyncClient, provider: str, url: str) -> bytes:
@@ -226,9 +252,14 @@ async def download(client: httpx.AsyncClient, provider: str, url: str) -> bytes:
     try:
         async with client.stream("GET", url, follow_redirects=True) as resp:
             if resp.status_code >= 400:
-                kind = "retryable" if resp.status_code >= 500 or resp.status_code == 429 else "fatal"
-                raise ProviderError(f"{provider}'s clip could not be downloaded (HTTP {resp.status_code}).", kind,
-                                    code=str(resp.status_code))
+                kind = (
+                    "retryable" if resp.status_code >= 500 or resp.status_code == 429 else "fatal"
+                )
+                raise ProviderError(
+                    f"{provider}'s clip could not be downloaded (HTTP {resp.status_code}).",
+                    kind,
+                    code=str(resp.status_code),
+                )
             chunks, total = [], 0
             async for chunk in resp.aiter_bytes():
                 total += len(chunk)

@@ -77,10 +77,14 @@ def load_rgb(data: bytes, px: int = WORK_PX) -> np.ndarray:
 def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
     """sRGB in 0..1 to CIE Lab (D65)."""
     lin = np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
-    m = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]], np.float32)
+    m = np.array(
+        [[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]], np.float32
+    )
     xyz = lin @ m.T / np.array([0.95047, 1.0, 1.08883], np.float32)
     f = np.where(xyz > 0.008856, np.cbrt(xyz), 7.787 * xyz + 16 / 116)
-    lab = np.stack([116 * f[..., 1] - 16, 500 * (f[..., 0] - f[..., 1]), 200 * (f[..., 1] - f[..., 2])], -1)
+    lab = np.stack(
+        [116 * f[..., 1] - 16, 500 * (f[..., 0] - f[..., 1]), 200 * (f[..., 1] - f[..., 2])], -1
+    )
     return lab.astype(np.float32)
 
 
@@ -234,7 +238,9 @@ class Features:
     core: np.ndarray  # its thick parts, normalised to their box (SHAPE x SHAPE)
     aspect: float  # height / width of the thick parts' box
     thin_share: float  # share of the subject that is thin structure (a glow, outlines)
-    colours: list[tuple[np.ndarray, float]]  # significant Lab colours and their shares, largest first
+    colours: list[
+        tuple[np.ndarray, float]
+    ]  # significant Lab colours and their shares, largest first
     all_lab: np.ndarray  # the subject's pixels in Lab
     phash: np.ndarray  # 64 bits
     hog: np.ndarray  # edge-orientation histogram (unit length)
@@ -272,7 +278,7 @@ def _main_piece(mask: np.ndarray) -> np.ndarray:
 
 def _resample(mask: np.ndarray, n: int = SHAPE) -> np.ndarray:
     ys, xs = np.nonzero(mask)
-    crop = mask[ys.min(): ys.max() + 1, xs.min(): xs.max() + 1].astype(np.uint8) * 255
+    crop = mask[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1].astype(np.uint8) * 255
     im = Image.fromarray(crop).resize((n, n), Image.Resampling.BILINEAR)
     return np.asarray(im) > 127
 
@@ -288,7 +294,9 @@ _DCT32 = _dct_matrix(32)
 
 def phash(gray: np.ndarray) -> np.ndarray:
     """A 64-bit DCT perceptual hash of a grey image (any size)."""
-    im = Image.fromarray(np.clip(gray * 255, 0, 255).astype(np.uint8)).resize((32, 32), Image.Resampling.BOX)
+    im = Image.fromarray(np.clip(gray * 255, 0, 255).astype(np.uint8)).resize(
+        (32, 32), Image.Resampling.BOX
+    )
     a = np.asarray(im, np.float32)
     d = (_DCT32 @ a @ _DCT32.T)[:8, :8].ravel()
     return d > np.median(d[1:])
@@ -318,8 +326,17 @@ def features(data: bytes) -> Features:
     n = int(mask.sum())
     if n < 30:
         empty = np.zeros((SHAPE, SHAPE), bool)
-        return Features(mask, empty, 1.0, 0.0, [], np.zeros((0, 3), np.float32),
-                        np.zeros(64, bool), np.zeros(36), False)
+        return Features(
+            mask,
+            empty,
+            1.0,
+            0.0,
+            [],
+            np.zeros((0, 3), np.float32),
+            np.zeros(64, bool),
+            np.zeros(36),
+            False,
+        )
     # Thick parts: an opening by a part of the subject's thickness drops glows and outlines.
     r = max(1, round(_thickness(mask) * OPENING))
     core = dilate(erode(mask, r), r) & mask
@@ -333,15 +350,27 @@ def features(data: bytes) -> Features:
     bins = _bins(pix)
     ids, counts = np.unique(bins, return_counts=True)
     nc = len(pix)
-    colours = [(pix[bins == b].mean(0), c / nc) for b, c in zip(ids.tolist(), counts.tolist(), strict=True)
-               if c / nc >= COLOUR_SHARE]
+    colours = [
+        (pix[bins == b].mean(0), c / nc)
+        for b, c in zip(ids.tolist(), counts.tolist(), strict=True)
+        if c / nc >= COLOUR_SHARE
+    ]
     colours.sort(key=lambda t: -t[1])
     # The perceptual parts look at the thick parts' box, background flattened to mid grey.
     y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
     gray = lab[y0:y1, x0:x1, 0] / 100.0
     gray = np.where(core[y0:y1, x0:x1], gray, 0.5)
-    return Features(mask, _resample(core), float(aspect), float(thin_share), colours, pix,
-                    phash(gray), hog(gray), True)
+    return Features(
+        mask,
+        _resample(core),
+        float(aspect),
+        float(thin_share),
+        colours,
+        pix,
+        phash(gray),
+        hog(gray),
+        True,
+    )
 
 
 # ---------------------------------------------------------------------------- comparison
@@ -403,12 +432,23 @@ def compare(ref: Features, img: Features) -> Comparison:
     elif iou < PROPORTION_IOU or aspect_ratio > ASPECT_RATIO:
         defects.append("size and proportions")
         notes.append("the body proportions differ")
-    raw = 100 * (0.4 * max(0.0, matched) + 0.4 * min(1.0, iou / 0.9) + 0.1 * (1 - hash_diff) + 0.1 * max(0.0, hog_sim))
+    raw = 100 * (
+        0.4 * max(0.0, matched)
+        + 0.4 * min(1.0, iou / 0.9)
+        + 0.1 * (1 - hash_diff)
+        + 0.1 * max(0.0, hog_sim)
+    )
     score = int(round(min(raw, 60.0) if defects else max(raw, 70.0)))
-    note = ("On model." if not defects else (notes[0][0].upper() + "; ".join(notes)[1:] + "."))
-    figures = {"matched": round(matched, 3), "iou": round(iou, 3), "aspect_ratio": round(aspect_ratio, 3),
-               "thin_ref": round(ref.thin_share, 3), "thin_img": round(img.thin_share, 3),
-               "hash_diff": round(hash_diff, 3), "hog_sim": round(hog_sim, 3)}
+    note = "On model." if not defects else (notes[0][0].upper() + "; ".join(notes)[1:] + ".")
+    figures = {
+        "matched": round(matched, 3),
+        "iou": round(iou, 3),
+        "aspect_ratio": round(aspect_ratio, 3),
+        "thin_ref": round(ref.thin_share, 3),
+        "thin_img": round(img.thin_share, 3),
+        "hash_diff": round(hash_diff, 3),
+        "hog_sim": round(hog_sim, 3),
+    }
     return Comparison(score, defects, note, figures)
 
 
@@ -462,29 +502,50 @@ class OfflineVision:
         if cached is not None:
             return cached
         if not reference:
-            reference = render_reference("512x768", powered=form_for(scene_number) == "powered",
-                                         look=look_from_text(text))
+            reference = render_reference(
+                "512x768", powered=form_for(scene_number) == "powered", look=look_from_text(text)
+            )
         feats = features(reference)
         if len(self._ref_cache) > 32:
             self._ref_cache.clear()
         self._ref_cache[key] = feats
         return feats
 
-    def check_sync(self, reference: bytes | None, reference_text: str, image: bytes, scene_number: int = 0) -> Verdict:
+    def check_sync(
+        self, reference: bytes | None, reference_text: str, image: bytes, scene_number: int = 0
+    ) -> Verdict:
         t0 = time.perf_counter()
         try:
             ref = self._ref_features(reference, reference_text, scene_number)
         except ImageUnreadable as e:
-            return Verdict.not_checked(self.name, f"The reference is {e}.", time.perf_counter() - t0)
+            return Verdict.not_checked(
+                self.name, f"The reference is {e}.", time.perf_counter() - t0
+            )
         try:
             img = features(image)
         except ImageUnreadable as e:
             return Verdict.not_checked(self.name, f"The image is {e}.", time.perf_counter() - t0)
         c = compare(ref, img)
         seconds = time.perf_counter() - t0
-        log.info("[CONTINUITY] offline scene %s: score %d %s (%.0f ms)", scene_number, c.score, c.defects, seconds * 1000)
-        return Verdict(on_model=not c.defects, score=c.score, defects=c.defects, note=c.note,
-                       checker=self.name, seconds=round(seconds, 4))
+        log.info(
+            "[CONTINUITY] offline scene %s: score %d %s (%.0f ms)",
+            scene_number,
+            c.score,
+            c.defects,
+            seconds * 1000,
+        )
+        return Verdict(
+            on_model=not c.defects,
+            score=c.score,
+            defects=c.defects,
+            note=c.note,
+            checker=self.name,
+            seconds=round(seconds, 4),
+        )
 
-    async def check(self, reference: bytes | None, reference_text: str, image: bytes, scene_number: int = 0) -> Verdict:
-        return await asyncio.to_thread(self.check_sync, reference, reference_text, image, scene_number)
+    async def check(
+        self, reference: bytes | None, reference_text: str, image: bytes, scene_number: int = 0
+    ) -> Verdict:
+        return await asyncio.to_thread(
+            self.check_sync, reference, reference_text, image, scene_number
+        )

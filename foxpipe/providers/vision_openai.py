@@ -53,7 +53,13 @@ EST_TEXT_TOKENS = 450
 EST_OUTPUT_TOKENS = 120
 
 Defect = Literal[
-    "species", "fur or skin colour", "markings", "eyes", "outfit or accessory", "size and proportions", "wrong form",
+    "species",
+    "fur or skin colour",
+    "markings",
+    "eyes",
+    "outfit or accessory",
+    "size and proportions",
+    "wrong form",
 ]
 assert set(Defect.__args__) == set(DEFECTS)  # type: ignore[attr-defined]
 
@@ -61,9 +67,15 @@ assert set(Defect.__args__) == set(DEFECTS)  # type: ignore[attr-defined]
 class VisionVerdict(BaseModel):
     """The answer's shape (Structured Outputs)."""
 
-    on_model: bool = Field(description="True when the hero in the image is the same character as the reference")
-    score: int = Field(ge=0, le=100, description="100 = identical character, 0 = a different character")
-    defects: list[Defect] = Field(description="What differs from the reference; empty when on model")
+    on_model: bool = Field(
+        description="True when the hero in the image is the same character as the reference"
+    )
+    score: int = Field(
+        ge=0, le=100, description="100 = identical character, 0 = a different character"
+    )
+    defects: list[Defect] = Field(
+        description="What differs from the reference; empty when on model"
+    )
     note: str = Field(max_length=200, description="One short line for the reviewer")
 
 
@@ -91,8 +103,9 @@ def cost_per_check(model: str, with_reference_image: bool = True) -> float:
     return (tokens_in * p_in + EST_OUTPUT_TOKENS * p_out) / 1e6
 
 
-def cost_per_story(model: str, images: int = SCENE_COUNT, fix_rate: float = 0.0,
-                   with_reference_image: bool = True) -> float:
+def cost_per_story(
+    model: str, images: int = SCENE_COUNT, fix_rate: float = 0.0, with_reference_image: bool = True
+) -> float:
     """Estimated US$ of checking a story's images; ``fix_rate`` (0-1) adds the checks of
     automatically regenerated images (each fixed image is checked again)."""
     checks = images * (1.0 + max(0.0, min(1.0, fix_rate)))
@@ -114,11 +127,14 @@ def data_url(image: bytes, px: int = IMAGE_PX) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
-def build_messages(reference_url: str | None, reference_text: str, image_url: str,
-                   scene_number: int) -> list[dict]:
+def build_messages(
+    reference_url: str | None, reference_text: str, image_url: str, scene_number: int
+) -> list[dict]:
     form = form_for(scene_number) if scene_number else ""
-    form_line = {"base": "This scene must show the hero's ordinary form (before the power awakens).",
-                 "powered": "This scene must show the hero's powered-up form."}.get(form, "")
+    form_line = {
+        "base": "This scene must show the hero's ordinary form (before the power awakens).",
+        "powered": "This scene must show the hero's powered-up form.",
+    }.get(form, "")
     parts: list[dict] = []
     if reference_url:
         parts.append({"type": "text", "text": "REFERENCE (the approved hero):"})
@@ -126,7 +142,9 @@ def build_messages(reference_url: str | None, reference_text: str, image_url: st
     text = " ".join(reference_text.split())[:1500]
     if text:
         parts.append({"type": "text", "text": f"<reference_text>{text}</reference_text>"})
-    parts.append({"type": "text", "text": f"SCENE {scene_number or ''} image to check. {form_line}".strip()})
+    parts.append(
+        {"type": "text", "text": f"SCENE {scene_number or ''} image to check. {form_line}".strip()}
+    )
     parts.append({"type": "image_url", "image_url": {"url": image_url, "detail": "high"}})
     return [{"role": "system", "content": RUBRIC}, {"role": "user", "content": parts}]
 
@@ -138,8 +156,12 @@ class BadVerdict(Exception):
 RETRY_CAP = 20.0  # seconds: the longest wait between two tries of a check (Retry-After aside)
 
 
-async def with_retries(call: Callable[[], Awaitable[T]], retries: int, base: float,
-                       on_retry: Callable[[ProviderError], None] | None = None) -> T:
+async def with_retries(
+    call: Callable[[], Awaitable[T]],
+    retries: int,
+    base: float,
+    on_retry: Callable[[ProviderError], None] | None = None,
+) -> T:
     """``call`` with up to ``retries`` more tries after a retryable ProviderError."""
     attempt = 0
     while True:
@@ -163,8 +185,12 @@ class OpenAIVision:
         self.settings = settings
         self.model = settings.openai_vision_model
         self.name = self.model
-        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncOpenAI] = weakref.WeakKeyDictionary()
-        self._limiters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, RateLimiter] = weakref.WeakKeyDictionary()
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncOpenAI] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._limiters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, RateLimiter] = (
+            weakref.WeakKeyDictionary()
+        )
 
     def _client(self) -> AsyncOpenAI:
         loop = asyncio.get_running_loop()
@@ -178,7 +204,9 @@ class OpenAIVision:
         loop = asyncio.get_running_loop()
         lim = self._limiters.get(loop)
         if lim is None:
-            lim = self._limiters[loop] = RateLimiter(self.settings.vision_requests_per_minute, MAX_CONCURRENT)
+            lim = self._limiters[loop] = RateLimiter(
+                self.settings.vision_requests_per_minute, MAX_CONCURRENT
+            )
         return lim
 
     async def aclose(self) -> None:
@@ -194,7 +222,9 @@ class OpenAIVision:
             try:
                 async with asyncio.timeout(timeout + 5):
                     completion = await self._client().chat.completions.parse(
-                        model=self.model, messages=messages, response_format=VisionVerdict,  # type: ignore[arg-type]
+                        model=self.model,
+                        messages=messages,
+                        response_format=VisionVerdict,  # type: ignore[arg-type]
                         max_completion_tokens=MAX_COMPLETION_TOKENS,
                     )
             except openai.LengthFinishReasonError as e:
@@ -202,7 +232,9 @@ class OpenAIVision:
             except openai.ContentFilterFinishReasonError as e:
                 raise BadVerdict("the answer was stopped by the content filter") from e
             except ValidationError as e:
-                raise BadVerdict(f"the answer did not match the verdict's shape ({e.error_count()} problem(s))") from e
+                raise BadVerdict(
+                    f"the answer did not match the verdict's shape ({e.error_count()} problem(s))"
+                ) from e
             except ValueError as e:  # invalid JSON
                 raise BadVerdict("the answer was not valid JSON") from e
             except ProviderError:
@@ -219,11 +251,16 @@ class OpenAIVision:
             raise BadVerdict("the answer was empty")
         p_in, p_out = price(self.model)
         usage = completion.usage
-        cost = ((usage.prompt_tokens * p_in + usage.completion_tokens * p_out) / 1e6 if usage
-                else cost_per_check(self.model))
+        cost = (
+            (usage.prompt_tokens * p_in + usage.completion_tokens * p_out) / 1e6
+            if usage
+            else cost_per_check(self.model)
+        )
         return msg.parsed, cost
 
-    async def check(self, reference: bytes | None, reference_text: str, image: bytes, scene_number: int = 0) -> Verdict:
+    async def check(
+        self, reference: bytes | None, reference_text: str, image: bytes, scene_number: int = 0
+    ) -> Verdict:
         t0 = time.monotonic()
         try:
             image_url = data_url(image)
@@ -240,18 +277,36 @@ class OpenAIVision:
         messages = build_messages(ref_url, reference_text, image_url, scene_number)
         try:
             answer, cost = await with_retries(
-                lambda: self._once(messages), max(0, self.settings.vision_retries),
+                lambda: self._once(messages),
+                max(0, self.settings.vision_retries),
                 self.settings.retry_base_seconds,
-                lambda e: log.warning("[CONTINUITY] check of scene %s: %s; retrying", scene_number, e.message),
+                lambda e: log.warning(
+                    "[CONTINUITY] check of scene %s: %s; retrying", scene_number, e.message
+                ),
             )
         except BadVerdict as e:
             log.warning("[CONTINUITY] check of scene %s: %s", scene_number, e)
-            return Verdict.not_checked(self.name, f"The check gave no usable answer: {e}.", round(time.monotonic() - t0, 3))
+            return Verdict.not_checked(
+                self.name, f"The check gave no usable answer: {e}.", round(time.monotonic() - t0, 3)
+            )
         except ProviderError as e:
             log.warning("[CONTINUITY] check of scene %s failed: %s", scene_number, e.message)
             return Verdict.not_checked(self.name, e.message, round(time.monotonic() - t0, 3))
         seconds = time.monotonic() - t0
-        verdict = Verdict(on_model=answer.on_model, score=answer.score, defects=list(answer.defects),
-                          note=answer.note, checker=self.name, seconds=round(seconds, 3), cost_usd=round(cost, 6))
-        log.info("[CONTINUITY] %s scene %s: score %d %s", self.model, scene_number, verdict.score, verdict.defects)
+        verdict = Verdict(
+            on_model=answer.on_model,
+            score=answer.score,
+            defects=list(answer.defects),
+            note=answer.note,
+            checker=self.name,
+            seconds=round(seconds, 3),
+            cost_usd=round(cost, 6),
+        )
+        log.info(
+            "[CONTINUITY] %s scene %s: score %d %s",
+            self.model,
+            scene_number,
+            verdict.score,
+            verdict.defects,
+        )
         return verdict

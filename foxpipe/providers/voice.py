@@ -31,20 +31,38 @@ def choose_voice(settings: Settings) -> VoiceChoice:
         from foxpipe.providers.voice_speech import SpeechEndpointVoice
 
         speech = SpeechEndpointVoice(settings)
-        return VoiceChoice(speech, "speech", speech.free, False, speech.voices[0],
-                           f"Voice from the speech endpoint ({speech.model or 'default model'}).")
+        return VoiceChoice(
+            speech,
+            "speech",
+            speech.free,
+            False,
+            speech.voices[0],
+            f"Voice from the speech endpoint ({speech.model or 'default model'}).",
+        )
     if settings.openai_live:
         from foxpipe.providers.voice_realtime import RealtimeVoice
 
         realtime = RealtimeVoice(settings)
         voice = settings.openai_voice if settings.openai_voice in realtime.voices else "marin"
-        return VoiceChoice(realtime, "realtime", False, False, voice,
-                           f"OpenAI Realtime voice ({realtime.model}); paid per second of speech.")
+        return VoiceChoice(
+            realtime,
+            "realtime",
+            False,
+            False,
+            voice,
+            f"OpenAI Realtime voice ({realtime.model}); paid per second of speech.",
+        )
     from foxpipe.providers.voice_offline import EspeakVoice
 
     m = EspeakVoice()
-    return VoiceChoice(m, "offline", True, False, m.voices[0],
-                       "A basic offline voice (espeak-ng): clear but robotic. Add an OpenAI key for a natural voice.")
+    return VoiceChoice(
+        m,
+        "offline",
+        True,
+        False,
+        m.voices[0],
+        "A basic offline voice (espeak-ng): clear but robotic. Add an OpenAI key for a natural voice.",
+    )
 
 
 def pcm16_wav(pcm: bytes, rate: int = 24000, channels: int = 1) -> bytes:
@@ -78,12 +96,33 @@ def ensure_wav(data: bytes, rate: int = 24000) -> bytes:
         raise ProviderError("The voice returned no audio.", "retryable", code="empty_audio")
     import imageio_ffmpeg
 
-    cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-i", "pipe:0",
-           "-ac", "1", "-ar", str(rate), "-c:a", "pcm_s16le", "-f", "s16le", "pipe:1"]
+    cmd = [
+        imageio_ffmpeg.get_ffmpeg_exe(),
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-i",
+        "pipe:0",
+        "-ac",
+        "1",
+        "-ar",
+        str(rate),
+        "-c:a",
+        "pcm_s16le",
+        "-f",
+        "s16le",
+        "pipe:1",
+    ]
     try:
-        proc = subprocess.run(cmd, input=data, capture_output=True, timeout=CONVERT_TIMEOUT, check=False)
+        proc = subprocess.run(
+            cmd, input=data, capture_output=True, timeout=CONVERT_TIMEOUT, check=False
+        )
     except (OSError, subprocess.TimeoutExpired) as e:
-        raise ProviderError(f"Could not convert the voice's audio ({type(e).__name__}).", "retryable") from e
+        raise ProviderError(
+            f"Could not convert the voice's audio ({type(e).__name__}).", "retryable"
+        ) from e
     if proc.returncode != 0 or not proc.stdout:
-        raise ProviderError("The voice returned something that is not audio.", "retryable", code="bad_audio")
+        raise ProviderError(
+            "The voice returned something that is not audio.", "retryable", code="bad_audio"
+        )
     return pcm16_wav(proc.stdout, rate)

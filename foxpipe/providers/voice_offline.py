@@ -42,7 +42,10 @@ class EspeakVoice:
         if exe is None:
             raise ProviderError(
                 "The offline voice needs espeak-ng, which is not installed (Debian: apt-get install "
-                "espeak-ng; on Community Cloud it is listed in packages.txt).", "fatal", code="no_espeak")
+                "espeak-ng; on Community Cloud it is listed in packages.txt).",
+                "fatal",
+                code="no_espeak",
+            )
         line = clean_line(text)
         if not line:
             raise ProviderError("There is nothing to say in this line.", "fatal", code="empty_line")
@@ -53,15 +56,26 @@ class EspeakVoice:
             # The text goes in on stdin: never through a shell, never parsed as an option.
             cmd = [exe, "-v", v, "-s", str(st.rate), "-p", str(st.pitch), "-w", str(out), "--stdin"]
             try:
-                proc = subprocess.run(cmd, input=line.encode("utf-8"), capture_output=True,
-                                      timeout=self.timeout, check=False)
+                proc = subprocess.run(
+                    cmd,
+                    input=line.encode("utf-8"),
+                    capture_output=True,
+                    timeout=self.timeout,
+                    check=False,
+                )
             except subprocess.TimeoutExpired as e:
-                raise ProviderError("The offline voice took too long.", "retryable", code="timeout") from e
+                raise ProviderError(
+                    "The offline voice took too long.", "retryable", code="timeout"
+                ) from e
             except OSError as e:
-                raise ProviderError(f"The offline voice could not start ({e.strerror or e}).", "fatal") from e
+                raise ProviderError(
+                    f"The offline voice could not start ({e.strerror or e}).", "fatal"
+                ) from e
             if proc.returncode != 0 or not out.exists():
                 err = proc.stderr.decode("utf-8", "replace").strip()[:200]
-                raise ProviderError(f"The offline voice failed: {err or 'no audio written'}.", "retryable")
+                raise ProviderError(
+                    f"The offline voice failed: {err or 'no audio written'}.", "retryable"
+                )
             data = out.read_bytes()
         wav = ensure_wav(data, 22050)
         log.info("[VOICE] espeak-ng %s/%s: %d bytes", v, st.key, len(wav))

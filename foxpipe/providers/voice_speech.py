@@ -40,24 +40,36 @@ class SpeechEndpointVoice:
         if not line:
             raise ProviderError("There is nothing to say in this line.", "fatal", code="empty_line")
         voice = voice or self.voices[0]
-        client = AsyncOpenAI(api_key=self.settings.tts_api_key or "none", base_url=self.base_url,
-                             max_retries=0, timeout=self.timeout)
+        client = AsyncOpenAI(
+            api_key=self.settings.tts_api_key or "none",
+            base_url=self.base_url,
+            max_retries=0,
+            timeout=self.timeout,
+        )
         try:
             async with asyncio.timeout(self.timeout + 5):
                 response = await client.audio.speech.create(
-                    model=self.model, voice=voice, input=line,  # type: ignore[arg-type]
-                    response_format="wav", speed=style_of(style).speed,
+                    model=self.model,
+                    voice=voice,
+                    input=line,  # type: ignore[arg-type]
+                    response_format="wav",
+                    speed=style_of(style).speed,
                 )
                 data = await response.aread()
         except ProviderError:
             raise
         except Exception as e:
             err = map_error(e, self.model)
-            raise ProviderError(err.message.replace("OpenAI", "The speech endpoint"), err.kind,
-                                retry_after=err.retry_after, code=err.code) from e
+            raise ProviderError(
+                err.message.replace("OpenAI", "The speech endpoint"),
+                err.kind,
+                retry_after=err.retry_after,
+                code=err.code,
+            ) from e
         finally:
             await client.close()
         wav = await asyncio.to_thread(ensure_wav, data, 24000)
         log.info("[VOICE] speech endpoint %s/%s: %d bytes", self.model, voice, len(wav))
-        return SpeechResult(wav=wav, words=[], transcript="", model=self.model,
-                            cost=self.cost_estimate(line))
+        return SpeechResult(
+            wav=wav, words=[], transcript="", model=self.model, cost=self.cost_estimate(line)
+        )

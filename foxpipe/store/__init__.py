@@ -178,7 +178,7 @@ def normalize_url(url: str) -> str:
     url = url.strip()
     for prefix in ("postgres://", "postgresql://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
+            return "postgresql+psycopg://" + url[len(prefix) :]
     return url
 
 
@@ -222,7 +222,11 @@ class Store:
                 cur.close()
         else:
             self.engine = create_engine(
-                url, pool_pre_ping=True, pool_size=5, max_overflow=5, pool_timeout=30,
+                url,
+                pool_pre_ping=True,
+                pool_size=5,
+                max_overflow=5,
+                pool_timeout=30,
                 connect_args={"connect_timeout": 10},
             )
 
@@ -332,10 +336,21 @@ class Store:
 
     def list_jobs(self, owner: str | None = None, limit: int = 100) -> list[JobSummary]:
         """History: newest first, from the summary columns (a broken document still lists)."""
-        q = select(
-            jobs.c.id, jobs.c.owner, jobs.c.story_id, jobs.c.title, jobs.c.created, jobs.c.updated,
-            jobs.c.done, jobs.c.approved, jobs.c.total,
-        ).order_by(jobs.c.created.desc()).limit(limit)
+        q = (
+            select(
+                jobs.c.id,
+                jobs.c.owner,
+                jobs.c.story_id,
+                jobs.c.title,
+                jobs.c.created,
+                jobs.c.updated,
+                jobs.c.done,
+                jobs.c.approved,
+                jobs.c.total,
+            )
+            .order_by(jobs.c.created.desc())
+            .limit(limit)
+        )
         if owner is not None:
             q = q.where(jobs.c.owner == owner)
         with self._tx() as conn:
@@ -352,11 +367,15 @@ class Store:
         day = day or date.today().isoformat()
         with self._tx() as conn:
             row = conn.execute(
-                select(budget.c.count, budget.c.usd).where(budget.c.day == day, budget.c.kind == kind)
+                select(budget.c.count, budget.c.usd).where(
+                    budget.c.day == day, budget.c.kind == kind
+                )
             ).first()
         return (int(row[0]), float(row[1])) if row else (0, 0.0)
 
-    def spend_if(self, kind: str, n: int, usd: float, limit: int | None, day: str | None = None) -> tuple[bool, int]:
+    def spend_if(
+        self, kind: str, n: int, usd: float, limit: int | None, day: str | None = None
+    ) -> tuple[bool, int]:
         """Add ``n`` (and ``usd``) to today's count of ``kind`` if it stays within ``limit``
         (None: no limit), in one transaction; (whether it was added, the count before)."""
         day = day or date.today().isoformat()
@@ -372,7 +391,8 @@ class Store:
             if limit is not None and before + n > limit:
                 return False, before
             conn.execute(
-                update(budget).where(budget.c.day == day, budget.c.kind == kind)
+                update(budget)
+                .where(budget.c.day == day, budget.c.kind == kind)
                 .values(count=budget.c.count + n, usd=budget.c.usd + usd)
             )
             return True, before
@@ -396,7 +416,8 @@ class Store:
     def recent_starts(self, bucket: str, since: float) -> list[float]:
         with self._tx() as conn:
             rows = conn.execute(
-                select(rate_starts.c.t).where(rate_starts.c.bucket == bucket, rate_starts.c.t >= since)
+                select(rate_starts.c.t)
+                .where(rate_starts.c.bucket == bucket, rate_starts.c.t >= since)
                 .order_by(rate_starts.c.t)
             ).all()
         return [float(r[0]) for r in rows]
@@ -410,35 +431,50 @@ class Store:
         if not folder.is_dir():
             return 0
         with self._tx() as conn:
-            if conn.execute(select(meta.c.value).where(meta.c.key == IMPORTED_KEY)).first() is not None:
+            if (
+                conn.execute(select(meta.c.value).where(meta.c.key == IMPORTED_KEY)).first()
+                is not None
+            ):
                 return 0
         n = 0
         for path in sorted(folder.glob("*.json")):
             try:
                 job = Job.from_dict(json.loads(path.read_text(encoding="utf-8")))
             except (OSError, ValueError, TypeError, KeyError, AttributeError) as e:
-                log.warning("[STORE] job file %s is unreadable (%s); not imported", path.name, type(e).__name__)
+                log.warning(
+                    "[STORE] job file %s is unreadable (%s); not imported",
+                    path.name,
+                    type(e).__name__,
+                )
                 continue
             if not _valid_id(job.id):
                 log.warning("[STORE] job file %s has no usable id; not imported", path.name)
                 continue
             try:
                 with self._tx(write=True) as conn:
-                    if conn.execute(select(jobs.c.id).where(jobs.c.id == job.id)).first() is not None:
+                    if (
+                        conn.execute(select(jobs.c.id).where(jobs.c.id == job.id)).first()
+                        is not None
+                    ):
                         continue
                     conn.execute(insert(jobs).values(id=job.id, **_summary_columns(job)))
             except (StoreError, TypeError, ValueError, AttributeError) as e:
                 # One file the database refuses (an overlong owner, say) must not stop
                 # the app from starting, nor the other files from being imported.
-                log.warning("[STORE] job file %s could not be stored (%s); not imported", path.name, type(e).__name__)
+                log.warning(
+                    "[STORE] job file %s could not be stored (%s); not imported",
+                    path.name,
+                    type(e).__name__,
+                )
                 continue
             n += 1
         with self._tx(write=True) as conn:
-            conn.execute(self._insert_missing(meta, key=IMPORTED_KEY, value=f"{n} files, {time.time():.0f}"))
+            conn.execute(
+                self._insert_missing(meta, key=IMPORTED_KEY, value=f"{n} files, {time.time():.0f}")
+            )
         if n:
             log.info("[STORE] imported %d job files from %s", n, folder)
         return n
-
 
     # ------------------------------------------------------------------ meta values
     def get_meta(self, key: str, default: str = "") -> str:
@@ -455,8 +491,16 @@ class Store:
     def add_hero(self, hero_id: str, name: str, species: str, data: dict[str, Any]) -> None:
         now = time.time()
         with self._tx(write=True) as conn:
-            conn.execute(insert(heroes).values(id=hero_id, name=name, species=species, created=now, updated=now,
-                                               data=json.dumps(data, ensure_ascii=False)))
+            conn.execute(
+                insert(heroes).values(
+                    id=hero_id,
+                    name=name,
+                    species=species,
+                    created=now,
+                    updated=now,
+                    data=json.dumps(data, ensure_ascii=False),
+                )
+            )
 
     def get_hero(self, hero_id: str) -> dict[str, Any] | None:
         """The stored hero as a dict (id, name, species, created, updated and its data), or None."""
@@ -479,7 +523,9 @@ class Store:
 
     def rename_hero(self, hero_id: str, name: str) -> bool:
         with self._tx(write=True) as conn:
-            res = conn.execute(update(heroes).where(heroes.c.id == hero_id).values(name=name, updated=time.time()))
+            res = conn.execute(
+                update(heroes).where(heroes.c.id == hero_id).values(name=name, updated=time.time())
+            )
             return bool(res.rowcount)
 
     def delete_hero(self, hero_id: str) -> bool:
@@ -490,8 +536,16 @@ class Store:
     def add_queue_item(self, item_id: str, owner: str, state: str, data: dict[str, Any]) -> None:
         now = time.time()
         with self._tx(write=True) as conn:
-            conn.execute(insert(story_queue).values(id=item_id, owner=owner, created=now, updated=now, state=state,
-                                                    data=json.dumps(data, ensure_ascii=False)))
+            conn.execute(
+                insert(story_queue).values(
+                    id=item_id,
+                    owner=owner,
+                    created=now,
+                    updated=now,
+                    state=state,
+                    data=json.dumps(data, ensure_ascii=False),
+                )
+            )
 
     def queue_items(self, *, states: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
         """Queue items oldest first: id, owner, created, updated, state and their data."""
@@ -506,14 +560,24 @@ class Store:
                 data = json.loads(r.data)
             except ValueError:
                 data = {"note": "This item's saved data could not be read."}
-            out.append({**data, "id": r.id, "owner": r.owner, "created": r.created, "updated": r.updated,
-                        "state": r.state})
+            out.append(
+                {
+                    **data,
+                    "id": r.id,
+                    "owner": r.owner,
+                    "created": r.created,
+                    "updated": r.updated,
+                    "state": r.state,
+                }
+            )
         return out
 
     def update_queue_item(self, item_id: str, state: str | None = None, **data: Any) -> bool:
         """Change an item's state and merge ``data`` into its document, in one transaction."""
         with self._tx(write=True) as conn:
-            row = conn.execute(select(story_queue.c.data).where(story_queue.c.id == item_id)).first()
+            row = conn.execute(
+                select(story_queue.c.data).where(story_queue.c.id == item_id)
+            ).first()
             if row is None:
                 return False
             try:
@@ -521,7 +585,10 @@ class Store:
             except ValueError:
                 doc = {}
             doc.update(data)
-            values: dict[str, Any] = {"data": json.dumps(doc, ensure_ascii=False), "updated": time.time()}
+            values: dict[str, Any] = {
+                "data": json.dumps(doc, ensure_ascii=False),
+                "updated": time.time(),
+            }
             if state is not None:
                 values["state"] = state
             conn.execute(update(story_queue).where(story_queue.c.id == item_id).values(**values))
@@ -529,7 +596,9 @@ class Store:
 
     def delete_queue_item(self, item_id: str) -> bool:
         with self._tx(write=True) as conn:
-            return bool(conn.execute(delete(story_queue).where(story_queue.c.id == item_id)).rowcount)
+            return bool(
+                conn.execute(delete(story_queue).where(story_queue.c.id == item_id)).rowcount
+            )
 
 
 def _hero_row(row: Any) -> dict[str, Any]:
@@ -537,8 +606,14 @@ def _hero_row(row: Any) -> dict[str, Any]:
         data = json.loads(row.data)
     except ValueError as e:
         raise StoreError("This hero's saved data could not be read.") from e
-    return {**data, "id": row.id, "name": row.name, "species": row.species, "created": row.created,
-            "updated": row.updated}
+    return {
+        **data,
+        "id": row.id,
+        "name": row.name,
+        "species": row.species,
+        "created": row.created,
+        "updated": row.updated,
+    }
 
 
 def _valid_id(job_id: object) -> bool:
@@ -551,7 +626,9 @@ def _decode(job_id: str, data: str) -> Job:
     try:
         return Job.from_dict(json.loads(data))
     except (ValueError, TypeError, KeyError, AttributeError) as e:
-        raise StoreError(f"This gallery's saved data could not be read ({type(e).__name__}).") from e
+        raise StoreError(
+            f"This gallery's saved data could not be read ({type(e).__name__})."
+        ) from e
 
 
 def _m1(conn: Connection) -> None:

@@ -46,7 +46,10 @@ def _secrets() -> tuple[dict[str, Any], str]:
         name = type(e).__name__
         if "NotFound" in name:
             return {}, ""
-        return {}, "`.streamlit/secrets.toml` could not be read (is it valid TOML?); using the environment only."
+        return (
+            {},
+            "`.streamlit/secrets.toml` could not be read (is it valid TOML?); using the environment only.",
+        )
 
 
 def settings() -> Settings:
@@ -77,7 +80,9 @@ def registry() -> JobRegistry:
 
 
 _QUEUE_LOCK = threading.Lock()
-_QUEUE_RECOVERED: weakref.WeakSet[JobRegistry] = weakref.WeakSet()  # engines whose queue was picked up
+_QUEUE_RECOVERED: weakref.WeakSet[JobRegistry] = (
+    weakref.WeakSet()
+)  # engines whose queue was picked up
 
 
 # ------------------------------------------------------------------ who is using the app
@@ -91,8 +96,11 @@ ME_PARAM = "me"
 
 
 def _valid_token(value: Any) -> bool:
-    return (isinstance(value, str) and 8 <= len(value) <= 64
-            and all(c.isascii() and (c.isalnum() or c in "-_") for c in value))
+    return (
+        isinstance(value, str)
+        and 8 <= len(value) <= 64
+        and all(c.isascii() and (c.isalnum() or c in "-_") for c in value)
+    )
 
 
 def _signed_in_email() -> str:
@@ -151,7 +159,9 @@ def sidebar() -> None:
     eng = registry()
     # Problems first, then the statuses: a provider records its state before its problem, so
     # this order never shows a problem beside a status that predates it.
-    problems = [p for p in (*s.problems, *services.runtime_problems(s), eng.store_problem, eng.problem) if p]
+    problems = [
+        p for p in (*s.problems, *services.runtime_problems(s), eng.store_problem, eng.problem) if p
+    ]
     statuses = services.status(s)
     with st.sidebar:
         st.subheader("Services")
@@ -214,7 +224,9 @@ def _check_password() -> None:
     given = ss.get("gate_password", "")
     ss.gate_password = ""
     client = client_address()
-    attempt = access.LIMITER.acquire(client, s.password_failures_per_client, s.password_failures_overall)
+    attempt = access.LIMITER.acquire(
+        client, s.password_failures_per_client, s.password_failures_overall
+    )
     if not isinstance(attempt, access.Attempt):
         ss.gate_message = f"Too many wrong passwords. Try again in {int(attempt) + 1} s."
         log.warning("[ACCESS] password check refused: too many wrong passwords (client %s)", client)
@@ -226,12 +238,17 @@ def _check_password() -> None:
         log.info("[ACCESS] signed in with the team password (client %s)", client)
         return
     # Never the guess itself: only that it failed, from where, and how many in the window.
-    log.warning("[ACCESS] wrong password (client %s; %d wrong in the last minute from it, %d in all)",
-                client, access.LIMITER.failures(client), access.LIMITER.failures())
+    log.warning(
+        "[ACCESS] wrong password (client %s; %d wrong in the last minute from it, %d in all)",
+        client,
+        access.LIMITER.failures(client),
+        access.LIMITER.failures(),
+    )
     _pause(1)  # slows guessing; outside the limiter's lock
     wait = access.LIMITER.wait(client, s.password_failures_per_client, s.password_failures_overall)
-    ss.gate_message = f"Too many wrong passwords. Try again in {int(wait) + 1} s." if wait else "Wrong password."
-
+    ss.gate_message = (
+        f"Too many wrong passwords. Try again in {int(wait) + 1} s." if wait else "Wrong password."
+    )
 
 
 def access_gate() -> None:
@@ -301,8 +318,10 @@ def require_job(reg: JobRegistry, missing: str, back: str, back_label: str) -> A
         st.page_link(HISTORY_PAGE, label="Back to History", icon=":material/arrow_back:")
         st.stop()
     if job is None:
-        st.error("Gallery not found. The link may be mistyped or the job was removed.",
-                 icon=":material/search_off:")
+        st.error(
+            "Gallery not found. The link may be mistyped or the job was removed.",
+            icon=":material/search_off:",
+        )
         st.page_link(QUIZ_PAGE, label="Start a new story", icon=":material/arrow_back:")
         st.stop()
     st.session_state.job_id = job.id
@@ -331,8 +350,14 @@ def show_image(src: str, **kwargs: Any) -> bool:
         st.image(src, **kwargs)
         return True
     except Exception as e:  # a missing, truncated or corrupt file (Streamlit decodes it here)
-        log.warning("[GALLERY] image %s could not be shown: %s", os.path.basename(str(src)), type(e).__name__)
-        st.warning("This image's file is missing or damaged on the server.", icon=":material/broken_image:")
+        log.warning(
+            "[GALLERY] image %s could not be shown: %s",
+            os.path.basename(str(src)),
+            type(e).__name__,
+        )
+        st.warning(
+            "This image's file is missing or damaged on the server.", icon=":material/broken_image:"
+        )
         return False
 
 

@@ -24,8 +24,11 @@ from .helpers import ARTIFACTS, TIMINGS, install_watchers
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--no-first-run",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
 ]
 VIEWPORT = {"width": 1400, "height": 1000}
 
@@ -102,11 +105,24 @@ def start_app(clean_env, tmp_path) -> Iterator[Callable[..., App]]:
         env = {**os.environ, **E2E_ENV, **{k: str(v) for k, v in extra.items()}}
         log_path = tmp_path / f"streamlit-{port}.log"
         cmd = [
-            sys.executable, "-m", "streamlit", "run", APP,
-            "--server.headless", "true", "--server.address", "127.0.0.1", "--server.port", str(port),
-            "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false",
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            APP,
+            "--server.headless",
+            "true",
+            "--server.address",
+            "127.0.0.1",
+            "--server.port",
+            str(port),
+            "--server.fileWatcherType",
+            "none",
+            "--browser.gatherUsageStats",
+            "false",
             # a developer's own secrets.toml must not reach the tests (it may hold real keys)
-            "--secrets.files", str(tmp_path / "no-secrets.toml"),
+            "--secrets.files",
+            str(tmp_path / "no-secrets.toml"),
         ]
         with open(log_path, "wb") as log:
             proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)

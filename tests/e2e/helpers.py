@@ -99,7 +99,9 @@ def screenshot(page: Page, path: Path) -> Path:
         "() => { const m = document.querySelector('[data-testid=\"stMain\"]');"
         " return m ? m.scrollHeight : document.body.scrollHeight; }"
     )
-    page.set_viewport_size({"width": size["width"], "height": max(size["height"], min(int(height), 8000))})
+    page.set_viewport_size(
+        {"width": size["width"], "height": max(size["height"], min(int(height), 8000))}
+    )
     page.wait_for_timeout(150)  # layout after the resize
     page.screenshot(path=str(path))
     page.set_viewport_size(size)
@@ -259,7 +261,9 @@ def download_zip(page: Page, button_key: str = "download_zip") -> zipfile.ZipFil
     return zipfile.ZipFile(io.BytesIO(download(page, button_key)))
 
 
-def make_slideshow(page: Page, seconds: float = 0.5, captions: bool = True, timeout: float = 120_000) -> None:
+def make_slideshow(
+    page: Page, seconds: float = 0.5, captions: bool = True, timeout: float = 120_000
+) -> None:
     """In the gallery's Videos section: the local slideshow, ``seconds`` per scene."""
     page.locator(key("generate_video") + " button").wait_for()
     field = page.locator(key("video_seconds") + " input")

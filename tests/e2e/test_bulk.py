@@ -30,7 +30,9 @@ def wait_stored(data_dir: Path, job: str, predicate, timeout: float = 60.0):  # 
         if last is not None and predicate(last):
             return last
         time.sleep(0.2)
-    raise AssertionError(f"job did not reach the state: {[s.status for s in last.slots] if last else None}")
+    raise AssertionError(
+        f"job did not reach the state: {[s.status for s in last.slots] if last else None}"
+    )
 
 
 def tick(page, job: str, i: int) -> None:  # noqa: ANN001
@@ -61,7 +63,9 @@ def test_bulk_approve_and_reject_in_the_browser(start_app, new_page, shots):
     page.get_by_text("Reject selected").first.click()
     page.locator(key("bulk_reject") + " button").click()
     wait_idle(page)
-    j = wait_stored(app.data_dir, job, lambda j: j.done and all(len(j.slots[i].versions) == 2 for i in (3, 4)))
+    j = wait_stored(
+        app.data_dir, job, lambda j: j.done and all(len(j.slots[i].versions) == 2 for i in (3, 4))
+    )
     assert all(j.slots[i].feedback and j.slots[i].generations == 2 for i in (3, 4))
     assert j.slots[5].generations == 1 and j.slots[0].status is SlotStatus.APPROVED
     screenshot(page, shots / "2-rejected.png")
@@ -78,5 +82,7 @@ def test_bulk_approve_and_reject_in_the_browser(start_app, new_page, shots):
     shown = int(page.get_by_text(" of 20").first.inner_text().split()[1])
     page.keyboard.press("a")
     wait_idle(page)
-    wait_stored(app.data_dir, job, lambda j: j.slots[shown - 1].status is SlotStatus.APPROVED, timeout=20)
+    wait_stored(
+        app.data_dir, job, lambda j: j.slots[shown - 1].status is SlotStatus.APPROVED, timeout=20
+    )
     screenshot(page, shots / "3-compact.png")

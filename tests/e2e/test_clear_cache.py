@@ -32,7 +32,9 @@ def queued_job(data_dir: Path) -> str:
     reg = JobRegistry(Settings(data_dir=str(data_dir)))
     try:
         s = story.offline_story(quiz.defaults())
-        job_id = reg.create_job(s, [f"scene {i + 1}" for i in range(len(s.scenes))], owner="someone", start=False)
+        job_id = reg.create_job(
+            s, [f"scene {i + 1}" for i in range(len(s.scenes))], owner="someone", start=False
+        )
 
         def queue(j):  # noqa: ANN001, ANN202  (queued by a run that was never sent, as before a restart)
             for sl in j.slots:
@@ -64,12 +66,20 @@ def sign_in(page, url: str, password: str) -> None:
 
 
 @pytest.mark.e2e
-def test_clear_cache_from_an_outsider_leaves_the_engine_alone(start_app, new_page, tmp_path, clean_env):
+def test_clear_cache_from_an_outsider_leaves_the_engine_alone(
+    start_app, new_page, tmp_path, clean_env
+):
     with FakeOpenAI(rate_limit=LIMIT, latency=0.3, ratelimit_headers=False) as fake:
         job_id = queued_job(clean_env)
-        app = start_app(APP_PASSWORD=PASSWORD, OPENAI_API_KEY="sk-test", OPENAI_BASE_URL=fake.base_url,
-                        IMAGES_PER_MINUTE=str(LIMIT), MAX_CONCURRENT_IMAGES="10", OPENAI_USE_REFERENCE="false",
-                        PASSWORD_FAILURES_PER_CLIENT="3")
+        app = start_app(
+            APP_PASSWORD=PASSWORD,
+            OPENAI_API_KEY="sk-test",
+            OPENAI_BASE_URL=fake.base_url,
+            IMAGES_PER_MINUTE=str(LIMIT),
+            MAX_CONCURRENT_IMAGES="10",
+            OPENAI_USE_REFERENCE="false",
+            PASSWORD_FAILURES_PER_CLIENT="3",
+        )
         reviewer = new_page()
         sign_in(reviewer, f"{app.url}/gallery?job={job_id}", PASSWORD)
         expect(reviewer.get_by_text("Images done")).to_be_visible()
@@ -86,6 +96,7 @@ def test_clear_cache_from_an_outsider_leaves_the_engine_alone(start_app, new_pag
         expect(guesser.get_by_text("Too many wrong passwords")).to_be_visible()
 
         before = threads(app.proc.pid)
+
         def reviewer_reloads() -> None:  # full runs of History and the gallery ask for the engine
             reviewer.get_by_role("link", name="History").click()
             expect(reviewer.get_by_text("Open a gallery to review")).to_be_visible()
@@ -101,4 +112,6 @@ def test_clear_cache_from_an_outsider_leaves_the_engine_alone(start_app, new_pag
         assert len(fake.of("images")) == LIMIT and fake.rate_limited == 0
         sign_in(guesser, app.url, PASSWORD)
         expect(guesser.get_by_text("Too many wrong passwords")).to_be_visible()
-        expect(reviewer.get_by_text("Images done")).to_be_visible()  # the signed-in reviewer is unaffected
+        expect(
+            reviewer.get_by_text("Images done")
+        ).to_be_visible()  # the signed-in reviewer is unaffected

@@ -30,7 +30,9 @@ def test_first_request_is_a_gallery_link(start_app, new_page, shots, clean_env):
     assert nav.count() >= 1, "the app's navigation is missing"
     for name in ("Quiz", "Gallery", "History"):
         assert page.get_by_role("link", name=name).count() >= 1, name
-    assert page.locator('[data-testid="stSidebarNav"]').count() == 0, "Streamlit's pages/ listing is shown"
+    assert page.locator('[data-testid="stSidebarNav"]').count() == 0, (
+        "Streamlit's pages/ listing is shown"
+    )
     # The wide layout of the app (set by the entry file).
     main = page.locator('[data-testid="stMainBlockContainer"]').first
     assert main.bounding_box()["width"] > 1000

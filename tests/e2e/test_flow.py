@@ -98,18 +98,30 @@ def test_whole_flow_in_the_embedded_mode(start_app, new_page, shots):
     # Reject scene 5: the tile goes back to work, then offers the new version.
     assert status_history(page, 5)[-1] == "ready"
     reject(page, job, 5, "Hero looks different")
-    wait_job(app.data_dir, job, lambda j: len(j["slots"][4]["versions"]) == 2 and j["slots"][4]["status"] == "ready")
+    wait_job(
+        app.data_dir,
+        job,
+        lambda j: len(j["slots"][4]["versions"]) == 2 and j["slots"][4]["status"] == "ready",
+    )
     expect(tile(page, 5).get_by_text("Version", exact=True)).to_be_visible()
     expect(tile(page, 5).locator('[data-testid="stSelectbox"] input')).to_have_value("Version 2")
     history = status_history(page, 5)
-    assert history[-1] == "ready" and set(history[-3:-1]) & {"regenerating", "queued", "generating"}, history
+    assert history[-1] == "ready" and set(history[-3:-1]) & {
+        "regenerating",
+        "queued",
+        "generating",
+    }, history
     assert 5 in shown_scenes(page)
-    assert read_job(app.data_dir, job)["slots"][4]["feedback"], "the rejection reason did not reach the prompt"
+    assert read_job(app.data_dir, job)["slots"][4]["feedback"], (
+        "the rejection reason did not reach the prompt"
+    )
 
     # Approve all, download the ZIP.
     page.locator(key("approve_all") + " button").click()
     expect(page.get_by_text("All images approved.")).to_be_visible()
-    final = wait_job(app.data_dir, job, lambda j: all(s["status"] == "approved" for s in j["slots"]))
+    final = wait_job(
+        app.data_dir, job, lambda j: all(s["status"] == "approved" for s in j["slots"])
+    )
     screenshot(page, shots / "5-gallery-approved.png")
 
     z = download_zip(page)
@@ -129,14 +141,18 @@ def test_whole_flow_in_the_embedded_mode(start_app, new_page, shots):
     # The slideshow: made on this machine, shown in the page, in the "everything" ZIP.
     started = time.monotonic()
     make_slideshow(page, seconds=0.5)
-    record_timing(f"[e2e] narrated Short of 20 scenes (SHORT_SIZE {app.env['SHORT_SIZE']}, captions): "
-                  f"{time.monotonic() - started:.1f} s from click to video shown")
+    record_timing(
+        f"[e2e] narrated Short of 20 scenes (SHORT_SIZE {app.env['SHORT_SIZE']}, captions): "
+        f"{time.monotonic() - started:.1f} s from click to video shown"
+    )
     screenshot(page, shots / "6-video.png")
     mp4 = download(page, "download_video")
     assert mp4[4:8] == b"ftyp", mp4[:16]
     everything = download_zip(page, "download_everything")
     names = set(everything.namelist())
-    assert {"story.mp4", "story.srt", "story.json", "prompts.csv", "narration.wav"} <= names, sorted(names)
+    assert {"story.mp4", "story.srt", "story.json", "prompts.csv", "narration.wav"} <= names, (
+        sorted(names)
+    )
     assert {f"images/scene_{n:02d}.png" for n in range(1, 21)} <= names
     assert everything.read("story.mp4") == mp4
     # The finished Short: captions follow the narration (written from the scenes on approval)
@@ -144,4 +160,7 @@ def test_whole_flow_in_the_embedded_mode(start_app, new_page, shots):
     story = json.loads(everything.read("story.json"))
     spoken = [x["text"] for x in story["short"]["narration"] if x["text"]]
     assert srt.count(" --> ") >= len(spoken) >= 18
-    assert story["short"]["video"]["narrated"] and story["short"]["narration"][2]["text"].split()[0] in srt
+    assert (
+        story["short"]["video"]["narrated"]
+        and story["short"]["narration"][2]["text"].split()[0] in srt
+    )

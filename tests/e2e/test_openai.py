@@ -34,8 +34,11 @@ def test_whole_flow_against_the_fake_openai_server(start_app, new_page, shots, f
     fake = fake_openai
     fake.latency = 0.15
     app = start_app(
-        OPENAI_API_KEY="sk-test-e2e-0000", OPENAI_BASE_URL=fake.base_url,
-        IMAGES_PER_MINUTE="600", CHAT_TIMEOUT="10", IMAGE_TIMEOUT="10",
+        OPENAI_API_KEY="sk-test-e2e-0000",
+        OPENAI_BASE_URL=fake.base_url,
+        IMAGES_PER_MINUTE="600",
+        CHAT_TIMEOUT="10",
+        IMAGE_TIMEOUT="10",
     )
     page = new_page()
 
@@ -62,7 +65,18 @@ def test_whole_flow_against_the_fake_openai_server(start_app, new_page, shots, f
 
     # The 5th scene image is blocked by the content policy, the 9th gets a 429 (Retry-After 2 s).
     ok = Action.ok()
-    fake.script("images", ok, ok, ok, ok, Action.moderation(), ok, ok, ok, Action.rate_limited(retry_after=2))
+    fake.script(
+        "images",
+        ok,
+        ok,
+        ok,
+        ok,
+        Action.moderation(),
+        ok,
+        ok,
+        ok,
+        Action.rate_limited(retry_after=2),
+    )
     before = len(fake.requests)
     approve_hero.click()
     page.wait_for_url("**/gallery?job=*")

@@ -15,9 +15,10 @@ def assert_only_the_gate(page) -> None:
     text = main_text(page)
     for leak in ("Who is your hero?", "Gallery", "Scenes", "Offline mode", "Services"):
         assert leak not in text, f"{leak!r} rendered before the password"
-    assert page.locator('[data-testid="stSidebar"]').count() == 0 or not page.locator(
-        '[data-testid="stSidebar"]'
-    ).inner_text().strip()
+    assert (
+        page.locator('[data-testid="stSidebar"]').count() == 0
+        or not page.locator('[data-testid="stSidebar"]').inner_text().strip()
+    )
     expect(page.get_by_role("link", name="Quiz")).to_have_count(0)
     expect(page.locator(key("write_story"))).to_have_count(0)
 

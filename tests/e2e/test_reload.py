@@ -24,7 +24,9 @@ def test_reload_mid_generation_continues_the_same_job(start_app, new_page, shots
     job = start_job(page, app.url)
     wait_images(page, 3)
     before = read_job(app.data_dir, job)
-    ready_before = {s["index"]: s["versions"][0]["created"] for s in before["slots"] if s["status"] == "ready"}
+    ready_before = {
+        s["index"]: s["versions"][0]["created"] for s in before["slots"] if s["status"] == "ready"
+    }
     assert 3 <= len(ready_before) < 20, "the job finished before the reload: nothing to continue"
     loaded_at = page.evaluate("() => window.__fox.loadedAt")
 
@@ -34,7 +36,9 @@ def test_reload_mid_generation_continues_the_same_job(start_app, new_page, shots
     expect(page.get_by_text("images ready")).to_be_visible()
     # What was made before the reload is shown at once; the rest keeps arriving.
     counts = wait_images(page, len(ready_before))
-    assert counts[-1] < 20, "everything was done right after the reload: nothing was seen continuing"
+    assert counts[-1] < 20, (
+        "everything was done right after the reload: nothing was seen continuing"
+    )
     screenshot(page, shots / "1-gallery-after-reload.png")
     counts += wait_images(page, 20)
     assert len(set(counts)) >= 3, f"no images arrived after the reload: {counts}"

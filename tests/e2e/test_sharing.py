@@ -10,7 +10,9 @@ from .helpers import key, main_text, screenshot, shown_scenes, start_job, wait_i
 
 @pytest.mark.e2e
 def test_gallery_link_opens_it_in_another_session(start_app, new_page, shots):
-    app = start_app(FOXPIPE_OFFLINE_DELAY="0.05", MAX_CONCURRENT_IMAGES="4")  # no need to watch them arrive
+    app = start_app(
+        FOXPIPE_OFFLINE_DELAY="0.05", MAX_CONCURRENT_IMAGES="4"
+    )  # no need to watch them arrive
     mine = new_page()
     job = start_job(mine, app.url)
     wait_images(mine, 20)

@@ -39,8 +39,9 @@ def test_narrated_short_in_the_browser(start_app, new_page, shots):
     # The Voice step: the offline voice is named as such; the 20 lines, each with its audio.
     page.goto(f"{app.url}/voice?job={job}")
     expect(page.get_by_text("Basic offline voice.")).to_be_visible(timeout=30_000)
-    expect(page.get_by_text("20 of 20 lines spoken").or_(page.get_by_text("19 of 19 lines spoken"))).to_be_visible(
-        timeout=90_000)
+    expect(
+        page.get_by_text("20 of 20 lines spoken").or_(page.get_by_text("19 of 19 lines spoken"))
+    ).to_be_visible(timeout=90_000)
     page.reload()
     lines = page.locator('[data-testid="stMain"] [data-testid="stTextInput"] input')
     expect(lines).to_have_count(20, timeout=30_000)
@@ -55,7 +56,9 @@ def test_narrated_short_in_the_browser(start_app, new_page, shots):
     started = time.monotonic()
     page.locator(key("generate_video") + " button").click()
     page.get_by_text("Story video ready").wait_for(timeout=180_000)
-    record_timing(f"[e2e] narrated Short (270x480, 12 fps): {time.monotonic() - started:.1f} s from click to video shown")
+    record_timing(
+        f"[e2e] narrated Short (270x480, 12 fps): {time.monotonic() - started:.1f} s from click to video shown"
+    )
     video = page.locator('[data-testid="stMain"] video').first
     video.wait_for()
     expect(page.get_by_text("Narrated", exact=False).first).to_be_visible()

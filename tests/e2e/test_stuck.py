@@ -30,7 +30,9 @@ def queued_job(data_dir: Path) -> str:
     reg = JobRegistry(Settings(data_dir=str(data_dir)))
     try:
         s = story.offline_story(quiz.defaults())
-        job_id = reg.create_job(s, [f"scene {i + 1}" for i in range(len(s.scenes))], owner=ME, start=False)
+        job_id = reg.create_job(
+            s, [f"scene {i + 1}" for i in range(len(s.scenes))], owner=ME, start=False
+        )
 
         def queue(j):  # noqa: ANN001, ANN202
             for sl in j.slots:
@@ -53,12 +55,18 @@ def wait_slots(store: Store, job_id: str, predicate, timeout: float = 60.0):  # 
 
 
 @pytest.mark.e2e
-def test_a_blocked_scene_is_finished_by_its_earlier_image_and_by_an_upload(start_app, new_page, shots,
-                                                                           clean_env, tmp_path):
+def test_a_blocked_scene_is_finished_by_its_earlier_image_and_by_an_upload(
+    start_app, new_page, shots, clean_env, tmp_path
+):
     with FakeOpenAI(latency=0.05) as fake:
         job_id = queued_job(clean_env)
-        app = start_app(OPENAI_API_KEY="sk-test", OPENAI_BASE_URL=fake.base_url, IMAGES_PER_MINUTE="6000",
-                        OPENAI_USE_REFERENCE="false", IMAGE_RETRIES="3")
+        app = start_app(
+            OPENAI_API_KEY="sk-test",
+            OPENAI_BASE_URL=fake.base_url,
+            IMAGES_PER_MINUTE="6000",
+            OPENAI_USE_REFERENCE="false",
+            IMAGE_RETRIES="3",
+        )
         store = Store(default_url(clean_env))
         page = new_page()
         page.goto(f"{app.url}/gallery?job={job_id}&me={ME}")
@@ -82,7 +90,9 @@ def test_a_blocked_scene_is_finished_by_its_earlier_image_and_by_an_upload(start
         buf = io.BytesIO()
         Image.new("RGB", (320, 480), (30, 140, 90)).save(buf, "PNG")
         own.write_bytes(buf.getvalue())
-        page.locator(key(f"tile_own_{job_id}_4")).get_by_text("Use an image of your own").first.click()
+        page.locator(key(f"tile_own_{job_id}_4")).get_by_text(
+            "Use an image of your own"
+        ).first.click()
         page.locator(key(f"own_{job_id}_4") + ' input[type="file"]').first.set_input_files(str(own))
         job = wait_slots(store, job_id, lambda j: j.slots[4].status is SlotStatus.READY)
         assert job.slots[4].image.path == "upload" and len(job.slots[4].versions) == 2

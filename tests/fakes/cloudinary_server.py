@@ -21,9 +21,16 @@ from email.policy import HTTP
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-ERROR_CLASS = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
-               420: "Enhance Your Calm", 429: "Too Many Requests", 500: "Internal Server Error",
-               503: "Service Unavailable"}
+ERROR_CLASS = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    420: "Enhance Your Calm",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
 
 
 @dataclass
@@ -61,8 +68,10 @@ class FakeCloudinary:
         return f"http://127.0.0.1:{self.port}"
 
     def url(self, key: str | None = None, secret: str | None = None) -> str:
-        return (f"cloudinary://{key or self.api_key}:{secret or self.api_secret}@{self.cloud}"
-                f"?upload_prefix={self.base}")
+        return (
+            f"cloudinary://{key or self.api_key}:{secret or self.api_secret}@{self.cloud}"
+            f"?upload_prefix={self.base}"
+        )
 
     def fail(self, *outcomes: Any) -> None:
         """Script the next uploads: a status code, "hang" or "html502" each."""
@@ -75,7 +84,9 @@ class FakeCloudinary:
 
 def _signature(fields: dict[str, str], secret: str) -> str:
     skip = {"file", "api_key", "signature", "resource_type", "cloud_name"}
-    parts = [f"{k}={v}".replace("&", "%26") for k, v in sorted(fields.items()) if k not in skip and v]
+    parts = [
+        f"{k}={v}".replace("&", "%26") for k, v in sorted(fields.items()) if k not in skip and v
+    ]
     return hashlib.sha1(("&".join(parts) + secret).encode()).hexdigest()
 
 
@@ -129,7 +140,9 @@ def make_handler(state: FakeCloudinary) -> type[BaseHTTPRequestHandler]:
         def do_POST(self) -> None:  # noqa: N802
             length = int(self.headers.get("Content-Length", 0))
             body = self.rfile.read(length)
-            kinds = {f"/v1_1/{state.cloud}/{kind}/upload": kind for kind in ("image", "video", "raw")}
+            kinds = {
+                f"/v1_1/{state.cloud}/{kind}/upload": kind for kind in ("image", "video", "raw")
+            }
             if self.path not in kinds:
                 self._error(404, f"Unknown path {self.path}")
                 return
@@ -165,7 +178,9 @@ def make_handler(state: FakeCloudinary) -> type[BaseHTTPRequestHandler]:
                     self._error(400, f"Upload preset not found: {preset}")
                     return 400
                 if "signature" not in fields and "overwrite" in fields:
-                    self._error(400, "overwrite parameter is not allowed when using unsigned upload")
+                    self._error(
+                        400, "overwrite parameter is not allowed when using unsigned upload"
+                    )
                     return 400
             if "signature" in fields or not preset:
                 if fields.get("api_key") != state.api_key:
@@ -190,8 +205,14 @@ def make_handler(state: FakeCloudinary) -> type[BaseHTTPRequestHandler]:
                     self._json(200, self._describe(existing, existing=True))
                     return 200
                 version = int(time.time()) + len(state.assets)
-                asset = Asset(public_id, data, version, [t for t in fields.get("tags", "").split(",") if t],
-                              folder, fields.get("resource_type", "image"))
+                asset = Asset(
+                    public_id,
+                    data,
+                    version,
+                    [t for t in fields.get("tags", "").split(",") if t],
+                    folder,
+                    fields.get("resource_type", "image"),
+                )
                 state.assets[public_id] = asset
             self._json(200, self._describe(asset, existing=False))
             return 200
@@ -204,23 +225,38 @@ def make_handler(state: FakeCloudinary) -> type[BaseHTTPRequestHandler]:
                 "public_id": a.public_id,
                 "version": a.version,
                 "signature": hashlib.sha1(a.data).hexdigest(),
-                "width": 64, "height": 96, "format": ext, "resource_type": a.resource_type,
-                "created_at": "2026-11-01T10:00:00Z", "tags": a.tags, "bytes": len(a.data),
-                "type": "upload", "etag": hashlib.md5(a.data).hexdigest(), "placeholder": False,
-                "url": f"{state.base}{path}", "secure_url": f"{state.base}{path}",
-                "asset_folder": a.folder, "original_filename": "file",
+                "width": 64,
+                "height": 96,
+                "format": ext,
+                "resource_type": a.resource_type,
+                "created_at": "2026-11-01T10:00:00Z",
+                "tags": a.tags,
+                "bytes": len(a.data),
+                "type": "upload",
+                "etag": hashlib.md5(a.data).hexdigest(),
+                "placeholder": False,
+                "url": f"{state.base}{path}",
+                "secure_url": f"{state.base}{path}",
+                "asset_folder": a.folder,
+                "original_filename": "file",
             }
             if existing:
                 out["existing"] = True
             return out
 
         def do_GET(self) -> None:  # noqa: N802
-            prefix = next((f"/{state.cloud}/{k}/upload/" for k in ("image", "video", "raw")
-                           if self.path.startswith(f"/{state.cloud}/{k}/upload/")), "")
+            prefix = next(
+                (
+                    f"/{state.cloud}/{k}/upload/"
+                    for k in ("image", "video", "raw")
+                    if self.path.startswith(f"/{state.cloud}/{k}/upload/")
+                ),
+                "",
+            )
             if not prefix:
                 self._error(404, "not found")
                 return
-            rest = self.path[len(prefix):].split("/")
+            rest = self.path[len(prefix) :].split("/")
             while rest and not (rest[0].startswith("v") and rest[0][1:].isdigit()):
                 rest.pop(0)  # transformations such as c_scale,w_360
             public_id = "/".join(rest[1:]).rsplit(".", 1)[0]

@@ -152,36 +152,76 @@ class Action:
 
     @classmethod
     def rate_limited(
-        cls, retry_after: float | None = 1.0, retry_after_ms: float | None = None, delay: float = 0.0
+        cls,
+        retry_after: float | None = 1.0,
+        retry_after_ms: float | None = None,
+        delay: float = 0.0,
     ) -> Action:
-        return cls("rate_limited", 429, "rate_limit_exceeded", "requests",
-                   "Rate limit reached for images per minute. Please try again later.",
-                   retry_after=retry_after, retry_after_ms=retry_after_ms, delay=delay)
+        return cls(
+            "rate_limited",
+            429,
+            "rate_limit_exceeded",
+            "requests",
+            "Rate limit reached for images per minute. Please try again later.",
+            retry_after=retry_after,
+            retry_after_ms=retry_after_ms,
+            delay=delay,
+        )
 
     @classmethod
     def quota(cls, delay: float = 0.0) -> Action:
-        return cls("quota", 429, "insufficient_quota", "insufficient_quota",
-                   "You exceeded your current quota, please check your plan and billing details.", delay=delay)
+        return cls(
+            "quota",
+            429,
+            "insufficient_quota",
+            "insufficient_quota",
+            "You exceeded your current quota, please check your plan and billing details.",
+            delay=delay,
+        )
 
     @classmethod
     def unauthorized(cls, delay: float = 0.0) -> Action:
-        return cls("unauthorized", 401, "invalid_api_key", "invalid_request_error",
-                   "Incorrect API key provided.", delay=delay)
+        return cls(
+            "unauthorized",
+            401,
+            "invalid_api_key",
+            "invalid_request_error",
+            "Incorrect API key provided.",
+            delay=delay,
+        )
 
     @classmethod
     def forbidden(cls, delay: float = 0.0) -> Action:
-        return cls("forbidden", 403, None, "invalid_request_error",
-                   "Your organization must be verified to use this model.", delay=delay)
+        return cls(
+            "forbidden",
+            403,
+            None,
+            "invalid_request_error",
+            "Your organization must be verified to use this model.",
+            delay=delay,
+        )
 
     @classmethod
     def not_found(cls, delay: float = 0.0) -> Action:
-        return cls("not_found", 404, "model_not_found", "invalid_request_error",
-                   "The model does not exist or you do not have access to it.", delay=delay)
+        return cls(
+            "not_found",
+            404,
+            "model_not_found",
+            "invalid_request_error",
+            "The model does not exist or you do not have access to it.",
+            delay=delay,
+        )
 
     @classmethod
     def server_error(cls, status: int = 500, delay: float = 0.0) -> Action:
-        return cls("server_error", status, None, "server_error",
-                   "The server had an error while processing your request.", delay=delay)
+        return cls(
+            "server_error",
+            status,
+            None,
+            "server_error",
+            "The server had an error while processing your request.",
+            delay=delay,
+        )
 
     @classmethod
     def hang(cls, seconds: float | None = None) -> Action:
@@ -189,24 +229,40 @@ class Action:
 
     @classmethod
     def moderation(cls, delay: float = 0.0) -> Action:
-        return cls("moderation", 400, "moderation_blocked", "image_generation_user_error",
-                   "Your request was rejected by the safety system.", delay=delay)
+        return cls(
+            "moderation",
+            400,
+            "moderation_blocked",
+            "image_generation_user_error",
+            "Your request was rejected by the safety system.",
+            delay=delay,
+        )
 
     @classmethod
     def content_policy(cls, delay: float = 0.0) -> Action:
-        return cls("content_policy", 400, "content_policy_violation", "invalid_request_error",
-                   "Your request was rejected as a result of our safety system.", delay=delay)
+        return cls(
+            "content_policy",
+            400,
+            "content_policy_violation",
+            "invalid_request_error",
+            "Your request was rejected as a result of our safety system.",
+            delay=delay,
+        )
 
     @classmethod
     def bad_request(cls, message: str = "Invalid value for 'size'.", delay: float = 0.0) -> Action:
-        return cls("bad_request", 400, "invalid_value", "invalid_request_error", message, delay=delay)
+        return cls(
+            "bad_request", 400, "invalid_value", "invalid_request_error", message, delay=delay
+        )
 
     @classmethod
     def scenes(cls, n: int, delay: float = 0.0) -> Action:
         return cls("scenes", list_length=n, delay=delay)
 
     @classmethod
-    def refusal(cls, text: str = "I'm sorry, I can't help with that.", delay: float = 0.0) -> Action:
+    def refusal(
+        cls, text: str = "I'm sorry, I can't help with that.", delay: float = 0.0
+    ) -> Action:
         return cls("refusal", refusal_text=text, delay=delay)
 
     @classmethod
@@ -218,8 +274,14 @@ class Action:
         return cls("content", raw_content=text, delay=delay)
 
     @classmethod
-    def verdict(cls, on_model: bool = True, score: int = 95, defects: list[str] | None = None,
-                note: str = "Same hero.", delay: float = 0.0) -> Action:
+    def verdict(
+        cls,
+        on_model: bool = True,
+        score: int = 95,
+        defects: list[str] | None = None,
+        note: str = "Same hero.",
+        delay: float = 0.0,
+    ) -> Action:
         """A continuity verdict as the chat answer (the vision check's Structured Output)."""
         body = {"on_model": on_model, "score": score, "defects": list(defects or []), "note": note}
         return cls("verdict", raw_content=json.dumps(body), delay=delay)
@@ -256,7 +318,12 @@ def png_bytes(width: int, height: int, rgb: tuple[int, int, int]) -> bytes:
     """A real (tiny) PNG: solid colour with a darker stripe, readable by any decoder."""
 
     def chunk(tag: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
+        return (
+            struct.pack(">I", len(data))
+            + tag
+            + data
+            + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
+        )
 
     dark = bytes(c // 2 for c in rgb)
     rows = []
@@ -304,7 +371,11 @@ def _fake_string(key: str, index: int, schema: dict[str, Any]) -> str:
 
 
 def value_from_schema(
-    schema: dict[str, Any], defs: dict[str, Any], key: str = "", index: int = 1, list_length: int | None = None
+    schema: dict[str, Any],
+    defs: dict[str, Any],
+    key: str = "",
+    index: int = 1,
+    list_length: int | None = None,
 ) -> Any:
     """A value that fits a JSON schema (the subset Structured Outputs uses)."""
     if "$ref" in schema:
@@ -330,7 +401,9 @@ def value_from_schema(
         if list_length is not None and lo is not None and lo == hi:
             n = list_length
         item = schema.get("items", {"type": "string"})
-        return [value_from_schema(item, defs, key.rstrip("s"), i, list_length) for i in range(1, n + 1)]
+        return [
+            value_from_schema(item, defs, key.rstrip("s"), i, list_length) for i in range(1, n + 1)
+        ]
     if typ == "integer":
         if key in ("number", "index", "scene"):
             return index
@@ -342,7 +415,9 @@ def value_from_schema(
     return _fake_string(key, index, schema)
 
 
-def parse_multipart(content_type: str, body: bytes) -> tuple[dict[str, str], list[tuple[str, bytes]]]:
+def parse_multipart(
+    content_type: str, body: bytes
+) -> tuple[dict[str, str], list[tuple[str, bytes]]]:
     """(text fields, [(field name, file bytes)]) of a multipart/form-data body."""
     head = f"Content-Type: {content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode()
     msg = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + body)
@@ -372,8 +447,17 @@ class _Handler(BaseHTTPRequestHandler):
         pass  # quiet
 
     def do_GET(self) -> None:  # noqa: N802
-        self._send(404, {"error": {"message": "Not found", "type": "invalid_request_error",
-                                   "param": None, "code": "unknown_url"}})
+        self._send(
+            404,
+            {
+                "error": {
+                    "message": "Not found",
+                    "type": "invalid_request_error",
+                    "param": None,
+                    "code": "unknown_url",
+                }
+            },
+        )
 
     def do_POST(self) -> None:  # noqa: N802
         self.server.fake._handle(self)
@@ -391,7 +475,9 @@ class _Handler(BaseHTTPRequestHandler):
             pass
         self.close_connection = True
 
-    def _send(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+    def _send(
+        self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None
+    ) -> None:
         body = json.dumps(payload).encode()
         try:
             self.send_response(status)
@@ -463,8 +549,12 @@ class FakeOpenAI:
         self._stop.clear()
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.fake = self
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="fake-openai", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="fake-openai",
+            daemon=True,
+        )
         self._thread.start()
         return self
 
@@ -554,8 +644,17 @@ class FakeOpenAI:
             self.rate_limited += 1
             return False, period - (now - self._window[0]), 0
 
-    def _error(self, h: _Handler, rec: Request, action: Action, headers: dict[str, str] | None = None) -> None:
-        payload = {"error": {"message": action.message, "type": action.err_type, "param": None, "code": action.code}}
+    def _error(
+        self, h: _Handler, rec: Request, action: Action, headers: dict[str, str] | None = None
+    ) -> None:
+        payload = {
+            "error": {
+                "message": action.message,
+                "type": action.err_type,
+                "param": None,
+                "code": action.code,
+            }
+        }
         hdrs = dict(headers or {})
         if action.retry_after is not None:
             hdrs["retry-after"] = str(max(0, math.ceil(action.retry_after)))
@@ -579,12 +678,19 @@ class FakeOpenAI:
         length = int(h.headers.get("Content-Length") or 0)
         body = h.rfile.read(length) if length else b""
         kind = KIND_OF_PATH.get(path)
-        rec = Request(path=path, kind=kind or "unknown", t=now, wall=time.time(),
-                      headers={k.lower(): v for k, v in h.headers.items() if k.lower() != "authorization"})
+        rec = Request(
+            path=path,
+            kind=kind or "unknown",
+            t=now,
+            wall=time.time(),
+            headers={k.lower(): v for k, v in h.headers.items() if k.lower() != "authorization"},
+        )
         with self._lock:
             self.requests.append(rec)
         if kind is None:
-            self._error(h, rec, Action("unknown", 404, "unknown_url", message=f"Unknown path {path}"))
+            self._error(
+                h, rec, Action("unknown", 404, "unknown_url", message=f"Unknown path {path}")
+            )
             return
         # Parse the body.
         files: list[tuple[str, bytes]] = []
@@ -598,7 +704,11 @@ class FakeOpenAI:
             try:
                 rec.fields = json.loads(body or b"{}")
             except ValueError:
-                self._error(h, rec, Action("bad_json", 400, None, message="We could not parse the JSON body."))
+                self._error(
+                    h,
+                    rec,
+                    Action("bad_json", 400, None, message="We could not parse the JSON body."),
+                )
                 return
         f = rec.fields
         rec.model = str(f.get("model", ""))
@@ -611,12 +721,20 @@ class FakeOpenAI:
             content = users[-1].get("content", "") if users else ""
             rec.prompt = content if isinstance(content, str) else json.dumps(content)
             if isinstance(content, list):  # vision: text and image_url parts
-                rec.text = "\n".join(str(p.get("text", "")) for p in content
-                                     if isinstance(p, dict) and p.get("type") == "text")
-                rec.image_urls = [str((p.get("image_url") or {}).get("url", "")) for p in content
-                                  if isinstance(p, dict) and p.get("type") == "image_url"]
+                rec.text = "\n".join(
+                    str(p.get("text", ""))
+                    for p in content
+                    if isinstance(p, dict) and p.get("type") == "text"
+                )
+                rec.image_urls = [
+                    str((p.get("image_url") or {}).get("url", ""))
+                    for p in content
+                    if isinstance(p, dict) and p.get("type") == "image_url"
+                ]
                 rec.n_images = len(rec.image_urls)
-                rec.image_digests = [hashlib.sha256(data_url_bytes(u)).hexdigest() for u in rec.image_urls]
+                rec.image_digests = [
+                    hashlib.sha256(data_url_bytes(u)).hexdigest() for u in rec.image_urls
+                ]
             fmt = f.get("response_format")
             if isinstance(fmt, dict) and isinstance(fmt.get("json_schema"), dict):
                 rec.schema = fmt["json_schema"]
@@ -624,7 +742,9 @@ class FakeOpenAI:
             rec.prompt = str(f.get("prompt", ""))
         # Authentication.
         auth = h.headers.get("Authorization", "")
-        if not auth.startswith("Bearer ") or (self.api_key is not None and auth[7:] != self.api_key):
+        if not auth.startswith("Bearer ") or (
+            self.api_key is not None and auth[7:] != self.api_key
+        ):
             rec.reason = "auth"
             self._error(h, rec, Action.unauthorized())
             return
@@ -634,7 +754,9 @@ class FakeOpenAI:
             ok, reset, left = self._admit(now)
             if not ok:
                 rec.reason = "rate_limit"
-                self._error(h, rec, Action.rate_limited(retry_after=reset, retry_after_ms=reset * 1000))
+                self._error(
+                    h, rec, Action.rate_limited(retry_after=reset, retry_after_ms=reset * 1000)
+                )
                 return
             if self.ratelimit_headers:
                 rate_headers = {
@@ -673,7 +795,9 @@ class FakeOpenAI:
             rec.reason = "blocked"
             self._error(h, rec, Action.moderation(), rate_headers)
             return
-        delay = self.latency + (self._rng.uniform(-1, 1) * self.latency_jitter if self.latency_jitter else 0.0)
+        delay = self.latency + (
+            self._rng.uniform(-1, 1) * self.latency_jitter if self.latency_jitter else 0.0
+        )
         if delay > 0:
             self._stop.wait(delay)
         rec.reason = rec.reason or "ok"
@@ -693,11 +817,19 @@ class FakeOpenAI:
                 content = reply if isinstance(reply, str) else json.dumps(reply)
             else:
                 fmt = f.get("response_format") or {}
-                schema = (fmt.get("json_schema") or {}).get("schema") if isinstance(fmt, dict) else None
-                n = action.list_length if action is not None and action.list_length is not None else self.list_length
+                schema = (
+                    (fmt.get("json_schema") or {}).get("schema") if isinstance(fmt, dict) else None
+                )
+                n = (
+                    action.list_length
+                    if action is not None and action.list_length is not None
+                    else self.list_length
+                )
                 if schema and rec.image_urls and "on_model" in (schema.get("properties") or {}):
                     # An unscripted continuity check: the same hero.
-                    content = json.dumps({"on_model": True, "score": 95, "defects": [], "note": "Same hero."})
+                    content = json.dumps(
+                        {"on_model": True, "score": 95, "defects": [], "note": "Same hero."}
+                    )
                 elif schema:
                     value = value_from_schema(schema, schema.get("$defs", {}), list_length=n)
                     content = json.dumps(value)
@@ -714,9 +846,14 @@ class FakeOpenAI:
             "object": "chat.completion",
             "created": int(time.time()),
             "model": rec.model,
-            "choices": [{"index": 0, "finish_reason": finish, "message": message, "logprobs": None}],
-            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                      "total_tokens": prompt_tokens + completion_tokens},
+            "choices": [
+                {"index": 0, "finish_reason": finish, "message": message, "logprobs": None}
+            ],
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
+            },
         }
         rec.reason = rec.reason or "ok"
         self._finish(rec, 200)  # recorded before the client can see the answer

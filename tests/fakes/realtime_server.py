@@ -39,8 +39,14 @@ from websockets.http11 import Request, Response
 RATE = 24000
 
 
-def tone_pcm(words: int, word_seconds: float = 0.22, gap: float = 0.08, lead: float = 0.25,
-             tail: float = 0.3, freq: float = 220.0) -> bytes:
+def tone_pcm(
+    words: int,
+    word_seconds: float = 0.22,
+    gap: float = 0.08,
+    lead: float = 0.25,
+    tail: float = 0.3,
+    freq: float = 220.0,
+) -> bytes:
     """PCM16 mono 24 kHz: ``lead`` s of silence, one tone burst per word, ``tail`` s of silence."""
     out = bytearray()
     out += b"\x00\x00" * int(lead * RATE)
@@ -72,21 +78,35 @@ class RtAction:
         return cls("reword", transcript=transcript)
 
     @classmethod
-    def error(cls, type: str = "invalid_request_error", code: str = "invalid_value",  # noqa: A002
-              message: str = "Invalid value for 'voice'.") -> RtAction:
+    def error(
+        cls,
+        type: str = "invalid_request_error",
+        code: str = "invalid_value",  # noqa: A002
+        message: str = "Invalid value for 'voice'.",
+    ) -> RtAction:
         return cls("error", detail={"type": type, "code": code, "message": message})
 
     @classmethod
-    def rate_limit(cls, message: str = "Rate limit reached for requests. Please try again in 50ms.") -> RtAction:
-        return cls("error", detail={"type": "invalid_request_error", "code": "rate_limit_exceeded",
-                                   "message": message})
+    def rate_limit(
+        cls, message: str = "Rate limit reached for requests. Please try again in 50ms."
+    ) -> RtAction:
+        return cls(
+            "error",
+            detail={
+                "type": "invalid_request_error",
+                "code": "rate_limit_exceeded",
+                "message": message,
+            },
+        )
 
     @classmethod
     def drop(cls) -> RtAction:
         return cls("drop")
 
     @classmethod
-    def failed(cls, code: str = "server_error", message: str = "The server had an error.") -> RtAction:
+    def failed(
+        cls, code: str = "server_error", message: str = "The server had an error."
+    ) -> RtAction:
         return cls("failed", detail={"type": "server_error", "code": code, "message": message})
 
     @classmethod
@@ -161,8 +181,9 @@ class FakeRealtime:
     async def _main(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
-        async with serve(self._handler, "127.0.0.1", 0, process_request=self._process_request,
-                         max_size=None) as server:
+        async with serve(
+            self._handler, "127.0.0.1", 0, process_request=self._process_request, max_size=None
+        ) as server:
             self.port = next(iter(server.sockets)).getsockname()[1]
             self._ready.set()
             await self._stop.wait()
@@ -170,7 +191,10 @@ class FakeRealtime:
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         if not request.path.startswith("/v1/realtime"):
             return connection.respond(HTTPStatus.NOT_FOUND, "not found\n")
-        if self.api_key is not None and request.headers.get("Authorization") != f"Bearer {self.api_key}":
+        if (
+            self.api_key is not None
+            and request.headers.get("Authorization") != f"Bearer {self.api_key}"
+        ):
             return connection.respond(HTTPStatus.UNAUTHORIZED, "invalid_api_key\n")
         action = self._next(handshake=True)
         if action.kind == "reject":
@@ -182,10 +206,14 @@ class FakeRealtime:
         await ws.send(json.dumps(event))
 
     async def _handler(self, ws: ServerConnection) -> None:
-        rec = Connection(path=ws.request.path, headers={k.lower(): v for k, v in ws.request.headers.raw_items()})
+        rec = Connection(
+            path=ws.request.path, headers={k.lower(): v for k, v in ws.request.headers.raw_items()}
+        )
         with self._lock:
             self.connections.append(rec)
-        await self._send(ws, {"type": "session.created", "session": {"type": "realtime", "id": "sess_1"}})
+        await self._send(
+            ws, {"type": "session.created", "session": {"type": "realtime", "id": "sess_1"}}
+        )
         text = ""
         session: dict[str, Any] = {}
         try:
@@ -193,8 +221,17 @@ class FakeRealtime:
                 try:
                     event = json.loads(raw)
                 except ValueError:
-                    await self._send(ws, {"type": "error", "error": {"type": "invalid_request_error",
-                                                                      "code": "invalid_json", "message": "bad JSON"}})
+                    await self._send(
+                        ws,
+                        {
+                            "type": "error",
+                            "error": {
+                                "type": "invalid_request_error",
+                                "code": "invalid_json",
+                                "message": "bad JSON",
+                            },
+                        },
+                    )
                     continue
                 rec.events.append(event)
                 etype = event.get("type")
@@ -204,7 +241,9 @@ class FakeRealtime:
                 elif etype == "conversation.item.create":
                     parts = (event.get("item") or {}).get("content") or []
                     text = " ".join(p.get("text", "") for p in parts if isinstance(p, dict))
-                    await self._send(ws, {"type": "conversation.item.added", "item": event.get("item")})
+                    await self._send(
+                        ws, {"type": "conversation.item.added", "item": event.get("item")}
+                    )
                 elif etype == "response.create":
                     await self._respond(ws, text, self._next(handshake=False))
         except Exception:  # the client went away
@@ -213,40 +252,113 @@ class FakeRealtime:
     async def _respond(self, ws: ServerConnection, text: str, action: RtAction) -> None:
         rid = f"resp_{next(self._ids)}"
         if action.kind == "error":
-            await self._send(ws, {"type": "error", "error": {**(action.detail or {}), "event_id": None}})
+            await self._send(
+                ws, {"type": "error", "error": {**(action.detail or {}), "event_id": None}}
+            )
             return
-        await self._send(ws, {"type": "response.created", "response": {"id": rid, "status": "in_progress"}})
+        await self._send(
+            ws, {"type": "response.created", "response": {"id": rid, "status": "in_progress"}}
+        )
         words = text.split()
         pcm = tone_pcm(len(words))
         chunk = int(self.chunk_seconds * RATE) * 2
-        chunks = [pcm[i:i + chunk] for i in range(0, len(pcm), chunk)]
+        chunks = [pcm[i : i + chunk] for i in range(0, len(pcm), chunk)]
         if action.kind == "drop":
             for c in chunks[:2]:
-                await self._send(ws, {"type": "response.output_audio.delta", "response_id": rid, "item_id": "item_1",
-                                      "output_index": 0, "content_index": 0, "delta": base64.b64encode(c).decode()})
+                await self._send(
+                    ws,
+                    {
+                        "type": "response.output_audio.delta",
+                        "response_id": rid,
+                        "item_id": "item_1",
+                        "output_index": 0,
+                        "content_index": 0,
+                        "delta": base64.b64encode(c).decode(),
+                    },
+                )
             ws.transport.abort()
             return
         if action.kind == "failed":
-            await self._send(ws, {"type": "response.done", "response": {
-                "id": rid, "object": "realtime.response", "status": "failed",
-                "status_details": {"type": "failed", "error": action.detail}}})
+            await self._send(
+                ws,
+                {
+                    "type": "response.done",
+                    "response": {
+                        "id": rid,
+                        "object": "realtime.response",
+                        "status": "failed",
+                        "status_details": {"type": "failed", "error": action.detail},
+                    },
+                },
+            )
             return
         said = text
         if action.kind == "reword":
-            said = action.transcript if action.transcript is not None else "Well, " + text.replace(
-                words[-1] if words else "", "indeed", 1)
+            said = (
+                action.transcript
+                if action.transcript is not None
+                else "Well, " + text.replace(words[-1] if words else "", "indeed", 1)
+            )
         for c in chunks:
-            await self._send(ws, {"type": "response.output_audio.delta", "response_id": rid, "item_id": "item_1",
-                                  "output_index": 0, "content_index": 0, "delta": base64.b64encode(c).decode()})
+            await self._send(
+                ws,
+                {
+                    "type": "response.output_audio.delta",
+                    "response_id": rid,
+                    "item_id": "item_1",
+                    "output_index": 0,
+                    "content_index": 0,
+                    "delta": base64.b64encode(c).decode(),
+                },
+            )
         for w in said.split():
-            await self._send(ws, {"type": "response.output_audio_transcript.delta", "response_id": rid,
-                                  "item_id": "item_1", "output_index": 0, "content_index": 0, "delta": w + " "})
-        await self._send(ws, {"type": "response.output_audio.done", "response_id": rid, "item_id": "item_1",
-                              "output_index": 0, "content_index": 0})
-        await self._send(ws, {"type": "response.output_audio_transcript.done", "response_id": rid,
-                              "item_id": "item_1", "output_index": 0, "content_index": 0, "transcript": said})
+            await self._send(
+                ws,
+                {
+                    "type": "response.output_audio_transcript.delta",
+                    "response_id": rid,
+                    "item_id": "item_1",
+                    "output_index": 0,
+                    "content_index": 0,
+                    "delta": w + " ",
+                },
+            )
+        await self._send(
+            ws,
+            {
+                "type": "response.output_audio.done",
+                "response_id": rid,
+                "item_id": "item_1",
+                "output_index": 0,
+                "content_index": 0,
+            },
+        )
+        await self._send(
+            ws,
+            {
+                "type": "response.output_audio_transcript.done",
+                "response_id": rid,
+                "item_id": "item_1",
+                "output_index": 0,
+                "content_index": 0,
+                "transcript": said,
+            },
+        )
         audio_tokens = round(len(pcm) / 2 / RATE * 20)
-        await self._send(ws, {"type": "response.done", "response": {
-            "id": rid, "object": "realtime.response", "status": "completed",
-            "usage": {"total_tokens": audio_tokens + 40, "input_tokens": 40, "output_tokens": audio_tokens,
-                      "output_token_details": {"audio_tokens": audio_tokens, "text_tokens": 0}}}})
+        await self._send(
+            ws,
+            {
+                "type": "response.done",
+                "response": {
+                    "id": rid,
+                    "object": "realtime.response",
+                    "status": "completed",
+                    "usage": {
+                        "total_tokens": audio_tokens + 40,
+                        "input_tokens": 40,
+                        "output_tokens": audio_tokens,
+                        "output_token_details": {"audio_tokens": audio_tokens, "text_tokens": 0},
+                    },
+                },
+            },
+        )

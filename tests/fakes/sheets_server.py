@@ -26,15 +26,23 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-STATUS_NAME = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
-               429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE"}
+STATUS_NAME = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    429: "RESOURCE_EXHAUSTED",
+    500: "INTERNAL",
+    503: "UNAVAILABLE",
+}
 
 
 def make_key() -> tuple[str, Any]:
     """(private key PEM for the service-account JSON, public key for checking grants)."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption()).decode()
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
     return pem, key.public_key()
 
 
@@ -61,7 +69,9 @@ class FakeSheets:
     tokens: set[str] = field(default_factory=set)
     token_requests: int = 0
     writes: list[Write] = field(default_factory=list)  # successful writes
-    attempts: list[tuple[str, int]] = field(default_factory=list)  # every write attempt: (kind, status)
+    attempts: list[tuple[str, int]] = field(
+        default_factory=list
+    )  # every write attempt: (kind, status)
     script: deque[Any] = field(default_factory=deque)
     down: int = 0  # when set, every Sheets call answers with this status (an outage)
     hang_seconds: float = 3.0
@@ -76,9 +86,13 @@ class FakeSheets:
 
     def service_account(self, private_key: str) -> dict[str, str]:
         return {
-            "type": "service_account", "project_id": "foxpipe-test", "private_key_id": "kid-0001",
-            "private_key": private_key, "client_email": "logger@foxpipe-test.iam.gserviceaccount.com",
-            "client_id": "1234567890", "token_uri": f"{self.base}/token",
+            "type": "service_account",
+            "project_id": "foxpipe-test",
+            "private_key_id": "kid-0001",
+            "private_key": private_key,
+            "client_email": "logger@foxpipe-test.iam.gserviceaccount.com",
+            "client_id": "1234567890",
+            "token_uri": f"{self.base}/token",
         }
 
     def fail_writes(self, *outcomes: Any) -> None:
@@ -108,7 +122,9 @@ def make_handler(state: FakeSheets) -> type[BaseHTTPRequestHandler]:
         def log_message(self, *args: Any) -> None:
             pass
 
-        def _json(self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+        def _json(
+            self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None
+        ) -> None:
             raw = json.dumps(body).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json; charset=UTF-8")
@@ -119,8 +135,17 @@ def make_handler(state: FakeSheets) -> type[BaseHTTPRequestHandler]:
             self.wfile.write(raw)
 
         def _error(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
-            self._json(status, {"error": {"code": status, "message": message,
-                                          "status": STATUS_NAME.get(status, "UNKNOWN")}}, headers)
+            self._json(
+                status,
+                {
+                    "error": {
+                        "code": status,
+                        "message": message,
+                        "status": STATUS_NAME.get(status, "UNKNOWN"),
+                    }
+                },
+                headers,
+            )
 
         def _body(self) -> bytes:
             return self.rfile.read(int(self.headers.get("Content-Length", 0) or 0))
@@ -129,10 +154,16 @@ def make_handler(state: FakeSheets) -> type[BaseHTTPRequestHandler]:
         def _token(self) -> None:
             form = parse_qs(self._body().decode())
             try:
-                claims = jwt.decode(form["assertion"][0], state.public_key, algorithms=["RS256"],
-                                    audience="https://oauth2.googleapis.com/token")
+                claims = jwt.decode(
+                    form["assertion"][0],
+                    state.public_key,
+                    algorithms=["RS256"],
+                    audience="https://oauth2.googleapis.com/token",
+                )
             except (KeyError, jwt.PyJWTError) as e:
-                self._json(400, {"error": "invalid_grant", "error_description": f"Invalid JWT: {e}"})
+                self._json(
+                    400, {"error": "invalid_grant", "error_description": f"Invalid JWT: {e}"}
+                )
                 return
             if form.get("grant_type") != ["urn:ietf:params:oauth:grant-type:jwt-bearer"]:
                 self._json(400, {"error": "unsupported_grant_type"})
@@ -171,9 +202,17 @@ def make_handler(state: FakeSheets) -> type[BaseHTTPRequestHandler]:
             if outcome == "hang":
                 time.sleep(state.hang_seconds)
                 outcome = 503
-            headers = {"Retry-After": state.retry_after} if state.retry_after and outcome == 429 else None
-            message = ("Quota exceeded for quota metric 'Write requests' and limit 'Write requests per "
-                       "minute per user'") if outcome == 429 else "The service is currently unavailable."
+            headers = (
+                {"Retry-After": state.retry_after} if state.retry_after and outcome == 429 else None
+            )
+            message = (
+                (
+                    "Quota exceeded for quota metric 'Write requests' and limit 'Write requests per "
+                    "minute per user'"
+                )
+                if outcome == 429
+                else "The service is currently unavailable."
+            )
             if write:
                 with state.lock:
                     state.attempts.append((write, outcome))
@@ -195,20 +234,42 @@ def make_handler(state: FakeSheets) -> type[BaseHTTPRequestHandler]:
             if rest == "":
                 with state.lock:
                     sheets = [
-                        {"properties": {"sheetId": i, "title": t, "index": i, "sheetType": "GRID",
-                                        "gridProperties": {"rowCount": max(1000, len(rows)), "columnCount": 26}}}
+                        {
+                            "properties": {
+                                "sheetId": i,
+                                "title": t,
+                                "index": i,
+                                "sheetType": "GRID",
+                                "gridProperties": {
+                                    "rowCount": max(1000, len(rows)),
+                                    "columnCount": 26,
+                                },
+                            }
+                        }
                         for i, (t, rows) in enumerate(state.tabs.items())
                     ]
-                self._json(200, {"spreadsheetId": sid, "properties": {"title": state.title, "locale": "en_US",
-                                                                       "timeZone": "Etc/GMT"},
-                                 "sheets": sheets, "spreadsheetUrl": f"{state.base}/d/{sid}"})
+                self._json(
+                    200,
+                    {
+                        "spreadsheetId": sid,
+                        "properties": {
+                            "title": state.title,
+                            "locale": "en_US",
+                            "timeZone": "Etc/GMT",
+                        },
+                        "sheets": sheets,
+                        "spreadsheetUrl": f"{state.base}/d/{sid}",
+                    },
+                )
                 return
             if rest.startswith("/values/"):
-                rng = rest[len("/values/"):]
+                rng = rest[len("/values/") :]
                 tab = _a1_sheet(rng)
                 with state.lock:
                     rows = state.tabs.get(tab)
-                    first = [[c.text if isinstance(c, Formula) else c for c in rows[0]]] if rows else []
+                    first = (
+                        [[c.text if isinstance(c, Formula) else c for c in rows[0]]] if rows else []
+                    )
                 if rows is None:
                     self._error(400, f"Unable to parse range: {rng}")
                     return
@@ -232,7 +293,13 @@ def make_handler(state: FakeSheets) -> type[BaseHTTPRequestHandler]:
             body_raw = self._body()
             if not self._authorized():
                 return
-            kind = "batchUpdate" if rest == ":batchUpdate" else "append" if rest.endswith(":append") else ""
+            kind = (
+                "batchUpdate"
+                if rest == ":batchUpdate"
+                else "append"
+                if rest.endswith(":append")
+                else ""
+            )
             if self._scripted(kind):
                 return
             if sid != state.sheet_id:
@@ -245,17 +312,23 @@ def make_handler(state: FakeSheets) -> type[BaseHTTPRequestHandler]:
                     for req in body.get("requests", []):
                         props = req["addSheet"]["properties"]
                         if props["title"] in state.tabs:
-                            self._error(400, f"A sheet with the name \"{props['title']}\" already exists.")
+                            self._error(
+                                400, f'A sheet with the name "{props["title"]}" already exists.'
+                            )
                             return
                         state.tabs[props["title"]] = []
-                        props = {**props, "sheetId": len(state.tabs) * 100, "index": len(state.tabs) - 1}
+                        props = {
+                            **props,
+                            "sheetId": len(state.tabs) * 100,
+                            "index": len(state.tabs) - 1,
+                        }
                         replies.append({"addSheet": {"properties": props}})
                     state.writes.append(Write(state.clock(), kind, "", 0, ""))
                     state.attempts.append((kind, 200))
                 self._json(200, {"spreadsheetId": sid, "replies": replies})
                 return
             if kind == "append":
-                rng = rest[len("/values/"):-len(":append")]
+                rng = rest[len("/values/") : -len(":append")]
                 tab = _a1_sheet(rng)
                 params = parse_qs(query)
                 option = params.get("valueInputOption", [""])[0]
@@ -271,16 +344,29 @@ def make_handler(state: FakeSheets) -> type[BaseHTTPRequestHandler]:
                     start = len(rows) + 1
                     for row in values:
                         if option == "USER_ENTERED":
-                            row = [Formula(v) if isinstance(v, str) and v[:1] in "=+" else v for v in row]
+                            row = [
+                                Formula(v) if isinstance(v, str) and v[:1] in "=+" else v
+                                for v in row
+                            ]
                         rows.append(row)
                     state.writes.append(Write(state.clock(), kind, tab, len(values), option))
                     state.attempts.append((kind, 200))
                 ncols = max((len(r) for r in values), default=0)
                 updated = f"'{tab}'!A{start}:Z{start + len(values) - 1}"
-                self._json(200, {"spreadsheetId": sid, "tableRange": f"'{tab}'!A1:Z{start - 1}",
-                                 "updates": {"spreadsheetId": sid, "updatedRange": updated,
-                                             "updatedRows": len(values), "updatedColumns": ncols,
-                                             "updatedCells": len(values) * ncols}})
+                self._json(
+                    200,
+                    {
+                        "spreadsheetId": sid,
+                        "tableRange": f"'{tab}'!A1:Z{start - 1}",
+                        "updates": {
+                            "spreadsheetId": sid,
+                            "updatedRange": updated,
+                            "updatedRows": len(values),
+                            "updatedColumns": ncols,
+                            "updatedCells": len(values) * ncols,
+                        },
+                    },
+                )
                 return
             self._error(404, "Not found")
 
@@ -310,5 +396,9 @@ def point_gspread_at(monkeypatch: Any, base: str) -> None:
 
     for name in dir(hc):
         value = getattr(hc, name)
-        if name.startswith("SPREADSHEET") and isinstance(value, str) and value.startswith("https://sheets.googleapis.com"):
+        if (
+            name.startswith("SPREADSHEET")
+            and isinstance(value, str)
+            and value.startswith("https://sheets.googleapis.com")
+        ):
             monkeypatch.setattr(hc, name, value.replace("https://sheets.googleapis.com", base))

@@ -64,8 +64,14 @@ class FakeSpeech:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def _reply(self, h: BaseHTTPRequestHandler, status: int, body: bytes, ctype: str,
-               headers: dict[str, str] | None = None) -> None:
+    def _reply(
+        self,
+        h: BaseHTTPRequestHandler,
+        status: int,
+        body: bytes,
+        ctype: str,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         h.send_response(status)
         h.send_header("Content-Type", ctype)
         h.send_header("Content-Length", str(len(body)))
@@ -74,8 +80,16 @@ class FakeSpeech:
         h.end_headers()
         h.wfile.write(body)
 
-    def _error(self, h: BaseHTTPRequestHandler, status: int, code: str, headers: dict[str, str] | None = None) -> None:
-        body = json.dumps({"error": {"message": f"fake {code}", "type": "error", "param": None, "code": code}})
+    def _error(
+        self,
+        h: BaseHTTPRequestHandler,
+        status: int,
+        code: str,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        body = json.dumps(
+            {"error": {"message": f"fake {code}", "type": "error", "param": None, "code": code}}
+        )
         self._reply(h, status, body.encode(), "application/json", headers)
 
     def _handle(self, h: BaseHTTPRequestHandler) -> None:
@@ -96,7 +110,9 @@ class FakeSpeech:
         if action[0] == "status":
             status, after = action[1], action[2] if len(action) > 2 else None
             headers = {"retry-after": str(after)} if after is not None else {}
-            return self._error(h, status, "rate_limit_exceeded" if status == 429 else f"http_{status}", headers)
+            return self._error(
+                h, status, "rate_limit_exceeded" if status == 429 else f"http_{status}", headers
+            )
         if action[0] == "garbage":
             return self._reply(h, 200, b"this is not audio at all" * 10, "audio/wav")
         words = len(str(body.get("input", "")).split())

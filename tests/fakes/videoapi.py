@@ -123,8 +123,14 @@ class _Base:
                 done = self.polls[tid] >= self.polls_to_finish
             return self.task_outcome if done else "processing"
 
-    def handle(self, req: BaseHTTPRequestHandler, method: str, path: str, query: dict[str, list[str]],
-               body: Any) -> tuple[int, Any, dict[str, str]]:
+    def handle(
+        self,
+        req: BaseHTTPRequestHandler,
+        method: str,
+        path: str,
+        query: dict[str, list[str]],
+        body: Any,
+    ) -> tuple[int, Any, dict[str, str]]:
         raise NotImplementedError
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
@@ -142,8 +148,15 @@ class _Base:
                     body = json.loads(raw) if raw else None
                 except ValueError:
                     body = None
-                fake.requests.append({"method": method, "path": parsed.path, "headers": dict(self.headers),
-                                      "json": body, "time": time.time()})
+                fake.requests.append(
+                    {
+                        "method": method,
+                        "path": parsed.path,
+                        "headers": dict(self.headers),
+                        "json": body,
+                        "time": time.time(),
+                    }
+                )
                 if parsed.path.startswith("/download/"):
                     code = fake._serve_download(parsed.path, parse_qs(parsed.query))
                     if code != 200:
@@ -157,7 +170,9 @@ class _Base:
                     self.end_headers()
                     self.wfile.write(fake.clip)
                     return
-                status, payload, headers = fake.handle(self, method, parsed.path, parse_qs(parsed.query), body)
+                status, payload, headers = fake.handle(
+                    self, method, parsed.path, parse_qs(parsed.query), body
+                )
                 if status == 0:  # hang: answer after the client gave up
                     time.sleep(fake.hang_seconds)
                     status, payload, headers = 500, {"error": "late"}, {}
@@ -234,8 +249,16 @@ class FakeKling(_Base):
             tid = self.new_task()
             with self.lock:
                 self.routes[tid] = route
-            return 200, {"code": 0, "message": "SUCCEED", "request_id": "req",
-                         "data": {"task_id": tid, "task_status": "submitted", "created_at": 1}}, {}
+            return (
+                200,
+                {
+                    "code": 0,
+                    "message": "SUCCEED",
+                    "request_id": "req",
+                    "data": {"task_id": tid, "task_status": "submitted", "created_at": 1},
+                },
+                {},
+            )
         if method == "GET" and path.startswith("/v1/videos/"):
             route, _, tid = path.removeprefix("/v1/videos/").partition("/")
             if self.routes.get(tid) != route:
@@ -245,7 +268,9 @@ class FakeKling(_Base):
                 return self._err(404, 1203, "task not found")
             data: dict[str, Any] = {"task_id": tid, "task_status": state, "task_status_msg": ""}
             if state == "succeed":
-                data["task_result"] = {"videos": [{"id": "v1", "url": self.link(tid), "duration": "5"}]}
+                data["task_result"] = {
+                    "videos": [{"id": "v1", "url": self.link(tid), "duration": "5"}]
+                }
             if state == "failed":
                 data["task_status_msg"] = "Generation failed"
             return 200, {"code": 0, "message": "SUCCEED", "request_id": "req", "data": data}, {}
@@ -260,7 +285,11 @@ class FakeKling(_Base):
         if len(images) > self.max_images:
             return f"image_list takes at most {self.max_images} images"
         for item in images:
-            if not isinstance(item, dict) or not isinstance(item.get("image"), str) or not item["image"]:
+            if (
+                not isinstance(item, dict)
+                or not isinstance(item.get("image"), str)
+                or not item["image"]
+            ):
                 return "each image_list item needs an image"
             if item["image"].startswith("data:"):
                 return "base64 images go without the data: prefix"
@@ -284,7 +313,11 @@ class FakeHailuo(_Base):
 
     def handle(self, req, method, path, query, body):
         if req.headers.get("Authorization") != f"Bearer {self.api_key}":
-            return 200, self._resp(1004, "authorization failed"), {}  # MiniMax answers 200 with a code
+            return (
+                200,
+                self._resp(1004, "authorization failed"),
+                {},
+            )  # MiniMax answers 200 with a code
         if method == "POST" and path in ("/v1/video_generation", "/v2/video_generation"):
             b = self.next_behaviour()
             if b == "rate":
@@ -311,10 +344,18 @@ class FakeHailuo(_Base):
                 with self.lock:
                     self.v2_tasks.add(tid)
                 return 200, self._resp(0, "success", task_id=tid), {}
-            if not isinstance(body, dict) or not str(body.get("first_frame_image", "")).startswith(("http", "data:")):
+            if not isinstance(body, dict) or not str(body.get("first_frame_image", "")).startswith(
+                ("http", "data:")
+            ):
                 return 200, self._resp(2013, "invalid params"), {}
             if "minimax-h3" in str(body.get("model", "")).lower():
-                return 200, self._resp(2013, "invalid params: MiniMax-H3 is served by /v2/video_generation"), {}
+                return (
+                    200,
+                    self._resp(
+                        2013, "invalid params: MiniMax-H3 is served by /v2/video_generation"
+                    ),
+                    {},
+                )
             return 200, self._resp(0, "success", task_id=self.new_task()), {}
         if method == "GET" and path.startswith("/v2/query/video_generation/"):
             tid = path.rsplit("/", 1)[1]
@@ -341,9 +382,21 @@ class FakeHailuo(_Base):
             tid = fid.removeprefix("file-")
             with self.lock:
                 self.retrieves += 1
-            return 200, self._resp(0, "success", file={"file_id": fid, "bytes": len(self.clip), "filename": "clip.mp4",
-                                                       "purpose": "video_generation",
-                                                       "download_url": self.link(tid)}), {}
+            return (
+                200,
+                self._resp(
+                    0,
+                    "success",
+                    file={
+                        "file_id": fid,
+                        "bytes": len(self.clip),
+                        "filename": "clip.mp4",
+                        "purpose": "video_generation",
+                        "download_url": self.link(tid),
+                    },
+                ),
+                {},
+            )
         return 404, self._resp(2013, "not found"), {}
 
     @staticmethod
@@ -359,10 +412,19 @@ class FakeHailuo(_Base):
             return "content needs exactly one non-empty text item"
         roles: list[str] = []
         for c in content:
-            if not isinstance(c, dict) or c.get("type") not in ("text", "image_url", "video_url", "audio_url"):
+            if not isinstance(c, dict) or c.get("type") not in (
+                "text",
+                "image_url",
+                "video_url",
+                "audio_url",
+            ):
                 return "unknown content item"
             if c["type"] == "image_url":
-                url = (c.get("image_url") or {}).get("url", "") if isinstance(c.get("image_url"), dict) else ""
+                url = (
+                    (c.get("image_url") or {}).get("url", "")
+                    if isinstance(c.get("image_url"), dict)
+                    else ""
+                )
                 if not str(url).startswith(("http", "data:image/")):
                     return "image_url.url must be a URL or an image data URI"
                 if c.get("role") not in ("first_frame", "last_frame", "reference_image"):

@@ -38,10 +38,15 @@ def stack(monkeypatch, fake_openai, key, clean_env):
     with CloudinaryServer() as cld, SheetsServer(key[1]) as sheets:
         point_gspread_at(monkeypatch, sheets.base)
         env = {
-            "OPENAI_API_KEY": "sk-test-reliability", "OPENAI_BASE_URL": fake_openai.base_url,
-            "IMAGES_PER_MINUTE": "6000", "OPENAI_USE_REFERENCE": "false", "IMAGE_TIMEOUT": "1",
-            "RETRY_BASE_SECONDS": "0.05", "CLOUDINARY_URL": cld.url(),
-            "GOOGLE_SHEET_ID": sheets.sheet_id, "GOOGLE_SERVICE_ACCOUNT": json.dumps(sheets.service_account(key[0])),
+            "OPENAI_API_KEY": "sk-test-reliability",
+            "OPENAI_BASE_URL": fake_openai.base_url,
+            "IMAGES_PER_MINUTE": "6000",
+            "OPENAI_USE_REFERENCE": "false",
+            "IMAGE_TIMEOUT": "1",
+            "RETRY_BASE_SECONDS": "0.05",
+            "CLOUDINARY_URL": cld.url(),
+            "GOOGLE_SHEET_ID": sheets.sheet_id,
+            "GOOGLE_SERVICE_ACCOUNT": json.dumps(sheets.service_account(key[0])),
         }
         for k, v in env.items():
             monkeypatch.setenv(k, v)
@@ -144,7 +149,13 @@ def test_cloudinary_down_then_back_keeps_every_image(stack):
     job = finish(reg, job_id)
     not_uploaded = [s.index for s in job.slots if s.upload_error]
     assert not_uploaded, ("the outage should have hit some uploads", [c.status for c in cld.calls])
-    assert all(s.status is SlotStatus.READY and Path(s.image.local_path).is_file() for s in job.slots), [(s.index, s.status, s.error) for s in job.slots if not (s.image and Path(s.image.local_path).is_file())]
+    assert all(
+        s.status is SlotStatus.READY and Path(s.image.local_path).is_file() for s in job.slots
+    ), [
+        (s.index, s.status, s.error)
+        for s in job.slots
+        if not (s.image and Path(s.image.local_path).is_file())
+    ]
     # Cloudinary is back: Retry upload sends the kept copies.
     for i in not_uploaded:
         reg.retry_upload(job_id, i).result(30)

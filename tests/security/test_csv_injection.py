@@ -60,7 +60,9 @@ def test_zip_prompts_csv_has_no_formula():
 def test_local_csv_log_has_no_formula_and_reads_back_as_typed(tmp_path):
     log = CsvLog(tmp_path)
     for i, text in enumerate(HOSTILE):
-        log.log_image({"scene": i + 1, "scene_text": text, "prompt": text, "marker": "NoSheet_pending"})
+        log.log_image(
+            {"scene": i + 1, "scene_text": text, "prompt": text, "marker": "NoSheet_pending"}
+        )
     log.log_story({"title": HOSTILE[0], "answers": HOSTILE[1], "marker": "NoSheet_pending"})
     for path in (log.images, log.stories):
         with open(path, newline="", encoding="utf-8") as f:

@@ -60,7 +60,9 @@ def test_edited_prompt_is_exactly_what_is_sent_at_every_attempt(live):
     # ...and removes it.
     edited = box.value.split("\nFIX FROM REVIEW:")[0] + "\nBright morning light."
     live.reset()
-    live.script("images", Action.server_error(), Action.server_error())  # two attempts fail, the third works
+    live.script(
+        "images", Action.server_error(), Action.server_error()
+    )  # two attempts fail, the third works
     box.input(edited).run()
     at.button(key=f"retry_prompt_{job_id}_4").click().run()
     settle(at, reg, job_id)
@@ -80,7 +82,10 @@ def test_edited_prompt_still_blocked_is_not_reworded(live):
     settle(at, reg, job_id)
     slot = reg.get(job_id).slots[4]
     assert live.prompts("images") == [edited]  # one request, exactly as written, no rewording
-    assert slot.status is SlotStatus.FAILED and "Blocked by the content policy as written" in slot.error
+    assert (
+        slot.status is SlotStatus.FAILED
+        and "Blocked by the content policy as written" in slot.error
+    )
 
 
 @pytest.mark.parametrize("level", range(prompts.POLICY_LEVELS))

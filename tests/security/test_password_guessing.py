@@ -98,7 +98,9 @@ def test_parallel_sessions_cannot_exceed_the_limit_and_a_new_session_is_locked(g
     assert "Too many wrong passwords" in errors(fresh)
     assert not fresh.selectbox  # still at the gate, even with the right password
 
-    failures = [r.getMessage() for r in caplog.records if "[ACCESS] wrong password" in r.getMessage()]
+    failures = [
+        r.getMessage() for r in caplog.records if "[ACCESS] wrong password" in r.getMessage()
+    ]
     assert len(failures) == 5
     assert not [w for ws in words for w in ws if w in caplog.text]
     assert PASSWORD not in caplog.text

@@ -85,7 +85,11 @@ def test_one_damaged_saved_job_does_not_break_history(clean_env):
             time.sleep(0.05)
     # Two stored jobs damaged behind the app's back: a wrong type, and text that is not JSON.
     with reg.store.engine.begin() as conn:
-        conn.execute(update(jobs).where(jobs.c.id == ids[0]).values(data=json.dumps({"id": ids[0], "slots": 5})))
+        conn.execute(
+            update(jobs)
+            .where(jobs.c.id == ids[0])
+            .values(data=json.dumps({"id": ids[0], "slots": 5}))
+        )
         conn.execute(update(jobs).where(jobs.c.id == ids[1]).values(data="{not json"))
     at.switch_page("pages/history.py").run()
     assert not at.exception

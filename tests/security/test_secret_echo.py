@@ -21,12 +21,28 @@ ECHOES = (KEY, KEY.upper(), KEY.lower(), KEY.swapcase())
 
 
 def echo(i: int) -> Action:
-    return Action.bad_request(f"Invalid value for 'prompt' with key {ECHOES[i % len(ECHOES)]}: check it.")
+    return Action.bad_request(
+        f"Invalid value for 'prompt' with key {ECHOES[i % len(ECHOES)]}: check it."
+    )
 
 
 def page_text(at: AppTest) -> str:
-    parts = [str(e.value) for e in (*at.markdown, *at.caption, *at.title, *at.warning, *at.error, *at.info,
-                                   *at.success, *at.sidebar.markdown, *at.text, *at.text_area, *at.exception)]
+    parts = [
+        str(e.value)
+        for e in (
+            *at.markdown,
+            *at.caption,
+            *at.title,
+            *at.warning,
+            *at.error,
+            *at.info,
+            *at.success,
+            *at.sidebar.markdown,
+            *at.text,
+            *at.text_area,
+            *at.exception,
+        )
+    ]
     return "\n".join(parts)
 
 
@@ -107,7 +123,11 @@ def test_echoed_key_reaches_no_log_page_or_saved_job(echoing, clean_env, caplog)
     assert "key" in caplog.text  # the failures were logged...
     assert not leaks(caplog.text)  # ...without the key
     app.shutdown(grace=0)  # the store's write-ahead log is folded into the database file
-    files = [p for p in clean_env.rglob("*") if p.is_file() and p.suffix in (".db", ".csv", ".txt", ".log", ".json")]
+    files = [
+        p
+        for p in clean_env.rglob("*")
+        if p.is_file() and p.suffix in (".db", ".csv", ".txt", ".log", ".json")
+    ]
     assert any(p.suffix == ".db" for p in files)
     for p in files:
         assert not leaks(p.read_bytes().decode("utf-8", errors="replace")), p

@@ -43,6 +43,7 @@ def test_a_full_disk_fails_images_with_a_clear_storage_message(clean_env):
 
 def _read_only(reg) -> None:
     """Every new connection of the store refuses writes (SQLite's query_only)."""
+
     @event.listens_for(reg.store.engine, "connect")
     def _ro(dbapi_conn, _record):  # noqa: ANN001, ANN202
         dbapi_conn.execute("PRAGMA query_only=ON")

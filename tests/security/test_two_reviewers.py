@@ -26,7 +26,9 @@ def reviewer(job_id: str, reg) -> AppTest:  # noqa: ANN001
     at.query_params["job"] = job_id
     at.switch_page(ui.GALLERY_PAGE)
     at.run()
-    at.session_state["confirmed_galleries"] = {job_id}  # both are on the team: no ownership question
+    at.session_state["confirmed_galleries"] = {
+        job_id
+    }  # both are on the team: no ownership question
     return at
 
 
@@ -44,7 +46,11 @@ def test_a_reject_dialog_opened_before_a_teammate_approved_changes_nothing(clean
     before = reg.get(job_id).slots[0].generations
     a.button(key=f"no_{job_id}_0").click().run()  # A's reject lands late
     slot = reg.get(job_id).slots[0]
-    assert slot.status is SlotStatus.APPROVED and slot.generations == before and len(slot.versions) == 1
+    assert (
+        slot.status is SlotStatus.APPROVED
+        and slot.generations == before
+        and len(slot.versions) == 1
+    )
     assert "was approved by someone else" in said(a)
 
 
@@ -52,8 +58,13 @@ def test_a_stale_approve_is_not_approved_and_the_reviewer_is_told(clean_env):
     reg, job_id = gallery_job()
     a = reviewer(job_id, reg)  # A sees scene 2, version 1
     reg.reject(job_id, 1, ["off model"], "")  # B rejects it: version 2 is made
-    wait_until(lambda: reg.get(job_id).slots[1].status is SlotStatus.READY
-               and len(reg.get(job_id).slots[1].versions) == 2, timeout=30)
+    wait_until(
+        lambda: (
+            reg.get(job_id).slots[1].status is SlotStatus.READY
+            and len(reg.get(job_id).slots[1].versions) == 2
+        ),
+        timeout=30,
+    )
     a.button(key=f"ok_{job_id}_1").click().run()  # A approves what they saw: version 1
     assert reg.get(job_id).slots[1].status is SlotStatus.READY  # not approved: it changed
     assert "changed since you looked at it" in said(a)

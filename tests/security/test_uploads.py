@@ -28,13 +28,23 @@ def image_bytes(fmt: str, size: tuple[int, int] = (64, 48), mode: str = "RGB", *
 
 
 def chunk(tag: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
+    return (
+        struct.pack(">I", len(data))
+        + tag
+        + data
+        + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
+    )
 
 
 def png_header_only(width: int, height: int) -> bytes:
     """A PNG that claims a huge size, with almost no data (a decompression bomb's header)."""
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + chunk(b"IEND", b"")
+    )
 
 
 @pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP"])
@@ -68,15 +78,18 @@ def test_exif_rotation_is_applied():
         assert im.size == (48, 64)
 
 
-@pytest.mark.parametrize("data,words", [
-    (b"", "empty"),
-    (b"just some text, not an image\n" * 10, "not a PNG, JPEG or WebP"),
-    (image_bytes("PNG", (400, 300))[:-400], "damaged or incomplete"),
-    (image_bytes("GIF", mode="P"), "GIF file"),
-    (png_header_only(100_000, 100_000), "megapixels"),
-    (png_header_only(20_000, 100), "20000 × 100 pixels"),
-    (png_header_only(8_000, 8_000), "megapixels"),
-])
+@pytest.mark.parametrize(
+    "data,words",
+    [
+        (b"", "empty"),
+        (b"just some text, not an image\n" * 10, "not a PNG, JPEG or WebP"),
+        (image_bytes("PNG", (400, 300))[:-400], "damaged or incomplete"),
+        (image_bytes("GIF", mode="P"), "GIF file"),
+        (png_header_only(100_000, 100_000), "megapixels"),
+        (png_header_only(20_000, 100), "20000 × 100 pixels"),
+        (png_header_only(8_000, 8_000), "megapixels"),
+    ],
+)
 def test_bad_files_get_a_clear_message(data, words):
     with pytest.raises(ValueError, match=words):
         validate_upload(data)

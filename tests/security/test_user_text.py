@@ -19,8 +19,18 @@ HOSTILE = f"The fox runs. {IMAGE} then {LINK} <img src=x> **bold** :red[red] $x^
 
 def markdown_bodies(at: AppTest) -> list[str]:
     """The source of every element whose body Streamlit renders as Markdown."""
-    kinds = ("markdown", "caption", "title", "header", "subheader", "error", "warning", "info", "success",
-             "latex")
+    kinds = (
+        "markdown",
+        "caption",
+        "title",
+        "header",
+        "subheader",
+        "error",
+        "warning",
+        "info",
+        "success",
+        "latex",
+    )
     out: list[str] = []
     for root in (at.main, at.sidebar):
         for kind in kinds:
@@ -39,7 +49,9 @@ def unescaped(body: str) -> str:
     return re.sub(r"\\(.)", r"\1", body)
 
 
-@pytest.mark.parametrize("text", [IMAGE, LINK, HOSTILE, "- list\n# heading\n> quote\n1. one", "a_b _c_ *d*"])
+@pytest.mark.parametrize(
+    "text", [IMAGE, LINK, HOSTILE, "- list\n# heading\n> quote\n1. one", "a_b _c_ *d*"]
+)
 def test_escaped_text_has_no_markup_and_reads_the_same(text):
     body = escape_markdown(text)
     assert not live_markup(body)
@@ -65,6 +77,8 @@ def test_scene_text_and_title_render_as_text_in_gallery_and_history(monkeypatch)
         hits = [(b, live_markup(b)) for b in bodies if live_markup(b)]
         assert not hits, f"{name}: {hits}"
     # The text itself is shown (literally), not dropped.
-    assert any(IMAGE in unescaped(b) and LINK in unescaped(b) for b in pages["gallery"])  # the tile caption
+    assert any(
+        IMAGE in unescaped(b) and LINK in unescaped(b) for b in pages["gallery"]
+    )  # the tile caption
     assert any(f"Title {IMAGE}" in unescaped(b) for b in pages["gallery"])  # the title
     assert any(f"Title {IMAGE}" in unescaped(b) for b in pages["history"])
