@@ -174,7 +174,7 @@ FORMS = ("base", "powered")
 
 def form_for(scene_number: int) -> str:
     """The hero's form in a scene: the ordinary hero for 1-10, the powered-up form after."""
-    return "powered" if scene_number >= prompts.TRANSFORMED_FROM else "base"
+    return "powered" if scene_number >= (prompts.TRANSFORMED_FROM or 11) else "base"
 
 
 def reference_path(references: dict[str, str], scene_number: int) -> str:

@@ -17,6 +17,7 @@ and what the verdict asks for is done through the lifecycle and the cost guard.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 import weakref
@@ -199,7 +200,7 @@ def release_interrupted(reg: JobRegistry) -> int:
     n = 0
     for jid, k in keys:
         _, i, vi = k.split(":")
-        gen = reg.read(jid, lambda j, i=int(i): j.slots[i].generations)
+        gen = reg.read(jid, functools.partial(_generations, index=int(i)))
         if gen is not None:
             _release(reg, jid, int(i), gen, int(vi), "The check was interrupted.")
             n += 1
@@ -430,3 +431,7 @@ def estimate(settings: Settings, job: Job, per_image: float, per_check: float) -
         "expected_checks_usd": round((unchecked + fixes) * per_check, 4),
         "expected_fix_usd": round(fixes * per_image, 4),
     }
+
+
+def _generations(j: Job, index: int) -> int:
+    return j.slots[index].generations

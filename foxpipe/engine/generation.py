@@ -268,12 +268,13 @@ async def run_slot(
                 auto_fix=bool(gen and slot.auto_fix_run == gen),
             )
             wants = getattr(book, "wants_check", None)  # continuity: fn(job) -> bool
-            recorded = book.mutate(
-                job_id,
-                lambda j, v=version_record, e=stored.error, w=wants: _record_image(
-                    j, index, gen, v, e, checking=w is not None and w(j)
-                ),
-            )
+
+            def record(
+                j: Job, v: ImageVersion = version_record, e: str = stored.error, w: Any = wants
+            ) -> bool:
+                return _record_image(j, index, gen, v, e, checking=w is not None and w(j))
+
+            recorded = book.mutate(job_id, record)
             log.info(
                 "[IMAGE] job %s scene %d ready in %.1fs (attempt %d)",
                 job_id[:6],

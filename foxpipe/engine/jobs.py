@@ -13,6 +13,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import errno
+import functools
 import logging
 import threading
 import time
@@ -74,6 +75,11 @@ class Progress:
     eta: float | None  # estimated seconds left, None when nothing is in flight
     other_jobs: int  # other jobs waiting on the same limiter
     learned: float | None = None  # the rate the account really allows, learned from its 429s
+
+
+def _extend_deadline(j: Job, until: float) -> None:
+    """Deadlines only ever move later."""
+    j.deadline = max(j.deadline, until)
 
 
 class JobRegistry:
@@ -672,9 +678,7 @@ class JobRegistry:
             )
             job = jobs[jid]
             if job is not None and now + budget > job.deadline:
-                self.mutate(
-                    jid, lambda j, d=now + budget: setattr(j, "deadline", max(j.deadline, d))
-                )
+                self.mutate(jid, functools.partial(_extend_deadline, until=now + budget))
 
     async def _run(self, job_id: str, index: int, gen: int) -> None:
         try:

@@ -409,7 +409,8 @@ def lower_bound(
     if n <= 0:
         return 0.0
     s = WindowScheduler(rate, max_concurrent, period)
-    now, started, running = 0.0, 0, []
+    now, started = 0.0, 0
+    running: list[float] = []
     for i in range(n):
         s.enqueue("j", i)
     while True:

@@ -13,6 +13,7 @@ marker and go again with the next flush. Logging never blocks or fails the story
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import threading
 import time
@@ -20,6 +21,8 @@ from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from gspread.utils import ValueInputOption
 
 from foxpipe.engine.retry import Backoff, retry_after_seconds
 from foxpipe.providers.csvlog import IMAGE_COLUMNS, STORY_COLUMNS, CsvLog
@@ -305,11 +308,11 @@ class SheetsLog:
                 self.quota.acquire()
                 ws = sh.add_worksheet(kind, rows=1000, cols=len(HEADERS[kind]))
                 self.quota.acquire()
-                ws.append_rows([HEADERS[kind]], value_input_option="RAW")
+                ws.append_rows([HEADERS[kind]], value_input_option=ValueInputOption.raw)
                 log.info("[SHEETS] created worksheet %r", kind)
             elif not ws.row_values(1):
                 self.quota.acquire()
-                ws.append_rows([HEADERS[kind]], value_input_option="RAW")
+                ws.append_rows([HEADERS[kind]], value_input_option=ValueInputOption.raw)
             out[kind] = ws
         return out
 
@@ -368,8 +371,8 @@ class SheetsLog:
                 ws = self._worksheets[kind]
                 try:
                     self._with_retries(
-                        lambda ws=ws, values=values: ws.append_rows(
-                            values, value_input_option="RAW"
+                        functools.partial(
+                            ws.append_rows, values, value_input_option=ValueInputOption.raw
                         )
                     )
                 except SheetError as e:

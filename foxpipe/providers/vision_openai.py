@@ -223,7 +223,7 @@ class OpenAIVision:
                 async with asyncio.timeout(timeout + 5):
                     completion = await self._client().chat.completions.parse(
                         model=self.model,
-                        messages=messages,
+                        messages=messages,  # type: ignore[arg-type]
                         response_format=VisionVerdict,  # type: ignore[arg-type]
                         max_completion_tokens=MAX_COMPLETION_TOKENS,
                     )

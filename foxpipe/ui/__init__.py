@@ -205,7 +205,7 @@ def allowed() -> bool:
     if s.auth_configured:
         if not st.user.is_logged_in:
             return False
-        return email_allowed(st.user.get("email", ""), s.allowed_email_domains)
+        return email_allowed(str(st.user.get("email") or ""), s.allowed_email_domains)
     return not s.app_password or bool(st.session_state.get("authenticated"))
 
 
@@ -311,6 +311,7 @@ def require_job(reg: JobRegistry, missing: str, back: str, back_label: str) -> A
     """The job named by the URL (or this session), or a message and a link back, and stop."""
     job_id = current_job_id()
     need(job_id is not None, missing, back, back_label)
+    assert job_id is not None  # need() stopped the page otherwise
     try:
         job = reg.load(job_id)
     except StoreError as e:  # stored, but unreadable (or the store is down): say which
