@@ -117,6 +117,20 @@ def query_param(page: Page, name: str) -> str:
 
 
 # ---------------------------------------------------------------------- quiz
+def at_page(name: str, *params: str):
+    """A URL test for wait_for_url: this page, with these query parameters (others, such as
+    the browser's ``?me=`` token, may come in any order)."""
+    from urllib.parse import parse_qs, urlparse
+
+    def match(url: str) -> bool:
+        u = urlparse(url)
+        return u.path.rstrip("/").endswith("/" + name) and all(
+            p in parse_qs(u.query) for p in params
+        )
+
+    return match
+
+
 def open_quiz(page: Page, base: str) -> None:
     page.goto(base + "/")
     page.locator(key("write_story") + " button").wait_for()
@@ -144,7 +158,7 @@ def type_answer(page: Page, question: str, text: str) -> None:
 def write_story(page: Page) -> str:
     """Press "Write my story"; returns the story id once the Scenes page shows."""
     page.locator(key("write_story") + " button").click()
-    page.wait_for_url("**/scenes")
+    page.wait_for_url(at_page("scenes"))
     page.locator(key("approve_scenes") + " button").wait_for()
     return story_id(page)
 
@@ -170,7 +184,7 @@ def edit_scene(page: Page, sid: str, n: int, text: str) -> None:
 def approve_scenes(page: Page) -> str:
     """Press "Approve scenes"; returns the job id once the gallery's URL carries it."""
     page.locator(key("approve_scenes") + " button").click()
-    page.wait_for_url("**/gallery?job=*")
+    page.wait_for_url(at_page("gallery", "job"))
     return query_param(page, "job")
 
 

@@ -12,6 +12,7 @@ from playwright.sync_api import expect
 from tests.fakes.openai_server import Action
 
 from .helpers import (
+    at_page,
     choose,
     download_zip,
     edit_scene,
@@ -56,7 +57,7 @@ def test_whole_flow_against_the_fake_openai_server(start_app, new_page, shots, f
     # Approving the scenes opens the hero's reference sheet, drawn through the fake.
     page.locator('[data-testid="stMain"]').evaluate("m => m.scrollTo(0, 0)")
     page.locator(key("approve_scenes") + " button").click()
-    page.wait_for_url("**/hero?job=*")
+    page.wait_for_url(at_page("hero", "job"))
     approve_hero = page.locator(key("hero_approve") + " button")
     expect(approve_hero).to_be_enabled(timeout=30_000)
     expect(page.locator('[data-testid="stMain"] img')).to_have_count(2)
@@ -79,7 +80,7 @@ def test_whole_flow_against_the_fake_openai_server(start_app, new_page, shots, f
     )
     before = len(fake.requests)
     approve_hero.click()
-    page.wait_for_url("**/gallery?job=*")
+    page.wait_for_url(at_page("gallery", "job"))
     retrying_seen = False
     deadline = time.monotonic() + 60
     while len(shown_scenes(page)) < 20 and time.monotonic() < deadline:
