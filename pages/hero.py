@@ -159,6 +159,11 @@ def sheet() -> None:
         help="Make the 20 images from the text prompts alone; the hero may look different between scenes.",
     )
     save_to_library(j, ready)  # the hero library
+    if (
+        st.session_state.get("go_gallery_from_hero") == job_id
+    ):  # a click here reruns only this fragment
+        st.session_state.pop("go_gallery_from_hero", None)
+        st.switch_page(ui.GALLERY_PAGE, query_params={"job": job_id})
     if not any(drawing.values()) and st.session_state.get(f"hero_polling_{job_id}"):
         st.session_state[f"hero_polling_{job_id}"] = False
         st.rerun()  # one full run: polling stops

@@ -17,6 +17,7 @@ from .helpers import (
     download_zip,
     key,
     open_quiz,
+    query_param,
     record_timing,
     screenshot,
     type_answer,
@@ -35,9 +36,10 @@ def test_narrated_short_in_the_browser(start_app, new_page, shots):
     write_story(page)
     job = approve_scenes(page)
     wait_images(page, 20, timeout=120)
+    me = query_param(page, "me")  # this browser's token: typed links keep it, as a bookmark would
 
     # The Voice step: the offline voice is named as such; the 20 lines, each with its audio.
-    page.goto(f"{app.url}/voice?job={job}")
+    page.goto(f"{app.url}/voice?job={job}&me={me}")
     expect(page.get_by_text("Basic offline voice.")).to_be_visible(timeout=30_000)
     expect(
         page.get_by_text("20 of 20 lines spoken").or_(page.get_by_text("19 of 19 lines spoken"))
@@ -49,7 +51,7 @@ def test_narrated_short_in_the_browser(start_app, new_page, shots):
     screenshot(page, shots / "short-1-voice.png")
 
     # The gallery: approve all, make the video: the narrated Short plays in the page.
-    page.goto(f"{app.url}/gallery?job={job}")
+    page.goto(f"{app.url}/gallery?job={job}&me={me}")
     page.locator(key("approve_all") + " button").click()
     expect(page.get_by_text("All images approved.")).to_be_visible(timeout=30_000)
     wait_idle(page)
