@@ -20,6 +20,7 @@ from .helpers import (
     main_text,
     make_slideshow,
     open_quiz,
+    query_param,
     screenshot,
     shown_scenes,
     wait_images,
@@ -61,7 +62,7 @@ def test_whole_flow_against_the_fake_openai_server(start_app, new_page, shots, f
     approve_hero = page.locator(key("hero_approve") + " button")
     expect(approve_hero).to_be_enabled(timeout=30_000)
     expect(page.locator('[data-testid="stMain"] img')).to_have_count(2)
-    job = page.url.split("job=", 1)[1]
+    job = query_param(page, "job")
     screenshot(page, shots / "3-hero.png")
 
     # The 5th scene image is blocked by the content policy, the 9th gets a 429 (Retry-After 2 s).
