@@ -19,7 +19,7 @@ from tests.imagefakes import ScriptedImages, make_story
 
 
 def engine_with(images, tmp_path, **kw) -> JobRegistry:
-    settings = Settings(data_dir=str(tmp_path / "data"), **kw)
+    settings = Settings(data_dir=str(tmp_path / "data"), continuity="off", **kw)  # images only
 
     def factory(s: Settings, lim: RateLimiter) -> Pipeline:
         return Pipeline(
