@@ -42,6 +42,7 @@ def act(fn, *args, **kwargs) -> None:  # noqa: ANN001
     """Run a registry action from a button. A cost-guard refusal, a change a teammate made
     meanwhile (Refused) and a storage failure each become a message; nothing is shown as done
     that was not stored. On someone else's gallery the first action asks first."""
+    st.session_state.pop("gallery_notice", None)  # a new action: the last one's message is done
     if ui.not_mine(job) and job.id not in st.session_state.get("confirmed_galleries", set()):
         st.session_state.pending_action = (fn, args, kwargs)
         return
@@ -645,7 +646,9 @@ def live() -> None:
         )
     if notice := st.session_state.pop("prompt_notice", ""):
         st.warning(ui.plain(notice), icon=":material/warning:")
-    if notice := st.session_state.pop("gallery_notice", ""):
+    # Kept until the reviewer's next action: a refresh of the page (a check ending, a teammate
+    # acting) must not wipe what the reviewer was just told.
+    if notice := st.session_state.get("gallery_notice", ""):
         st.warning(ui.plain(notice), icon=":material/savings:")
     running = not j.done
     bar = st.columns([1, 1, 1, 3])

@@ -36,7 +36,9 @@ per_image = reg.pipeline.cost_per_image()
 data = insights.insights(jobs, per_image)
 stories = sorted({insights.story_label(j) for j in jobs})
 pick = st.selectbox(
-    "Story", [insights.ALL, *stories], key="insights_story", format_func=lambda s: ui.plain(s)
+    "Story",
+    [insights.ALL, *stories],
+    key="insights_story",  # option labels are plain text
 )
 
 

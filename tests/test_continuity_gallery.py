@@ -21,6 +21,7 @@ FLAGGED = Verdict(
 def gallery_with_verdicts(at: AppTest, n: int = 6) -> str:
     """An offline job in the app's registry, every image checked; then scene 2 flagged
     (off model) and scene 4's check failed, as stored verdicts."""
+    at.query_params["me"] = "tester-0001"  # the owner's own browser
     at.switch_page("pages/gallery.py").run()  # no gallery yet; this makes the app's registry
     reg = workflow.current()
     settings = load_settings()
@@ -54,7 +55,6 @@ def gallery_with_verdicts(at: AppTest, n: int = 6) -> str:
 
     reg.mutate(job_id, fn)
     at.query_params["job"] = job_id
-    at.query_params["me"] = "tester-0001"  # the owner's own browser
     at.run()
     assert not at.exception, at.exception
     return job_id

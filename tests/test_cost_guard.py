@@ -106,7 +106,9 @@ class SlowLog(CsvLog):
 def test_a_reject_while_the_last_run_still_logs_is_not_dropped():
     images, gate = PaidImages(), threading.Event()
     reg = JobRegistry(
-        load_settings({"MAX_REGENERATIONS_PER_IMAGE": 1}),
+        load_settings(
+            {"MAX_REGENERATIONS_PER_IMAGE": 1, "CONTINUITY": "off"}
+        ),  # the run logs its own row
         pipeline_factory=lambda s, lim: Pipeline(
             images, LocalStore(s.data_path), SlowLog(s.data_path, gate), lim, s
         ),

@@ -18,7 +18,9 @@ def _approved_job_in_app_registry(at: AppTest) -> str:
     settings = load_settings()
     story = workflow.write_story(settings, {})
     prepared = workflow.prepare_prompts(settings, story)
-    job_id = reg.create_job(story, prepared.prompts, owner="tester", character_sheet=prepared.sheet)
+    job_id = reg.create_job(
+        story, prepared.prompts, owner="tester-0001", character_sheet=prepared.sheet
+    )
     wait_until(lambda: (j := reg.get(job_id)) is not None and j.done, timeout=60)
     reg.approve_all(job_id)
     return job_id
@@ -26,6 +28,7 @@ def _approved_job_in_app_registry(at: AppTest) -> str:
 
 def test_slideshow_from_the_gallery_plays_and_is_in_the_zip():
     at = AppTest.from_file(APP, default_timeout=30)
+    at.query_params["me"] = "tester-0001"  # the owner's own browser
     at.switch_page("pages/gallery.py").run()  # no gallery yet; this makes the app's registry
     job_id = _approved_job_in_app_registry(at)
     at.query_params["job"] = job_id

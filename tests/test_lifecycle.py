@@ -460,7 +460,8 @@ def test_engine_operations_in_any_order_end_with_every_slot_terminal(monkeypatch
                 gens[k] = s.generations
                 if s.status is S.APPROVED:
                     assert s.image is not None
-        wait_until(lambda: reg.running(job_id) == 0, timeout=30)
+        # The engine is idle once its image runs and the images' continuity checks have ended.
+        wait_until(lambda: reg.running(job_id) == 0 and reg.get(job_id).done, timeout=30)
         job = reg.get(job_id)
         stuck = [
             (s.index, s.status.value, s.generations) for s in job.slots if s.status not in TERMINAL
