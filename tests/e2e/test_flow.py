@@ -101,7 +101,11 @@ def test_whole_flow_in_the_embedded_mode(start_app, new_page, shots):
     wait_job(
         app.data_dir,
         job,
-        lambda j: len(j["slots"][4]["versions"]) == 2 and j["slots"][4]["status"] == "ready",
+        lambda j: (
+            len(j["slots"][4]["versions"]) == 2
+            and j["slots"][4]["status"] == "ready"
+            and not j["slots"][4]["checking"]  # its continuity check has given its verdict
+        ),
     )
     expect(tile(page, 5).get_by_text("Version", exact=True)).to_be_visible()
     expect(tile(page, 5).locator('[data-testid="stSelectbox"] input')).to_have_value("Version 2")
@@ -117,6 +121,8 @@ def test_whole_flow_in_the_embedded_mode(start_app, new_page, shots):
     )
 
     # Approve all, download the ZIP.
+    # The page shows every image ready (its refresh follows the last check) before Approve all.
+    expect(page.locator(key("approve_all") + " button")).to_contain_text("(20)", timeout=20_000)
     page.locator(key("approve_all") + " button").click()
     expect(page.get_by_text("All images approved.")).to_be_visible()
     final = wait_job(
