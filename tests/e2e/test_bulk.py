@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
 from playwright.sync_api import expect
 
 from foxpipe.domain.models import SlotStatus
@@ -40,6 +41,7 @@ def tick(page, job: str, i: int) -> None:  # noqa: ANN001
     wait_idle(page)
 
 
+@pytest.mark.e2e
 def test_bulk_approve_and_reject_in_the_browser(start_app, new_page, shots):
     app = start_app()
     page = new_page()
