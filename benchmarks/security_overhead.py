@@ -44,7 +44,7 @@ def main() -> None:
     )
     safety.install_log_redaction()
     safety.register_secrets(
-        ["sk-bench-0123456789abcdef", "cloudinary-secret-xyz", "team password 1"]
+        ["bench-key-" + "0123456789abcdef", "cloudinary-secret-xyz", "team password 1"]
     )
     redacted = per_call(
         lambda: log.info("[IMAGE] job %s scene %d failed: %s", "abc123", 5, "server error"), n
