@@ -136,10 +136,6 @@ class HailuoClient(HttpProvider):
             raise error_for(resp.status_code, body, retry_after(resp))
         return body
 
-    @property
-    def takes_references(self) -> bool:
-        return self.use_references
-
     async def submit(
         self,
         image: ImageInput,

@@ -168,10 +168,6 @@ class KlingClient(HttpProvider):
             raise ProviderError("Kling's answer lacked its data.", "retryable", code="bad_body")
         return data
 
-    @property
-    def takes_references(self) -> bool:
-        return self.use_references
-
     async def submit(
         self,
         image: ImageInput,

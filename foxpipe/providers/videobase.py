@@ -60,6 +60,12 @@ class HttpProvider:
     _base_url: str = ""
     _timeout: float = 60.0
     _given: httpx.AsyncClient | None = None
+    use_references: bool = False  # the model takes reference images and the setting allows them
+
+    @property
+    def takes_references(self) -> bool:
+        return self.use_references
+
     _http: httpx.AsyncClient | None = None
 
     @property
