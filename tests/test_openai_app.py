@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from foxpipe import app
 from foxpipe.domain.models import SlotStatus
+from foxpipe.providers.csvlog import CsvLog
 from tests.apptest import settle
 from tests.conftest import APP
 from tests.fakes.openai_server import Action
@@ -115,14 +115,14 @@ def test_full_flow_quiz_story_scenes_hero_gallery(live, clean_env):
     # Every image was checked against the hero (reference sheet and image), before it was ready.
     assert len([r for r in chats if len(r.image_urls) == 2]) == 20
     assert all(s.image.verdict["status"] == "checked" and not s.checking for s in job.slots)
-    stories = pd.read_csv(clean_env / "log_stories.csv")
+    stories = CsvLog(clean_env).read("stories")
     assert (
         stories.iloc[-1]["job_id"] == job.id
         and stories.iloc[-1]["character_sheet"] == job.character_sheet
     )
-    images = pd.read_csv(clean_env / "log_images.csv")
-    assert sorted(images["scene"]) == list(range(1, 21))
-    assert set(images["continuity_score"]) == {95}  # each image's row carries its verdict
+    images = CsvLog(clean_env).read("images")
+    assert sorted(images["scene"].astype(int)) == list(range(1, 21))
+    assert set(images["continuity_score"]) == {"95"}  # each image's row carries its verdict
     assert set(images["path"]) == {"edit"} and set(images["model"]) == {"gpt-image-2"}
     assert set(images["prompt"]) == {r.prompt for r in scene_requests}
 

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import imageio_ffmpeg
 import jwt
-import pandas as pd
 import pytest
 from PIL import Image
 
@@ -19,6 +18,7 @@ from foxpipe.engine import videojobs
 from foxpipe.engine.jobs import JobRegistry
 from foxpipe.providers import slideshow
 from foxpipe.providers.base import ProviderError
+from foxpipe.providers.csvlog import CsvLog
 from foxpipe.providers.hailuo import HailuoClient
 from foxpipe.providers.kling import KlingClient, make_jwt
 from foxpipe.providers.videobase import ImageInput, hosted_url, image_input
@@ -275,7 +275,7 @@ def test_slideshow_job_makes_video_srt_zip_and_log(tmp_path, registries):
     names = set(zipfile.ZipFile(io.BytesIO(videojobs.everything_zip(job))).namelist())
     assert {"story.mp4", "story.srt", "story.json", "prompts.csv"} <= names
     assert {f"images/scene_{i:02d}.png" for i in (1, 2, 3)} <= names
-    log = pd.read_csv(tmp_path / "data" / "log_images.csv", dtype=str, keep_default_na=False)
+    log = CsvLog(tmp_path / "data").read("images")
     assert v.path in set(log[log.status == "video"].image_url)
     # The stored job keeps the video; a restart reads it back.
     reg.shutdown()
@@ -320,7 +320,7 @@ def test_kling_clips_retry_a_rate_limit_then_join_into_the_story_video(tmp_path,
     # The image sent was cover-cropped to 9:16 and sent as base64.
     with Image.open(io.BytesIO(base64.b64decode(kling.creates()[-1]["json"]["image"]))) as im:
         assert im.size == (1080, 1920)
-    log = pd.read_csv(tmp_path / "data" / "log_images.csv", dtype=str, keep_default_na=False)
+    log = CsvLog(tmp_path / "data").read("images")
     clips = log[log.status == "clip"]
     assert sorted(clips.scene) == ["1", "3"] and all(
         u.startswith(kling.url) for u in clips.image_url

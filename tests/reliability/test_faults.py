@@ -11,7 +11,6 @@ import threading
 import tracemalloc
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from foxpipe.config import load_settings
@@ -19,6 +18,7 @@ from foxpipe.domain import quiz, story
 from foxpipe.domain.models import SlotStatus
 from foxpipe.engine.jobs import JobRegistry
 from foxpipe.providers import registry as services
+from foxpipe.providers.csvlog import CsvLog
 from tests.conftest import wait_until
 from tests.fakes.cloudinary_server import CloudinaryServer
 from tests.fakes.openai_server import Action
@@ -84,7 +84,7 @@ def check_invariants(reg: JobRegistry, job_id: str, data: Path) -> None:
             assert Path(v.local_path).is_file()
     # The log agrees with the slots: one "ready" row per image made, one "failed" row per failure.
     services.close_shared()  # flush the Sheets queue; rows it could not send stay in the CSV
-    log = pd.read_csv(data / "log_images.csv", dtype=str, keep_default_na=False)
+    log = CsvLog(data).read("images")
     mine = log[log["job_id"] == job_id]
     made = {(s.index + 1, v.local_path) for s in job.slots for v in s.versions}
     ready_rows = mine[mine["status"].isin(["ready", "regenerated"])]
@@ -108,11 +108,6 @@ def test_429_storm_with_retry_after(stack):
     check_invariants(reg, job_id, data)
 
 
-@pytest.mark.xfail(
-    reason="Known: in the whole suite (not alone) this job's rows are missing from the CSV log "
-    "read at the end; under investigation, see the README's Tests section",
-    strict=False,
-)
 def test_thirty_percent_server_errors(stack):
     fake, cld, sheets, registry, data = stack
     fake.failure_rate, fake.failure_status = 0.3, 503
