@@ -51,6 +51,7 @@ def stack(monkeypatch, fake_openai, key, clean_env):
         for k, v in env.items():
             monkeypatch.setenv(k, v)
         regs: list[JobRegistry] = []
+        before = set(threading.enumerate())
 
         def registry() -> JobRegistry:
             reg = JobRegistry(load_settings())
@@ -61,6 +62,7 @@ def stack(monkeypatch, fake_openai, key, clean_env):
         for reg in regs:
             reg.shutdown()
         services.close_shared()
+        assert wait_until(lambda: not workers_left(before), timeout=10), workers_left(before)
 
 
 def start_job(reg: JobRegistry) -> str:
@@ -93,8 +95,13 @@ def check_invariants(reg: JobRegistry, job_id: str, data: Path) -> None:
     assert failed <= {int(n) for n in mine[mine["status"] == "failed"]["scene"]}
 
 
-def no_worker_threads() -> bool:
-    return not [t for t in threading.enumerate() if t.name in WORKER_THREADS and t.is_alive()]
+def workers_left(before: set[threading.Thread]) -> list[threading.Thread]:
+    """Worker threads started since ``before`` that still run."""
+    return [
+        t
+        for t in threading.enumerate()
+        if t not in before and t.name in WORKER_THREADS and t.is_alive()
+    ]
 
 
 def test_429_storm_with_retry_after(stack):
@@ -206,6 +213,9 @@ def test_worker_loop_dying_mid_job_ends_every_slot_and_retry_recovers(stack):
 
 def test_no_thread_left_and_memory_back_to_baseline(monkeypatch):
     monkeypatch.setenv("FOXPIPE_OFFLINE_DELAY", "0")
+    # Only this test's threads count: an engine another test left to its own teardown is not
+    # what is measured here.
+    before = set(threading.enumerate())
 
     def one_story() -> None:
         reg = JobRegistry(load_settings({}))
@@ -225,5 +235,5 @@ def test_no_thread_left_and_memory_back_to_baseline(monkeypatch):
         grown = tracemalloc.get_traced_memory()[0] - base
     finally:
         tracemalloc.stop()
-    assert wait_until(no_worker_threads, timeout=10)
+    assert wait_until(lambda: not workers_left(before), timeout=10)
     assert grown < 2_000_000, f"{grown / 1e6:.1f} MB still held after three stories"
