@@ -203,3 +203,27 @@ def test_a_late_update_from_a_stopped_run_cannot_revive_the_slot(registry):
     assert slot.status is SlotStatus.QUEUED and slot.attempts == 0
     assert slot_step(registry, job_id, 3, SlotEvent.START, 2)  # the current run applies
     assert registry.get(job_id).slots[3].status is SlotStatus.GENERATING
+
+
+def test_a_worker_that_cannot_start_says_why_and_the_next_try_starts(tmp_path):
+    """The worker's set-up (imports, clients) may be slow or fail; the caller waits for it,
+    gets the reason when it fails, and a later call starts a working worker."""
+    from foxpipe.providers.registry import build_pipeline
+
+    calls = []
+
+    def factory(settings, limiter):  # noqa: ANN001, ANN202
+        calls.append(1)
+        if len(calls) == 1:
+            raise OSError("no space left on device")
+        return build_pipeline(settings, limiter)
+
+    reg = JobRegistry(load_settings({}), factory, store=Store(f"sqlite:///{tmp_path}/s.db"))
+    try:
+        with pytest.raises(RuntimeError, match="could not start: no space left on device"):
+            new_job(reg)
+        job_id = new_job(reg)
+        assert wait_until(lambda: reg.get(job_id).done, timeout=30)
+        assert all(s.status is SlotStatus.READY for s in reg.get(job_id).slots)
+    finally:
+        reg.shutdown()

@@ -138,28 +138,35 @@ class JobRegistry:
                 raise RuntimeError("the app is shutting down")
             loop = asyncio.new_event_loop()
             ready = threading.Event()
+            setup_error: list[BaseException] = []
             first_start = self._thread is None
 
             def run() -> None:
                 asyncio.set_event_loop(loop)
-                from foxpipe.providers.registry import image_limits
+                try:
+                    from foxpipe.providers.registry import image_limits
 
-                if self.limiter is None:
-                    rate, cap = image_limits(self.settings)
-                    # The guard absorbs what passes between the send stamp and the arrival at
-                    # the server on a loaded machine (seconds, not a share of the window).
-                    self.limiter = RateLimiter(
-                        rate,
-                        cap,
-                        period=self._period,
-                        guard=min(SEND_GUARD_SECONDS, self._period / 20),
-                    )
-                self._seed_limiter()
-                self._learned_rate_hook()
-                self._pipeline = self._build_pipeline()
-                io = self._pipeline.io = ThreadPoolExecutor(16, thread_name_prefix="foxpipe-io")
-                loop.create_task(self._watchdog())
-                ready.set()
+                    if self.limiter is None:
+                        rate, cap = image_limits(self.settings)
+                        # The guard absorbs what passes between the send stamp and the arrival
+                        # at the server on a loaded machine (seconds, not a share of the window).
+                        self.limiter = RateLimiter(
+                            rate,
+                            cap,
+                            period=self._period,
+                            guard=min(SEND_GUARD_SECONDS, self._period / 20),
+                        )
+                    self._seed_limiter()
+                    self._learned_rate_hook()
+                    self._pipeline = self._build_pipeline()
+                    io = self._pipeline.io = ThreadPoolExecutor(16, thread_name_prefix="foxpipe-io")
+                    loop.create_task(self._watchdog())
+                except BaseException as e:  # the caller raises it; nothing runs on this loop
+                    setup_error.append(e)
+                    loop.close()
+                    return
+                finally:
+                    ready.set()
                 try:
                     loop.run_forever()
                 except BaseException:  # the loop died: fail what was in flight, say so
@@ -183,7 +190,14 @@ class JobRegistry:
             self._loop = loop
             self._thread = threading.Thread(target=run, name="foxpipe-worker", daemon=True)
             self._thread.start()
-            ready.wait(10)
+            # No time limit: on a loaded machine the first start (imports, clients) can take
+            # long, and the pipeline must exist before anything uses it.
+            ready.wait()
+            if setup_error:
+                self._thread = None
+                raise RuntimeError(
+                    f"the background worker could not start: {setup_error[0]}"
+                ) from setup_error[0]
         if first_start:
             self.recover()
         return loop
