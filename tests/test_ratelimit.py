@@ -384,3 +384,85 @@ def test_a_refused_request_widens_the_guard_and_pauses():
     at, guard = run_virtual(main())
     assert at == pytest.approx(0.4)
     assert guard == pytest.approx(3.0)
+
+
+# ------------------------------------------------------------------ probing an unconfirmed rate
+
+
+def account_run(setting: float, account: int, refusal_seconds: float, n: int = 20):
+    """``n`` images through a limiter set to ``setting`` per minute (10 at once, probing beyond
+    one burst) against an account that accepts ``account`` per minute. Images take 0.5-1.5 s;
+    a refusal takes ``refusal_seconds`` to come back (a slow network, a loaded machine)."""
+
+    async def main():
+        lim = virtual_limiter(setting, 10)
+        lim.probe_from(10)
+        loop = asyncio.get_running_loop()
+        accepted: list[float] = []
+        refused: list[float] = []
+        starts: list[float] = []
+
+        async def image(i: int) -> None:
+            while True:
+                async with lim.slot("job") as stamp:
+                    now = loop.time()
+                    starts.append(now)
+                    recent = [t for t in accepted if t > now - 60.0]
+                    if len(recent) >= account:  # the server's own window is full: 429
+                        refused.append(now)
+                        await asyncio.sleep(refusal_seconds)
+                        lim.rejected(recent[0] + 60.0 - loop.time(), stamp)
+                        continue
+                    accepted.append(now)
+                    await asyncio.sleep(0.5 + (i * 7 % 11) / 10)
+                    return
+
+        await asyncio.gather(*(image(i) for i in range(n)))
+        return starts, accepted, refused, lim
+
+    return run_virtual(main())
+
+
+def test_a_setting_above_the_account_costs_one_429_however_slowly_it_comes_back():
+    # Without probing, every start while the first refusal travels back is refused too.
+    starts, accepted, refused, lim = account_run(20, 10, refusal_seconds=3.0)
+    assert len(accepted) == 20
+    assert len(refused) == 1, f"{len(refused)} x 429"
+    assert lim.learned_rate == 10
+
+
+def test_a_right_setting_reaches_its_full_rate_within_the_first_window():
+    starts, accepted, refused, lim = account_run(20, 30, refusal_seconds=3.0)
+    assert refused == [] and len(accepted) == 20
+    assert starts[:10] == [0.0] * 10  # one burst, as the concurrency cap allows
+    # Beyond it, one probe at a time, each sent when the one before it came back: all 20
+    # started in the first quarter of the window, and the window is proven for next time.
+    assert max(starts) < 15.0 and lim.sched.proven == 20
+
+
+def test_the_servers_own_figure_ends_probing():
+    async def main():
+        lim = virtual_limiter(50, 20)
+        lim.probe_from(2)
+        lim.hint(remaining=49, reset_seconds=60.0, limit=50)
+        log: list = []
+        await asyncio.gather(*(worker(lim, str(i), log) for i in range(12)))
+        return log
+
+    assert [t for t, _ in run_virtual(main())] == [0.0] * 12
+
+
+def test_a_cancelled_probe_lets_the_next_request_probe():
+    s = WindowScheduler(10, 10)
+    s.probe_from(1)
+    for i in range(3):
+        s.enqueue("a", i)
+    granted, _ = s.poll(0.0)
+    assert [t for _, t in granted] == [0, 1] and s.probe == 1  # one free, one probe
+    assert s.poll(0.0)[0] == []  # the probe is out: the third waits
+    s.end_probe(1, accepted=False)
+    s.release()
+    granted, _ = s.poll(0.0)
+    assert [t for _, t in granted] == [2] and s.proven == 1  # a refused probe proves nothing
+    s.end_probe(2, accepted=True)
+    assert s.proven == 3

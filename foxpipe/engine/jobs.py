@@ -156,6 +156,10 @@ class JobRegistry:
                             period=self._period,
                             guard=min(SEND_GUARD_SECONDS, self._period / 20),
                         )
+                        if not self._pipeline_is_offline():
+                            # Until the server shows the account takes more, what goes
+                            # beyond one burst is probed one request at a time.
+                            self.limiter.probe_from(cap)
                     self._seed_limiter()
                     self._learned_rate_hook()
                     self._pipeline = self._build_pipeline()

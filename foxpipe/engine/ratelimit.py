@@ -71,6 +71,36 @@ class WindowScheduler:
         self.paused_until = 0.0
         self.queues: dict[Hashable, deque[Any]] = {}
         self.order: deque[Hashable] = deque()  # round-robin order of jobs with waiters
+        # Probing a rate nobody has confirmed (see ``probe_from``): the most starts in one
+        # window the server accepted (None: the setting is trusted as it is, no probing),
+        # the token of the one request sent beyond it, and how many starts the window held
+        # when that request went.
+        self.proven: int | None = None
+        self.probe: Any = None
+        self.probe_count = 0
+
+    def probe_from(self, free: int) -> None:
+        """Trust the setting only as far as the server has shown it: the first ``free``
+        starts of a window go freely (a burst the concurrency cap allows anyway); beyond
+        the most starts ever accepted in one window, requests go one at a time, each sent
+        only when the one before it came back. A setting above the account's real limit
+        then costs one refused request, however slowly the refusal arrives, instead of
+        every request started while it was on its way. Each accepted probe raises the
+        proven count, so a right setting reaches its full rate within the first window."""
+        self.proven = max(0, int(free))
+
+    def prove(self, count: int) -> None:
+        """The server has shown it accepts ``count`` starts per window (its rate headers,
+        a rate learned from its 429s): no probing up to there."""
+        if self.proven is not None:
+            self.proven = max(self.proven, int(count))
+
+    def end_probe(self, token: Any, accepted: bool) -> None:
+        if self.probe is None or token is not self.probe:
+            return
+        self.probe = None
+        if accepted:
+            self.prove(self.probe_count)
 
     def set_rate(self, rate: float) -> None:
         """``rate`` requests per ``base_period``, as a window of ``capacity`` starts per
@@ -129,9 +159,14 @@ class WindowScheduler:
             and len(self.starts) < self.capacity
             and now >= self.paused_until
         ):
+            beyond = self.proven is not None and len(self.starts) >= self.proven
+            if beyond and self.probe is not None:
+                break  # a probe is on its way: wait for its answer (a release wakes us)
             key = self.order[0]
             q = self.queues[key]
             token = q.popleft()
+            if beyond:
+                self.probe, self.probe_count = token, len(self.starts) + 1
             if q:
                 self.order.rotate(-1)
             else:
@@ -145,6 +180,15 @@ class WindowScheduler:
     def next_wake(self, now: float) -> float | None:
         if not self.order or self.in_flight >= self.max_concurrent:
             return None  # a release will wake us
+        if self.probe is not None and self.proven is not None:
+            # A probe is on its way: the next start waits for its answer (a release wakes
+            # us) or for the window to fall below the proven count.
+            self._prune(now)
+            leave = len(self.starts) - self.proven + 1  # starts that must leave the window
+            if leave > 0:
+                if self.proven == 0 or leave > len(self.starts):
+                    return None
+                return max(now, self.paused_until, self.starts[leave - 1] + self.window)
         wake = now
         if now < self.paused_until:
             wake = self.paused_until
@@ -175,6 +219,8 @@ class WindowScheduler:
                 self.rate,
             )
             self.set_rate(limit)
+        if limit is not None and limit >= 1:
+            self.prove(math.floor(limit))  # the server said how many it takes: no probing
         if remaining is not None and remaining <= 0 and reset_seconds and reset_seconds > 0:
             self.pause_until(now + reset_seconds)
 
@@ -239,6 +285,7 @@ class RateLimiter:
                 if fut.done():  # cancelled while waiting: give the start back
                     self.sched.release()
                     self.sched.starts.pop()
+                    self.sched.end_probe(fut, accepted=False)
                     gave_back = True
                     continue
                 self.total_started += 1
@@ -256,14 +303,18 @@ class RateLimiter:
     async def acquire(self, key: Hashable) -> float:
         """Wait for this key's turn, a free start in the window and a free in-flight place.
         Returns the start's time stamp (see ``sent``)."""
+        return (await self._acquire(key))[0]
+
+    async def _acquire(self, key: Hashable) -> tuple[float, asyncio.Future[float]]:
         self._loop = asyncio.get_running_loop()
         fut: asyncio.Future[float] = self._loop.create_future()
         self.sched.enqueue(key, fut)
         self._pump()
         try:
-            return await fut
+            return await fut, fut
         except asyncio.CancelledError:
             if not self.sched.remove(key, fut) and fut.done() and not fut.cancelled():
+                self.sched.end_probe(fut, accepted=False)
                 self.release()  # granted just as we were cancelled
             raise
 
@@ -288,11 +339,21 @@ class RateLimiter:
 
     @asynccontextmanager
     async def slot(self, key: Hashable) -> AsyncIterator[float]:
-        stamp = await self.acquire(key)
+        """One request's place: granted on entry, given back on exit. A request sent as a
+        probe (``probe_from``) proves the window's count unless a 429 came back meanwhile."""
+        stamp, fut = await self._acquire(key)
+        refusals = self.refusals
         try:
             yield stamp
         finally:
+            self.sched.end_probe(fut, accepted=self.refusals == refusals)
             self.release()
+
+    def probe_from(self, free: int) -> None:
+        """See ``WindowScheduler.probe_from``: for an account whose limit is not known yet."""
+        self.sched.probe_from(free)
+
+    refusals = 0  # 429s seen (``rejected``)
 
     def pause_for(self, seconds: float) -> None:
         """A 429 with Retry-After pauses every job until then."""
@@ -311,6 +372,7 @@ class RateLimiter:
         the network put that request inside the previous window: widen the guard by how
         early it was (the Retry-After), up to 1/20 of the window. Either way, pause everyone
         until the server has room."""
+        self.refusals += 1
         if stamp is not None:
             self._learn(stamp, retry_after)
         if retry_after and retry_after > 0:
@@ -355,6 +417,7 @@ class RateLimiter:
             )
             self.learned_rate = allowed
             self.sched.set_rate(allowed)
+            self.sched.prove(self.sched.capacity)
             if self.on_learned is not None:
                 try:
                     self.on_learned(allowed)
@@ -366,6 +429,7 @@ class RateLimiter:
         if 0 < rate < self.sched.rate:
             self.learned_rate = rate
             self.set_rate(rate)
+            self.sched.prove(self.sched.capacity)
 
     def hint(
         self,
