@@ -94,3 +94,18 @@ def test_no_own_image_while_the_scene_is_being_made(clean_env):
     reg.mutate(job_id, lambda j: setattr(j.slots[2], "status", SlotStatus.GENERATING))
     with pytest.raises(Refused):
         reg.use_own_image(job_id, 2, uploads.validate_upload(png()))
+
+
+def test_the_same_own_image_sent_twice_is_one_version(clean_env):
+    """A browser may deliver one upload twice (the uploader's change arrives again on the next
+    rerun): the scene keeps one copy, and an approval made in between stands."""
+    reg, job_id = job_with_a_failed_scene(versions=1)
+    data = uploads.validate_upload(png())
+    reg.use_own_image(job_id, 2, data)
+    reg.approve(job_id, [2])
+    reg.use_own_image(job_id, 2, data)
+    slot = reg.get(job_id).slots[2]
+    assert len(slot.versions) == 2 and slot.current == 1
+    assert slot.status is SlotStatus.APPROVED
+    reg.use_own_image(job_id, 2, uploads.validate_upload(png((96, 64))))  # a different file
+    assert len(reg.get(job_id).slots[2].versions) == 3

@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from foxpipe.config import Settings
@@ -80,6 +81,14 @@ class Progress:
 def _extend_deadline(j: Job, until: float) -> None:
     """Deadlines only ever move later."""
     j.deadline = max(j.deadline, until)
+
+
+def _same_bytes(path: str, data: bytes) -> bool:
+    try:
+        p = Path(path)
+        return p.stat().st_size == len(data) and p.read_bytes() == data
+    except OSError:
+        return False
 
 
 class JobRegistry:
@@ -929,6 +938,14 @@ class JobRegistry:
             raise Refused(
                 f"Scene {index + 1} is being made right now; wait for it or press Stop first."
             )
+        latest = slot.versions[-1] if slot.versions else None
+        if latest is not None and latest.path == "upload" and _same_bytes(latest.local_path, data):
+            # The same file again (a second click, a browser sending the upload twice): it is
+            # this scene's image already; at most it becomes the shown version again.
+            again = len(slot.versions) - 1
+            if slot.current != again or slot.status is SlotStatus.FAILED:
+                self.restore_version(job_id, index, again)
+            return
         version = len(slot.versions) + 1
         stored = self.pipeline.store.save(job_id, index, version, data, tags=[job.story.id])
         record = ImageVersion(
