@@ -22,7 +22,6 @@ from foxpipe.domain import quiz
 from foxpipe.domain.models import new_id
 from foxpipe.engine.jobs import JobRegistry
 from foxpipe.providers import registry as services
-from foxpipe.store import StoreError
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +76,12 @@ def registry() -> JobRegistry:
 
             queue.recover(reg)
     return reg
+
+
+def studio() -> workflow.Studio:
+    """What the pages do and read (foxpipe.app.Studio), on the process's engine."""
+    registry()  # a new engine picks up the queue of stories first
+    return workflow.studio(settings())
 
 
 _QUEUE_LOCK = threading.Lock()
@@ -307,14 +312,14 @@ def record_timing(name: str, started: float) -> None:
             f.write(f"{name} {ms:.2f}\n")
 
 
-def require_job(reg: JobRegistry, missing: str, back: str, back_label: str) -> Any:
+def require_job(reg: workflow.Studio, missing: str, back: str, back_label: str) -> Any:
     """The job named by the URL (or this session), or a message and a link back, and stop."""
     job_id = current_job_id()
     need(job_id is not None, missing, back, back_label)
     assert job_id is not None  # need() stopped the page otherwise
     try:
         job = reg.load(job_id)
-    except StoreError as e:  # stored, but unreadable (or the store is down): say which
+    except workflow.StoreError as e:  # stored, but unreadable (or the store is down): say which
         st.error(e.message, icon=":material/error:")
         st.page_link(HISTORY_PAGE, label="Back to History", icon=":material/arrow_back:")
         st.stop()
