@@ -5,7 +5,6 @@ from foxpipe import ui
 from foxpipe.domain import continuity, quiz
 from foxpipe.domain.models import Story
 from foxpipe.domain.story import SCENE_MAX_CHARS, placeholder_text
-from foxpipe.engine.continuity import story_check_cost
 
 ui.page_start()
 settings = ui.settings()
@@ -67,9 +66,9 @@ def approve() -> None:
     if hero_id := st.session_state.get(
         "hero_id"
     ):  # a saved hero: its sheet and references are reused
-        from foxpipe.channel import heroes
-
-        st.session_state.approve_task = heroes.start_approval(settings, story, ui.me(), hero_id)
+        st.session_state.approve_task = ui.studio().start_approval_with_hero(
+            story, ui.me(), hero_id
+        )
         return
     st.session_state.approve_task = workflow.start_approval(
         settings, story, ui.me(), **continuity_choice()
@@ -203,7 +202,7 @@ with st.expander("Continuity check: every image against the hero", icon=":materi
         key="continuity_threshold",
         help="Each check gives a score 0-100 against the hero's reference.",
     )
-    per_story = story_check_cost(settings, len(story.scenes), fix_rate=0.1)
+    per_story = workflow.story_check_cost(settings, len(story.scenes), fix_rate=0.1)
     st.caption(
         f"With {'OpenAI' if settings.openai_live else 'the built-in check'}: about "
         f"${per_story:.3f} per story for the checks"
