@@ -86,3 +86,20 @@ def test_the_check_sees_a_forbidden_import(tmp_path: Path) -> None:
     assert "foxpipe.engine.jobs" in flagged and "foxpipe.store" in flagged
     assert "foxpipe.export" in flagged
     assert not [n for n in flagged if n.startswith(("foxpipe.app", "foxpipe.ui", "foxpipe.domain"))]
+
+
+# Reaching the engine without importing it: the adapter's registry, the facade's engine.
+ENGINE_HANDLES = {("ui", "registry"), ("workflow", "engine"), ("workflow", "current")}
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+def test_pages_do_not_hold_the_engine(page: Path) -> None:
+    tree = ast.parse(page.read_text(encoding="utf-8"))
+    held = [
+        f"line {n.lineno}: {n.value.id}.{n.attr}"
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Attribute)
+        and isinstance(n.value, ast.Name)
+        and (n.value.id, n.attr) in ENGINE_HANDLES
+    ]
+    assert not held, f"{page.name} holds the engine: " + ", ".join(held)
