@@ -26,6 +26,7 @@ from foxpipe.engine import checks, generation, hero, shortjobs, videojobs
 from foxpipe.engine import narration as speech
 from foxpipe.engine.continuity import story_check_cost
 from foxpipe.engine.jobs import GuardError, JobRegistry, storage_message
+from foxpipe.providers import registry as services
 from foxpipe.safety import install_log_redaction
 from foxpipe.store import StoreError
 
@@ -76,6 +77,9 @@ __all__ = [
     "review_insights",
     "review_step",
     "review_verdict",
+    "runtime_problems",
+    "service_status",
+    "thumbnail_url",
     "selectable",
     "story_check_cost",
     "storage_message",
@@ -177,6 +181,23 @@ def export_hero(saved: Any) -> bytes:
     return hero_library.export_bytes(saved)
 
 
+def service_status(settings: Settings) -> list[Any]:
+    """Each service's provider and whether it is live, for the sidebar."""
+    return services.status(settings)
+
+
+def runtime_problems(settings: Settings) -> list[str]:
+    """What the providers found wrong while running (a refused key, a missing tool)."""
+    return services.runtime_problems(settings)
+
+
+def thumbnail_url(url: str) -> str:
+    """A scaled version of an image hosted on Cloudinary."""
+    from foxpipe.providers import cloudinary  # its SDK loads when a hosted image is shown
+
+    return cloudinary.thumbnail_url(url)
+
+
 def story_label(job: dict[str, Any]) -> str:
     return insight_tables.story_label(job)
 
@@ -210,6 +231,16 @@ class Studio:
     def problem(self) -> str:
         """The last storage failure ('' when the store is fine)."""
         return self._reg.problem
+
+    @property
+    def store_problem(self) -> str:
+        """What is wrong with the store's set-up ('' when nothing is)."""
+        return self._reg.store_problem
+
+    @property
+    def store_is_sqlite(self) -> bool:
+        """The store is a local SQLite file (else PostgreSQL)."""
+        return self._reg.store.is_sqlite
 
     def job_documents(self) -> list[dict[str, Any]]:
         """Every stored job as a plain dict (for Insights)."""

@@ -21,7 +21,6 @@ from foxpipe.config import Settings, load_settings
 from foxpipe.domain import quiz
 from foxpipe.domain.models import new_id
 from foxpipe.engine.jobs import JobRegistry
-from foxpipe.providers import registry as services
 
 log = logging.getLogger(__name__)
 
@@ -153,21 +152,21 @@ def current_job_id() -> str | None:
     return jid if isinstance(jid, str) and jid else None
 
 
-def ui_store_label(eng: JobRegistry) -> str:
-    if eng.store.is_sqlite:
+def ui_store_label(eng: workflow.Studio) -> str:
+    if eng.store_is_sqlite:
         return "a local SQLite file (set DATABASE_URL to keep stories across restarts on Community Cloud)"
     return "PostgreSQL (stories survive restarts)"
 
 
 def sidebar() -> None:
     s = settings()
-    eng = registry()
+    eng = studio()
     # Problems first, then the statuses: a provider records its state before its problem, so
     # this order never shows a problem beside a status that predates it.
     problems = [
-        p for p in (*s.problems, *services.runtime_problems(s), eng.store_problem, eng.problem) if p
+        p for p in (*s.problems, *workflow.runtime_problems(s), eng.store_problem, eng.problem) if p
     ]
-    statuses = services.status(s)
+    statuses = workflow.service_status(s)
     with st.sidebar:
         st.subheader("Services")
         if s.offline:
@@ -370,7 +369,5 @@ def show_image(src: str, **kwargs: Any) -> bool:
 def image_src(img: Any) -> str:
     """What a gallery tile shows: a scaled Cloudinary URL when uploaded, else the local thumbnail."""
     if img.uploaded:
-        from foxpipe.providers.cloudinary import thumbnail_url
-
-        return thumbnail_url(img.url)
+        return workflow.thumbnail_url(img.url)
     return img.thumb_path or img.local_path
