@@ -4,10 +4,11 @@ import logging
 
 import streamlit as st
 
-from foxpipe import safety, ui
+from foxpipe import app as workflow
+from foxpipe import ui
 
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-safety.install_log_redaction()  # no key in any log line, in any letter case
+workflow.install_log_redaction()  # no key in any log line, in any letter case
 
 st.set_page_config(page_title="foxpipe", page_icon=":material/pets:", layout="wide")
 

@@ -318,3 +318,15 @@ def log_story(settings: Settings, job: Job) -> None:
         services.prompt_log(settings).log_story(story_row(job))
     except Exception as e:  # the log never blocks the flow
         log.warning("[SHEETS] could not log the story: %s", type(e).__name__)
+
+
+# ------------------------------------------------------------------ what pages do and read
+# Pages import only this module (with foxpipe.ui and the pure foxpipe.domain): every
+# operation and read they need is here or in foxpipe/app_pages.py, re-exported below.
+from foxpipe.app_pages import *  # noqa: E402, F403
+from foxpipe.app_pages import Studio  # noqa: E402
+
+
+def studio(settings: Settings) -> Studio:
+    """Every operation and read of the pages, on the process's engine."""
+    return Studio(engine(settings))

@@ -4,21 +4,20 @@ from pathlib import Path
 
 import streamlit as st
 
-from foxpipe import export, ui, uploads
+from foxpipe import app as workflow
+from foxpipe import ui
+from foxpipe.app import GuardError, Refused, StoreError, storage_message
 from foxpipe.domain import continuity, frames, prompts
-from foxpipe.domain.lifecycle import Refused, SlotEvent, can
+from foxpipe.domain.lifecycle import SlotEvent, can
 from foxpipe.domain.models import ClipStatus, Job, SlotStatus
-from foxpipe.engine import checks, generation, shortjobs, videojobs
-from foxpipe.engine.jobs import GuardError, storage_message
-from foxpipe.store import StoreError
 
 log = logging.getLogger("foxpipe.pages.gallery")
 
 ui.page_start()
 settings = ui.settings()
-reg = ui.registry()
+studio = ui.studio()
 job = ui.require_job(
-    reg,
+    studio,
     "No gallery yet: answer the quiz and approve your scenes first.",
     ui.QUIZ_PAGE,
     "Start with the quiz",
@@ -65,8 +64,8 @@ def approve(jid: str, indexes: list[int], seen: dict[int, int]) -> None:
 
 
 def approve_seen(jid: str, indexes: list[int], seen: dict[int, int]) -> None:
-    n = reg.approve(jid, indexes, seen=seen)
-    refused = list(reg.last_refused)
+    n = studio.approve(jid, indexes, seen=seen)
+    refused = studio.last_refused
     if refused:
         st.session_state.gallery_notice = (
             (f"{n} approved. Not approved: " + "; ".join(refused) + ".")
@@ -76,7 +75,7 @@ def approve_seen(jid: str, indexes: list[int], seen: dict[int, int]) -> None:
 
 
 def reject_seen(jid: str, i: int, reasons: list[str], note: str, seen: int) -> None:
-    reg.reject(jid, i, reasons, note, seen=seen)
+    studio.reject(jid, i, reasons, note, seen=seen)
 
 
 def own_image(jid: str, i: int, key: str) -> None:
@@ -85,15 +84,15 @@ def own_image(jid: str, i: int, key: str) -> None:
     if f is None:
         return
     try:
-        data = uploads.validate_upload(f.getvalue())
+        data = workflow.validate_upload(f.getvalue())
     except ValueError as e:
         st.session_state.gallery_notice = f"Scene {i + 1}: {e}"
         return
-    act(reg.use_own_image, jid, i, data)
+    act(studio.use_own_image, jid, i, data)
 
 
 def figures(j: Job) -> None:
-    p = reg.progress(j.id)
+    p = studio.progress(j.id)
     if p is None:
         return
     st.progress(p.done / p.total, text=f"{p.done} / {p.total} images ready · {p.approved} approved")
@@ -118,9 +117,9 @@ def figures(j: Job) -> None:
         f"{p.eta:.0f} s" if p.eta is not None else "—",
         help="Counts the images of other jobs sharing the account's limit.",
     )
-    per_image = reg.pipeline.cost_per_image()
+    per_image = studio.cost_per_image()
     if per_image:
-        made, usd = generation.cost_estimate(j, per_image)
+        made, usd = studio.cost_estimate(j, per_image)
         st.caption(
             f"Estimated cost so far: about ${usd:.2f} for {made} images "
             f"(~${per_image:.3f} each at {settings.openai_image_quality} quality)."
@@ -132,7 +131,7 @@ def figures(j: Job) -> None:
             f"(IMAGES_PER_MINUTE is {settings.images_per_minute:g}); the app now sends at that rate."
         )
     if j.image_model != "offline":
-        left = reg.budget_left(j)
+        left = studio.budget_left(j)
         st.caption(
             f":material/savings: Images left: {left['story']} for this story "
             f"(MAX_IMAGES_PER_STORY), {left['today']} today for the whole app (DAILY_IMAGE_BUDGET)."
@@ -183,11 +182,11 @@ def is_flagged(j: Job, i: int) -> bool:
     v = verdict_of(j, i)
     if v is None or not v.checked:
         return False
-    return not v.on_model or v.score < checks.threshold_of(settings, j)
+    return not v.on_model or v.score < studio.check_threshold(j)
 
 
 def preselect_defects(jid: str, i: int) -> None:
-    j = reg.get(jid)
+    j = studio.get(jid)
     if j is None or not is_flagged(j, i):
         return
     v = verdict_of(j, i)
@@ -197,7 +196,7 @@ def preselect_defects(jid: str, i: int) -> None:
 
 def continuity_badge(j: Job, i: int) -> None:
     s = j.slots[i]
-    if s.image is None or checks.mode_of(settings, j) == "off" and not s.image.verdict:
+    if s.image is None or studio.check_mode(j) == "off" and not s.image.verdict:
         return
     if s.checking:
         st.caption(":blue-badge[:material/policy: checking against the hero…]")
@@ -213,7 +212,7 @@ def continuity_badge(j: Job, i: int) -> None:
                 "Check again",
                 key=f"recheck_{j.id}_{i}",
                 icon=":material/policy:",
-                on_click=reg.check_again,
+                on_click=studio.check_again,
                 args=(j.id, i),
             )
         return
@@ -236,14 +235,14 @@ def tile_order(j: Job) -> list[int]:
 
 
 def continuity_cost(j: Job, per_image: float) -> None:
-    per_check = checks.check_cost(reg)
-    e = checks.estimate(settings, j, per_image, per_check)
+    per_check = studio.check_cost()
+    e = studio.check_estimate(j, per_image, per_check)
     if not per_check and not e["expected_fix_usd"]:
         return
     st.caption(
         f"Continuity checks: about ${e['checks_usd']:.3f} so far, ${e['expected_checks_usd']:.3f} "
         f"still expected; automatic fixes expected about ${e['expected_fix_usd']:.2f} "
-        f"({checks.mode_of(settings, j)} mode, threshold {checks.threshold_of(settings, j)})."
+        f"({studio.check_mode(j)} mode, threshold {studio.check_threshold(j)})."
     )
 
 
@@ -268,13 +267,13 @@ def tile(j: Job, i: int) -> None:
             st.caption(f":orange[{ui.plain(s.error)}]")
         if s.upload_error:
             st.caption(f":orange[Not uploaded (kept on this server): {ui.plain(s.upload_error)}]")
-            if i in reg.uploads_running(j.id):
+            if i in studio.uploads_running(j.id):
                 st.caption(":material/cloud_upload: Uploading again…")
             else:
                 st.button(
                     "Retry upload",
                     key=f"upload_{k}",
-                    on_click=reg.retry_upload,
+                    on_click=studio.retry_upload,
                     args=(j.id, i),
                     icon=":material/cloud_upload:",
                 )
@@ -302,7 +301,7 @@ def tile(j: Job, i: int) -> None:
                 "Retry",
                 key=f"retry_{k}",
                 on_click=act,
-                args=(reg.retry, j.id, i),
+                args=(studio.retry, j.id, i),
                 icon=":material/refresh:",
             )
             with st.popover("Edit prompt and retry"):
@@ -320,7 +319,7 @@ def tile(j: Job, i: int) -> None:
                     "Retry with this prompt",
                     key=f"retry_prompt_{k}",
                     on_click=act,
-                    args=(reg.retry, j.id, i, new_prompt),
+                    args=(studio.retry, j.id, i, new_prompt),
                 )
             stuck_scene(j, i)
         if (
@@ -339,7 +338,7 @@ def tile(j: Job, i: int) -> None:
                     "Use this version",
                     key=f"use_{k}",
                     on_click=act,
-                    args=(reg.restore_version, j.id, i, pick),
+                    args=(studio.restore_version, j.id, i, pick),
                 )
 
 
@@ -363,7 +362,7 @@ def stuck_scene(j: Job, i: int) -> None:
         st.popover("Use an image of your own", icon=":material/upload:"),
     ):
         st.caption(
-            f"PNG, JPEG or WebP, at most {uploads.MAX_IMAGE_UPLOAD_MB} MB. It becomes this scene's "
+            f"PNG, JPEG or WebP, at most {workflow.MAX_IMAGE_UPLOAD_MB} MB. It becomes this scene's "
             "next version; approve it like any other."
         )
         st.file_uploader(
@@ -380,8 +379,6 @@ def stuck_scene(j: Job, i: int) -> None:
 # reason, or regenerate them together; approve every image the continuity check found
 # on-model; a compact mode shows one large image beside its scene text and narration line,
 # with keyboard shortcuts (N next, P previous, A approve, X reject).
-from foxpipe.channel import heroes as hero_library  # noqa: E402
-from foxpipe.channel import review as bulk  # noqa: E402
 
 
 def bulk_key(jid: str, i: int) -> str:
@@ -394,7 +391,7 @@ def bulk_checkbox(j: Job, i: int) -> None:
 
 
 def bulk_selected(j: Job) -> list[int]:
-    return [i for i in bulk.selectable(j) if st.session_state.get(bulk_key(j.id, i))]
+    return [i for i in workflow.selectable(j) if st.session_state.get(bulk_key(j.id, i))]
 
 
 def bulk_clear(j: Job) -> None:
@@ -403,7 +400,7 @@ def bulk_clear(j: Job) -> None:
 
 
 def bulk_act(kind: str) -> None:
-    j = reg.get(job_id)
+    j = studio.get(job_id)
     if j is None:
         return
     chosen = bulk_selected(j)
@@ -413,43 +410,45 @@ def bulk_act(kind: str) -> None:
         return
     try:
         if kind == "approve":
-            n = bulk.approve(reg, job_id, chosen)
+            n = studio.bulk_approve(job_id, chosen)
             ss.bulk_notice = f"Approved {n} image(s)."
         elif kind == "reject":
             why = ss.get("bulk_reason")
-            done, skipped = bulk.reject(
-                reg, job_id, chosen, [why] if why else [], ss.get("bulk_note", "")
+            done, skipped = studio.bulk_reject(
+                job_id, chosen, [why] if why else [], ss.get("bulk_note", "")
             )
             ss.bulk_notice = " ".join(
                 [f"Rejected {len(done)} image(s); they are being made again.", *skipped]
             )
         elif kind == "regenerate":
-            ss.bulk_notice = f"Making {len(bulk.regenerate(reg, job_id, chosen))} image(s) again."
+            ss.bulk_notice = f"Making {len(studio.bulk_regenerate(job_id, chosen))} image(s) again."
         elif kind == "on_model":
-            ss.bulk_notice = f"Approved {bulk.approve_on_model(reg, job_id)} on-model image(s)."
+            ss.bulk_notice = f"Approved {studio.approve_on_model(job_id)} on-model image(s)."
     except GuardError as e:
         ss.bulk_notice = str(e)
     bulk_clear(j)
 
 
 def compact_move(delta: int) -> None:
-    j = reg.get(job_id)
+    j = studio.get(job_id)
     if j is not None:
-        st.session_state.compact_at = bulk.step(j, st.session_state.get("compact_at", 0), delta)
+        st.session_state.compact_at = workflow.review_step(
+            j, st.session_state.get("compact_at", 0), delta
+        )
 
 
 def compact_act(kind: str) -> None:
-    j = reg.get(job_id)
+    j = studio.get(job_id)
     if j is None:
         return
     i = st.session_state.get("compact_at", 0)
     try:
         if kind == "approve":
-            reg.approve(job_id, [i])
+            studio.approve(job_id, [i])
         else:
             why = st.session_state.get("compact_reason")
-            reg.reject(job_id, i, [why] if why else [], st.session_state.get("compact_note", ""))
-    except (GuardError, bulk.Refused) as e:
+            studio.reject(job_id, i, [why] if why else [], st.session_state.get("compact_note", ""))
+    except (GuardError, Refused) as e:
         st.session_state.bulk_notice = str(e)
         return
     compact_move(1)
@@ -473,12 +472,12 @@ def compact_review(j: Job) -> bool:
     with right:
         st.markdown(f"**Scene {i + 1} of {len(j.slots)}** {STATUS_LABEL[s.status]}")
         st.markdown(ui.plain(s.scene.text))
-        if line := bulk.narration_line(j, i):
+        if line := workflow.narration_line(j, i):
             st.caption(f":material/record_voice_over: {ui.plain(line)}")
-        verdict = bulk.verdict_of(s.image)
+        verdict = workflow.review_verdict(s.image)
         if verdict:
             st.caption(
-                f"Continuity: {'on-model' if bulk.is_on_model(s.image) else 'check'} "
+                f"Continuity: {'on-model' if workflow.verdict_on_model(s.image) else 'check'} "
                 f"({verdict.get('score', '?')})"
             )
         nav = st.columns(2)
@@ -488,7 +487,7 @@ def compact_review(j: Job) -> bool:
             icon=":material/arrow_back:",
             on_click=compact_move,
             args=(-1,),
-            shortcut=bulk.SHORTCUTS["previous"],
+            shortcut=workflow.REVIEW_SHORTCUTS["previous"],
             width="stretch",
         )
         nav[1].button(
@@ -497,7 +496,7 @@ def compact_review(j: Job) -> bool:
             icon=":material/arrow_forward:",
             on_click=compact_move,
             args=(1,),
-            shortcut=bulk.SHORTCUTS["next"],
+            shortcut=workflow.REVIEW_SHORTCUTS["next"],
             width="stretch",
         )
         ready = s.status is SlotStatus.READY
@@ -509,7 +508,7 @@ def compact_review(j: Job) -> bool:
             on_click=compact_act,
             args=("approve",),
             disabled=not ready,
-            shortcut=bulk.SHORTCUTS["approve"],
+            shortcut=workflow.REVIEW_SHORTCUTS["approve"],
             width="stretch",
         )
         st.selectbox("Reason to reject", [""] + list(prompts.REJECT_REASONS), key="compact_reason")
@@ -520,7 +519,7 @@ def compact_review(j: Job) -> bool:
             on_click=compact_act,
             args=("reject",),
             disabled=not ready,
-            shortcut=bulk.SHORTCUTS["reject"],
+            shortcut=workflow.REVIEW_SHORTCUTS["reject"],
             width="stretch",
         )
         st.caption("Keys: N next · P previous · A approve · X reject")
@@ -533,7 +532,7 @@ def bulk_bar(j: Job) -> None:
     if notice := st.session_state.get("bulk_notice", ""):  # kept until the next bulk action
         st.info(ui.plain(notice), icon=":material/checklist:")
     # The tiles' checkboxes live in the refreshing grid: these buttons read them when clicked.
-    on = bulk.on_model(j)
+    on = workflow.on_model(j)
     cols = st.columns(4)
     cols[0].button(
         "Approve selected",
@@ -571,7 +570,7 @@ def bulk_bar(j: Job) -> None:
             on_click=bulk_act,
             args=("reject",),
         )
-    if j.references and hero_library.saved_from(reg, j.id) is None:
+    if j.references and studio.hero_saved_from(j.id) is None:
         st.button(
             "Save this hero to the library",
             key="gallery_save_hero",
@@ -581,17 +580,17 @@ def bulk_bar(j: Job) -> None:
 
 
 def save_hero_from_gallery() -> None:
-    j = reg.get(job_id)
+    j = studio.get(job_id)
     try:
-        h = hero_library.save_from_job(reg, j) if j else None
+        h = studio.save_hero(j) if j else None
         st.session_state.bulk_notice = (
             f"{h.name} is saved in the library." if h else "Gallery not found."
         )
-    except hero_library.HeroError as e:
+    except workflow.HeroError as e:
         st.session_state.bulk_notice = str(e)
 
 
-refresh = settings.gallery_refresh if (not job.done or reg.uploads_running(job_id)) else None
+refresh = settings.gallery_refresh if (not job.done or studio.uploads_running(job_id)) else None
 
 
 # ---------------------------------------------------------------- someone else acted
@@ -599,7 +598,7 @@ refresh = settings.gallery_refresh if (not job.done or reg.uploads_running(job_i
 # and then, and redraws when a teammate approved, rejected or restored something.
 @st.fragment(run_every=None if refresh else settings.gallery_idle_refresh)
 def watch() -> None:
-    j = reg.get(job_id)
+    j = studio.get(job_id)
     if j is None or refresh:
         return
     shown = st.session_state.get("gallery_revision")
@@ -627,7 +626,7 @@ def confirm_dialog() -> None:
 @st.fragment(run_every=refresh)
 def live() -> None:
     started = time.perf_counter()
-    j = reg.get(job_id)
+    j = studio.get(job_id)
     if j is None:
         return
     try:
@@ -639,9 +638,9 @@ def live() -> None:
         )
     if j.notice:
         st.error(ui.plain(j.notice), icon=":material/error:")
-    if reg.problem:  # the store could not be written: nothing is shown as saved that was not
+    if studio.problem:  # the store could not be written: nothing is shown as saved that was not
         st.error(
-            f"Storage problem: {ui.plain(reg.problem)} Recent changes may not be saved.",
+            f"Storage problem: {ui.plain(studio.problem)} Recent changes may not be saved.",
             icon=":material/database:",
         )
     if notice := st.session_state.pop("prompt_notice", ""):
@@ -654,7 +653,7 @@ def live() -> None:
     bar = st.columns([1, 1, 1, 3])
     if running:
         bar[0].button(
-            "Stop", icon=":material/stop:", key="stop_job", on_click=act, args=(reg.cancel, j.id)
+            "Stop", icon=":material/stop:", key="stop_job", on_click=act, args=(studio.cancel, j.id)
         )
     ready = [s.index for s in j.slots if s.status is SlotStatus.READY and not s.checking]
     if ready:
@@ -672,7 +671,7 @@ def live() -> None:
             icon=":material/refresh:",
             key="retry_failed",
             on_click=act,
-            args=(reg.retry_failed, j.id),
+            args=(studio.retry_failed, j.id),
         )
     bar[3].toggle(
         "Show flagged first",
@@ -710,7 +709,7 @@ def live() -> None:
         st.caption(
             f"Approve all {len(j.slots)} images to make the video. {approved} approved so far."
         )
-    state = (running, j.all_approved, bool(reg.uploads_running(j.id)))
+    state = (running, j.all_approved, bool(studio.uploads_running(j.id)))
     ui.record_timing("gallery_fragment", started)
     st.session_state.gallery_revision = j.revision
     rejecting = st.session_state.get("rejecting")
@@ -728,15 +727,15 @@ st.title(ui.plain(job.story.title))
 st.caption(
     f"{len(job.slots)} scenes · {job.image_model} · share this page's link to show this gallery to a teammate."
 )
-bulk_bar(reg.get(job_id) or job)  # review in bulk (above)
+bulk_bar(studio.get(job_id) or job)  # review in bulk (above)
 live()
 watch()
 
 st.divider()
-final = reg.get(job_id) or job
+final = studio.get(job_id) or job
 st.download_button(
     "Download approved images (ZIP)",
-    data=lambda: export.build_zip(reg.get(job_id) or final),
+    data=lambda: workflow.approved_zip(studio.get(job_id) or final),
     file_name=f"foxpipe-{job_id[:8]}.zip",
     mime="application/zip",
     icon=":material/download:",
@@ -754,17 +753,17 @@ if not final.narration_on:
 elif not final.narration:
     voice_col.markdown("**Narration** :blue-badge[:material/progress_activity: writing the lines]")
 else:
-    counts = shortjobs.narration_summary(final)
+    counts = workflow.narration_summary(final)
     spoken = sum(1 for x in final.narration if x.text)
     badge = (
         ":green-badge[:material/check: ready]"
-        if shortjobs.narration_ready(final)
+        if workflow.narration_ready(final)
         else f":red-badge[{counts['failed']} failed]"
         if counts["failed"]
         else f":blue-badge[{counts['ready']} of {spoken} spoken]"
     )
     voice_col.markdown(
-        f"**Narration** {badge} · {ui.plain(final.voice)} · {shortjobs.style_labels().get(final.narration_style, '')}"
+        f"**Narration** {badge} · {ui.plain(final.voice)} · {workflow.narration_styles().get(final.narration_style, '')}"
         f" · about {final.short_seconds:.0f} s"
     )
 music_label = final.music_name or {"builtin": "built-in ambient bed", "": "no music"}.get(
@@ -782,18 +781,17 @@ link_col.page_link(
 if final.all_approved:
     st.divider()
     st.subheader("Videos")
-    choices = {p.key: p for p in videojobs.providers(settings)}
+    choices = {p.key: p for p in studio.video_providers()}
     vjob = final
     busy = vjob.video is not None and vjob.video.running
 
     def start_video() -> None:
         ss = st.session_state
-        provider = ss.get("video_provider", videojobs.SLIDESHOW)
+        provider = ss.get("video_provider", workflow.SLIDESHOW)
         scenes = (
-            [n - 1 for n in ss.get("video_scenes", [])] if provider != videojobs.SLIDESHOW else None
+            [n - 1 for n in ss.get("video_scenes", [])] if provider != workflow.SLIDESHOW else None
         )
-        problem = videojobs.start(
-            reg,
+        problem = studio.start_video(
             job_id,
             provider,
             scenes,
@@ -804,7 +802,7 @@ if final.all_approved:
             ss.video_notice = problem
 
     def retry_clip(index: int) -> None:
-        if problem := videojobs.retry_clip(reg, job_id, index):
+        if problem := studio.retry_clip(job_id, index):
             st.session_state.video_notice = problem
 
     provider = st.radio(
@@ -832,7 +830,7 @@ if final.all_approved:
         key="video_captions",
         disabled=busy,
     )
-    if provider != videojobs.SLIDESHOW:
+    if provider != workflow.SLIDESHOW:
         picked = st.multiselect(
             "Scenes to animate",
             list(range(1, len(vjob.slots) + 1)),
@@ -841,7 +839,7 @@ if final.all_approved:
             disabled=busy,
             help="The other scenes show their image with a slow pan and zoom.",
         )
-        cost = videojobs.estimate(settings, provider, len(picked))
+        cost = studio.video_estimate(provider, len(picked))
         ch = choices[provider]
         hero_note = " The approved hero sheet goes with each frame." if ch.references else ""
         st.info(
@@ -864,13 +862,13 @@ if final.all_approved:
 
     @st.fragment(run_every=settings.gallery_refresh if busy else None)
     def video_status() -> None:
-        j = reg.get(job_id)
+        j = studio.get(job_id)
         v = j.video if j else None
         if v is None:
             return
         if v.running:
             st.progress(min(1.0, v.progress), text=v.stage or "Working…")
-        if v.provider != videojobs.SLIDESHOW:
+        if v.provider != workflow.SLIDESHOW:
             st.caption(
                 f"Estimated US${v.estimate_usd:.2f} · submitted to the vendor so far US${v.spent_usd:.2f}"
             )
@@ -883,7 +881,7 @@ if final.all_approved:
                         st.video(c.local_path)
                     elif c.status is ClipStatus.FAILED:
                         st.caption(f":red[{ui.plain(c.error)}]")
-                        again = videojobs.clip_cost(settings, v.provider)
+                        again = studio.clip_cost(v.provider)
                         st.button(
                             f"Retry (about US${again:.2f})",
                             key=f"retry_clip_{c.index}",
@@ -942,7 +940,7 @@ if final.all_approved:
     video_status()
     st.download_button(
         "Download everything (ZIP)",
-        data=lambda: videojobs.everything_zip(reg.get(job_id) or final),
+        data=lambda: workflow.everything_zip(studio.get(job_id) or final),
         file_name=f"foxpipe-{job_id[:8]}-all.zip",
         mime="application/zip",
         icon=":material/folder_zip:",

@@ -1,21 +1,21 @@
 import streamlit as st
 
+from foxpipe import app as workflow
 from foxpipe import ui
+from foxpipe.app import GuardError
 from foxpipe.domain import prompts
-from foxpipe.engine import hero
-from foxpipe.engine.jobs import GuardError
 
 ui.page_start()
 settings = ui.settings()
-reg = ui.registry()
+studio = ui.studio()
 job = ui.require_job(
-    reg,
+    studio,
     "Approve your scenes first: the hero's reference sheet is drawn from them.",
     ui.SCENES_PAGE,
     "Go to the scenes",
 )
 job_id = job.id
-if st.session_state.get("go_gallery_from_hero") == job_id or hero.started(job):
+if st.session_state.get("go_gallery_from_hero") == job_id or workflow.hero_started(job):
     st.session_state.pop("go_gallery_from_hero", None)
     st.switch_page(ui.GALLERY_PAGE, query_params={"job": job_id})
 if st.query_params.get("job") != job_id:
@@ -26,7 +26,7 @@ def make(form: str, note_key: str = "") -> None:
     """Draw in the background (the cost guard first); the page polls the job."""
     note = st.session_state.get(note_key, "") if note_key else ""
     feedback = prompts.feedback_text([], note) if note else ""
-    if problem := hero.start_reference(reg, job_id, form, feedback):
+    if problem := studio.start_hero_reference(job_id, form, feedback):
         st.session_state[f"hero_error_{job_id}"] = problem
     else:
         st.session_state.pop(f"hero_error_{job_id}", None)
@@ -34,7 +34,7 @@ def make(form: str, note_key: str = "") -> None:
 
 def start(use_references: bool) -> None:
     try:
-        hero.start_images(reg, job_id, use_references)
+        studio.start_hero_images(job_id, use_references)
     except GuardError as e:
         st.session_state[f"hero_error_{job_id}"] = str(e)
         return
@@ -49,12 +49,12 @@ st.caption(
 if notice := st.session_state.pop("prompt_notice", ""):
     st.warning(ui.plain(notice), icon=":material/warning:")
 
-forms = hero.forms_for(job)
+forms = workflow.hero_forms(job)
 # First visit: draw the hero first; the powered-up form is drawn from it once it is there.
 auto = f"hero_auto_{job_id}"
 if not st.session_state.get(auto) and not job.hero_errors:
     st.session_state[auto] = True
-    if forms and forms[0] not in job.references and not hero.drawing(reg, job_id, forms[0]):
+    if forms and forms[0] not in job.references and not studio.hero_drawing(job_id, forms[0]):
         make(forms[0])
 
 if error := st.session_state.get(f"hero_error_{job_id}"):
@@ -65,28 +65,27 @@ with st.expander("Character sheet", icon=":material/badge:"):
 
 
 def busy() -> bool:
-    return any(hero.drawing(reg, job_id, f) for f in forms)
+    return any(studio.hero_drawing(job_id, f) for f in forms)
 
 
 # ---------------------------------------------------------------- the hero library
-from foxpipe.channel import heroes as hero_library  # noqa: E402
 
 
 def save_hero() -> None:
-    j = reg.get(job_id)
+    j = studio.get(job_id)
     try:
-        h = hero_library.save_from_job(reg, j) if j else None
+        h = studio.save_hero(j) if j else None
         st.session_state[f"hero_saved_{job_id}"] = (
             f"{h.name} is saved in the library." if h else "Gone."
         )
-    except hero_library.HeroError as e:
+    except workflow.HeroError as e:
         st.session_state[f"hero_error_{job_id}"] = str(e)
 
 
 def save_to_library(j, ready: bool) -> None:  # noqa: ANN001
     if msg := st.session_state.get(f"hero_saved_{job_id}"):
         st.success(ui.plain(msg), icon=":material/bookmark_added:")
-    elif ready and hero_library.saved_from(reg, job_id) is None:
+    elif ready and studio.hero_saved_from(job_id) is None:
         st.button(
             "Save this hero to the library",
             key="hero_save_library",
@@ -98,8 +97,8 @@ def save_to_library(j, ready: bool) -> None:  # noqa: ANN001
 
 @st.fragment(run_every=1.0 if busy() else None)
 def sheet() -> None:
-    j = reg.get(job_id) or job
-    drawing = {f: hero.drawing(reg, job_id, f) for f in forms}
+    j = studio.get(job_id) or job
+    drawing = {f: studio.hero_drawing(job_id, f) for f in forms}
     # Chain: once the hero is drawn, draw the powered-up form from it (first visit only).
     if (
         len(forms) > 1
@@ -111,11 +110,11 @@ def sheet() -> None:
     ):
         st.session_state[f"hero_chain_{job_id}"] = True
         make(forms[1])
-        drawing[forms[1]] = hero.drawing(reg, job_id, forms[1])
+        drawing[forms[1]] = studio.hero_drawing(job_id, forms[1])
     cols = st.columns(len(forms))
     for col, form in zip(cols, forms, strict=True):
         with col, st.container(border=True):
-            st.markdown(f"**{hero.form_label(j, form)}**")
+            st.markdown(f"**{workflow.hero_form_label(j, form)}**")
             path = j.references.get(form)
             if drawing[form]:
                 st.info(

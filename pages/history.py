@@ -1,6 +1,6 @@
 import streamlit as st
 
-from foxpipe import history, ui
+from foxpipe import ui
 
 ui.page_start()
 settings = ui.settings()
@@ -16,7 +16,7 @@ whose = st.segmented_control(
     help="Mine: stories made in this browser or with your sign-in. Team: everyone's.",
 )
 try:
-    rows = history.past_stories(ui.registry(), owner=None if whose == "Team" else ui.me())
+    rows = ui.studio().past_stories(owner=None if whose == "Team" else ui.me())
 except Exception as e:  # the store is unreachable: say so, the rest of the app still works
     st.error(
         f"History could not be read: {ui.plain(getattr(e, 'message', type(e).__name__))}",

@@ -3,13 +3,14 @@ import logging
 import pandas as pd
 import streamlit as st
 
-from foxpipe import insights, ui
+from foxpipe import app as workflow
+from foxpipe import ui
 
 log = logging.getLogger("foxpipe.pages.insights")
 
 ui.page_start()
 settings = ui.settings()
-reg = ui.registry()
+studio = ui.studio()
 st.title("Insights")
 st.caption(
     "What the reviews say, from every stored story: how often an image is approved at the first "
@@ -18,7 +19,7 @@ st.caption(
 )
 
 try:
-    jobs = [j.to_dict() for j in reg.store.jobs_where()]
+    jobs = studio.job_documents()
 except Exception as e:  # the store is unreachable: say so, the rest of the app still works
     st.error(
         f"The stored stories could not be read: {ui.plain(getattr(e, 'message', type(e).__name__))}",
@@ -32,12 +33,12 @@ if not jobs:
     st.page_link(ui.QUIZ_PAGE, label="Start with the quiz", icon=":material/arrow_back:")
     st.stop()
 
-per_image = reg.pipeline.cost_per_image()
-data = insights.insights(jobs, per_image)
-stories = sorted({insights.story_label(j) for j in jobs})
+per_image = studio.cost_per_image()
+data = workflow.review_insights(jobs, per_image)
+stories = sorted({workflow.story_label(j) for j in jobs})
 pick = st.selectbox(
     "Story",
-    [insights.ALL, *stories],
+    [workflow.ALL_STORIES, *stories],
     key="insights_story",  # option labels are plain text
 )
 
@@ -80,7 +81,7 @@ c4.metric(
 )
 
 st.subheader("First-try approval")
-st.bar_chart(data.first_try[data.first_try["story"] != insights.ALL], x="story", y="rate")
+st.bar_chart(data.first_try[data.first_try["story"] != workflow.ALL_STORIES], x="story", y="rate")
 table("first-try approval", data.first_try, "first-try-approval")
 
 st.subheader("Rejections by reason")
@@ -100,10 +101,10 @@ else:
 table("rejections by beat", data.by_beat, "rejections-by-beat")
 
 st.subheader("Continuity scores")
-st.bar_chart(data.scores[data.scores["story"] != insights.ALL], x="story", y="mean_score")
-versions = insights.tables(jobs).versions
+st.bar_chart(data.scores[data.scores["story"] != workflow.ALL_STORIES], x="story", y="mean_score")
+versions = workflow.insight_frames(jobs).versions
 checked = versions[versions["checked"].astype(bool)]
-if pick != insights.ALL:
+if pick != workflow.ALL_STORIES:
     checked = checked[checked["story"] == pick]
 if len(checked):
     st.line_chart(checked.groupby("scene")["score"].mean().rename("mean score by scene"))
@@ -119,6 +120,8 @@ table("automatic fixes by story", data.fix_summary, "automatic-fixes-by-story")
 
 st.subheader("Regenerations and their cost")
 st.bar_chart(
-    data.spend[data.spend["story"] != insights.ALL], x="story", y=["regenerations", "auto_fixes"]
+    data.spend[data.spend["story"] != workflow.ALL_STORIES],
+    x="story",
+    y=["regenerations", "auto_fixes"],
 )
 table("regenerations and cost", data.spend, "regenerations")

@@ -3,33 +3,32 @@ import, start a story or queue one with a saved hero."""
 
 import streamlit as st
 
+from foxpipe import app as workflow
 from foxpipe import ui
-from foxpipe.channel import heroes
-from foxpipe.channel import queue as story_queue
+from foxpipe.app import HeroError, QueueError, StoreError
 from foxpipe.domain import quiz, structures
-from foxpipe.store import StoreError
 
 ui.page_start()
 settings = ui.settings()
-reg = ui.registry()
+studio = ui.studio()
 ss = st.session_state
 
 
 def use(hero_id: str) -> None:
-    h = heroes.get(reg, hero_id)
+    h = studio.hero(hero_id)
     if h is None:
         ss.library_notice = "This hero is no longer in the library."
         return
     ss.hero_id = h.id
-    ss.answers = heroes.with_hero(h, ss.answers)
+    ss.answers = workflow.with_hero(h, ss.answers)
     ss.go_quiz = True
 
 
 def rename(hero_id: str) -> None:
     try:
-        heroes.rename(reg, hero_id, ss.get(f"name_{hero_id}", ""))
+        studio.rename_hero(hero_id, ss.get(f"name_{hero_id}", ""))
         ss.library_notice = "Renamed."
-    except (heroes.HeroError, StoreError) as e:
+    except (HeroError, StoreError) as e:
         ss.library_notice = str(e)
 
 
@@ -38,11 +37,11 @@ def delete(hero_id: str) -> None:
         ss.library_notice = "Tick “Yes, delete this hero” first."
         return
     try:
-        heroes.delete(reg, hero_id)
+        studio.delete_hero(hero_id)
         ss.library_notice = "Deleted."
         if ss.get("hero_id") == hero_id:
             ss.hero_id = None
-    except (heroes.HeroError, StoreError) as e:
+    except (HeroError, StoreError) as e:
         ss.library_notice = str(e)
 
 
@@ -50,9 +49,9 @@ def enqueue(hero_id: str) -> None:
     label = ss.get(f"structure_{hero_id}", structures.DEFAULT.label)
     answers = {**quiz.defaults(), structures.ANSWER_KEY: label}
     try:
-        item = story_queue.add(reg, ss.owner, answers, hero_id=hero_id)
+        item = studio.enqueue(ss.owner, answers, hero_id=hero_id)
         ss.library_notice = f"Queued: {item.label} (about {item.images} images)."
-    except story_queue.QueueError as e:
+    except QueueError as e:
         ss.library_notice = str(e)
 
 
@@ -61,9 +60,9 @@ def import_file() -> None:
     if f is None:
         return
     try:
-        h = heroes.import_bytes(reg, f.getvalue())
+        h = studio.import_hero(f.getvalue())
         ss.library_notice = f"Imported {h.name}."
-    except heroes.HeroError as e:
+    except HeroError as e:
         ss.library_notice = f"The file was not imported: {e}"
     except StoreError as e:
         ss.library_notice = e.message
@@ -81,7 +80,7 @@ if notice := ss.pop("library_notice", ""):
     st.info(ui.plain(notice), icon=":material/info:")
 
 try:
-    saved = heroes.all_heroes(reg)
+    saved = studio.heroes()
 except StoreError as e:
     st.error(e.message, icon=":material/error:")
     saved = []
@@ -129,11 +128,13 @@ for h in saved:
             width="stretch",
         )
         with st.popover("Rename, export, delete", icon=":material/more_horiz:"):
-            st.text_input("Name", value=h.name, key=f"name_{h.id}", max_chars=heroes.MAX_NAME)
+            st.text_input(
+                "Name", value=h.name, key=f"name_{h.id}", max_chars=workflow.MAX_HERO_NAME
+            )
             st.button("Rename", key=f"rename_{h.id}", on_click=rename, args=(h.id,))
             st.download_button(
                 "Export (JSON with the images)",
-                data=lambda h=h: heroes.export_bytes(h),
+                data=lambda h=h: workflow.export_hero(h),
                 file_name=f"hero-{h.name[:30]}.json",
                 mime="application/json",
                 key=f"export_{h.id}",
@@ -154,6 +155,6 @@ st.file_uploader(
     "Import a hero (a file exported here)",
     type=["json"],
     key="hero_import",
-    help=f"At most {heroes.MAX_FILE_BYTES // 1_000_000} MB.",
+    help=f"At most {workflow.MAX_HERO_FILE_BYTES // 1_000_000} MB.",
 )
 st.button("Import", key="hero_import_go", on_click=import_file, icon=":material/upload:")

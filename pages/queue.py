@@ -3,13 +3,13 @@ the review; each with its state, its estimated cost and a link to its gallery wh
 
 import streamlit as st
 
+from foxpipe import app as workflow
 from foxpipe import ui
-from foxpipe.channel import queue as story_queue
-from foxpipe.store import StoreError
+from foxpipe.app import QueueError, StoreError
 
 ui.page_start()
 settings = ui.settings()
-reg = ui.registry()
+studio = ui.studio()
 ss = st.session_state
 
 
@@ -19,14 +19,14 @@ def add_file() -> None:
         ss.queue_notice = "Choose a JSON or CSV file of answers first."
         return
     try:
-        added = story_queue.add_file(reg, ss.owner, f.getvalue(), f.name)
+        added = studio.enqueue_file(ss.owner, f.getvalue(), f.name)
         ss.queue_notice = f"Queued {len(added)} stories."
-    except story_queue.QueueError as e:
+    except QueueError as e:
         ss.queue_notice = f"Nothing was queued:\n{e}"
 
 
 def remove(item_id: str) -> None:
-    if not story_queue.remove(reg, item_id):
+    if not studio.remove_from_queue(item_id):
         ss.queue_notice = "That story is being made (or is gone); it cannot be removed now."
 
 
@@ -40,8 +40,8 @@ if notice := ss.pop("queue_notice", ""):
     st.info(ui.plain(notice), icon=":material/info:")
 
 try:
-    reason = story_queue.paused(reg)
-    rows = story_queue.items(reg)
+    reason = studio.queue_paused()
+    rows = studio.queue_items()
 except StoreError as e:
     st.error(e.message, icon=":material/error:")
     st.stop()
@@ -52,29 +52,27 @@ if reason:
         "Resume",
         key="queue_resume",
         icon=":material/play_arrow:",
-        on_click=story_queue.resume,
-        args=(reg,),
+        on_click=studio.resume_queue,
     )
 else:
     st.button(
         "Pause",
         key="queue_pause",
         icon=":material/pause:",
-        on_click=story_queue.pause,
-        args=(reg,),
+        on_click=studio.pause_queue,
         help="The story being made finishes its images; the next ones wait.",
     )
 
-busy = any(r.state in (story_queue.WRITING, story_queue.IMAGES) for r in rows)
+busy = any(r.state in (workflow.QUEUE_WRITING, workflow.QUEUE_IMAGES) for r in rows)
 
 
 @st.fragment(run_every=settings.gallery_refresh if busy else None)
 def table() -> None:
-    items = story_queue.items(reg)
+    items = studio.queue_items()
     if not items:
         st.info("The queue is empty.", icon=":material/playlist_add:")
-    per_image = reg.pipeline.cost_per_image()
-    waiting_images = sum(i.images for i in items if i.state == story_queue.WAITING)
+    per_image = studio.cost_per_image()
+    waiting_images = sum(i.images for i in items if i.state == workflow.QUEUE_WAITING)
     if items:
         st.caption(
             f"{len(items)} stories · {waiting_images} images still to make"
@@ -84,19 +82,19 @@ def table() -> None:
         with st.container(border=True):
             a, b, c = st.columns([4, 2, 2])
             a.markdown(f"**{n}. {ui.plain(it.label)}**" + (" · saved hero" if it.hero_id else ""))
-            b.markdown(f"`{story_queue.STATE_LABEL.get(it.state, it.state)}`")
+            b.markdown(f"`{workflow.QUEUE_STATE_LABEL.get(it.state, it.state)}`")
             cost = f"~{it.images} images" + (f" · ~US${it.usd:.2f}" if it.usd else "")
             c.caption(cost)
             if it.note:
                 st.caption(ui.plain(it.note))
-            if it.job_id and it.state in (story_queue.IMAGES, story_queue.READY):
+            if it.job_id and it.state in (workflow.QUEUE_IMAGES, workflow.QUEUE_READY):
                 st.page_link(
                     ui.GALLERY_PAGE,
                     label="Open its gallery",
                     query_params={"job": it.job_id},
                     icon=":material/photo_library:",
                 )
-            if it.state not in (story_queue.WRITING, story_queue.IMAGES):
+            if it.state not in (workflow.QUEUE_WRITING, workflow.QUEUE_IMAGES):
                 st.button(
                     "Remove",
                     key=f"queue_remove_{it.id}",
@@ -104,7 +102,7 @@ def table() -> None:
                     args=(it.id,),
                     icon=":material/delete:",
                 )
-    now_busy = any(r.state in (story_queue.WRITING, story_queue.IMAGES) for r in items)
+    now_busy = any(r.state in (workflow.QUEUE_WRITING, workflow.QUEUE_IMAGES) for r in items)
     if now_busy != busy:
         st.rerun()
 

@@ -48,10 +48,7 @@ def writing() -> None:
 
 
 # ---------------------------------------------------------------- a saved hero (the library)
-from foxpipe.channel import heroes  # noqa: E402
-from foxpipe.channel import queue as story_queue  # noqa: E402
-
-saved_hero = heroes.get(ui.registry(), st.session_state.get("hero_id"))
+saved_hero = ui.studio().hero(st.session_state.get("hero_id"))
 if st.session_state.get("hero_id") and saved_hero is None:
     st.session_state.hero_id = None
     st.warning(
@@ -69,13 +66,12 @@ def forget_hero() -> None:
 def enqueue() -> None:
     """Add these answers to the queue of stories (the quiz's messages when they are not valid)."""
     try:
-        item = story_queue.add(
-            ui.registry(),
+        item = ui.studio().enqueue(
             st.session_state.owner,
             dict(answers),
             hero_id=st.session_state.get("hero_id") or "",
         )
-    except story_queue.QueueError as e:
+    except workflow.QueueError as e:
         st.session_state.quiz_notice = f"Not queued: {e}"
         return
     st.session_state.quiz_queued = f"Queued: {item.label} (about {item.images} images)."
@@ -98,7 +94,7 @@ st.caption(
 for q in quiz.QUESTIONS:
     if not quiz.is_visible(q, answers):  # answers above may have changed the branch
         continue
-    if q.key in heroes.skipped(saved_hero):  # the saved hero fixes it
+    if q.key in workflow.hero_skipped_questions(saved_hero):  # the saved hero fixes it
         continue
     key = f"q_{q.key}"
     if q.options:

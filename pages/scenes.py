@@ -1,3 +1,5 @@
+import time
+
 import streamlit as st
 
 from foxpipe import app as workflow
@@ -5,10 +7,73 @@ from foxpipe import ui
 from foxpipe.domain import continuity, quiz
 from foxpipe.domain.models import Story
 from foxpipe.domain.story import SCENE_MAX_CHARS, placeholder_text
-from foxpipe.engine.continuity import story_check_cost
 
 ui.page_start()
 settings = ui.settings()
+
+
+# ---------------------------------------------------------------- writing the missing scenes again
+# In the background, like the quiz's story: its id is in the URL (``?retrying=``), so a reload
+# finds it still going; what the user wrote is kept (only placeholders are replaced).
+retry_id = st.session_state.get("story_retry") or st.query_params.get("retrying")
+if retry_id and workflow.task(retry_id) is None:  # unknown here (the app restarted): forget it
+    st.session_state.pop("story_retry", None)
+    st.query_params.pop("retrying", None)
+    retry_id = None
+if retry_id:
+    st.session_state.story_retry = retry_id
+    if st.query_params.get("retrying") != retry_id:
+        st.query_params["retrying"] = retry_id
+
+
+def retry_story() -> None:
+    """In a callback: a double click cannot start two."""
+    st.session_state.story_retry = workflow.start_story(settings, st.session_state.story.answers)
+
+
+def apply_retry(new: Story) -> None:
+    """The story written again, applied before the text areas are drawn."""
+    story = st.session_state.story
+    if story is None:  # a reload lost this session's story: the one just written is it
+        st.session_state.story = new
+        return
+    # Keep what the user wrote: only placeholders are replaced.
+    for old, fresh in zip(story.scenes, new.scenes, strict=True):
+        if old.placeholder and not fresh.placeholder:
+            old.text, old.placeholder = fresh.text, False
+            st.session_state[f"scene_{story.id}_{old.number}"] = fresh.text
+    if story.title.endswith("'s story") and new.source != "placeholder":
+        story.title = new.title
+    story.problem = new.problem
+
+
+@st.fragment(run_every=0.5 if retry_id else None)
+def story_retry() -> None:
+    """Polls the story being written again; when it ends, one full rerun applies it."""
+    t = workflow.task(st.session_state.get("story_retry"))
+    if t is None:
+        return
+    if t.running:
+        st.info(t.stage, icon=":material/hourglass_top:")
+        st.progress(min(0.95, (time.time() - t.started) / 60), text="This takes up to a minute.")
+        return
+    st.session_state.pop("story_retry", None)
+    st.query_params.pop("retrying", None)
+    if t.status == "done":
+        st.session_state.story_retry_done = t.result
+    else:
+        st.session_state.scene_notice = f"The story could not be written: {t.error}"
+    st.rerun()
+
+
+if (written := st.session_state.pop("story_retry_done", None)) is not None:
+    apply_retry(written)
+if st.session_state.story is None and retry_id:  # a reload while it is being written
+    st.title("Writing the missing scenes again")
+    story_retry()
+    st.stop()
+# ---------------------------------------------------------------- end of writing again
+
 ui.need(
     st.session_state.story is not None,
     "Answer the quiz first: the scenes are written from it.",
@@ -44,18 +109,6 @@ if done := st.session_state.pop("rewrite_done", None):
     st.session_state[scene_key(n_done)] = text_done
 
 
-def retry_story() -> None:
-    new = workflow.write_story(settings, story.answers)
-    # Keep what the user wrote: only placeholders are replaced.
-    for old, fresh in zip(story.scenes, new.scenes, strict=True):
-        if old.placeholder and not fresh.placeholder:
-            old.text, old.placeholder = fresh.text, False
-            st.session_state[scene_key(old.number)] = fresh.text
-    if story.title.endswith("'s story") and new.source != "placeholder":
-        story.title = new.title
-    story.problem = new.problem
-
-
 def approve() -> None:
     empty = [s.number for s in story.scenes if not s.text.strip()]
     missing = [s.number for s in story.scenes if s.placeholder]
@@ -67,9 +120,9 @@ def approve() -> None:
     if hero_id := st.session_state.get(
         "hero_id"
     ):  # a saved hero: its sheet and references are reused
-        from foxpipe.channel import heroes
-
-        st.session_state.approve_task = heroes.start_approval(settings, story, ui.me(), hero_id)
+        st.session_state.approve_task = ui.studio().start_approval_with_hero(
+            story, ui.me(), hero_id
+        )
         return
     st.session_state.approve_task = workflow.start_approval(
         settings, story, ui.me(), **continuity_choice()
@@ -129,7 +182,10 @@ if story.problem:
         on_click=retry_story,
         icon=":material/refresh:",
         key="retry_story",
+        disabled=bool(retry_id),
     )
+if retry_id:
+    story_retry()
 if notice := st.session_state.pop("scene_notice", ""):
     st.error(ui.plain(notice), icon=":material/error:")
 
@@ -203,7 +259,7 @@ with st.expander("Continuity check: every image against the hero", icon=":materi
         key="continuity_threshold",
         help="Each check gives a score 0-100 against the hero's reference.",
     )
-    per_story = story_check_cost(settings, len(story.scenes), fix_rate=0.1)
+    per_story = workflow.story_check_cost(settings, len(story.scenes), fix_rate=0.1)
     st.caption(
         f"With {'OpenAI' if settings.openai_live else 'the built-in check'}: about "
         f"${per_story:.3f} per story for the checks"

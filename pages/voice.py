@@ -4,16 +4,14 @@ import streamlit as st
 
 from foxpipe import app as workflow
 from foxpipe import ui
-from foxpipe.domain.narration import SAMPLE_SENTENCE, STYLES, LineStatus
-from foxpipe.engine import narration as speech
-from foxpipe.engine import shortjobs
-from foxpipe.engine.jobs import GuardError
+from foxpipe.app import GuardError
+from foxpipe.domain.narration import STYLES, LineStatus
 
 ui.page_start()
 settings = ui.settings()
-reg = ui.registry()
+studio = ui.studio()
 job = ui.require_job(
-    reg,
+    studio,
     "No Short yet: answer the quiz and approve your scenes first.",
     ui.QUIZ_PAGE,
     "Start with the quiz",
@@ -22,7 +20,7 @@ job_id = job.id
 if st.query_params.get("job") != job_id:
     st.query_params["job"] = job_id
 
-choice = shortjobs.voice(reg)
+choice = studio.voice()
 BADGE = {
     LineStatus.EMPTY: ":gray-badge[silent]",
     LineStatus.QUEUED: ":gray-badge[:material/schedule: not spoken yet]",
@@ -46,9 +44,9 @@ if notice := st.session_state.pop("voice_notice", ""):
 
 def busy() -> bool:
     return (
-        shortjobs.writing(reg, job_id)
-        or shortjobs.speaking(reg, job_id)
-        or bool(shortjobs.rewriting(reg, job_id))
+        studio.narration_writing(job_id)
+        or studio.narration_speaking(job_id)
+        or bool(studio.lines_rewriting(job_id))
     )
 
 
@@ -67,15 +65,15 @@ on = st.toggle(
     help="Off: the Short has music and pictures only, each scene a few seconds.",
 )
 if on != job.narration_on:
-    shortjobs.set_narration(reg, job_id, on)
-    job = reg.get(job_id) or job
+    studio.set_narration(job_id, on)
+    job = studio.get(job_id) or job
 
 if choice.kind == "offline":
     st.info(f"**Basic offline voice.** {choice.note}", icon=":material/cloud_off:")
 else:
     st.info(choice.note, icon=":material/record_voice_over:")
 
-names = shortjobs.voices(reg)
+names = studio.voices()
 left, mid, right = st.columns([2, 2, 1], vertical_alignment="bottom")
 voice = left.selectbox(
     "Voice",
@@ -94,30 +92,17 @@ style = mid.selectbox(
     disabled=not on,
 )
 if on and (voice, style) != (job.voice, job.narration_style):
-    shortjobs.set_voice(reg, job_id, voice, style)
-    job = reg.get(job_id) or job
+    studio.set_voice(job_id, voice, style)
+    job = studio.get(job_id) or job
 
 
 def start_preview() -> None:
     v, s = st.session_state.voice_name, st.session_state.voice_style
-    if not choice.free:  # a paid sample counts against the cost guard too
-        try:
-            reg.charge(
-                "narration",
-                1,
-                speech.estimate_cost(choice.model, [SAMPLE_SENTENCE]),
-                limit=shortjobs.s_budget(reg),
-            )
-        except GuardError as e:
-            st.session_state.voice_notice = str(e)
-            return
-
-    async def work(t: workflow.Task) -> speech.Preview:
-        return await speech.preview(choice.model, v, s)
-
-    st.session_state.preview_task = workflow.start_task(
-        settings, "preview", work, "Speaking a sample…"
-    )
+    try:  # a paid sample counts against the cost guard too
+        st.session_state.preview_task = studio.start_voice_preview(v, s)
+    except GuardError as e:
+        st.session_state.voice_notice = str(e)
+        return
     st.session_state.pop("preview_audio", None)
 
 
@@ -133,8 +118,8 @@ right.button(
 
 length = st.number_input(
     "Length of the Short (seconds)",
-    min_value=shortjobs.LENGTH_MIN,
-    max_value=shortjobs.LENGTH_MAX,
+    min_value=workflow.SHORT_LENGTH_MIN,
+    max_value=workflow.SHORT_LENGTH_MAX,
     value=float(job.short_seconds),
     step=5.0,
     format="%.0f",
@@ -143,13 +128,13 @@ length = st.number_input(
     help="The lines are written to last about this long in all.",
 )
 if length != job.short_seconds:
-    shortjobs.set_length(reg, job_id, length)
+    studio.set_length(job_id, length)
 st.button(
     "Write the lines again for this length",
     key="rewrite_all_lines",
     icon=":material/edit_note:",
     disabled=not on or busy(),
-    on_click=lambda: shortjobs.start_writing(reg, job_id),
+    on_click=lambda: studio.start_writing_lines(job_id),
     help="Replaces every line (and its audio) with new ones from the scenes.",
 )
 
@@ -183,18 +168,18 @@ st.subheader("The narration")
 
 @st.fragment(run_every=settings.gallery_refresh if busy() else None)
 def progress() -> None:
-    j = reg.get(job_id)
+    j = studio.get(job_id)
     if j is None:
         return
     state = (
-        shortjobs.writing(reg, job_id),
-        shortjobs.speaking(reg, job_id),
-        tuple(shortjobs.rewriting(reg, job_id)),
+        studio.narration_writing(job_id),
+        studio.narration_speaking(job_id),
+        tuple(studio.lines_rewriting(job_id)),
     )
     if state[0]:
         st.info("Writing the 20 lines from your scenes…", icon=":material/hourglass_top:")
     elif j.narration:
-        n = shortjobs.narration_summary(j)
+        n = workflow.narration_summary(j)
         total = sum(1 for x in j.narration if x.text)
         st.progress(
             n["ready"] / max(1, total),
@@ -211,14 +196,14 @@ def progress() -> None:
 
 progress()
 st.session_state.voice_job = job_id  # tests/apptest.py's settle waits for its narration work
-job = reg.get(job_id) or job
+job = studio.get(job_id) or job
 if job.narration_error:
     st.warning(ui.plain(job.narration_error), icon=":material/warning:")
 
 if on and job.narration:
     todo = [x.index for x in job.narration if x.text and x.status is not LineStatus.READY]
     if not choice.free and todo:
-        usd = shortjobs.estimate(reg, job)
+        usd = studio.narration_estimate(job)
         st.info(
             f"Speaking {len(todo)} line(s) with {choice.model.name} costs about **US${usd:.3f}** "
             "(counted by the app's cost guard).",
@@ -233,13 +218,12 @@ if on and job.narration:
         disabled=busy(),
         on_click=act,
         args=(
-            shortjobs.start_synthesis,
-            reg,
+            studio.start_speaking,
             job_id,
             None if todo else [x.index for x in job.narration if x.text],
         ),
     )
-    rewording = shortjobs.rewriting(reg, job_id)
+    rewording = studio.lines_rewriting(job_id)
     for line in job.narration:
         i = line.index
         with st.container(border=True):
@@ -256,9 +240,7 @@ if on and job.narration:
                 max_chars=400,
                 label_visibility="collapsed",
                 disabled=line.status is LineStatus.SYNTHESIZING,
-                on_change=lambda i=i, key=key: shortjobs.set_line(
-                    reg, job_id, i, st.session_state[key]
-                ),
+                on_change=lambda i=i, key=key: studio.set_line(job_id, i, st.session_state[key]),
             )
             if line.reworded and line.transcript:
                 st.caption(f":orange[The voice said: “{ui.plain(line.transcript)}”]")
@@ -273,7 +255,7 @@ if on and job.narration:
                     key=f"retry_line_{i}",
                     icon=":material/refresh:",
                     on_click=act,
-                    args=(shortjobs.retry_line, reg, job_id, i),
+                    args=(studio.retry_line, job_id, i),
                 )
             else:
                 b.button(
@@ -281,8 +263,8 @@ if on and job.narration:
                     key=f"rewrite_line_{i}",
                     icon=":material/autorenew:",
                     disabled=i in rewording or line.status is LineStatus.SYNTHESIZING,
-                    on_click=shortjobs.start_rewrite,
-                    args=(reg, job_id, i),
+                    on_click=studio.start_line_rewrite,
+                    args=(job_id, i),
                 )
 elif on:
     st.caption("The lines appear here as soon as they are written.")
@@ -296,7 +278,7 @@ MUSIC = {
 }
 current = (
     "builtin"
-    if job.music_path == shortjobs.MUSIC_BUILTIN
+    if job.music_path == workflow.MUSIC_BUILTIN
     else "upload"
     if job.music_path
     else "none"
@@ -310,7 +292,7 @@ pick = st.radio(
     horizontal=True,
 )
 if pick != "upload" and pick != current:
-    shortjobs.set_music(reg, job_id, pick)
+    studio.set_music(job_id, pick)
 if pick == "upload":
     up = st.file_uploader(
         "Track (mp3, wav, m4a, ogg; at most 50 MB)",
@@ -320,10 +302,10 @@ if pick == "upload":
     )
     if up is not None and st.session_state.get("music_seen") != up.file_id:
         st.session_state.music_seen = up.file_id
-        shortjobs.set_music(
-            reg, job_id, "upload", up.name, up.getvalue()
+        studio.set_music(
+            job_id, "upload", up.name, up.getvalue()
         )  # checked there (type, size, audio)
-        job = reg.get(job_id) or job
+        job = studio.get(job_id) or job
     if job.music_message:
         st.warning(ui.plain(job.music_message), icon=":material/music_off:")
     elif job.music_name:

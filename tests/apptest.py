@@ -8,7 +8,7 @@ import time
 
 from streamlit.testing.v1 import AppTest
 
-PENDING = ("story_task", "approve_task", "rewrite_task", "preview_task")
+PENDING = ("story_task", "approve_task", "rewrite_task", "preview_task", "story_retry")
 # The queue of stories runs on the engine, not in a session: tests wait for it with
 # ``settle_queue`` below.
 

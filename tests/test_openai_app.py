@@ -145,10 +145,37 @@ def test_wrong_scene_count_opens_editor_with_marked_placeholder_and_retry(live):
     assert at.text_area[19].value == "(Scene 20 missing - generation failed)"
     at.text_area[0].input("My own first scene.").run()
     at.button(key="retry_story").click().run()
+    # Written in the background: the run that started it returned at once, the id is kept
+    # in the URL so a reload finds it.
+    assert at.session_state.story_retry == at.query_params["retrying"]
+    settle(at)
+    assert "retrying" not in at.query_params
     story = at.session_state.story
     assert not story.missing() and not story.problem
     assert story.scenes[0].text == "My own first scene."
     assert at.text_area[0].value == "My own first scene."
+
+
+def test_a_reload_finds_the_missing_scenes_still_being_written(live):
+    live.script("chat", *[Action.scenes(19)] * 3)
+    at = write_story(AppTest.from_file(APP, default_timeout=30))
+    live.script("chat", Action.scenes(20, delay=5.0))  # the service is back, slowly
+    at.button(key="retry_story").click().run()
+    assert not at.exception
+    task_id = at.query_params["retrying"]
+    # The page's run returned while the story is being written: the button waits for it.
+    assert at.button(key="retry_story").disabled
+    assert "Writing your 20-scene story…" in texts(at)
+    # A reload is a new session: no story in it, the URL's id finds the one being written.
+    again = AppTest.from_file(APP, default_timeout=30)
+    again.query_params["retrying"] = task_id
+    again.switch_page("pages/scenes.py").run()
+    assert not again.exception
+    assert again.title[0].value == "Writing the missing scenes again"
+    settle(again)
+    story = again.session_state.story
+    assert story is not None and not story.missing() and not story.problem
+    assert len(again.text_area) == 20 and "retrying" not in again.query_params
 
 
 @pytest.mark.parametrize(
@@ -168,7 +195,7 @@ def test_story_failure_shows_placeholders_message_and_retry(live, action, words)
     assert all(a.value.startswith("(Scene ") for a in at.text_area)
     assert at.session_state.answers["hero_name"] == "Rusty"
     live.reset()  # the service is back
-    at.button(key="retry_story").click().run()
+    settle(at.button(key="retry_story").click().run())
     assert not at.session_state.story.missing()
 
 

@@ -21,8 +21,6 @@ from foxpipe.config import Settings, load_settings
 from foxpipe.domain import quiz
 from foxpipe.domain.models import new_id
 from foxpipe.engine.jobs import JobRegistry
-from foxpipe.providers import registry as services
-from foxpipe.store import StoreError
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +75,12 @@ def registry() -> JobRegistry:
 
             queue.recover(reg)
     return reg
+
+
+def studio() -> workflow.Studio:
+    """What the pages do and read (foxpipe.app.Studio), on the process's engine."""
+    registry()  # a new engine picks up the queue of stories first
+    return workflow.studio(settings())
 
 
 _QUEUE_LOCK = threading.Lock()
@@ -148,21 +152,21 @@ def current_job_id() -> str | None:
     return jid if isinstance(jid, str) and jid else None
 
 
-def ui_store_label(eng: JobRegistry) -> str:
-    if eng.store.is_sqlite:
+def ui_store_label(eng: workflow.Studio) -> str:
+    if eng.store_is_sqlite:
         return "a local SQLite file (set DATABASE_URL to keep stories across restarts on Community Cloud)"
     return "PostgreSQL (stories survive restarts)"
 
 
 def sidebar() -> None:
     s = settings()
-    eng = registry()
+    eng = studio()
     # Problems first, then the statuses: a provider records its state before its problem, so
     # this order never shows a problem beside a status that predates it.
     problems = [
-        p for p in (*s.problems, *services.runtime_problems(s), eng.store_problem, eng.problem) if p
+        p for p in (*s.problems, *workflow.runtime_problems(s), eng.store_problem, eng.problem) if p
     ]
-    statuses = services.status(s)
+    statuses = workflow.service_status(s)
     with st.sidebar:
         st.subheader("Services")
         if s.offline:
@@ -307,14 +311,14 @@ def record_timing(name: str, started: float) -> None:
             f.write(f"{name} {ms:.2f}\n")
 
 
-def require_job(reg: JobRegistry, missing: str, back: str, back_label: str) -> Any:
+def require_job(reg: workflow.Studio, missing: str, back: str, back_label: str) -> Any:
     """The job named by the URL (or this session), or a message and a link back, and stop."""
     job_id = current_job_id()
     need(job_id is not None, missing, back, back_label)
     assert job_id is not None  # need() stopped the page otherwise
     try:
         job = reg.load(job_id)
-    except StoreError as e:  # stored, but unreadable (or the store is down): say which
+    except workflow.StoreError as e:  # stored, but unreadable (or the store is down): say which
         st.error(e.message, icon=":material/error:")
         st.page_link(HISTORY_PAGE, label="Back to History", icon=":material/arrow_back:")
         st.stop()
@@ -365,7 +369,5 @@ def show_image(src: str, **kwargs: Any) -> bool:
 def image_src(img: Any) -> str:
     """What a gallery tile shows: a scaled Cloudinary URL when uploaded, else the local thumbnail."""
     if img.uploaded:
-        from foxpipe.providers.cloudinary import thumbnail_url
-
-        return thumbnail_url(img.url)
+        return workflow.thumbnail_url(img.url)
     return img.thumb_path or img.local_path

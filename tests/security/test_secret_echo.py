@@ -102,7 +102,7 @@ def test_echoed_key_reaches_no_log_page_or_saved_job(echoing, clean_env, caplog)
 
     echoing.reset()
     echoing.script("images", *[echo(i) for i in range(40)])
-    at.button(key="retry_story").click().run()
+    settle(at.button(key="retry_story").click().run())
     settle(at.button(key="approve_scenes").click().run())
     assert not at.exception
     reg = app.current()
