@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 
 from foxpipe.config import load_settings
-from foxpipe.domain import prompts
+from foxpipe.domain import prompts, structures
 from foxpipe.domain.continuity import Verdict
 from foxpipe.engine.continuity import check_image, log_fields, story_check_cost
 from foxpipe.providers.offline import HeroLook, render_card, render_reference
 from foxpipe.providers.vision_offline import OfflineVision
+from foxpipe.providers.vision_openai import build_messages
 
 SHEET = prompts.character_sheet({"hero_name": "Rusty"})
 
@@ -26,9 +27,11 @@ class Recorder:
         self.verdict = verdict or Verdict(on_model=True, score=95, checker="recorder")
         self.error, self.hang = error, hang
         self.calls: list[tuple[bytes | None, str, bytes, int]] = []
+        self.forms: list[str] = []
 
-    async def check(self, reference, reference_text, image, scene_number=0):
+    async def check(self, reference, reference_text, image, scene_number=0, *, form=""):
         self.calls.append((reference, reference_text, image, scene_number))
+        self.forms.append(form)
         if self.hang:
             await asyncio.sleep(10)
         if self.error:
@@ -167,3 +170,21 @@ async def test_fix_cycle_against_the_fake_server(fake_openai):
     assert len(fake_openai.of("chat")) == 2 and len(fake_openai.of("images")) == 2
     await checker.aclose()
     await images.aclose()
+
+
+async def test_a_structure_without_a_second_form_checks_every_scene_against_the_hero(tmp_path):
+    """A rescue story has one hero form: scene 15 is checked against the hero's sheet and
+    text, and the checker is told the ordinary form (not the power fantasy's powered-up one)."""
+    base, powered = tmp_path / "base.png", tmp_path / "powered.png"
+    base.write_bytes(b"BASE")
+    powered.write_bytes(b"POWERED")
+    refs = {"base": str(base), "powered": str(powered)}
+    rec = Recorder()
+    form = structures.form_for({"structure": "rescue"}, 15)
+    await check_image(rec, b"IMG", 15, references=refs, character_sheet=SHEET, form=form)
+    assert rec.calls[-1][0] == b"BASE" and "POWERED-UP FORM" not in rec.calls[-1][1]
+    assert rec.forms[-1] == "base"
+    # The OpenAI rubric says so in words.
+    text = str(build_messages(None, "HERO: Rusty", "data:,", 15, form))
+    assert "ordinary form" in text and "powered-up form." not in text
+    assert "powered-up form." in str(build_messages(None, "HERO: Rusty", "data:,", 15))

@@ -67,6 +67,24 @@ def test_every_cue_is_inside_its_scenes_narration_span_even_with_bad_word_times(
     assert srt.count("-->") == len(cues) and "00:00:00,000 --> 00:00:" in srt
 
 
+def test_a_scene_without_narration_captions_its_text_inside_its_span():
+    """A Short made without a voice still reads: the silent scenes show their text, spread
+    over the scene; a spoken scene keeps the voice's timing."""
+    lines = [_line(0, "The fox wakes up.")]
+    tl = plan(lines, 3, pause=0.4, min_seconds=4.0, fps=30)
+    texts = ["ignored for a spoken scene", "The river is wide and cold.", ""]
+    cues = cap.build_cues(tl, lines, texts)
+    by_scene = {i: [c for c in cues if c.scene == i] for i in range(3)}
+    assert " ".join(c.text for c in by_scene[0]) == "The fox wakes up."
+    assert " ".join(c.text for c in by_scene[1]) == "The river is wide and cold."
+    assert by_scene[2] == []  # nothing to say: no caption
+    span = tl.scenes[1]
+    for c in by_scene[1]:
+        assert span.start < c.start < c.end < span.end
+        assert all(c.start <= w.start <= w.end <= c.end for w in c.words)
+    assert cap.build_cues(tl, lines) == by_scene[0]  # without texts: as before
+
+
 def test_user_text_is_escaped_for_ass_and_cleaned():
     nasty = "A {\\b1}bold{\\b0} \\N trick\r\nwith\ttabs \u0007bell e\u0301 🦊"
     out = cap.ass_escape(nasty)

@@ -271,7 +271,11 @@ def test_slideshow_job_makes_video_srt_zip_and_log(tmp_path, registries):
     assert abs(secs - 3 * 0.5) <= 3 / slideshow.FPS  # no narration: each scene its 0.5 s
     srt = Path(v.srt_path).read_text(encoding="utf-8")
     job = reg.get(job_id)
-    assert srt.count("-->") == 0  # captions follow the narration; this video has none
+    # No narration: each scene's text is captioned over its own 0.5 s.
+    assert srt.count("-->") >= 3
+    spoken = " ".join(ln for ln in srt.splitlines() if ln and "-->" not in ln and not ln.isdigit())
+    for slot in job.slots:
+        assert slot.scene.text.split()[0] in spoken
     names = set(zipfile.ZipFile(io.BytesIO(videojobs.everything_zip(job))).namelist())
     assert {"story.mp4", "story.srt", "story.json", "prompts.csv"} <= names
     assert {f"images/scene_{i:02d}.png" for i in (1, 2, 3)} <= names

@@ -172,22 +172,26 @@ def review_reasons(verdict: Verdict) -> list[str]:
 FORMS = ("base", "powered")
 
 
-def form_for(scene_number: int) -> str:
-    """The hero's form in a scene: the ordinary hero for 1-10, the powered-up form after."""
+def form_for(scene_number: int, form: str = "") -> str:
+    """The hero's form in a scene: ``form`` when the story's structure said it (see
+    ``structures.form_for``: only a structure with a second form has "powered" scenes), else
+    the power fantasy's rule (the ordinary hero for 1-10, the powered-up form after)."""
+    if form in ("base", "powered"):
+        return form
     return "powered" if scene_number >= (prompts.TRANSFORMED_FROM or 11) else "base"
 
 
-def reference_path(references: dict[str, str], scene_number: int) -> str:
+def reference_path(references: dict[str, str], scene_number: int, form: str = "") -> str:
     """The reference sheet a scene is checked against: its form's sheet (the hero's as a
     fallback); '' when references were skipped (then the character sheet text is the reference)."""
-    return references.get(form_for(scene_number)) or references.get("base") or ""
+    return references.get(form_for(scene_number, form)) or references.get("base") or ""
 
 
-def reference_text(character_sheet: str, scene_number: int) -> str:
+def reference_text(character_sheet: str, scene_number: int, form: str = "") -> str:
     """The part of the character sheet that describes the hero in this scene's form."""
     sheet = character_sheet or ""
     hero = _section(sheet, "HERO")
-    if form_for(scene_number) == "powered":
+    if form_for(scene_number, form) == "powered":
         powered = _section(sheet, "POWERED-UP FORM")
         return " ".join(p for p in (hero, powered) if p) or sheet
     return hero or sheet

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from foxpipe.config import Settings
+from foxpipe.domain import structures
 from foxpipe.domain.continuity import DEFAULT_THRESHOLD, Verdict, parse_mode
 from foxpipe.domain.models import Job, SlotStatus
 from foxpipe.engine.continuity import CheckOutcome, check_image
@@ -156,6 +157,7 @@ class _Facts:
     sheet: str
     mode: str
     threshold: int
+    form: str  # the hero's form in this scene, from the story's structure
 
 
 async def run(
@@ -255,6 +257,7 @@ async def _run(
             j.character_sheet,
             mode,
             threshold_of(settings, j),
+            structures.form_for(j.story.answers, index + 1),
         )
 
     f = reg.read(job_id, facts)
@@ -282,6 +285,7 @@ async def _run(
                 mode=f.mode,
                 threshold=f.threshold,
                 already_fixed=f.auto_fix,
+                form=f.form,
                 timeout=settings.vision_timeout * (1 + max(0, settings.vision_retries)) + 30,
             )
     verdict, decision = outcome.verdict, outcome.decision

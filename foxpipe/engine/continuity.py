@@ -55,12 +55,14 @@ async def check_image(
     threshold: int = 70,
     already_fixed: bool = False,
     timeout: float = 120.0,
+    form: str = "",
 ) -> CheckOutcome:
     """Check the image (bytes or a local path) of scene ``scene_number`` (1-20) against the
     hero's reference for its form (``Job.references``: the hero sheet for 1-10, the powered-up
     form for 11-20; the character sheet's text when there is none) and decide:
     ``accept``, ``flag`` (show the verdict) or ``fix`` (regenerate once with ``fix_feedback``).
-    ``already_fixed``: the image is itself an automatic fix (a fix never loops)."""
+    ``already_fixed``: the image is itself an automatic fix (a fix never loops). ``form``:
+    the hero's form in this scene from the story's structure (``structures.form_for``)."""
     if mode == "off":
         return CheckOutcome(
             Verdict.not_checked(checker.name, "Continuity checks are off."), "accept"
@@ -72,13 +74,13 @@ async def check_image(
             return CheckOutcome(v, "accept")
     else:
         data = image
-    path = reference_path(references or {}, scene_number)
+    path = reference_path(references or {}, scene_number, form)
     ref = await asyncio.to_thread(_read, path) if path else None
-    text = reference_text(character_sheet, scene_number)
+    text = reference_text(character_sheet, scene_number, form)
     used = path if ref else "character sheet"
     try:
         async with asyncio.timeout(timeout):
-            verdict = await checker.check(ref, text, data, scene_number)
+            verdict = await checker.check(ref, text, data, scene_number, form=form)
     except TimeoutError:
         verdict = Verdict.not_checked(checker.name, f"The check timed out after {timeout:.0f} s.")
     except Exception as e:  # a checker must not take the worker down

@@ -486,6 +486,7 @@ class RenderInputs:
     beats: list[str]
     pause: float
     min_seconds: float
+    silent_text: list[str] | None = None  # captions of a Short without narration
 
 
 def video_size(settings: Settings, job: Job) -> tuple[int, int]:
@@ -543,7 +544,14 @@ def inputs(reg: JobRegistry, job: Job, *, approved_only: bool = True) -> RenderI
         beats=[slot.scene.beat for slot in job.slots],
         pause=s.narration_pause_seconds,
         min_seconds=min_seconds,
+        # Without a voice the captions read the narration script, else the scene text.
+        silent_text=None if narrated else _silent_text(job),
     )
+
+
+def _silent_text(job: Job) -> list[str]:
+    by_index = {x.index: x.text for x in job.narration}
+    return [by_index.get(slot.index, "").strip() or slot.scene.text for slot in job.slots]
 
 
 _dirty: weakref.WeakKeyDictionary[JobRegistry, set[str]] = weakref.WeakKeyDictionary()
@@ -590,6 +598,7 @@ async def _prerender_loop(reg: JobRegistry, job_id: str) -> None:
                 music=i.music,
                 workers=1,
                 cancel=cancel,
+                silent_text=i.silent_text,
             )
         except asyncio.CancelledError:  # the app stops: ffmpeg stops with it
             cancel.set()
@@ -625,6 +634,7 @@ def render(
         min_seconds=i.min_seconds,
         workers=reg.settings.short_render_workers,
         cancel=cancel,
+        silent_text=i.silent_text,
     )
 
 

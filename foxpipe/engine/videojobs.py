@@ -618,19 +618,6 @@ async def _after_clip(reg: JobRegistry, job_id: str) -> None:
 
 
 # ---------------------------------------------------------------- the story video
-def segments_for(job: Job) -> list[slideshow.Segment]:
-    """Each scene in order: its clip when one is ready, else its approved image."""
-    v = job.video or Video()
-    out = []
-    for s in job.slots:
-        clip = v.clip(s.index) if v.provider != SLIDESHOW else None
-        if clip is not None and clip.status is ClipStatus.READY and Path(clip.local_path).exists():
-            out.append(slideshow.Segment(clip.local_path, s.scene.text, clip.seconds, clip=True))
-        elif s.image is not None:
-            out.append(slideshow.Segment(s.image.local_path, s.scene.text, v.seconds_per_scene))
-    return out
-
-
 async def _assemble(reg: JobRegistry, job_id: str, after_clips: bool = False) -> None:
     """Render the story video. Two clips finishing together both ask for it: the clips a
     finished video was made from are remembered, so the same video is not rendered twice."""

@@ -122,32 +122,47 @@ def _line_words(line: NarrationLine, span: float) -> list[Word]:
     return out
 
 
-def build_cues(timeline: Timeline, lines: Sequence[NarrationLine | None]) -> list[Cue]:
+SILENT_MARGIN = 0.3  # seconds left clear at each end of a silent scene's captions
+
+
+def build_cues(
+    timeline: Timeline,
+    lines: Sequence[NarrationLine | None],
+    silent_text: Sequence[str] | None = None,
+) -> list[Cue]:
     """The captions for the whole video: per scene, phrases of its line's words shifted to
-    the scene's start and kept inside its narration span."""
+    the scene's start and kept inside its narration span. A scene without narration shows
+    ``silent_text[index]`` (when given), its phrases spread over the scene by length."""
     by_index = {ln.index: ln for ln in lines if ln is not None}
     cues: list[Cue] = []
     for span in timeline.scenes:
         line = by_index.get(span.index)
-        if line is None or not span.has_speech:
+        if line is not None and span.has_speech:
+            offset, limit = span.start, span.speech_end
+            words = _line_words(line, span.speech)
+        else:
+            text = silent_text[span.index] if silent_text and span.index < len(silent_text) else ""
+            margin = min(SILENT_MARGIN, span.duration / 4)
+            offset, limit = span.start + margin, span.end - margin
+            words = estimate_words(text or "", limit - offset)
+        if not words:
             continue
-        groups = phrases(_line_words(line, span.speech))
+        groups = phrases(words)
         for g, group in enumerate(groups):
-            start = span.start + group[0].start
+            start = offset + group[0].start
             if g + 1 < len(groups):
-                nxt = span.start + groups[g + 1][0].start
-                end = min(nxt, span.start + group[-1].end + HOLD)
+                nxt = offset + groups[g + 1][0].start
+                end = min(nxt, offset + group[-1].end + HOLD)
             else:
-                end = span.speech_end
-            end = min(max(end, start + 0.05), span.speech_end)
+                end = limit
+            end = min(max(end, start + 0.05), limit)
             start = min(start, end)
             if end - start < 0.02:
                 continue
-            words = tuple(
-                Word(w.text, max(start, span.start + w.start), min(end, span.start + w.end))
-                for w in group
+            timed = tuple(
+                Word(w.text, max(start, offset + w.start), min(end, offset + w.end)) for w in group
             )
-            cues.append(Cue(start, end, " ".join(w.text for w in group), span.index, words))
+            cues.append(Cue(start, end, " ".join(w.text for w in group), span.index, timed))
     return cues
 
 

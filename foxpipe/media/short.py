@@ -166,10 +166,11 @@ def _plan(
     min_seconds: float,
     fade: float,
     seg_dir: Path,
+    silent_text: Sequence[str] | None = None,
 ) -> tuple[Timeline, list[cap.Cue], list[_Spec]]:
     n = len(images)
     timeline = plan(lines, n, pause=pause, min_seconds=min_seconds, fps=fps)
-    cues = cap.build_cues(timeline, lines)
+    cues = cap.build_cues(timeline, lines, silent_text)
     by_index = {ln.index: ln for ln in lines if ln is not None}
     sources = [str(Path(p).resolve()) if p and Path(p).is_file() else "" for p in images]
     frames = [timeline.frames(i) for i in range(n)]
@@ -394,6 +395,7 @@ def _prepare(
     pause: float,
     min_seconds: float,
     fade: float,
+    silent_text: Sequence[str] | None = None,
 ) -> tuple[Path, Path, Timeline, list[cap.Cue], list[_Spec]]:
     if not images:
         raise RenderError("Nothing to put in the video.")
@@ -416,6 +418,7 @@ def _prepare(
         min_seconds=min_seconds,
         fade=fade,
         seg_dir=seg_dir,
+        silent_text=silent_text,
     )
     return out, seg_dir, timeline, cues, specs
 
@@ -436,6 +439,7 @@ def prerender(
     workers: int = 1,
     cancel: threading.Event | None = None,
     timeout: float = 600.0,
+    silent_text: Sequence[str] | None = None,
 ) -> int:
     """Render the segments whose inputs are final (the scene's image approved, the
     previous one too, and both narration lines made), and the sound once every line is
@@ -452,6 +456,7 @@ def prerender(
         pause=pause,
         min_seconds=min_seconds,
         fade=fade,
+        silent_text=silent_text,
     )
     if all(_final(ln) for ln in lines):
         _sound(timeline, lines, seg_dir, music, timeout)  # the mix does not wait for the images
@@ -486,6 +491,7 @@ def render_short(
     workers: int = 2,
     cancel: threading.Event | None = None,
     timeout: float = 3600.0,
+    silent_text: Sequence[str] | None = None,
 ) -> ShortResult:
     """Make story.mp4 (H.264 + AAC, +faststart), story.srt, narration.wav and
     narration/scene_NN.wav in ``out_dir``. ``images[i]`` is scene i's still or clip (None:
@@ -509,6 +515,7 @@ def render_short(
         pause=pause,
         min_seconds=min_seconds,
         fade=fade,
+        silent_text=silent_text,
     )
     made, reused = _render_missing(
         specs,

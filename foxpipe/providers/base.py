@@ -138,11 +138,19 @@ class VisionCheck(Protocol):
     """Compares one image with the hero's reference and says whether it is on model.
     ``reference`` is the reference sheet's bytes, or None when references were skipped (then
     ``reference_text``, the character sheet's hero part, is the reference). Never raises for
-    a failed check: it returns a "not_checked" Verdict with the error."""
+    a failed check: it returns a "not_checked" Verdict with the error. ``form`` is the hero's
+    form the scene must show ("base" or "powered", from the story's structure; "" lets the
+    checker use the power fantasy's rule by scene number)."""
 
     name: str
     free: bool  # True when a check costs nothing (the embedded checker)
 
     async def check(
-        self, reference: bytes | None, reference_text: str, image: bytes, scene_number: int = 0
+        self,
+        reference: bytes | None,
+        reference_text: str,
+        image: bytes,
+        scene_number: int = 0,
+        *,
+        form: str = "",
     ) -> Verdict: ...

@@ -493,18 +493,16 @@ class OfflineVision:
     def __init__(self) -> None:
         self._ref_cache: dict[tuple[int, int], Features] = {}
 
-    def _ref_features(self, reference: bytes | None, text: str, scene_number: int) -> Features:
-        if reference:
-            key = (hash(reference), len(reference))
-        else:
-            key = (hash(text), -scene_number if form_for(scene_number) == "powered" else 0)
+    def _ref_features(
+        self, reference: bytes | None, text: str, scene_number: int, form: str = ""
+    ) -> Features:
+        powered = form_for(scene_number, form) == "powered"
+        key = (hash(reference), len(reference)) if reference else (hash(text), int(powered))
         cached = self._ref_cache.get(key)
         if cached is not None:
             return cached
         if not reference:
-            reference = render_reference(
-                "512x768", powered=form_for(scene_number) == "powered", look=look_from_text(text)
-            )
+            reference = render_reference("512x768", powered=powered, look=look_from_text(text))
         feats = features(reference)
         if len(self._ref_cache) > 32:
             self._ref_cache.clear()
@@ -512,11 +510,16 @@ class OfflineVision:
         return feats
 
     def check_sync(
-        self, reference: bytes | None, reference_text: str, image: bytes, scene_number: int = 0
+        self,
+        reference: bytes | None,
+        reference_text: str,
+        image: bytes,
+        scene_number: int = 0,
+        form: str = "",
     ) -> Verdict:
         t0 = time.perf_counter()
         try:
-            ref = self._ref_features(reference, reference_text, scene_number)
+            ref = self._ref_features(reference, reference_text, scene_number, form)
         except ImageUnreadable as e:
             return Verdict.not_checked(
                 self.name, f"The reference is {e}.", time.perf_counter() - t0
@@ -544,8 +547,14 @@ class OfflineVision:
         )
 
     async def check(
-        self, reference: bytes | None, reference_text: str, image: bytes, scene_number: int = 0
+        self,
+        reference: bytes | None,
+        reference_text: str,
+        image: bytes,
+        scene_number: int = 0,
+        *,
+        form: str = "",
     ) -> Verdict:
         return await asyncio.to_thread(
-            self.check_sync, reference, reference_text, image, scene_number
+            self.check_sync, reference, reference_text, image, scene_number, form
         )

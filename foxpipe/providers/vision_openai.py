@@ -128,9 +128,13 @@ def data_url(image: bytes, px: int = IMAGE_PX) -> str:
 
 
 def build_messages(
-    reference_url: str | None, reference_text: str, image_url: str, scene_number: int
+    reference_url: str | None,
+    reference_text: str,
+    image_url: str,
+    scene_number: int,
+    form: str = "",
 ) -> list[dict]:
-    form = form_for(scene_number) if scene_number else ""
+    form = form_for(scene_number, form) if scene_number or form else ""
     form_line = {
         "base": "This scene must show the hero's ordinary form (before the power awakens).",
         "powered": "This scene must show the hero's powered-up form.",
@@ -259,7 +263,13 @@ class OpenAIVision:
         return msg.parsed, cost
 
     async def check(
-        self, reference: bytes | None, reference_text: str, image: bytes, scene_number: int = 0
+        self,
+        reference: bytes | None,
+        reference_text: str,
+        image: bytes,
+        scene_number: int = 0,
+        *,
+        form: str = "",
     ) -> Verdict:
         t0 = time.monotonic()
         try:
@@ -274,7 +284,7 @@ class OpenAIVision:
                 return Verdict.not_checked(self.name, f"The reference is {e}.")
         if not ref_url and not reference_text.strip():
             return Verdict.not_checked(self.name, "There is no reference to compare with.")
-        messages = build_messages(ref_url, reference_text, image_url, scene_number)
+        messages = build_messages(ref_url, reference_text, image_url, scene_number, form)
         try:
             answer, cost = await with_retries(
                 lambda: self._once(messages),
