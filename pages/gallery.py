@@ -437,19 +437,25 @@ def compact_move(delta: int) -> None:
         )
 
 
-def compact_act(kind: str) -> None:
-    j = studio.get(job_id)
-    if j is None:
-        return
-    i = st.session_state.get("compact_at", 0)
+def compact_act(kind: str, i: int, seen: int) -> None:
+    """Approve or reject the image the reviewer sees (scene ``i``, version ``seen``): one a
+    teammate changed meanwhile is not acted on, and the reviewer is told why."""
     try:
         if kind == "approve":
-            studio.approve(job_id, [i])
+            if not studio.approve(job_id, [i], seen={i: seen}):
+                why = "; ".join(studio.last_refused) or "it changed meanwhile"
+                st.session_state.bulk_notice = f"Scene {i + 1} was not approved: {why}."
+                return
         else:
             why = st.session_state.get("compact_reason")
-            studio.reject(job_id, i, [why] if why else [], st.session_state.get("compact_note", ""))
-    except (GuardError, Refused) as e:
+            studio.reject(
+                job_id, i, [why] if why else [], st.session_state.get("compact_note", ""), seen=seen
+            )
+    except GuardError as e:
         st.session_state.bulk_notice = str(e)
+        return
+    except Refused as e:
+        st.session_state.bulk_notice = e.reason
         return
     compact_move(1)
 
@@ -499,14 +505,16 @@ def compact_review(j: Job) -> bool:
             shortcut=workflow.REVIEW_SHORTCUTS["next"],
             width="stretch",
         )
-        ready = s.status is SlotStatus.READY
+        ready = s.status is SlotStatus.READY and not s.checking
+        if s.checking:
+            st.caption("Being checked against the hero…")
         st.button(
             "Approve",
             key="compact_approve",
             type="primary",
             icon=":material/check:",
             on_click=compact_act,
-            args=("approve",),
+            args=("approve", i, s.current),
             disabled=not ready,
             shortcut=workflow.REVIEW_SHORTCUTS["approve"],
             width="stretch",
@@ -517,7 +525,7 @@ def compact_review(j: Job) -> bool:
             key="compact_reject",
             icon=":material/close:",
             on_click=compact_act,
-            args=("reject",),
+            args=("reject", i, s.current),
             disabled=not ready,
             shortcut=workflow.REVIEW_SHORTCUTS["reject"],
             width="stretch",

@@ -399,6 +399,14 @@ def test_bulk_approve_reject_regenerate_and_compact_review():
     assert at.session_state["compact_at"] == 7
     at.button(key="compact_next").click().run()
     assert at.session_state["compact_at"] == 8
+    # A teammate shows an earlier version of scene 9 while the reviewer looks at the newer one:
+    # the reviewer's Approve does not approve what they did not see, and says so.
+    reg.mutate(job_id, lambda j: j.slots[8].versions.append(j.slots[8].versions[0]))
+    reg.restore_version(job_id, 8, 1)
+    at.button(key="compact_approve").click().run()
+    assert reg.get(job_id).slots[8].status is SlotStatus.READY
+    assert "Scene 9 was not approved" in texts(at)
+    assert at.session_state["compact_at"] == 8
     assert not at.exception
 
 
