@@ -1,5 +1,3 @@
-import time
-
 import streamlit as st
 
 from foxpipe import app as workflow
@@ -30,15 +28,9 @@ if task_id:
 
 @st.fragment(run_every=0.5 if task_id else None)
 def writing() -> None:
-    t = workflow.task(st.session_state.get("story_task"))
+    t = ui.ended_task("story_task", "writing")
     if t is None:
         return
-    if t.running:
-        st.info(t.stage, icon=":material/hourglass_top:")
-        st.progress(min(0.95, (time.time() - t.started) / 60), text="This takes up to a minute.")
-        return
-    st.session_state.pop("story_task", None)
-    st.query_params.pop("writing", None)
     if t.status == "done":
         st.session_state.story = t.result
         st.session_state.job_id = None

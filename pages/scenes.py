@@ -1,5 +1,3 @@
-import time
-
 import streamlit as st
 
 from foxpipe import app as workflow
@@ -50,15 +48,9 @@ def apply_retry(new: Story) -> None:
 @st.fragment(run_every=0.5 if retry_id else None)
 def story_retry() -> None:
     """Polls the story being written again; when it ends, one full rerun applies it."""
-    t = workflow.task(st.session_state.get("story_retry"))
+    t = ui.ended_task("story_retry", "retrying")
     if t is None:
         return
-    if t.running:
-        st.info(t.stage, icon=":material/hourglass_top:")
-        st.progress(min(0.95, (time.time() - t.started) / 60), text="This takes up to a minute.")
-        return
-    st.session_state.pop("story_retry", None)
-    st.query_params.pop("retrying", None)
     if t.status == "done":
         st.session_state.story_retry_done = t.result
     else:

@@ -371,3 +371,20 @@ def image_src(img: Any) -> str:
     if img.uploaded:
         return workflow.thumbnail_url(img.url)
     return img.thumb_path or img.local_path
+
+
+def ended_task(state_key: str, param: str) -> workflow.Task | None:
+    """For a fragment polling a background step (story writing, writing it again): while the
+    task named by ``st.session_state[state_key]`` runs, show its stage and progress and return
+    None; once it has ended, forget it (the session key and the address's ``param``) and
+    return it."""
+    t = workflow.task(st.session_state.get(state_key))
+    if t is None:
+        return None
+    if t.running:
+        st.info(t.stage, icon=":material/hourglass_top:")
+        st.progress(min(0.95, (time.time() - t.started) / 60), text="This takes up to a minute.")
+        return None
+    st.session_state.pop(state_key, None)
+    st.query_params.pop(param, None)
+    return t
