@@ -262,13 +262,14 @@ class Studio:
         return self._reg.budget_left(job)
 
     # ---- the review
-    def approve(self, job_id: str, indexes: list[int], seen: dict[int, int] | None = None) -> int:
-        return self._reg.approve(job_id, indexes, seen=seen)
-
-    @property
-    def last_refused(self) -> list[str]:
-        """Why the images of the last ``approve`` that were not approved were not."""
-        return list(getattr(self._reg, "last_refused", []))
+    def approve(
+        self, job_id: str, indexes: list[int], seen: dict[int, int] | None = None
+    ) -> tuple[int, list[str]]:
+        """How many were approved, and why the others were not (a teammate changed one
+        meanwhile, a check still runs, ...)."""
+        refused: list[str] = []
+        n = self._reg.approve(job_id, indexes, seen=seen, refused=refused)
+        return n, refused
 
     def reject(
         self,

@@ -64,8 +64,7 @@ def approve(jid: str, indexes: list[int], seen: dict[int, int]) -> None:
 
 
 def approve_seen(jid: str, indexes: list[int], seen: dict[int, int]) -> None:
-    n = studio.approve(jid, indexes, seen=seen)
-    refused = studio.last_refused
+    n, refused = studio.approve(jid, indexes, seen=seen)
     if refused:
         st.session_state.gallery_notice = (
             (f"{n} approved. Not approved: " + "; ".join(refused) + ".")
@@ -442,8 +441,9 @@ def compact_act(kind: str, i: int, seen: int) -> None:
     teammate changed meanwhile is not acted on, and the reviewer is told why."""
     try:
         if kind == "approve":
-            if not studio.approve(job_id, [i], seen={i: seen}):
-                why = "; ".join(studio.last_refused) or "it changed meanwhile"
+            n, refused = studio.approve(job_id, [i], seen={i: seen})
+            if not n:
+                why = "; ".join(refused) or "it changed meanwhile"
                 st.session_state.bulk_notice = f"Scene {i + 1} was not approved: {why}."
                 return
         else:

@@ -195,7 +195,8 @@ def test_a_checking_slot_cannot_be_approved_or_rejected(
     reg = openai_registry(registries, fake_openai, clean_env)
     job_id = one_scene_job(reg, tmp_path)
     wait_until(lambda: reg.get(job_id).slots[0].checking, timeout=20)
-    assert reg.approve(job_id, [0]) == 0 and "being checked" in reg.last_refused[0]
+    why: list[str] = []
+    assert reg.approve(job_id, [0], refused=why) == 0 and "being checked" in why[0]
     with pytest.raises(Refused, match="being checked"):
         reg.reject(job_id, 0, ["Hero looks different"])
     job = settled(reg, job_id)

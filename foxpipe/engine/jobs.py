@@ -803,12 +803,18 @@ class JobRegistry:
 
     # ------------------------------------------------------------------ review
     def approve(
-        self, job_id: str, indexes: list[int], *, seen: dict[int, int] | None = None
+        self,
+        job_id: str,
+        indexes: list[int],
+        *,
+        seen: dict[int, int] | None = None,
+        refused: list[str] | None = None,
     ) -> int:
         """Approve these images. ``seen`` maps a scene index to the version the reviewer
         saw: an image that changed since (regenerated, restored by a teammate) is not
-        approved. Returns how many were approved; ``last_refused`` says why others were not."""
-        refused: list[str] = []
+        approved. Returns how many were approved; why the others were not is appended to
+        ``refused`` (the caller's own list: two reviewers never read each other's reasons)."""
+        refused = [] if refused is None else refused
         done: list[int] = []
 
         def fn(j: Job) -> int:
@@ -829,7 +835,6 @@ class JobRegistry:
             return len(done)
 
         n = self.mutate(job_id, fn) or 0
-        self.last_refused = refused
         if done:
             self._log_review(job_id, done, "approved")
             self._after_approval(job_id)
@@ -841,8 +846,6 @@ class JobRegistry:
         from foxpipe.engine import shortjobs
 
         shortjobs.prerender_soon(self, job_id)
-
-    last_refused: list[str] = []
 
     def approve_all(self, job_id: str) -> int:
         job = self.get(job_id)
