@@ -34,6 +34,7 @@ def writing() -> None:
     if t.status == "done":
         st.session_state.story = t.result
         st.session_state.job_id = None
+        st.session_state.pop("story_retry", None)  # a retry of the last story no longer applies
         st.switch_page(ui.SCENES_PAGE)
     st.session_state.quiz_notice = f"The story could not be written: {t.error}"
     st.rerun()  # stops the polling; the message is shown by the page

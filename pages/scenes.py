@@ -26,7 +26,9 @@ if retry_id:
 
 def retry_story() -> None:
     """In a callback: a double click cannot start two."""
-    st.session_state.story_retry = workflow.start_story(settings, st.session_state.story.answers)
+    story = st.session_state.story
+    st.session_state.story_retry_for = story.id  # applied to this story only
+    st.session_state.story_retry = workflow.start_story(settings, story.answers)
 
 
 def apply_retry(new: Story) -> None:
@@ -35,6 +37,8 @@ def apply_retry(new: Story) -> None:
     if story is None:  # a reload lost this session's story: the one just written is it
         st.session_state.story = new
         return
+    if story.id != st.session_state.pop("story_retry_for", story.id):
+        return  # written for a story this session has since replaced (a new quiz): dropped
     # Keep what the user wrote: only placeholders are replaced.
     for old, fresh in zip(story.scenes, new.scenes, strict=True):
         if old.placeholder and not fresh.placeholder:

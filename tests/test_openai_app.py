@@ -9,7 +9,7 @@ from foxpipe import app
 from foxpipe.domain.models import SlotStatus
 from foxpipe.providers.csvlog import CsvLog
 from tests.apptest import settle
-from tests.conftest import APP
+from tests.conftest import APP, wait_until
 from tests.fakes.openai_server import Action
 
 
@@ -254,3 +254,25 @@ def test_policy_blocked_tile_shows_reason_and_edit_prompt_retry(live, monkeypatc
     reg, job = job_of(at)
     assert job.slots[4].status is SlotStatus.READY
     assert job.slots[4].image.prompt.startswith("The hero smiles at a sunrise.")
+
+
+def test_scenes_written_again_for_a_replaced_story_are_dropped(live):
+    """The reviewer asks for the missing scenes again, then writes a new story from the quiz
+    before they arrive: the late scenes never fill the new story's gaps."""
+    live.script("chat", *[Action.scenes(19)] * 3)
+    at = write_story(AppTest.from_file(APP, default_timeout=30))
+    old_id = at.session_state.story.id
+    live.script("chat", Action.scenes(20, delay=3.0))  # the retry, slowly
+    at.button(key="retry_story").click().run()
+    task_id = at.session_state.story_retry
+    at.switch_page("pages/quiz.py").run()
+    live.script("chat", *[Action.scenes(19)] * 3)  # the new story also misses a scene
+    settle(at.button(key="write_story").click().run())
+    new = at.session_state.story
+    assert new.id != old_id and new.missing()
+    assert wait_until(lambda: not app.task(task_id).running, timeout=30)  # the retry ended
+    at.run()
+    settle(at)
+    story = at.session_state.story
+    assert story.id == new.id and story.missing() == new.missing()  # its gaps are its own
+    assert not at.exception

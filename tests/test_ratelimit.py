@@ -12,7 +12,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from foxpipe.engine.ratelimit import RateLimiter, WindowScheduler, job_deadline, lower_bound
+from foxpipe.engine.ratelimit import (
+    RateLimiter,
+    WindowScheduler,
+    job_deadline,
+    lower_bound,
+    sending,
+)
 from tests.virtualclock import run_virtual
 
 
@@ -405,17 +411,18 @@ def account_run(setting: float, account: int, refusal_seconds: float, n: int = 2
         async def image(i: int) -> None:
             while True:
                 async with lim.slot("job") as stamp:
-                    now = loop.time()
-                    starts.append(now)
-                    recent = [t for t in accepted if t > now - 60.0]
-                    if len(recent) >= account:  # the server's own window is full: 429
-                        refused.append(now)
-                        await asyncio.sleep(refusal_seconds)
-                        lim.rejected(recent[0] + 60.0 - loop.time(), stamp)
-                        continue
-                    accepted.append(now)
-                    await asyncio.sleep(0.5 + (i * 7 % 11) / 10)
-                    return
+                    with sending(lim, stamp):
+                        now = loop.time()
+                        starts.append(now)
+                        recent = [t for t in accepted if t > now - 60.0]
+                        if len(recent) >= account:  # the server's own window is full: 429
+                            refused.append(now)
+                            await asyncio.sleep(refusal_seconds)
+                            lim.rejected(recent[0] + 60.0 - loop.time(), stamp)
+                            continue
+                        accepted.append(now)
+                        await asyncio.sleep(0.5 + (i * 7 % 11) / 10)
+                        return
 
         await asyncio.gather(*(image(i) for i in range(n)))
         return starts, accepted, refused, lim
@@ -466,3 +473,44 @@ def test_a_cancelled_probe_lets_the_next_request_probe():
     assert [t for _, t in granted] == [2] and s.proven == 1  # a refused probe proves nothing
     s.end_probe(2, accepted=True)
     assert s.proven == 3
+
+
+def test_a_probe_proves_nothing_unless_it_was_sent_and_ended_well():
+    """A probe granted to a request that was stopped before sending, or whose refusal escaped
+    its block (a hero sheet's 429), or that was cancelled, leaves the proven count as it was;
+    the next request probes again."""
+
+    async def main():
+        lim = virtual_limiter(20, 10)
+        lim.probe_from(1)
+        async with lim.slot("a"):
+            pass  # the first start is free
+        proven = lim.sched.proven
+        async with lim.slot("a"):
+            pass  # granted as the probe, never sent
+        after_unsent = lim.sched.proven
+        with pytest.raises(RuntimeError):
+            async with lim.slot("a") as stamp:
+                with sending(lim, stamp):
+                    raise RuntimeError("429 handled outside the slot")
+        after_error = lim.sched.proven
+        task = asyncio.create_task(_sent_forever(lim))
+        await asyncio.sleep(1.0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        after_cancel = lim.sched.proven
+        async with lim.slot("a") as stamp:
+            with sending(lim, stamp):
+                pass
+        return proven, after_unsent, after_error, after_cancel, lim.sched.proven, lim.sched.probe
+
+    proven, unsent, error, cancelled, last, probe = run_virtual(main())
+    assert proven == unsent == error == cancelled == 1
+    assert last > 1 and probe is None  # a sent probe that ended well proves its count
+
+
+async def _sent_forever(lim: RateLimiter) -> None:
+    async with lim.slot("a") as stamp:
+        with sending(lim, stamp):
+            await asyncio.sleep(3600)

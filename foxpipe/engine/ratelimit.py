@@ -42,12 +42,21 @@ def mark_sent() -> None:
         fn()
 
 
+# Set by ``RateLimiter.slot`` for the request it holds: ``sending`` marks it as really sent, so
+# a probe that was granted but never sent (a stopped scene) proves nothing.
+_SLOT_SENT: contextvars.ContextVar[list[bool] | None] = contextvars.ContextVar(
+    "foxpipe_slot_sent", default=None
+)
+
+
 @contextmanager
 def sending(limiter: RateLimiter, stamp: float) -> Iterator[list[float]]:
     """While the block runs, ``mark_sent`` moves the request granted at ``stamp`` to the
     moment it is really sent (every retry of the HTTP client included). Yields a one-item
     list holding the stamp as it is now."""
     box = [stamp]
+    if (was_sent := _SLOT_SENT.get()) is not None:
+        was_sent[0] = True
 
     def restamp() -> None:
         box[0] = limiter.sent(box[0])
@@ -340,13 +349,20 @@ class RateLimiter:
     @asynccontextmanager
     async def slot(self, key: Hashable) -> AsyncIterator[float]:
         """One request's place: granted on entry, given back on exit. A request sent as a
-        probe (``probe_from``) proves the window's count unless a 429 came back meanwhile."""
+        probe (``probe_from``) proves the window's count only when it was really sent
+        (``sending``) and its block ended normally with no 429 meanwhile: a refusal that
+        escapes the block, a cancelled or never sent request prove nothing."""
         stamp, fut = await self._acquire(key)
         refusals = self.refusals
+        was_sent = [False]
+        token = _SLOT_SENT.set(was_sent)
+        ended = False
         try:
             yield stamp
+            ended = True
         finally:
-            self.sched.end_probe(fut, accepted=self.refusals == refusals)
+            _SLOT_SENT.reset(token)
+            self.sched.end_probe(fut, accepted=ended and was_sent[0] and self.refusals == refusals)
             self.release()
 
     def probe_from(self, free: int) -> None:
