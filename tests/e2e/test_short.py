@@ -52,7 +52,9 @@ def test_narrated_short_in_the_browser(start_app, new_page, shots):
 
     # The gallery: approve all, make the video: the narrated Short plays in the page.
     page.goto(f"{app.url}/gallery?job={job}&me={me}")
-    page.locator(key("approve_all") + " button").click()
+    button = page.locator(key("approve_all") + " button").first
+    expect(button).to_contain_text("Approve all (20)", timeout=30_000)  # every image checked
+    button.click()
     expect(page.get_by_text("All images approved.")).to_be_visible(timeout=30_000)
     wait_idle(page)
     started = time.monotonic()
