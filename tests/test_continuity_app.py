@@ -111,10 +111,11 @@ def test_fix_regenerates_once_with_the_defects_before_review(
     seen: list[tuple[int, bool]] = []
 
     def reviewable() -> bool:
-        s = reg.get(job_id).slots[0]
+        job = reg.get(job_id)  # one read: the slot and "done" from the same moment
+        s = job.slots[0]
         if s.status is SlotStatus.READY and not s.checking:
             seen.append((len(s.versions), s.versions[-1].auto_fix))
-        return reg.get(job_id).done and not reg.checks_running(job_id)
+        return job.done and s.status is SlotStatus.READY and not reg.checks_running(job_id)
 
     wait_until(reviewable, timeout=30)
     s = reg.get(job_id).slots[0]
