@@ -119,6 +119,7 @@ class Settings:
     scene_min_seconds: float = 2.0  # length of a scene with no narration line
     short_fps: int = 30
     short_render_workers: int = 2  # scene segments rendered at once
+    short_prerender: bool = True  # render each scene's segment as soon as it is final
     # Continuity check (every image compared with the hero's reference)
     continuity: str = "fix"  # off | flag | fix (regenerate once an image below the threshold)
     continuity_threshold: int = 70  # score 0-100 below which an image is off model
@@ -188,12 +189,19 @@ class Settings:
 
 
 _BOOL_TRUE = {"1", "true", "yes", "on"}
+_BOOL_FALSE = {"0", "false", "no", "off"}
 
 
 def _coerce(name: str, typ: Any, value: Any, problems: list[str]) -> Any:
     try:
         if typ is bool or typ == "bool":
-            return value if isinstance(value, bool) else str(value).strip().lower() in _BOOL_TRUE
+            if isinstance(value, bool):
+                return value
+            word = str(value).strip().lower()
+            if word in _BOOL_TRUE or word in _BOOL_FALSE:
+                return word in _BOOL_TRUE
+            problems.append(f"{name.upper()} must be true or false; using the default.")
+            return None
         if typ is int or typ == "int":
             v = int(float(value))
             if v < 0:

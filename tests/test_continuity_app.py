@@ -13,6 +13,7 @@ from foxpipe.domain.lifecycle import Refused, SlotEvent, can
 from foxpipe.domain.models import Job, SlotStatus
 from foxpipe.engine import checks
 from foxpipe.engine.jobs import JobRegistry
+from foxpipe.providers.csvlog import CsvLog
 from foxpipe.providers.offline import render_reference
 from tests.conftest import wait_until
 from tests.fakes.openai_server import Action
@@ -131,6 +132,8 @@ def test_fix_regenerates_once_with_the_defects_before_review(
         and "fur or skin" not in sent[0]
     )
     assert len(fake_openai.of("chat")) == 2
+    # The log row of an image is written just after its slot shows it: wait for both rows.
+    wait_until(lambda: len(CsvLog(reg.settings.data_path).read("images")) >= 2, timeout=10)
     rows = (reg.settings.data_path / "log_images.csv").read_text()
     logged = pd.read_csv(reg.settings.data_path / "log_images.csv")
     assert list(logged["status"]) == ["ready", "regenerated"]  # one row per image, with its verdict

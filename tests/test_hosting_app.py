@@ -15,7 +15,7 @@ from foxpipe.domain.models import SlotStatus
 from foxpipe.providers.csvlog import CsvLog
 from foxpipe.providers.registry import prompt_log
 from tests.apptest import settle
-from tests.conftest import APP
+from tests.conftest import APP, wait_until
 from tests.fakes.cloudinary_server import CloudinaryServer
 from tests.fakes.sheets_server import SheetsServer, make_key, point_gspread_at
 
@@ -172,7 +172,8 @@ def test_bad_configuration_is_explained_and_the_app_runs_locally(monkeypatch, cl
     job = app.current().get(job_id)
     assert all(s.status is SlotStatus.READY and not s.image.uploaded for s in job.slots)
     assert CsvLog(clean_env).read("stories")["job_id"].tolist() == [job_id]
-    assert len(CsvLog(clean_env).read("images")) == 20
+    # Each image's log row is written just after its slot shows it: wait for the 20th.
+    wait_until(lambda: len(CsvLog(clean_env).read("images")) == 20, timeout=10)
 
 
 def test_a_sheet_that_404s_shows_in_the_sidebar(sheets, key, monkeypatch, clean_env):

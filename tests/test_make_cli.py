@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import zipfile
@@ -19,9 +18,7 @@ from foxpipe.config import load_settings
 from foxpipe.engine.jobs import JobRegistry
 from tests.conftest import ROOT
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("espeak-ng") is None, reason="espeak-ng is not installed"
-)
+pytestmark = pytest.mark.usefixtures("needs_espeak")
 
 
 def make(args: list[str], data_dir, timeout: float = 400) -> subprocess.CompletedProcess:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import io
 import math
-import shutil
 import struct
 import wave
 
@@ -25,9 +24,7 @@ from foxpipe.media.words import speech_span
 from foxpipe.providers.base import ProviderError
 from foxpipe.providers.voice_offline import EspeakVoice
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("espeak-ng") is None, reason="espeak-ng is not installed"
-)
+pytestmark = pytest.mark.usefixtures("needs_espeak")
 
 
 def rms_and_seconds(wav: bytes) -> tuple[float, float]:

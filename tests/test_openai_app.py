@@ -120,6 +120,8 @@ def test_full_flow_quiz_story_scenes_hero_gallery(live, clean_env):
         stories.iloc[-1]["job_id"] == job.id
         and stories.iloc[-1]["character_sheet"] == job.character_sheet
     )
+    # Each image's log row is written just after its slot shows it: wait for all 20.
+    wait_until(lambda: len(CsvLog(clean_env).read("images")) >= 20, timeout=10)
     images = CsvLog(clean_env).read("images")
     assert sorted(images["scene"].astype(int)) == list(range(1, 21))
     assert set(images["continuity_score"]) == {"95"}  # each image's row carries its verdict

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
 import zipfile
 from pathlib import Path
 
@@ -20,15 +19,14 @@ from foxpipe.engine import videojobs
 from tests.apptest import settle
 from tests.conftest import APP, wait_until
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("espeak-ng") is None, reason="espeak-ng is not installed"
-)
+pytestmark = pytest.mark.usefixtures("needs_espeak")
 
 
 @pytest.fixture(autouse=True)
 def small_short(monkeypatch):
     monkeypatch.setenv("SHORT_SIZE", "270x480")  # the same pipeline, fewer pixels
     monkeypatch.setenv("SHORT_FPS", "12")
+    monkeypatch.setenv("SHORT_PRERENDER", "true")  # the app's default: segments on approval
 
 
 def probe(path: str) -> str:

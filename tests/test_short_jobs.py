@@ -5,6 +5,7 @@ camera grammar, and segments pre-rendered as images are approved."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import struct
 from pathlib import Path
@@ -55,6 +56,7 @@ def reg(tmp_path, monkeypatch):
     monkeypatch.setenv("SHORT_SIZE", "180x320")
     monkeypatch.setenv("SHORT_FPS", "8")
     monkeypatch.setenv("NARRATION_AUTO", "false")
+    monkeypatch.setenv("SHORT_PRERENDER", "true")  # the product's default (tests turn it off)
     settings = load_settings({"DAILY_NARRATION_BUDGET": "25"})
     r = JobRegistry(settings)
     yield r
@@ -163,6 +165,30 @@ def test_segments_are_prerendered_as_images_are_approved(reg):
         and len(v.scene_audio) == sum(1 for x in reg.get(job_id).narration if x.text)
     )
     assert abs(v.duration - v.short["scenes"][-1]["end"]) < 0.01
+
+
+def test_without_prerender_approvals_render_nothing_and_the_video_is_made_whole(tmp_path):
+    settings = load_settings(
+        {"SHORT_PRERENDER": "false", "SHORT_SIZE": "180x320", "SHORT_FPS": "8"}, env={}
+    )
+    r = JobRegistry(dataclasses.replace(settings, data_dir=str(tmp_path / "np-data")))
+    try:
+        job_id = new_job(r)
+        shortjobs.begin(r, job_id, shortjobs.ShortOptions(narration=False, music=""))
+        r.schedule(job_id, list(range(20)))
+        wait_until(lambda: r.get(job_id).done, timeout=60)
+        r.approve(job_id, list(range(20)))
+        assert not r.busy(job_id, shortjobs.PRERENDER_KEY)
+        segs = shortjobs.short_dir(r, job_id) / "segments"
+        assert not list(segs.glob("seg_*.mp4"))  # nothing rendered on approval
+        assert videojobs.start(r, job_id) == ""
+        wait_until(lambda: not r.get(job_id).video.running, timeout=120)
+        v = r.get(job_id).video
+        assert v.status == "done", v.error
+        assert len(list(segs.glob("seg_*.mp4"))) == 20  # rendered whole when asked for
+    finally:
+        r.shutdown()
+        r.store.close()
 
 
 def test_with_an_openai_key_the_narration_uses_the_realtime_api(tmp_path):

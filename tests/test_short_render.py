@@ -4,7 +4,6 @@ music, the segment cache, clips, and real speech from espeak-ng."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import wave
 
@@ -190,7 +189,7 @@ def test_missing_or_broken_images_still_make_the_video(tmp_path):
     assert stream_seconds(result.video, "v") == pytest.approx(result.timeline.total, abs=0.1)
 
 
-@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
+@pytest.mark.usefixtures("needs_espeak")
 def test_real_speech_from_espeak(tmp_path):
     lines = []
     for i, text in enumerate(

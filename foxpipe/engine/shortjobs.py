@@ -561,6 +561,8 @@ _dirty_lock = threading.Lock()
 def prerender_soon(reg: JobRegistry, job_id: str) -> None:
     """Render, in the background, the segments that became final (an image approved, a
     line spoken). Calls while one runs are folded into one more pass."""
+    if not reg.settings.short_prerender:  # the video is rendered whole when it is asked for
+        return
     with _dirty_lock:
         _dirty.setdefault(reg, set()).add(job_id)
     try:

@@ -31,6 +31,7 @@ import asyncio
 import io
 import logging
 import re
+import threading
 import time
 from dataclasses import dataclass
 
@@ -492,22 +493,26 @@ class OfflineVision:
 
     def __init__(self) -> None:
         self._ref_cache: dict[tuple[int, int], Features] = {}
+        # Checks run on several threads at once: the first computes the hero's features,
+        # the others wait for it instead of computing the same thing beside it.
+        self._ref_lock = threading.Lock()
 
     def _ref_features(
         self, reference: bytes | None, text: str, scene_number: int, form: str = ""
     ) -> Features:
         powered = form_for(scene_number, form) == "powered"
         key = (hash(reference), len(reference)) if reference else (hash(text), int(powered))
-        cached = self._ref_cache.get(key)
-        if cached is not None:
-            return cached
-        if not reference:
-            reference = render_reference("512x768", powered=powered, look=look_from_text(text))
-        feats = features(reference)
-        if len(self._ref_cache) > 32:
-            self._ref_cache.clear()
-        self._ref_cache[key] = feats
-        return feats
+        with self._ref_lock:
+            cached = self._ref_cache.get(key)
+            if cached is not None:
+                return cached
+            if not reference:
+                reference = render_reference("512x768", powered=powered, look=look_from_text(text))
+            feats = features(reference)
+            if len(self._ref_cache) > 32:
+                self._ref_cache.clear()
+            self._ref_cache[key] = feats
+            return feats
 
     def check_sync(
         self,
