@@ -90,8 +90,61 @@ def needs_espeak() -> None:
         )
 
 
+_STARTED = time.time()
+
+
+def pytest_terminal_summary(terminalreporter, config) -> None:
+    """The browser tests' measured figures, written by whichever process ran them."""
+    if hasattr(config, "workerinput"):
+        return
+    path = ROOT / "artifacts" / "e2e" / "timings.txt"
+    try:
+        if path.stat().st_mtime < _STARTED:
+            return
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return
+    terminalreporter.section("browser test timings")
+    for line in lines:
+        terminalreporter.write_line(line)
+    terminalreporter.write_line(f"(also in {path.relative_to(ROOT)})")
+
+
+def pytest_collection_modifyitems(items) -> None:
+    """The browser tests, and the tests that load the machine on purpose, run on one worker,
+    one after another: a browser test never runs beside another or beside the CPU burners."""
+    for item in items:
+        if item.get_closest_marker("e2e") or item.get_closest_marker("one_worker"):
+            item.add_marker(pytest.mark.xdist_group("one_worker"))
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port() -> int:
-    with socket.socket() as s:
+    """A free loopback port for a server that binds it later (a Streamlit app, PostgreSQL).
+
+    It is taken below the kernel's ephemeral range: a port the kernel hands to a ``bind(0)``
+    (every loopback fake, in every worker) is never one of these, so nothing can take it in
+    the seconds before the server binds it."""
+    import random
+
+    low, _ = _ephemeral_range()
+    top = low if low > 12000 else 60000
+    for _ in range(200):
+        port = random.randrange(10000, top)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    with socket.socket() as s:  # no free port there: let the kernel pick one
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 

@@ -16,7 +16,6 @@ import itertools
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -75,9 +74,9 @@ def find_bindir() -> Path | None:
 
 
 def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    from tests.conftest import free_port
+
+    return free_port()
 
 
 def _run(cmd: list[str], as_user: str | None, timeout: float) -> subprocess.CompletedProcess[str]:

@@ -19,6 +19,9 @@ from tests.conftest import wait_until
 from tests.fakes.openai_server import FakeOpenAI
 from tests.imagefakes import make_story, prompt_list
 
+# Two CPU burners load the machine: these run on the browser tests' worker, never beside one.
+pytestmark = pytest.mark.one_worker
+
 SCALE = 4.0  # "per minute" becomes per 15 s
 PERIOD = 60.0 / SCALE
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from ..conftest import APP, ROOT, free_port
-from .helpers import ARTIFACTS, TIMINGS, install_watchers
+from .helpers import ARTIFACTS, install_watchers
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -179,12 +179,3 @@ def shots(request) -> Path:
     for old in folder.glob("*.png"):
         old.unlink()
     return folder
-
-
-def pytest_terminal_summary(terminalreporter) -> None:
-    if not TIMINGS:
-        return
-    terminalreporter.section("browser test timings")
-    for line in TIMINGS:
-        terminalreporter.write_line(line)
-    terminalreporter.write_line(f"(also in {ARTIFACTS.relative_to(ROOT) / 'timings.txt'})")
