@@ -110,6 +110,7 @@ def pytest_terminal_summary(terminalreporter, config) -> None:
     terminalreporter.write_line(f"(also in {path.relative_to(ROOT)})")
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the group markers (its own hook)
 def pytest_collection_modifyitems(items) -> None:
     """The browser tests, and the tests that load the machine on purpose, run on one worker,
     one after another: a browser test never runs beside another or beside the CPU burners."""

@@ -19,7 +19,8 @@ from tests.conftest import wait_until
 from tests.fakes.openai_server import FakeOpenAI
 from tests.imagefakes import make_story, prompt_list
 
-# Two CPU burners load the machine: these run on the browser tests' worker, never beside one.
+# Two CPU burners load the machine: these run on the browser tests' worker, so never beside a
+# browser test (the other worker's tests may run beside them: more load, as intended).
 pytestmark = pytest.mark.one_worker
 
 SCALE = 4.0  # "per minute" becomes per 15 s

@@ -87,6 +87,7 @@ def finished(reg: JobRegistry, *ids: str) -> bool:
 # --------------------------------------------------------------------- fake OpenAI server
 
 
+@pytest.mark.one_worker  # 1 s windows with a 0.3 s guard: never beside the browser tests
 def test_two_jobs_share_one_limiter_fairly(registries, clean_env):
     period = 1.0
     with FakeOpenAI(rate_limit=4, time_scale=60 / period, latency=0.02) as fake:

@@ -102,6 +102,17 @@ def test_offline_flow_reaches_a_narrated_short():
     at.button(key="approve_all").click().run()
     assert reg.get(job_id).all_approved
     assert any("Narration" in m.value and "ready" in m.value for m in at.markdown)
+    # The app's default: every segment is rendered in the background before it is asked for.
+    from foxpipe.engine import shortjobs as sj
+
+    segments = sj.short_dir(reg, job_id) / "segments"
+    wait_until(
+        lambda: (
+            not reg.busy(job_id, sj.PRERENDER_KEY) and len(list(segments.glob("seg_*.mp4"))) == 20
+        ),
+        timeout=180,
+        interval=0.5,
+    )
     at.button(key="generate_video").click().run()
 
     def finished() -> bool:

@@ -169,7 +169,7 @@ def test_segments_are_prerendered_as_images_are_approved(reg):
 
 def test_without_prerender_approvals_render_nothing_and_the_video_is_made_whole(tmp_path):
     settings = load_settings(
-        {"SHORT_PRERENDER": "false", "SHORT_SIZE": "180x320", "SHORT_FPS": "8"}, env={}
+        {"SHORT_PRERENDER": "false", "SHORT_SIZE": "180x320", "SHORT_FPS": "8"}
     )
     r = JobRegistry(dataclasses.replace(settings, data_dir=str(tmp_path / "np-data")))
     try:

@@ -224,11 +224,10 @@ def test_a_submission_without_an_answer_is_not_sent_again(tmp_path, fakes, regis
 
 def test_a_refused_connection_is_retried(tmp_path, fakes, registries):
     """Nothing reached the vendor: sending it again costs nothing."""
-    import socket
+    from tests.conftest import free_port
 
-    with socket.socket() as s:  # a port nobody listens on
-        s.bind(("127.0.0.1", 0))
-        dead = f"http://127.0.0.1:{s.getsockname()[1]}"
+    # A port nobody listens on, from outside the range any other worker's bind(0) draws from.
+    dead = f"http://127.0.0.1:{free_port()}"
     reg = JobRegistry(
         video_settings(
             tmp_path / "data",

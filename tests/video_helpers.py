@@ -53,6 +53,7 @@ def video_settings(data_dir: Path, **kw: object) -> Settings:
         video_http_timeout=2.0,
         clip_timeout=20.0,
         clip_retries=3,
+        short_prerender=False,  # as every test runs (tests/conftest.py): no background render
     )
     base.update(kw)
     return Settings(**base)  # type: ignore[arg-type]

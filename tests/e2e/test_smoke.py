@@ -2,7 +2,10 @@
 
 import urllib.request
 
+import pytest
 
+
+@pytest.mark.e2e
 def test_streamlit_run_serves_the_app(start_app):
     app = start_app()
     with urllib.request.urlopen(app.url + "/", timeout=10) as r:
