@@ -227,6 +227,19 @@ def click_time(page: Page, name: str) -> float:
     return clicks[-1] / 1000
 
 
+def wait_shown(page: Page, predicate, timeout: float = 30.0) -> dict[int, str]:
+    """Wait until the images the tiles show (scene -> src, loaded) satisfy ``predicate``: a
+    tile's new image is still loading for a moment after its status says ready."""
+    deadline = time.monotonic() + timeout
+    while True:
+        shown = shown_scenes(page)
+        if predicate(shown):
+            return shown
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the tiles never showed what was expected: {sorted(shown)}")
+        page.wait_for_timeout(100)
+
+
 def wait_images(page: Page, count: int, timeout: float = 60.0) -> list[int]:
     """Wait until at least ``count`` tiles show an image; returns the counts seen on the way."""
     counts: list[int] = []

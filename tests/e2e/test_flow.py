@@ -30,12 +30,12 @@ from .helpers import (
     reject,
     scene_box,
     screenshot,
-    shown_scenes,
     status_history,
     tile,
     type_answer,
     wait_images,
     wait_job,
+    wait_shown,
     write_story,
 )
 
@@ -97,6 +97,7 @@ def test_whole_flow_in_the_embedded_mode(start_app, new_page, shots):
 
     # Reject scene 5: the tile goes back to work, then offers the new version.
     assert status_history(page, 5)[-1] == "ready"
+    scene5_v1 = wait_shown(page, lambda shown: 5 in shown)[5]
     reject(page, job, 5, "Hero looks different")
     wait_job(
         app.data_dir,
@@ -115,7 +116,7 @@ def test_whole_flow_in_the_embedded_mode(start_app, new_page, shots):
         "queued",
         "generating",
     }, history
-    assert 5 in shown_scenes(page)
+    wait_shown(page, lambda shown: shown.get(5) not in (None, scene5_v1))  # version 2 shows
     assert read_job(app.data_dir, job)["slots"][4]["feedback"], (
         "the rejection reason did not reach the prompt"
     )

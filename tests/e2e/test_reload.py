@@ -9,11 +9,11 @@ from .helpers import (
     query_param,
     read_job,
     screenshot,
-    shown_scenes,
     start_job,
     stored_job_ids,
     wait_images,
     wait_job,
+    wait_shown,
 )
 
 
@@ -50,4 +50,4 @@ def test_reload_mid_generation_continues_the_same_job(start_app, new_page, shots
     for i, created in ready_before.items():
         assert [v["created"] for v in after["slots"][i]["versions"]] == [created]
     assert stored_job_ids(app.data_dir) == [job]
-    assert set(shown_scenes(page)) == set(range(1, 21))
+    wait_shown(page, lambda shown: set(shown) == set(range(1, 21)))

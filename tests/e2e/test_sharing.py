@@ -5,7 +5,15 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
-from .helpers import key, main_text, screenshot, shown_scenes, start_job, wait_images
+from .helpers import (
+    key,
+    main_text,
+    screenshot,
+    shown_scenes,
+    start_job,
+    wait_images,
+    wait_shown,
+)
 
 
 @pytest.mark.e2e
@@ -30,7 +38,7 @@ def test_gallery_link_opens_it_in_another_session(start_app, new_page, shots):
     other.goto(f"{app.url}/gallery?job={job}")
     expect(other.locator('[data-testid="stMain"] h1').first).to_have_text(title)
     wait_images(other, 20)
-    assert set(shown_scenes(other)) == set(range(1, 21))
+    wait_shown(other, lambda shown: set(shown) == set(range(1, 21)))
     expect(other.locator(key(f"ok_{job}_0"))).to_be_visible()
     screenshot(other, shots / "2-other-session-with-link.png")
 
