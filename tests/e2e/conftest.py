@@ -143,13 +143,41 @@ def start_app(clean_env, tmp_path) -> Iterator[Callable[..., App]]:
 def new_page(browser, request) -> Iterator[Callable[[], object]]:
     """new_page() opens a page in a fresh browser context (a new Streamlit session each)."""
     contexts = []
+    events: dict[object, list[str]] = {}  # page -> what the browser said (kept on a failure)
+
+    def watch(page) -> None:
+        said = events.setdefault(page, [])
+
+        def note(line: str) -> None:
+            said.append(f"{time.strftime('%H:%M:%S')} {line}")
+
+        page.on(
+            "console",
+            lambda m: (
+                note(f"console.{m.type}: {m.text}") if m.type in ("error", "warning") else None
+            ),
+        )
+        page.on("pageerror", lambda e: note(f"page error: {e}"))
+        page.on("crash", lambda _p: note("the page crashed"))
+        page.on(
+            "framenavigated",
+            lambda f: note(f"navigated: {f.url}") if f == page.main_frame else None,
+        )
+
+        def on_socket(ws) -> None:
+            note(f"websocket open: {ws.url}")
+            ws.on("close", lambda _w: note(f"websocket closed: {ws.url}"))
+
+        page.on("websocket", on_socket)
 
     def make():
         ctx = browser.new_context(viewport=VIEWPORT, accept_downloads=True)
         ctx.set_default_timeout(20_000)
         install_watchers(ctx)
         contexts.append(ctx)
-        return ctx.new_page()
+        page = ctx.new_page()
+        watch(page)
+        return page
 
     yield make
     report = getattr(request.node, "rep_call", None)
@@ -160,6 +188,13 @@ def new_page(browser, request) -> Iterator[Callable[[], object]]:
             for p, pg in enumerate(ctx.pages):
                 with contextlib.suppress(Exception):  # the page may be gone already
                     pg.screenshot(path=str(folder / f"failed-{c}-{p}.png"))
+                with contextlib.suppress(Exception):
+                    (folder / f"failed-{c}-{p}.html").write_text(pg.content(), encoding="utf-8")
+                said = events.get(pg, [])
+                (folder / f"failed-{c}-{p}.log").write_text(
+                    "\n".join(said) + "\n", encoding="utf-8"
+                )
+                print(f"--- browser context {c} page {p} ({pg.url}):", *said[-40:], sep="\n")
     for ctx in contexts:
         ctx.close()
 
