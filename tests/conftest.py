@@ -123,8 +123,9 @@ def pytest_terminal_summary(terminalreporter, config) -> None:
 
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the group markers (its own hook)
 def pytest_collection_modifyitems(items) -> None:
-    """The browser tests, and the tests that load the machine on purpose, run on one worker,
-    one after another: a browser test never runs beside another or beside the CPU burners."""
+    """On several workers (the loop without the browser, or an explicit ``-n``), the tests
+    that time a rate on the wall clock and the browser tests run on one worker, one after
+    another: never beside each other or beside the CPU burners."""
     for item in items:
         if item.get_closest_marker("e2e") or item.get_closest_marker("one_worker"):
             item.add_marker(pytest.mark.xdist_group("one_worker"))
