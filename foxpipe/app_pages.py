@@ -484,3 +484,11 @@ class Studio:
     # ---- approving scenes with a saved hero
     def start_approval_with_hero(self, story: Story, owner: str, hero_id: str) -> str:
         return hero_library.start_approval(self.settings, story, owner, hero_id)
+
+    def approval_opens_hero_page(self, story: Story, hero_id: str = "") -> bool:
+        """Whether approving these scenes opens the Hero page (its reference sheet is drawn and
+        approved before the images) rather than the gallery: known before the approval starts,
+        so the page can switch at the click."""
+        if hero_id:
+            return hero_library.sheet_first(self._reg, hero_id, story)
+        return hero.wanted(self.settings, self._reg)

@@ -16,6 +16,7 @@ log = logging.getLogger("foxpipe.pages.gallery")
 ui.page_start()
 settings = ui.settings()
 studio = ui.studio()
+approved = ui.approval()  # the scenes just approved: their prompts are written first
 job = ui.require_job(
     studio,
     "No gallery yet: answer the quiz and approve your scenes first.",
@@ -27,6 +28,12 @@ job_id = job.id
 # Keep the id in the URL (reload and sharing reopen this gallery).
 if st.query_params.get("job") != job_id:
     st.query_params["job"] = job_id
+if approved is not None and approved.sheet_first:  # the hero's references come first
+    st.info(
+        "The hero's reference sheet is drawn and approved before the images.",
+        icon=":material/badge:",
+    )
+    st.page_link(ui.HERO_PAGE, label="Open the Hero page", icon=":material/arrow_forward:")
 
 STATUS_LABEL = {
     SlotStatus.QUEUED: ":gray-badge[:material/schedule: queued]",

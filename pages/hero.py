@@ -8,6 +8,7 @@ from foxpipe.domain import prompts
 ui.page_start()
 settings = ui.settings()
 studio = ui.studio()
+ui.approval()  # the scenes just approved: their prompts are written first
 job = ui.require_job(
     studio,
     "Approve your scenes first: the hero's reference sheet is drawn from them.",
@@ -155,7 +156,11 @@ def sheet() -> None:
         on_click=start,
         args=(False,),
         width="stretch",
-        help="Make the 20 images from the text prompts alone; the hero may look different between scenes.",
+        # Not while a reference is drawn: it is paid for either way, and the gallery opens at
+        # the click, which must not happen while this page is polling the drawing.
+        disabled=any(drawing.values()),
+        help="Make the 20 images from the text prompts alone; the hero may look different between scenes."
+        + (" Available once the drawing has ended." if any(drawing.values()) else ""),
     )
     save_to_library(j, ready)  # the hero library
     if (

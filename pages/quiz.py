@@ -16,28 +16,16 @@ def write() -> None:
     st.session_state.quiz_errors = result.errors
     if result.ok:
         st.session_state.story_task = workflow.start_story(settings, result.answers)
+        st.session_state.go_writing = st.session_state.story_task
 
 
-# The story is written in the background; its id is in the URL, so a reload finds it.
-task_id = st.session_state.get("story_task") or st.query_params.get("writing")
-if task_id:
-    st.session_state.story_task = task_id
-    if st.query_params.get("writing") != task_id:
-        st.query_params["writing"] = task_id
-
-
-@st.fragment(run_every=0.5 if task_id else None)
-def writing() -> None:
-    t = ui.ended_task("story_task", "writing")
-    if t is None:
-        return
-    if t.status == "done":
-        st.session_state.story = t.result
-        st.session_state.job_id = None
-        st.session_state.pop("story_retry", None)  # a retry of the last story no longer applies
-        st.switch_page(ui.SCENES_PAGE)
-    st.session_state.quiz_notice = f"The story could not be written: {t.error}"
-    st.rerun()  # stops the polling; the message is shown by the page
+# The story is written in the background; the Scenes page opens at once, in the run the click
+# started, and shows its progress (a switch later, from a polling fragment, races the browser:
+# see ui.approval). Its id is in the Scenes page's address, so a reload finds it.
+if go := st.session_state.pop("go_writing", None):
+    st.switch_page(ui.SCENES_PAGE, query_params={"writing": go})
+being_written = workflow.task(st.session_state.get("story_task"))
+task_id = being_written.id if being_written is not None and being_written.running else None
 
 
 # ---------------------------------------------------------------- a saved hero (the library)
@@ -132,7 +120,9 @@ st.button(
 )
 if queued := st.session_state.pop("quiz_queued", ""):
     st.success(ui.plain(queued), icon=":material/queue:")
-writing()
+if task_id:
+    st.info("Your story is being written.", icon=":material/hourglass_top:")
+    st.page_link(ui.SCENES_PAGE, label="See its progress", icon=":material/arrow_forward:")
 
 if notice := st.session_state.pop("quiz_notice", ""):
     st.error(notice, icon=":material/error:")

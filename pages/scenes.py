@@ -10,6 +10,33 @@ ui.page_start()
 settings = ui.settings()
 
 
+# ---------------------------------------------------------------- the story being written
+# The quiz's "Write my story" opens this page at once; the story is written in the background
+# (its id in the address, ``?writing=``, so a reload finds it) and taken here when it ends.
+writing_id = st.session_state.get("story_task") or st.query_params.get("writing")
+if writing_id:
+    written = workflow.task(writing_id)
+    if written is None or not written.running:
+        st.session_state.pop("story_task", None)
+        st.query_params.pop("writing", None)
+    if written is not None and written.status == "done":
+        st.session_state.story = written.result
+        st.session_state.job_id = None
+        st.session_state.pop("story_retry", None)  # a retry of the last story no longer applies
+        st.session_state.pop("approve_task", None)  # nor the last story's approval
+    elif written is not None and written.status == "failed":
+        st.title("The story could not be written")
+        st.error(ui.plain(written.error), icon=":material/error:")
+        st.caption("Your answers are kept.")
+        st.page_link(ui.QUIZ_PAGE, label="Back to the quiz", icon=":material/arrow_back:")
+        st.stop()
+    elif written is not None:
+        st.session_state.story_task = writing_id
+        if st.query_params.get("writing") != writing_id:
+            st.query_params["writing"] = writing_id
+        ui.wait_for(writing_id, "Writing your story")
+# ---------------------------------------------------------------- end of the story being written
+
 # ---------------------------------------------------------------- writing the missing scenes again
 # In the background, like the quiz's story: its id is in the URL (``?retrying=``), so a reload
 # finds it still going; what the user wrote is kept (only placeholders are replaced).
@@ -78,14 +105,13 @@ ui.need(
 )
 story: Story = st.session_state.story
 
-# Approving in a callback: a double click cannot make two jobs, and the page switch
-# happens on the next run.
-if st.session_state.get("go_gallery"):
-    job_id = st.session_state.pop("go_gallery")
-    st.switch_page(ui.GALLERY_PAGE, query_params={"job": job_id})
-if st.session_state.get("go_hero"):
-    job_id = st.session_state.pop("go_hero")
-    st.switch_page(ui.HERO_PAGE, query_params={"job": job_id})
+# Approving in a callback: a double click cannot make two jobs. The page then switches at once,
+# in the run the click started (nothing polls on this page then), to the page that shows the
+# approval's progress: the gallery, or the Hero page when the hero's reference sheet comes
+# first (see ui.approval).
+if go := st.session_state.pop("go_approving", None):
+    page, task_id = go
+    st.switch_page(page, query_params={"approving": task_id})
 
 
 def scene_key(n: int) -> str:
@@ -113,41 +139,22 @@ def approve() -> None:
         st.session_state.scene_notice = f"Write or rewrite {names} before approving."
         return
     # The prompts are written and the job made in the background (with OpenAI, up to a minute).
-    if hero_id := st.session_state.get(
-        "hero_id"
-    ):  # a saved hero: its sheet and references are reused
-        st.session_state.approve_task = ui.studio().start_approval_with_hero(
-            story, ui.me(), hero_id
-        )
-        return
-    st.session_state.approve_task = workflow.start_approval(
-        settings, story, ui.me(), **continuity_choice()
-    )
+    studio = ui.studio()
+    hero_id = st.session_state.get("hero_id")  # a saved hero: its sheet and references are reused
+    hero_first = studio.approval_opens_hero_page(story, hero_id or "")
+    if hero_id:
+        tid = studio.start_approval_with_hero(story, ui.me(), hero_id)
+    else:
+        tid = workflow.start_approval(settings, story, ui.me(), **continuity_choice())
+    st.session_state.approve_task = tid
+    st.session_state.job_id = None  # the gallery waits for this approval's job
+    st.session_state.approve_page = ui.HERO_PAGE if hero_first else ui.GALLERY_PAGE
+    st.session_state.go_approving = (st.session_state.approve_page, tid)
 
 
-@st.fragment(
-    run_every=0.5
-    if st.session_state.get("approve_task") or st.session_state.get("rewrite_task")
-    else None
-)
+@st.fragment(run_every=0.5 if st.session_state.get("rewrite_task") else None)
 def background() -> None:
-    """Polls the step running in the background; when it ends, one full rerun shows it."""
-    if tid := st.session_state.get("approve_task"):
-        t = workflow.task(tid)
-        if t is not None and t.running:
-            st.info(t.stage, icon=":material/hourglass_top:")
-            return
-        st.session_state.pop("approve_task")
-        if t is None or t.status == "failed":
-            st.session_state.scene_notice = (
-                t.error if t else "The approval was interrupted; approve again."
-            )
-        else:
-            st.session_state.job_id = t.result.job_id
-            if t.result.problem:
-                st.session_state.prompt_notice = t.result.problem
-            st.session_state["go_hero" if t.result.sheet_first else "go_gallery"] = t.result.job_id
-        st.rerun()
+    """Polls the scene being rewritten in the background; when it ends, one full rerun shows it."""
     if pending := st.session_state.get("rewrite_task"):
         n, tid = pending
         t = workflow.task(tid)
@@ -263,10 +270,22 @@ with st.expander("Continuity check: every image against the hero", icon=":materi
     )
 # ---------------------------------------------------------------- end of continuity
 
+# Not while a scene is rewritten or the story written again (wait for them: the page switches at
+# the click, and nothing may be polling then), nor while these scenes are being approved.
+approving = workflow.task(st.session_state.get("approve_task"))
+if approving is not None and approving.running:
+    st.info(
+        "These scenes are being turned into the image prompts.", icon=":material/hourglass_top:"
+    )
+    st.page_link(
+        st.session_state.get("approve_page", ui.GALLERY_PAGE),
+        label="See its progress",
+        icon=":material/arrow_forward:",
+    )
 busy = bool(
-    st.session_state.get("go_gallery")
-    or st.session_state.get("go_hero")
-    or st.session_state.get("approve_task")
+    st.session_state.get("rewrite_task")
+    or retry_id
+    or (approving is not None and approving.running)
 )
 st.button(
     "Approve scenes",
@@ -275,5 +294,8 @@ st.button(
     on_click=approve,
     key="approve_scenes",
     disabled=busy,
+    help="Wait for the scene being rewritten first."
+    if st.session_state.get("rewrite_task")
+    else None,
 )
 background()

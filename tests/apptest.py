@@ -103,3 +103,27 @@ def settle_checks(at: AppTest, timeout: float = 60.0) -> AppTest:
         time.sleep(0.05)
         at.run()
     return at.run()
+
+
+def _state(at: AppTest, key: str) -> object:
+    return at.session_state.get(key)
+
+
+def click_write(at: AppTest, timeout: float = 60.0) -> AppTest:
+    """Press the quiz's "Write my story". With valid answers the app opens the Scenes page at
+    once and writes the story there in the background: follow it (AppTest reruns the page a
+    test last switched to) and wait for the story."""
+    at.button(key="write_story").click().run()
+    if _state(at, "story_task"):
+        at.switch_page("pages/scenes.py")
+    return settle(at, timeout)
+
+
+def click_approve(at: AppTest, timeout: float = 60.0) -> AppTest:
+    """Press "Approve scenes". The app opens the gallery (or the Hero page, when the hero's
+    reference sheet comes first) at once and prepares the images there: follow it and wait
+    until the job is made."""
+    at.button(key="approve_scenes").click().run()
+    if _state(at, "approve_task"):
+        at.switch_page(at.session_state["approve_page"])
+    return settle(at, timeout)

@@ -9,7 +9,7 @@ from streamlit.testing.v1 import AppTest
 
 from foxpipe import app
 from foxpipe.domain.models import SlotStatus
-from tests.apptest import settle
+from tests.apptest import click_approve, click_write
 
 from .conftest import APP
 
@@ -44,7 +44,7 @@ def write_story(at: AppTest) -> None:
     at.selectbox(key="q_discovery").select("A wise mentor").run()
     at.selectbox(key="q_mentor").select("An old tortoise sage").run()
     at.text_input(key="q_hero_name").set_value("Pip").run()
-    settle(at.button(key="write_story").click().run())
+    click_write(at)
     assert not at.exception, at.exception
 
 
@@ -69,7 +69,7 @@ def test_bad_answers_get_messages_and_keep_the_user_on_the_quiz():
     at.text_input(key="q_hero_name").set_value("").run()
     at.selectbox(key="q_animal").select("Something else…").run()
     at.text_input(key="q_custom_animal").set_value("x" * 41).run()
-    settle(at.button(key="write_story").click().run())
+    click_write(at)
     assert not at.exception
     errs = [e.value for e in at.error]
     assert any("The hero's name" in e and "empty" in e for e in errs)
@@ -109,7 +109,7 @@ def test_whole_offline_flow_quiz_to_zip():
     at.switch_page("pages/quiz.py").run()
     at.switch_page("pages/scenes.py").run()
     assert at.text_area[2].value == "Pip builds a raft of reeds under a grey sky."
-    settle(at.button(key="approve_scenes").click().run())
+    click_approve(at)
     assert not at.exception, at.exception
     job_id = at.query_params["job"]
     assert isinstance(job_id, str) and len(job_id) >= 22
@@ -151,7 +151,7 @@ def test_whole_offline_flow_quiz_to_zip():
 def test_reload_reopens_the_same_gallery():
     at = new_app()
     write_story(at)
-    settle(at.button(key="approve_scenes").click().run())
+    click_approve(at)
     job_id = at.query_params["job"]
     # A reload is a new session that only has the URL.
     again = new_app()
@@ -173,12 +173,12 @@ def test_structure_is_asked_first_and_the_later_questions_follow_it():
     assert any("Act I: The loss" in m.value for m in at.markdown)
     # A branch inside the structure, with its validation message.
     at.selectbox(key="q_rescued").select("Something else…").run()
-    settle(at.button(key="write_story").click().run())
+    click_write(at)
     assert any("Who is it?" in e.value and "empty" in e.value for e in at.error)
     assert at.session_state["story"] is None
     at.text_input(key="q_custom_rescued").set_value("The old village badger").run()
     at.text_input(key="q_hero_name").set_value("Pip").run()
-    settle(at.button(key="write_story").click().run())
+    click_write(at)
     assert not at.exception, at.exception
     story = at.session_state["story"]
     assert story.answers["structure"] == "Rescue mission"

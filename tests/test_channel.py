@@ -19,7 +19,7 @@ from foxpipe.config import load_settings
 from foxpipe.domain import prompts, quiz
 from foxpipe.domain.models import SlotStatus
 from foxpipe.store import SCHEMA_VERSION, Store, count_jobs, default_url
-from tests.apptest import settle, settle_queue
+from tests.apptest import click_approve, click_write, settle_queue
 from tests.conftest import APP, wait_until
 from tests.fakes.openai_server import png_bytes
 
@@ -68,8 +68,8 @@ def reference_requests(fake) -> list:
 
 def offline_gallery() -> tuple[AppTest, str]:
     at = AppTest.from_file(APP, default_timeout=30).run()
-    settle(at.button(key="write_story").click().run())
-    settle(at.button(key="approve_scenes").click().run())
+    click_write(at)
+    click_approve(at)
     job_id = at.session_state.job_id
     at.switch_page("pages/gallery.py")
     reg = app.current()
@@ -81,8 +81,8 @@ def offline_gallery() -> tuple[AppTest, str]:
 def test_story_from_a_saved_hero_sends_no_new_reference_images(live):
     at = AppTest.from_file(APP, default_timeout=30).run()
     at.text_input(key="q_hero_name").set_value("Juniper").run()
-    settle(at.button(key="write_story").click().run())
-    settle(at.button(key="approve_scenes").click().run())
+    click_write(at)
+    click_approve(at)
     assert at.title[0].value == "Hero reference sheet"
     reg = app.current()
     first = reg.get(at.session_state.job_id)
@@ -106,10 +106,10 @@ def test_story_from_a_saved_hero_sends_no_new_reference_images(live):
     assert "The hero's name" not in labels and "Who is the hero?" not in labels
     assert "Saved hero: **Juniper" in texts(at)
     at.selectbox(key="q_structure").select("Rescue mission").run()
-    settle(at.button(key="write_story").click().run())
+    click_write(at)
     assert at.session_state.story.answers["hero_name"] == "Juniper"
     at.switch_page("pages/scenes.py").run()  # AppTest reruns the page it was last switched to
-    settle(at.button(key="approve_scenes").click().run())
+    click_approve(at)
     job_id = at.session_state.job_id
     assert job_id != first.id
     assert at.title[0].value != "Hero reference sheet"  # straight to the gallery

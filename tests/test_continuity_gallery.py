@@ -10,7 +10,7 @@ from foxpipe import app as workflow
 from foxpipe.config import load_settings
 from foxpipe.domain.continuity import Verdict
 from foxpipe.domain.models import SlotStatus
-from tests.apptest import settle, settle_checks
+from tests.apptest import click_approve, settle_checks
 from tests.conftest import APP, wait_until
 
 FLAGGED = Verdict(
@@ -172,7 +172,7 @@ def test_scenes_page_choice_is_stored_on_the_job(monkeypatch):
     assert any("per story for the checks" in c for c in captions(at))
     at.radio(key="continuity_mode").set_value("flag").run()
     at.slider(key="continuity_threshold").set_value(55).run()
-    settle(at.button(key="approve_scenes").click().run())
+    click_approve(at)
     assert not at.exception, at.exception
     job = workflow.current().get(at.query_params["job"])
     assert job.continuity == "flag" and job.continuity_threshold == 55

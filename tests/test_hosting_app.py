@@ -14,7 +14,7 @@ from foxpipe.config import load_settings
 from foxpipe.domain.models import SlotStatus
 from foxpipe.providers.csvlog import CsvLog
 from foxpipe.providers.registry import prompt_log
-from tests.apptest import settle
+from tests.apptest import click_approve, click_write
 from tests.conftest import APP, wait_until
 from tests.fakes.cloudinary_server import CloudinaryServer
 from tests.fakes.sheets_server import SheetsServer, make_key, point_gspread_at
@@ -70,8 +70,8 @@ def fresh_sidebar() -> AppTest:
 def make_gallery(at: AppTest) -> str:
     """Quiz -> story -> approve scenes -> gallery; returns the job id once every image is made."""
     at.run()
-    settle(at.button(key="write_story").click().run())
-    settle(at.button(key="approve_scenes").click().run())
+    click_write(at)
+    click_approve(at)
     at.run()
     job_id = (
         at.query_params["job"][0]

@@ -8,7 +8,7 @@ from streamlit.testing.v1 import AppTest
 from foxpipe import app
 from foxpipe.domain.models import SlotStatus
 from foxpipe.providers.csvlog import CsvLog
-from tests.apptest import settle
+from tests.apptest import click_approve, click_write, settle
 from tests.conftest import APP, wait_until
 from tests.fakes.openai_server import Action
 
@@ -42,7 +42,7 @@ def texts(at: AppTest) -> str:
 
 def write_story(at: AppTest) -> AppTest:
     at.run()
-    settle(at.button(key="write_story").click().run())
+    click_write(at)
     return at
 
 
@@ -62,13 +62,13 @@ def run_until(at: AppTest, done, tries: int = 300):
 def test_full_flow_quiz_story_scenes_hero_gallery(live, clean_env):
     at = AppTest.from_file(APP, default_timeout=30).run()
     assert "OpenAI (gpt-5.4-mini, gpt-image-2)" in texts(at)  # the sidebar says OpenAI is live
-    settle(at.button(key="write_story").click().run())
+    click_write(at)
     assert not at.exception
     story = at.session_state.story
     assert story.source == "openai" and not story.missing()
     assert len(at.text_area) == 20
 
-    settle(at.button(key="approve_scenes").click().run())
+    click_approve(at)
     assert not at.exception
     # The hero page drew the two references and waits for approval; no scene image yet.
     assert at.title[0].value == "Hero reference sheet"
@@ -131,7 +131,7 @@ def test_full_flow_quiz_story_scenes_hero_gallery(live, clean_env):
 
 def test_offline_mode_goes_straight_to_the_gallery():
     at = write_story(AppTest.from_file(APP, default_timeout=30))
-    settle(at.button(key="approve_scenes").click().run())
+    click_approve(at)
     assert not at.exception
     reg, job = job_of(at)
     assert not job.references and any(s.generations for s in job.slots)
@@ -212,7 +212,7 @@ def test_rewrite_scene_through_openai(live):
 def test_hero_failure_is_shown_and_skip_still_makes_images(live):
     live.script("images", *[Action.moderation()] * 3)  # blocked at every safety level
     at = write_story(AppTest.from_file(APP, default_timeout=30))
-    settle(at.button(key="approve_scenes").click().run())
+    click_approve(at)
     assert "could not be drawn: The image was blocked by OpenAI's safety system." in texts(at)
     assert live.pending("images") == 0
     assert at.button(key="hero_approve").disabled
@@ -226,7 +226,7 @@ def test_out_of_credit_in_gallery_is_explained(live, monkeypatch):
     monkeypatch.setenv("OPENAI_USE_REFERENCE", "false")
     live.script("images", *[Action.quota()] * 60)
     at = write_story(AppTest.from_file(APP, default_timeout=30))
-    settle(at.button(key="approve_scenes").click().run())
+    click_approve(at)
     run_until(at, lambda: job_of(at)[1].done)
     at.run()
     assert "The OpenAI account is out of credit." in texts(at)
@@ -239,7 +239,7 @@ def test_policy_blocked_tile_shows_reason_and_edit_prompt_retry(live, monkeypatc
     monkeypatch.setenv("OPENAI_USE_REFERENCE", "false")
     live.blocked_words = {"t 5: a clear"}  # only scene 5, at every safety level
     at = write_story(AppTest.from_file(APP, default_timeout=30))
-    settle(at.button(key="approve_scenes").click().run())
+    click_approve(at)
     run_until(at, lambda: job_of(at)[1].done)
     at.run()
     reg, job = job_of(at)
@@ -269,7 +269,7 @@ def test_scenes_written_again_for_a_replaced_story_are_dropped(live):
     task_id = at.session_state.story_retry
     at.switch_page("pages/quiz.py").run()
     live.script("chat", *[Action.scenes(19)] * 3)  # the new story also misses a scene
-    settle(at.button(key="write_story").click().run())
+    click_write(at)
     new = at.session_state.story
     assert new.id != old_id and new.missing()
     assert wait_until(lambda: not app.task(task_id).running, timeout=30)  # the retry ended

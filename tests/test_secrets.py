@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 
 from foxpipe import app
 from foxpipe.engine import videojobs
-from tests.apptest import settle
+from tests.apptest import click_approve, click_write
 from tests.conftest import APP
 from tests.fakes.openai_server import Action
 
@@ -61,8 +61,8 @@ def enter(at: AppTest) -> AppTest:
 
 def test_a_whole_story_with_keys_leaks_nothing(keyed, caplog, clean_env):
     at = enter(AppTest.from_file(APP, default_timeout=30))
-    settle(at.button(key="write_story").click().run())
-    settle(at.button(key="approve_scenes").click().run())
+    click_write(at)
+    click_approve(at)
     reg = app.current()
     job_id = at.session_state.job_id
     for _ in range(300):
@@ -97,7 +97,7 @@ def test_an_error_that_echoes_the_key_is_redacted_before_the_user_sees_it(keyed,
     echo.message = f"Incorrect API key provided: {KEY}. You can find your key at platform.example."
     keyed.script("chat", echo, echo, echo)
     at = enter(AppTest.from_file(APP, default_timeout=30))
-    settle(at.button(key="write_story").click().run())
+    click_write(at)
     assert not at.exception
     dump = page_dump(at)
     assert "refused" in dump or "Incorrect API key" in dump  # the user is told what happened

@@ -16,7 +16,7 @@ from streamlit.testing.v1 import AppTest
 from foxpipe import app
 from foxpipe.domain.narration import LineStatus
 from foxpipe.engine import videojobs
-from tests.apptest import settle
+from tests.apptest import click_approve, click_write, settle
 from tests.conftest import APP, wait_until
 
 pytestmark = pytest.mark.usefixtures("needs_espeak")
@@ -46,9 +46,9 @@ def test_offline_flow_reaches_a_narrated_short():
     at = AppTest.from_file(APP, default_timeout=60)
     at.run()
     at.text_input(key="q_hero_name").set_value("Pip").run()
-    settle(at.button(key="write_story").click().run())
+    click_write(at)
     at.switch_page("pages/scenes.py").run()
-    settle(at.button(key="approve_scenes").click().run())
+    click_approve(at)
     assert not at.exception, at.exception
     job_id = at.query_params["job"]
     reg = app.current()

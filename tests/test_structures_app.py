@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 
 from foxpipe import app
 from foxpipe.domain.models import SlotStatus
-from tests.apptest import settle
+from tests.apptest import click_approve, click_write
 from tests.conftest import APP
 
 
@@ -28,14 +28,14 @@ def live(monkeypatch, fake_openai):
 def test_a_rescue_story_draws_one_hero_reference_and_uses_it_for_every_scene(live):
     at = AppTest.from_file(APP, default_timeout=30).run()
     at.selectbox(key="q_structure").select("Rescue mission").run()
-    settle(at.button(key="write_story").click().run())
+    click_write(at)
     assert not at.exception, at.exception
     story = at.session_state.story
     assert story.answers["structure"] == "Rescue mission" and story.scenes[-1].beat == "Homecoming"
     system = live.of("chat")[0].messages[0]["content"]
     assert "20. Homecoming:" in system
 
-    settle(at.button(key="approve_scenes").click().run())
+    click_approve(at)
     assert not at.exception, at.exception
     assert at.title[0].value == "Hero reference sheet"
     reg = app.current()

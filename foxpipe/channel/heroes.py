@@ -304,6 +304,33 @@ def uses_references(registry: JobRegistry) -> bool:
     return hero_sheet.wanted(registry.settings, registry)
 
 
+def _references_for(registry: JobRegistry, hero: Hero, story: Story) -> dict[str, str]:
+    """The saved hero's references this story's structure uses (none when the image model
+    takes no references)."""
+    if not uses_references(registry):
+        return {}
+    needed = structures.get(story.answers).forms()
+    return {f: p for f, p in hero.reference_paths().items() if f in needed}
+
+
+def _sheet_first(registry: JobRegistry, hero: Hero, story: Story, refs: dict[str, str]) -> bool:
+    return (
+        bool(refs)
+        and bool(hero.missing_forms(story.answers))
+        or (uses_references(registry) and not refs)
+    )
+
+
+def sheet_first(registry: JobRegistry, hero_id: str, story: Story) -> bool:
+    """Whether approving this story with the saved hero opens the Hero page (a reference the
+    story's structure needs is still to be drawn) rather than the gallery. A hero no longer in
+    the library: False (the approval says so on the gallery)."""
+    hero = get(registry, hero_id)
+    if hero is None:
+        return False
+    return _sheet_first(registry, hero, story, _references_for(registry, hero, story))
+
+
 def create_job(
     registry: JobRegistry,
     hero: Hero,
@@ -318,17 +345,8 @@ def create_job(
     when nothing is missing (``start`` overrides)."""
     from foxpipe import app
 
-    needed = structures.get(story.answers).forms()
-    refs = (
-        {f: p for f, p in hero.reference_paths().items() if f in needed}
-        if uses_references(registry)
-        else {}
-    )
-    missing = (
-        bool(refs)
-        and bool(hero.missing_forms(story.answers))
-        or (uses_references(registry) and not refs)
-    )
+    refs = _references_for(registry, hero, story)
+    missing = _sheet_first(registry, hero, story, refs)
     go = (not missing) if start is None else start
     job_id = registry.create_job(
         story,

@@ -388,3 +388,73 @@ def ended_task(state_key: str, param: str) -> workflow.Task | None:
     st.session_state.pop(state_key, None)
     st.query_params.pop(param, None)
     return t
+
+
+# ---------------------------------------------------------------- switching pages
+# A page switch made by the script (st.switch_page) while a polling fragment of the page is
+# armed (``st.fragment(run_every=...)``) races the browser: a poll sent just before the new page
+# reached it reruns the old page's fragment after the new page has drawn, and Streamlit then
+# clears the new page (and drops the connection on the new page's next refresh). So a page
+# switches only in a run that a click started with nothing polling, and the work the click
+# started is polled on the page it opened: the story being written on the Scenes page, the
+# approval on the gallery (or the Hero page). Navigation from the sidebar or a page link is
+# safe: the browser stops its timers itself first.
+
+
+def approval() -> Any:
+    """At the top of the page "Approve scenes" opened: while the scenes' image prompts are
+    written in the background (the task is in the address, ``?approving=``, so a reload finds
+    it), show its progress and stop the page; once it has ended, take its job into the session
+    and the address and let the page go on (returned: the ended approval, else None), or say
+    why there is none, with a link back."""
+    tid = st.session_state.get("approve_task") or st.query_params.get("approving")
+    if not tid:
+        return None
+    t = workflow.task(tid)
+    if t is None or not t.running:
+        st.session_state.pop("approve_task", None)
+        st.query_params.pop("approving", None)
+    if t is None:  # not known to this server: it restarted before the job was made
+        if current_job_id() is None:
+            st.warning(
+                "The approval was interrupted (the app restarted); approve the scenes again.",
+                icon=":material/warning:",
+            )
+            st.page_link(SCENES_PAGE, label="Back to the scenes", icon=":material/arrow_back:")
+            st.stop()
+        return None
+    if t.status == "done":
+        st.session_state.job_id = t.result.job_id
+        st.query_params["job"] = t.result.job_id
+        if t.result.problem:
+            st.session_state.prompt_notice = t.result.problem
+        return t.result
+    if t.status == "failed":
+        st.title("The images were not started")
+        st.error(plain(t.error), icon=":material/error:")
+        st.caption("Your scenes are kept.")
+        st.page_link(SCENES_PAGE, label="Back to the scenes", icon=":material/arrow_back:")
+        st.stop()
+    st.session_state.approve_task = tid
+    if st.query_params.get("approving") != tid:
+        st.query_params["approving"] = tid
+    wait_for(tid, "Preparing the images")
+    return None
+
+
+def wait_for(tid: str, title: str) -> None:
+    """Show the progress of the background task ``tid`` under ``title`` and stop the page; once
+    the task has ended, one full run of this same page (nothing is switched) takes its result."""
+    st.title(title)
+    _progress(tid)
+    st.stop()
+
+
+@st.fragment(run_every=0.5)
+def _progress(tid: str) -> None:
+    t = workflow.task(tid)
+    if t is not None and t.running:
+        st.info(t.stage, icon=":material/hourglass_top:")
+        st.progress(min(0.95, (time.time() - t.started) / 60), text="This takes up to a minute.")
+        return
+    st.rerun()

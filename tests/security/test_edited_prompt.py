@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 from foxpipe import app
 from foxpipe.domain import prompts
 from foxpipe.domain.models import SlotStatus
-from tests.apptest import settle as settle_steps
+from tests.apptest import click_approve, click_write
 from tests.conftest import APP
 from tests.fakes.openai_server import Action
 
@@ -41,8 +41,8 @@ def settle(at: AppTest, reg, job_id: str) -> None:
 def stuck_scene(live) -> tuple[AppTest, object, str]:
     """Scene 5 rejected with a note the content policy blocks: every level fails."""
     at = AppTest.from_file(APP, default_timeout=30).run()
-    settle_steps(at.button(key="write_story").click().run())
-    settle_steps(at.button(key="approve_scenes").click().run())
+    click_write(at)
+    click_approve(at)
     reg, job_id = app.current(), at.session_state.job_id
     settle(at, reg, job_id)
     reg.reject(job_id, 4, ["Wrong action"], f"make it {BLOCKED}")

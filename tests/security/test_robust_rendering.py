@@ -13,7 +13,7 @@ from streamlit.testing.v1 import AppTest
 
 from foxpipe import app, ui
 from foxpipe.store import jobs
-from tests.apptest import settle
+from tests.apptest import click_approve, click_write
 from tests.conftest import APP, wait_until
 
 
@@ -24,8 +24,8 @@ def images(at: AppTest) -> int:
 @pytest.fixture
 def finished_gallery():
     at = AppTest.from_file(APP, default_timeout=30).run()
-    settle(at.button(key="write_story").click().run())
-    settle(at.button(key="approve_scenes").click().run())
+    click_write(at)
+    click_approve(at)
     reg = app.current()
     job_id = at.session_state.job_id
     for _ in range(400):
@@ -69,8 +69,8 @@ def test_a_damaged_scene_record_shows_on_its_own_tile(finished_gallery):
 
 def test_one_damaged_saved_job_does_not_break_history(clean_env):
     at = AppTest.from_file(APP, default_timeout=30).run()
-    settle(at.button(key="write_story").click().run())
-    settle(at.button(key="approve_scenes").click().run())
+    click_write(at)
+    click_approve(at)
     reg = app.current()
     assert wait_until(lambda: reg.get(at.session_state.job_id).done, timeout=30)
     first = reg.get(at.session_state.job_id)

@@ -7,13 +7,13 @@ from streamlit.testing.v1 import AppTest
 
 from foxpipe.domain import quiz
 from foxpipe.domain.story import SCENE_MAX_CHARS
-from tests.apptest import settle
+from tests.apptest import click_write
 from tests.conftest import APP
 
 
 def test_long_scene_is_limited_where_it_is_typed():
     at = AppTest.from_file(APP, default_timeout=30).run()
-    settle(at.button(key="write_story").click().run())
+    click_write(at)
     box = at.text_area[0]
     assert box.proto.max_chars == SCENE_MAX_CHARS == 1200
     long_text = ("The fox runs through the snowy forest. " * 50)[:1500]
@@ -33,7 +33,7 @@ def test_long_scene_is_limited_where_it_is_typed():
 
 def test_short_scene_has_no_notice():
     at = AppTest.from_file(APP, default_timeout=30).run()
-    settle(at.button(key="write_story").click().run())
+    click_write(at)
     at.text_area[0].input("A short scene.").run()
     assert at.session_state.story.scenes[0].text == "A short scene."
     assert not any("character limit" in c.value for c in at.caption)

@@ -12,7 +12,7 @@ from streamlit.testing.v1 import AppTest
 from foxpipe import app, safety
 from foxpipe.config import Settings
 from foxpipe.domain.models import SlotStatus
-from tests.apptest import settle
+from tests.apptest import click_approve, click_write, settle
 from tests.conftest import APP
 from tests.fakes.openai_server import Action
 
@@ -94,7 +94,7 @@ def test_echoed_key_reaches_no_log_page_or_saved_job(echoing, clean_env, caplog)
     caplog.set_level(logging.DEBUG)
     echoing.script("chat", *[echo(i) for i in range(3)])
     at = AppTest.from_file(APP, default_timeout=30).run()
-    settle(at.button(key="write_story").click().run())
+    click_write(at)
     assert not at.exception
     story_page = page_text(at)
     assert "could not be written" in story_page  # the echoing error did reach the page
@@ -103,7 +103,7 @@ def test_echoed_key_reaches_no_log_page_or_saved_job(echoing, clean_env, caplog)
     echoing.reset()
     echoing.script("images", *[echo(i) for i in range(40)])
     settle(at.button(key="retry_story").click().run())
-    settle(at.button(key="approve_scenes").click().run())
+    click_approve(at)
     assert not at.exception
     reg = app.current()
     job_id = at.session_state.job_id

@@ -9,7 +9,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from foxpipe.safety import escape_markdown
-from tests.apptest import settle
+from tests.apptest import click_approve, click_write
 from tests.conftest import APP
 
 IMAGE = "![x](http://127.0.0.1:9/x.png)"
@@ -61,12 +61,12 @@ def test_escaped_text_has_no_markup_and_reads_the_same(text):
 def test_scene_text_and_title_render_as_text_in_gallery_and_history(monkeypatch):
     monkeypatch.setenv("FOXPIPE_OFFLINE_DELAY", "5")  # the tiles still show their scene text
     at = AppTest.from_file(APP, default_timeout=30).run()
-    settle(at.button(key="write_story").click().run())
+    click_write(at)
     at.text_area[0].input(HOSTILE).run()
     at.session_state.story.title = f"Title {IMAGE} {LINK}"
     at.run()
     pages = {"scenes": markdown_bodies(at)}
-    settle(at.button(key="approve_scenes").click().run())
+    click_approve(at)
     assert not at.exception
     pages["gallery"] = markdown_bodies(at)
     at.switch_page("pages/history.py").run()

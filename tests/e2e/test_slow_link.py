@@ -1,0 +1,55 @@
+"""The app's own page switches over a slow link: what the server sends reaches the browser
+0.7 s late (a far or busy server). While the browser waits, the page it still shows keeps
+polling; a switch made while the old page polled would let such a poll rerun the old page after
+the new one had drawn, and Streamlit would then clear the new page (``Bad delta path``) and drop
+the connection. The app switches only at a click, with nothing polling; the new page polls."""
+
+from __future__ import annotations
+
+from urllib.parse import urlparse
+
+import pytest
+from playwright.sync_api import expect
+
+from .helpers import (
+    approve_scenes,
+    key,
+    main_text,
+    open_quiz,
+    story_id,
+    wait_images,
+    wait_shown,
+    write_story,
+)
+from .slowlink import SlowLink
+
+LATE = (
+    0.7  # seconds; longer than the app's polling (0.5 s) and its gallery refresh (the test's 0.4 s)
+)
+
+
+@pytest.mark.e2e
+def test_page_switches_land_on_a_slow_link(start_app, new_page):
+    app = start_app(FOXPIPE_OFFLINE_DELAY="0.05", MAX_CONCURRENT_IMAGES="4", GALLERY_REFRESH="0.4")
+    port = urlparse(app.url).port
+    assert port is not None
+    with SlowLink(port, LATE) as link:
+        page = new_page()
+        said: list[str] = []
+        page.on("console", lambda m: said.append(m.text) if m.type == "error" else None)
+
+        open_quiz(page, link.url)
+        write_story(page)  # the quiz switches to the Scenes page, which writes the story
+        sid = story_id(page)
+        page.wait_for_timeout(LATE * 3 * 1000)  # a poll left on the quiz would have landed now
+        assert page.url.startswith(link.url + "/scenes")
+        expect(page.locator(key(f"scene_{sid}_1"))).to_be_visible()
+
+        job = approve_scenes(page)  # the gallery opens at the click and prepares the images
+        wait_images(page, 20, timeout=90)
+        wait_shown(page, lambda shown: set(shown) == set(range(1, 21)))
+        page.wait_for_timeout(LATE * 3 * 1000)
+        assert urlparse(page.url).path.endswith("/gallery") and f"job={job}" in page.url
+        expect(page.locator(key(f"ok_{job}_0"))).to_be_visible()
+        assert "Approve all" in main_text(page)
+    assert not [s for s in said if "delta path" in s or "disconnected" in s], said

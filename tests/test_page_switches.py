@@ -1,0 +1,155 @@
+"""The app's own page switches happen at a click, and the page they open shows the work the click
+started: "Write my story" opens the Scenes page, which writes the story; "Approve scenes" opens
+the gallery (or the Hero page), which prepares the images. Each keeps its task in the address,
+so a reload finds it; a failure is said there, with a link back, and loses nothing. (Why: a
+switch made later, from a polling fragment, races the browser; tests/e2e/test_slow_link.py shows
+it in a real browser.)"""
+
+from __future__ import annotations
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from foxpipe import app
+from foxpipe.channel import heroes
+from tests.apptest import click_approve, click_write, settle
+from tests.conftest import APP
+from tests.fakes.openai_server import Action
+
+SLOW = 1.5  # seconds the fake OpenAI server takes to answer the next text call
+
+
+@pytest.fixture
+def live(monkeypatch, fake_openai):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    monkeypatch.setenv("OPENAI_BASE_URL", fake_openai.base_url)
+    monkeypatch.setenv(
+        "OPENAI_USE_REFERENCE", "false"
+    )  # no reference sheet: straight to the gallery
+    monkeypatch.setenv("IMAGES_PER_MINUTE", "6000")
+    monkeypatch.setenv("CHAT_TIMEOUT", "10")
+    return fake_openai
+
+
+def texts(at: AppTest) -> str:
+    return "\n".join(
+        str(e.value) for e in (*at.title, *at.info, *at.error, *at.warning, *at.caption)
+    )
+
+
+def links(at: AppTest) -> list[str]:
+    return [link.proto.label for link in at.get("page_link")]
+
+
+def test_write_story_opens_the_scenes_page_which_writes_it(live):
+    live.script("chat", Action.ok(delay=SLOW))
+    at = AppTest.from_file(APP, default_timeout=30).run()
+    at.text_input(key="q_hero_name").set_value("Pip").run()
+    at.button(key="write_story").click().run()
+    # The run the click started is already the Scenes page, showing the story being written.
+    assert not at.exception, at.exception
+    assert at.title[0].value == "Writing your story"
+    task_id = at.query_params["writing"]
+    assert task_id == at.session_state.story_task
+    assert not at.text_area  # no scene yet
+    settle(at)
+    assert at.session_state.story.answers["hero_name"] == "Pip"
+    assert len(at.text_area) == 20 and "writing" not in at.query_params
+    assert at.title[0].value != "Writing your story"
+
+
+def test_a_reload_while_the_story_is_written_finds_it(live):
+    live.script("chat", Action.ok(delay=SLOW))
+    at = AppTest.from_file(APP, default_timeout=30).run()
+    at.button(key="write_story").click().run()
+    task_id = at.query_params["writing"]
+    # A reload: a new session with only the address.
+    again = AppTest.from_file(APP, default_timeout=30)
+    again.query_params["writing"] = task_id
+    again.switch_page("pages/scenes.py").run()
+    assert not again.exception, again.exception
+    assert again.title[0].value == "Writing your story"
+    settle(again)
+    assert len(again.text_area) == 20
+
+
+def test_a_story_that_cannot_be_written_is_said_on_the_scenes_page(live, monkeypatch):
+    async def broken(settings, answers):  # noqa: ANN001
+        raise RuntimeError("the writer fell over")
+
+    monkeypatch.setattr(app, "write_story_async", broken)
+    at = AppTest.from_file(APP, default_timeout=30).run()
+    at.text_input(key="q_hero_name").set_value("Pip").run()
+    click_write(at)
+    assert not at.exception, at.exception
+    assert at.title[0].value == "The story could not be written"
+    assert "the writer fell over" in texts(at) and "Your answers are kept." in texts(at)
+    assert links(at) == ["Back to the quiz"]
+    at.switch_page("pages/quiz.py").run()
+    assert at.text_input(key="q_hero_name").value == "Pip"  # the answers are still there
+    assert "being written" not in texts(at)
+
+
+def test_approve_opens_the_gallery_which_prepares_the_images(live):
+    at = AppTest.from_file(APP, default_timeout=30).run()
+    click_write(at)
+    live.script("chat", Action.ok(delay=SLOW))  # the scenes' image prompts
+    at.button(key="approve_scenes").click().run()
+    assert not at.exception, at.exception
+    assert at.title[0].value == "Preparing the images"
+    task_id = at.query_params["approving"]
+    assert task_id == at.session_state.approve_task
+    assert at.session_state.approve_page == "pages/gallery.py"
+    # A reload meanwhile (only the address) shows the same preparation, then the same job.
+    again = AppTest.from_file(APP, default_timeout=30)
+    again.query_params["approving"] = task_id
+    again.switch_page("pages/gallery.py").run()
+    assert again.title[0].value == "Preparing the images"
+
+    at.switch_page("pages/gallery.py")
+    settle(at.run())
+    job_id = at.session_state.job_id
+    assert at.query_params["job"] == job_id and "approving" not in at.query_params
+    assert at.title[0].value == at.session_state.story.title
+    assert app.current().get(job_id) is not None
+    # The Scenes page, visited again, can approve again (nothing is pending).
+    at.switch_page("pages/scenes.py").run()
+    assert not at.button(key="approve_scenes").disabled
+
+    for _ in range(100):
+        again.run()
+        if again.query_params.get("job"):
+            break
+    assert again.query_params["job"] == job_id
+
+
+def test_an_approval_that_fails_is_said_on_the_gallery_and_the_scenes_are_kept(live):
+    # A saved hero that is removed from the library between choosing it and approving.
+    at = AppTest.from_file(APP, default_timeout=30).run()
+    click_write(at)
+    click_approve(at)
+    reg = app.current()
+    hero = heroes.save_from_job(reg, reg.get(at.session_state.job_id))
+    at.session_state.hero_id = hero.id
+    at.switch_page("pages/quiz.py").run()
+    click_write(at)
+    story = at.session_state.story
+    heroes.delete(reg, hero.id)
+    at.switch_page("pages/scenes.py").run()
+    click_approve(at)
+    assert not at.exception, at.exception
+    assert at.title[0].value == "The images were not started"
+    assert "no longer in the library" in texts(at) and "Your scenes are kept." in texts(at)
+    assert links(at) == ["Back to the scenes"]
+    at.switch_page("pages/scenes.py").run()
+    assert at.session_state.story is story and len(at.text_area) == 20
+    assert not at.button(key="approve_scenes").disabled
+
+
+def test_an_approval_this_server_does_not_know_says_approve_again(clean_env):
+    at = AppTest.from_file(APP, default_timeout=30)
+    at.query_params["approving"] = "an-approval-from-before-a-restart"
+    at.switch_page("pages/gallery.py").run()
+    assert not at.exception, at.exception
+    assert "The approval was interrupted" in texts(at)
+    assert links(at) == ["Back to the scenes"]
