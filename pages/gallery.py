@@ -449,7 +449,11 @@ def compact_act(kind: str, i: int, seen: int) -> None:
     try:
         if kind == "approve":
             n, refused = studio.approve(job_id, [i], seen={i: seen})
-            if not n:
+            now = studio.get(job_id)
+            if not n and not refused and now and now.slots[i].status is SlotStatus.APPROVED:
+                # The very version shown was approved meanwhile by a teammate: done, move on.
+                st.session_state.bulk_notice = f"Scene {i + 1} was already approved by a teammate."
+            elif not n:
                 why = "; ".join(refused) or "it changed meanwhile"
                 st.session_state.bulk_notice = f"Scene {i + 1} was not approved: {why}."
                 return

@@ -8,7 +8,7 @@ from foxpipe.domain import prompts
 ui.page_start()
 settings = ui.settings()
 studio = ui.studio()
-ui.approval()  # the scenes just approved: their prompts are written first
+approved = ui.approval()  # the scenes just approved: their prompts are written first
 job = ui.require_job(
     studio,
     "Approve your scenes first: the hero's reference sheet is drawn from them.",
@@ -16,6 +16,17 @@ job = ui.require_job(
     "Go to the scenes",
 )
 job_id = job.id
+if approved is not None and not approved.sheet_first:  # its images started without a sheet
+    # (its saved hero's references changed meanwhile). A link, not a switch: this run follows
+    # the approval's polling.
+    st.info("This story's images are being made.", icon=":material/photo_library:")
+    st.page_link(
+        ui.GALLERY_PAGE,
+        label="Open the gallery",
+        icon=":material/arrow_forward:",
+        query_params={"job": job_id},
+    )
+    st.stop()
 if st.session_state.get("go_gallery_from_hero") == job_id or workflow.hero_started(job):
     st.session_state.pop("go_gallery_from_hero", None)
     st.switch_page(ui.GALLERY_PAGE, query_params={"job": job_id})
@@ -96,7 +107,13 @@ def save_to_library(j, ready: bool) -> None:  # noqa: ANN001
         )
 
 
-@st.fragment(run_every=1.0 if busy() else None)
+# The fragment's timer is set in full runs only: when a drawing starts or ends inside the
+# fragment, one full run turns the polling on or off (before any button is drawn), so the
+# buttons that open the gallery are never clicked while this page polls.
+armed = busy()
+
+
+@st.fragment(run_every=1.0 if armed else None)
 def sheet() -> None:
     j = studio.get(job_id) or job
     drawing = {f: studio.hero_drawing(job_id, f) for f in forms}
@@ -112,6 +129,9 @@ def sheet() -> None:
         st.session_state[f"hero_chain_{job_id}"] = True
         make(forms[1])
         drawing[forms[1]] = studio.hero_drawing(job_id, forms[1])
+    st.session_state[f"hero_polling_{job_id}"] = any(drawing.values())
+    if any(drawing.values()) != armed:
+        st.rerun()
     cols = st.columns(len(forms))
     for col, form in zip(cols, forms, strict=True):
         with col, st.container(border=True):
@@ -168,10 +188,6 @@ def sheet() -> None:
     ):  # a click here reruns only this fragment
         st.session_state.pop("go_gallery_from_hero", None)
         st.switch_page(ui.GALLERY_PAGE, query_params={"job": job_id})
-    if not any(drawing.values()) and st.session_state.get(f"hero_polling_{job_id}"):
-        st.session_state[f"hero_polling_{job_id}"] = False
-        st.rerun()  # one full run: polling stops
-    st.session_state[f"hero_polling_{job_id}"] = any(drawing.values())
 
 
 sheet()

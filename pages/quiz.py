@@ -12,6 +12,11 @@ errors: dict[str, str] = st.session_state.quiz_errors
 
 def write() -> None:
     """In a callback: a double click cannot start two stories."""
+    running = workflow.task(st.session_state.get("story_task"))
+    if running is not None and running.running:
+        # A second click before the browser saw the switch: the same story, not a second one.
+        st.session_state.go_writing = running.id
+        return
     result = quiz.validate(answers)
     st.session_state.quiz_errors = result.errors
     if result.ok:
@@ -122,7 +127,12 @@ if queued := st.session_state.pop("quiz_queued", ""):
     st.success(ui.plain(queued), icon=":material/queue:")
 if task_id:
     st.info("Your story is being written.", icon=":material/hourglass_top:")
-    st.page_link(ui.SCENES_PAGE, label="See its progress", icon=":material/arrow_forward:")
+    st.page_link(
+        ui.SCENES_PAGE,
+        label="See its progress",
+        icon=":material/arrow_forward:",
+        query_params={"writing": task_id},
+    )
 
 if notice := st.session_state.pop("quiz_notice", ""):
     st.error(notice, icon=":material/error:")

@@ -13,17 +13,27 @@ settings = ui.settings()
 # ---------------------------------------------------------------- the story being written
 # The quiz's "Write my story" opens this page at once; the story is written in the background
 # (its id in the address, ``?writing=``, so a reload finds it) and taken here when it ends.
-writing_id = st.session_state.get("story_task") or st.query_params.get("writing")
+writing_id = st.query_params.get("writing") or st.session_state.get("story_task")
+if writing_id and ui.taken(writing_id):  # Back to an address of a story already taken
+    st.query_params.pop("writing", None)
+    writing_id = None
 if writing_id:
     written = workflow.task(writing_id)
     if written is None or not written.running:
+        ui.take(writing_id)
         st.session_state.pop("story_task", None)
         st.query_params.pop("writing", None)
+    if written is None and st.session_state.story is None:  # the app restarted meanwhile
+        st.warning(
+            "The story being written was interrupted (the app restarted); write it again.",
+            icon=":material/warning:",
+        )
+        st.page_link(ui.QUIZ_PAGE, label="Back to the quiz", icon=":material/arrow_back:")
+        st.stop()
     if written is not None and written.status == "done":
         st.session_state.story = written.result
         st.session_state.job_id = None
         st.session_state.pop("story_retry", None)  # a retry of the last story no longer applies
-        st.session_state.pop("approve_task", None)  # nor the last story's approval
     elif written is not None and written.status == "failed":
         st.title("The story could not be written")
         st.error(ui.plain(written.error), icon=":material/error:")
@@ -139,6 +149,11 @@ def approve() -> None:
         st.session_state.scene_notice = f"Write or rewrite {names} before approving."
         return
     # The prompts are written and the job made in the background (with OpenAI, up to a minute).
+    running = workflow.task(st.session_state.get("approve_task"))
+    if running is not None and running.running and st.session_state.get("approve_page"):
+        # A second click before the browser saw the switch: the same approval, not a second job.
+        st.session_state.go_approving = st.session_state.approve_page
+        return
     studio = ui.studio()
     hero_id = st.session_state.get("hero_id")  # a saved hero: its sheet and references are reused
     hero_first = studio.approval_opens_hero_page(story, hero_id or "")
@@ -147,9 +162,8 @@ def approve() -> None:
     else:
         tid = workflow.start_approval(settings, story, ui.me(), **continuity_choice())
     st.session_state.approve_task = tid
-    st.session_state.job_id = None  # the gallery waits for this approval's job
-    st.session_state.approve_page = ui.HERO_PAGE if hero_first else ui.GALLERY_PAGE
-    st.session_state.go_approving = (st.session_state.approve_page, tid)
+    st.session_state.approve_page = (ui.HERO_PAGE if hero_first else ui.GALLERY_PAGE, tid)
+    st.session_state.go_approving = st.session_state.approve_page
 
 
 @st.fragment(run_every=0.5 if st.session_state.get("rewrite_task") else None)
@@ -277,10 +291,12 @@ if approving is not None and approving.running:
     st.info(
         "These scenes are being turned into the image prompts.", icon=":material/hourglass_top:"
     )
+    page, task_id = st.session_state.get("approve_page") or (ui.GALLERY_PAGE, approving.id)
     st.page_link(
-        st.session_state.get("approve_page", ui.GALLERY_PAGE),
+        page,
         label="See its progress",
         icon=":material/arrow_forward:",
+        query_params={"approving": task_id},
     )
 busy = bool(
     st.session_state.get("rewrite_task")

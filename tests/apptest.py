@@ -114,7 +114,7 @@ def click_write(at: AppTest, timeout: float = 60.0) -> AppTest:
     once and writes the story there in the background: follow it (AppTest reruns the page a
     test last switched to) and wait for the story."""
     at.button(key="write_story").click().run()
-    if _state(at, "story_task"):
+    if not _state(at, "quiz_errors"):  # the answers were valid: the story was started
         at.switch_page("pages/scenes.py")
     return settle(at, timeout)
 
@@ -123,7 +123,9 @@ def click_approve(at: AppTest, timeout: float = 60.0) -> AppTest:
     """Press "Approve scenes". The app opens the gallery (or the Hero page, when the hero's
     reference sheet comes first) at once and prepares the images there: follow it and wait
     until the job is made."""
+    before = _state(at, "approve_page")
     at.button(key="approve_scenes").click().run()
-    if _state(at, "approve_task"):
-        at.switch_page(at.session_state["approve_page"])
+    started = _state(at, "approve_page")
+    if started and started != before:  # (page, task): an approval was started
+        at.switch_page(started[0])
     return settle(at, timeout)

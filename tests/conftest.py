@@ -93,17 +93,6 @@ def needs_espeak() -> None:
 _STARTED = time.time()
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_xdist_auto_num_workers(config) -> int | None:
-    """``-n auto`` (pyproject.toml): the loop without the browser, ``-m "not e2e"``, spreads
-    over the machine's cores; any other run is one process. The browser tests want the machine
-    to themselves: beside other workers' tests, Streamlit's page switch from the Scenes page to
-    the gallery lost the page about one run in three (README, reliability)."""
-    if "not e2e" in " ".join((config.option.markexpr or "").split()):
-        return None  # xdist's own count: the machine's cores
-    return 0
-
-
 def pytest_terminal_summary(terminalreporter, config) -> None:
     """The browser tests' measured figures, written by whichever process ran them."""
     if hasattr(config, "workerinput"):
@@ -123,9 +112,9 @@ def pytest_terminal_summary(terminalreporter, config) -> None:
 
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the group markers (its own hook)
 def pytest_collection_modifyitems(items) -> None:
-    """On several workers (the loop without the browser, or an explicit ``-n``), the tests
-    that time a rate on the wall clock and the browser tests run on one worker, one after
-    another: never beside each other or beside the CPU burners."""
+    """On several workers, the tests that time a rate on the wall clock and the browser tests
+    run on one worker, one after another: never beside each other or beside the CPU burners
+    (the other tests run beside them, on purpose)."""
     for item in items:
         if item.get_closest_marker("e2e") or item.get_closest_marker("one_worker"):
             item.add_marker(pytest.mark.xdist_group("one_worker"))

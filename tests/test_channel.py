@@ -407,6 +407,14 @@ def test_bulk_approve_reject_regenerate_and_compact_review():
     assert reg.get(job_id).slots[8].status is SlotStatus.READY
     assert "Scene 9 was not approved" in texts(at)
     assert at.session_state["compact_at"] == 8
+    # A teammate approves the very image the reviewer is looking at: the reviewer's Approve is
+    # told so (not "it changed") and moves on.
+    at.run()  # the reviewer now sees scene 9's restored version
+    reg.approve(job_id, [8])
+    at.button(key="compact_approve").click().run()
+    assert "Scene 9 was already approved by a teammate." in texts(at)
+    assert "was not approved" not in texts(at)
+    assert at.session_state["compact_at"] != 8
     assert not at.exception
 
 

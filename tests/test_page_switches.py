@@ -7,6 +7,8 @@ it in a real browser.)"""
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -15,8 +17,6 @@ from foxpipe.channel import heroes
 from tests.apptest import click_approve, click_write, settle
 from tests.conftest import APP
 from tests.fakes.openai_server import Action
-
-SLOW = 1.5  # seconds the fake OpenAI server takes to answer the next text call
 
 
 @pytest.fixture
@@ -41,8 +41,15 @@ def links(at: AppTest) -> list[str]:
     return [link.proto.label for link in at.get("page_link")]
 
 
+def hold_next_text_call(live) -> threading.Event:
+    """The fake OpenAI server answers the next text call only once the test sets the event."""
+    gate = threading.Event()
+    live.script("chat", Action.held(gate))
+    return gate
+
+
 def test_write_story_opens_the_scenes_page_which_writes_it(live):
-    live.script("chat", Action.ok(delay=SLOW))
+    gate = hold_next_text_call(live)
     at = AppTest.from_file(APP, default_timeout=30).run()
     at.text_input(key="q_hero_name").set_value("Pip").run()
     at.button(key="write_story").click().run()
@@ -52,6 +59,9 @@ def test_write_story_opens_the_scenes_page_which_writes_it(live):
     task_id = at.query_params["writing"]
     assert task_id == at.session_state.story_task
     assert not at.text_area  # no scene yet
+    at.switch_page("pages/scenes.py").run()
+    assert at.title[0].value == "Writing your story"
+    gate.set()
     settle(at)
     assert at.session_state.story.answers["hero_name"] == "Pip"
     assert len(at.text_area) == 20 and "writing" not in at.query_params
@@ -59,7 +69,7 @@ def test_write_story_opens_the_scenes_page_which_writes_it(live):
 
 
 def test_a_reload_while_the_story_is_written_finds_it(live):
-    live.script("chat", Action.ok(delay=SLOW))
+    gate = hold_next_text_call(live)
     at = AppTest.from_file(APP, default_timeout=30).run()
     at.button(key="write_story").click().run()
     task_id = at.query_params["writing"]
@@ -69,8 +79,16 @@ def test_a_reload_while_the_story_is_written_finds_it(live):
     again.switch_page("pages/scenes.py").run()
     assert not again.exception, again.exception
     assert again.title[0].value == "Writing your story"
+    gate.set()
     settle(again)
     assert len(again.text_area) == 20
+    # Back to the address that named the story being written: it is not taken a second time.
+    story = again.session_state.story
+    again.session_state.story.title = "Renamed by the user"
+    again.query_params["writing"] = task_id
+    again.run()
+    assert again.session_state.story is story and story.title == "Renamed by the user"
+    assert "writing" not in again.query_params and len(again.text_area) == 20
 
 
 def test_a_story_that_cannot_be_written_is_said_on_the_scenes_page(live, monkeypatch):
@@ -93,19 +111,24 @@ def test_a_story_that_cannot_be_written_is_said_on_the_scenes_page(live, monkeyp
 def test_approve_opens_the_gallery_which_prepares_the_images(live):
     at = AppTest.from_file(APP, default_timeout=30).run()
     click_write(at)
-    live.script("chat", Action.ok(delay=SLOW))  # the scenes' image prompts
+    gate = hold_next_text_call(live)  # the scenes' image prompts
     at.button(key="approve_scenes").click().run()
     assert not at.exception, at.exception
     assert at.title[0].value == "Preparing the images"
     task_id = at.query_params["approving"]
     assert task_id == at.session_state.approve_task
-    assert at.session_state.approve_page == "pages/gallery.py"
+    assert at.session_state.approve_page == ("pages/gallery.py", task_id)
     # A reload meanwhile (only the address) shows the same preparation, then the same job.
     again = AppTest.from_file(APP, default_timeout=30)
     again.query_params["approving"] = task_id
     again.switch_page("pages/gallery.py").run()
     assert again.title[0].value == "Preparing the images"
+    # The Scenes page, visited meanwhile, links to the progress and cannot approve twice.
+    at.switch_page("pages/scenes.py").run()
+    assert at.button(key="approve_scenes").disabled
+    assert "See its progress" in links(at)
 
+    gate.set()
     at.switch_page("pages/gallery.py")
     settle(at.run())
     job_id = at.session_state.job_id
@@ -114,6 +137,7 @@ def test_approve_opens_the_gallery_which_prepares_the_images(live):
     assert app.current().get(job_id) is not None
     # The Scenes page, visited again, can approve again (nothing is pending).
     at.switch_page("pages/scenes.py").run()
+    assert "See its progress" not in links(at)
     assert not at.button(key="approve_scenes").disabled
 
     for _ in range(100):
@@ -153,3 +177,49 @@ def test_an_approval_this_server_does_not_know_says_approve_again(clean_env):
     assert not at.exception, at.exception
     assert "The approval was interrupted" in texts(at)
     assert links(at) == ["Back to the scenes"]
+
+
+def test_a_gallery_link_is_that_gallery_while_this_session_approves_other_scenes(live):
+    at = AppTest.from_file(APP, default_timeout=30).run()
+    click_write(at)
+    click_approve(at)
+    first = at.session_state.job_id
+    at.switch_page("pages/quiz.py").run()
+    click_write(at)
+    gate = hold_next_text_call(live)
+    at.switch_page("pages/scenes.py").run()
+    at.button(key="approve_scenes").click().run()
+    assert at.title[0].value == "Preparing the images"
+    # A link from History to the first story's gallery shows it, not the approval's progress...
+    at.query_params.clear()
+    at.query_params["job"] = first
+    at.switch_page("pages/gallery.py").run()
+    assert at.title[0].value != "Preparing the images" and at.query_params["job"] == first
+    gate.set()
+    for _ in range(50):  # ...and stays that gallery when the approval has ended
+        at.run()
+    assert at.query_params["job"] == first
+    # The gallery without a job in its address is the approval's (the sidebar's Gallery).
+    at.query_params.clear()
+    settle(at.run())
+    second = at.session_state.job_id
+    assert second != first and at.query_params["job"] == second
+
+
+def test_approving_with_the_reference_sheet_first_opens_the_hero_page(live, monkeypatch):
+    monkeypatch.setenv("OPENAI_USE_REFERENCE", "true")
+    at = AppTest.from_file(APP, default_timeout=30).run()
+    click_write(at)
+    gate = hold_next_text_call(live)
+    at.button(key="approve_scenes").click().run()
+    assert not at.exception, at.exception
+    page, task_id = at.session_state.approve_page
+    assert page == "pages/hero.py" and at.query_params["approving"] == task_id
+    assert at.title[0].value == "Preparing the images"
+    gate.set()
+    at.switch_page("pages/hero.py")
+    settle(at.run())
+    assert at.title[0].value == "Hero reference sheet"
+    job = app.current().get(at.session_state.job_id)
+    assert set(job.references) == {"base", "powered"}
+    assert not any(s.generations for s in job.slots)  # no scene image before the sheet

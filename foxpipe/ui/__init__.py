@@ -401,18 +401,38 @@ def ended_task(state_key: str, param: str) -> workflow.Task | None:
 # safe: the browser stops its timers itself first.
 
 
+def taken(task_id: str) -> bool:
+    """Whether this session already took the result of this background task (the browser's
+    Back button reruns a page with an earlier address, which may still name it)."""
+    return task_id in st.session_state.get("taken_tasks", ())
+
+
+def take(task_id: str) -> None:
+    st.session_state.setdefault("taken_tasks", set()).add(task_id)
+
+
 def approval() -> Any:
     """At the top of the page "Approve scenes" opened: while the scenes' image prompts are
     written in the background (the task is in the address, ``?approving=``, so a reload finds
     it), show its progress and stop the page; once it has ended, take its job into the session
     and the address and let the page go on (returned: the ended approval, else None), or say
-    why there is none, with a link back."""
-    tid = st.session_state.get("approve_task") or st.query_params.get("approving")
+    why there is none, with a link back. An address naming a job (a link from History, the
+    queue, a teammate) is that job's page, even while this session approves other scenes."""
+    tid = st.query_params.get("approving") or (
+        None if st.query_params.get("job") else st.session_state.get("approve_task")
+    )
     if not tid:
+        return None
+    if taken(tid):  # Back to an address of an approval already taken: nothing to do
+        st.query_params.pop("approving", None)
+        if st.session_state.get("approve_task") == tid:
+            st.session_state.pop("approve_task", None)
         return None
     t = workflow.task(tid)
     if t is None or not t.running:
-        st.session_state.pop("approve_task", None)
+        take(tid)
+        if st.session_state.get("approve_task") == tid:
+            st.session_state.pop("approve_task", None)
         st.query_params.pop("approving", None)
     if t is None:  # not known to this server: it restarted before the job was made
         if current_job_id() is None:

@@ -20,6 +20,7 @@ class SlowLink:
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
         self._thread = threading.Thread(target=self._run, name="slow-link", daemon=True)
 
     @property
@@ -51,26 +52,43 @@ class SlowLink:
         try:
             self._loop.run_forever()
         finally:
-            self._server.close()
-            for task in asyncio.all_tasks(self._loop):
-                task.cancel()
-            with contextlib.suppress(Exception):
-                self._loop.run_until_complete(asyncio.sleep(0))
+            self._loop.run_until_complete(self._close())
             self._loop.close()
+
+    async def _close(self) -> None:
+        """Stop listening, close every open connection, and wait for their tasks to end."""
+        assert self._server is not None
+        self._server.close()
+        for writer in list(self._writers):
+            writer.close()
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._server.wait_closed()
 
     async def _connection(
         self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter
     ) -> None:
+        self._writers.add(client_w)
         try:
             server_r, server_w = await asyncio.open_connection("127.0.0.1", self.target_port)
         except OSError:
             client_w.close()
+            self._writers.discard(client_w)
             return
-        await asyncio.gather(
-            self._pipe(client_r, server_w, 0.0),
-            self._pipe(server_r, client_w, self.delay),
-            return_exceptions=True,
-        )
+        self._writers.add(server_w)
+        try:
+            await asyncio.gather(
+                self._pipe(client_r, server_w, 0.0),
+                self._pipe(server_r, client_w, self.delay),
+            )
+        except asyncio.CancelledError:
+            pass  # the link is closing (asyncio would report a cancelled connection task)
+        finally:
+            for w in (client_w, server_w):
+                w.close()
+                self._writers.discard(w)
 
     async def _pipe(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, delay: float
@@ -96,7 +114,9 @@ class SlowLink:
             pass
         finally:
             await queue.put((time.monotonic() + delay, b""))
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(OSError):
                 await sender
-            with contextlib.suppress(Exception):
-                writer.close()
+            # The other side has finished sending: say so, and keep reading its answer.
+            with contextlib.suppress(OSError, RuntimeError):
+                if writer.can_write_eof() and not writer.is_closing():
+                    writer.write_eof()

@@ -11,8 +11,11 @@ from urllib.parse import urlparse
 import pytest
 from playwright.sync_api import expect
 
+from tests.fakes.openai_server import Action
+
 from .helpers import (
     approve_scenes,
+    at_page,
     key,
     main_text,
     open_quiz,
@@ -52,4 +55,40 @@ def test_page_switches_land_on_a_slow_link(start_app, new_page):
         assert urlparse(page.url).path.endswith("/gallery") and f"job={job}" in page.url
         expect(page.locator(key(f"ok_{job}_0"))).to_be_visible()
         assert "Approve all" in main_text(page)
+    assert not [s for s in said if "delta path" in s or "disconnected" in s], said
+
+
+@pytest.mark.e2e
+def test_the_hero_page_path_holds_on_a_slow_link(start_app, new_page, fake_openai):
+    """With OpenAI (the fake server): the story and the image prompts each take 1.5 s, so the
+    Scenes page and then the Hero page poll them over the slow link; the Hero page polls its two
+    drawings; its Approve opens the gallery."""
+    fake_openai.script("chat", Action.ok(delay=1.5), Action.ok(delay=1.5))
+    app = start_app(
+        OPENAI_API_KEY="sk-test-e2e-0000",
+        OPENAI_BASE_URL=fake_openai.base_url,
+        IMAGES_PER_MINUTE="600",
+        CHAT_TIMEOUT="10",
+        IMAGE_TIMEOUT="10",
+        GALLERY_REFRESH="0.4",
+    )
+    port = urlparse(app.url).port
+    assert port is not None
+    with SlowLink(port, LATE) as link:
+        page = new_page()
+        said: list[str] = []
+        page.on("console", lambda m: said.append(m.text) if m.type == "error" else None)
+        open_quiz(page, link.url)
+        write_story(page)
+        page.locator(key("approve_scenes") + " button").click()
+        page.wait_for_url(at_page("hero", "job"), timeout=30_000)
+        approve_hero = page.locator(key("hero_approve") + " button")
+        expect(approve_hero).to_be_enabled(timeout=30_000)
+        page.wait_for_timeout(LATE * 3 * 1000)
+        assert urlparse(page.url).path.endswith("/hero")
+        approve_hero.click()
+        page.wait_for_url(at_page("gallery", "job"), timeout=30_000)
+        wait_images(page, 20, timeout=90)
+        page.wait_for_timeout(LATE * 3 * 1000)
+        assert urlparse(page.url).path.endswith("/gallery")
     assert not [s for s in said if "delta path" in s or "disconnected" in s], said

@@ -140,6 +140,13 @@ class Action:
     finish_reason: str = "stop"
     raw_content: str | None = None
     cut: bool = False  # answer 200, send half the body, then close the connection
+    gate: threading.Event | None = None  # answer once the test sets it (or the server stops)
+
+    @classmethod
+    def held(cls, gate: threading.Event) -> Action:
+        """An ordinary answer, held until the test sets ``gate``: the test decides how long the
+        work takes, not the machine's speed."""
+        return cls("held", gate=gate)
 
     @classmethod
     def cut_off(cls) -> Action:
@@ -769,6 +776,9 @@ class FakeOpenAI:
             rec.reason = f"scripted:{action.name}"
             if action.delay:
                 self._stop.wait(action.delay)
+            while action.gate is not None and not action.gate.wait(0.05):
+                if self._stop.is_set():
+                    break
             if action.hang_for is not None:
                 self._stop.wait(None if math.isinf(action.hang_for) else action.hang_for)
                 h.close_connection = True
