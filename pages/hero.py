@@ -29,7 +29,19 @@ if approved is not None and not approved.sheet_first:  # its images started with
     st.stop()
 if st.session_state.get("go_gallery_from_hero") == job_id or workflow.hero_started(job):
     st.session_state.pop("go_gallery_from_hero", None)
-    st.switch_page(ui.GALLERY_PAGE, query_params={"job": job_id})
+    if not st.session_state.get(f"hero_armed_{job_id}"):
+        st.switch_page(ui.GALLERY_PAGE, query_params={"job": job_id})
+    # This page's last full run left its polling on in the browser (a drawing was running), so
+    # no switch (see ui.approval): the images were started elsewhere (the queue, a teammate).
+    st.session_state[f"hero_armed_{job_id}"] = False
+    st.info("This story's images are being made.", icon=":material/photo_library:")
+    st.page_link(
+        ui.GALLERY_PAGE,
+        label="Open the gallery",
+        icon=":material/arrow_forward:",
+        query_params={"job": job_id},
+    )
+    st.stop()
 if st.query_params.get("job") != job_id:
     st.query_params["job"] = job_id
 
@@ -111,6 +123,7 @@ def save_to_library(j, ready: bool) -> None:  # noqa: ANN001
 # fragment, one full run turns the polling on or off (before any button is drawn), so the
 # buttons that open the gallery are never clicked while this page polls.
 armed = busy()
+st.session_state[f"hero_armed_{job_id}"] = armed
 
 
 @st.fragment(run_every=1.0 if armed else None)

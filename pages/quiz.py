@@ -11,17 +11,21 @@ errors: dict[str, str] = st.session_state.quiz_errors
 
 
 def write() -> None:
-    """In a callback: a double click cannot start two stories."""
-    running = workflow.task(st.session_state.get("story_task"))
-    if running is not None and running.running:
-        # A second click before the browser saw the switch: the same story, not a second one.
-        st.session_state.go_writing = running.id
+    """In a callback. A second click that reaches the server before the browser saw the first
+    one's switch (no run of this page has ended since the first click: the browser still showed
+    the page the first click was made on) opens that story instead of writing another."""
+    last = st.session_state.get("last_story_started")  # (this page's runs at the click, task)
+    if last and last[0] == st.session_state.get("quiz_runs", 0) and workflow.task(last[1]):
+        st.session_state.go_writing = last[1]
         return
     result = quiz.validate(answers)
     st.session_state.quiz_errors = result.errors
-    if result.ok:
-        st.session_state.story_task = workflow.start_story(settings, result.answers)
-        st.session_state.go_writing = st.session_state.story_task
+    if not result.ok:
+        return
+    tid = workflow.start_story(settings, result.answers)
+    st.session_state.story_task = tid
+    st.session_state.last_story_started = (st.session_state.get("quiz_runs", 0), tid)
+    st.session_state.go_writing = tid
 
 
 # The story is written in the background; the Scenes page opens at once, in the run the click
@@ -138,3 +142,6 @@ if notice := st.session_state.pop("quiz_notice", ""):
     st.error(notice, icon=":material/error:")
 if errors:
     st.error(f"Please fix {len(errors)} answer(s) above.", icon=":material/error:")
+
+# Counted at the end of every run of this page that the browser received in full (see write()).
+st.session_state.quiz_runs = st.session_state.get("quiz_runs", 0) + 1

@@ -13,10 +13,11 @@ settings = ui.settings()
 # ---------------------------------------------------------------- the story being written
 # The quiz's "Write my story" opens this page at once; the story is written in the background
 # (its id in the address, ``?writing=``, so a reload finds it) and taken here when it ends.
-writing_id = st.query_params.get("writing") or st.session_state.get("story_task")
+writing_id = st.query_params.get("writing")
 if writing_id and ui.taken(writing_id):  # Back to an address of a story already taken
     st.query_params.pop("writing", None)
     writing_id = None
+writing_id = writing_id or st.session_state.get("story_task")
 if writing_id:
     written = workflow.task(writing_id)
     if written is None or not written.running:
@@ -34,6 +35,7 @@ if writing_id:
         st.session_state.story = written.result
         st.session_state.job_id = None
         st.session_state.pop("story_retry", None)  # a retry of the last story no longer applies
+        st.session_state.pop("approve_task", None)  # nor the last story's approval (in History)
     elif written is not None and written.status == "failed":
         st.title("The story could not be written")
         st.error(ui.plain(written.error), icon=":material/error:")
@@ -120,8 +122,8 @@ story: Story = st.session_state.story
 # approval's progress: the gallery, or the Hero page when the hero's reference sheet comes
 # first (see ui.approval).
 if go := st.session_state.pop("go_approving", None):
-    page, task_id = go
-    st.switch_page(page, query_params={"approving": task_id})
+    page, params = go
+    st.switch_page(page, query_params=params)
 
 
 def scene_key(n: int) -> str:
@@ -149,13 +151,25 @@ def approve() -> None:
         st.session_state.scene_notice = f"Write or rewrite {names} before approving."
         return
     # The prompts are written and the job made in the background (with OpenAI, up to a minute).
-    running = workflow.task(st.session_state.get("approve_task"))
-    if running is not None and running.running and st.session_state.get("approve_page"):
-        # A second click before the browser saw the switch: the same approval, not a second job.
-        st.session_state.go_approving = st.session_state.approve_page
-        return
-    studio = ui.studio()
     hero_id = st.session_state.get("hero_id")  # a saved hero: its sheet and references are reused
+    # Scenes approved already, unchanged (a second click that reached the server before the
+    # browser saw the first one's switch, or Approve again later): their approval and gallery
+    # open again; no second job is made.
+    approved = st.session_state.get("approved_scenes")  # (what was approved, (page, task))
+    before = workflow.task(approved[1][1]) if approved else None
+    if approved and before is not None and approved[0] == approval_key(hero_id):
+        page = approved[1][0]
+        if before.running:
+            st.session_state.go_approving = (page, {"approving": before.id})
+            return
+        if before.status == "done":
+            st.session_state.prompt_notice = (
+                "These scenes were approved already: this is their gallery. Change a scene to "
+                "make new images."
+            )
+            st.session_state.go_approving = (page, {"job": before.result.job_id})
+            return
+    studio = ui.studio()
     hero_first = studio.approval_opens_hero_page(story, hero_id or "")
     if hero_id:
         tid = studio.start_approval_with_hero(story, ui.me(), hero_id)
@@ -163,7 +177,18 @@ def approve() -> None:
         tid = workflow.start_approval(settings, story, ui.me(), **continuity_choice())
     st.session_state.approve_task = tid
     st.session_state.approve_page = (ui.HERO_PAGE if hero_first else ui.GALLERY_PAGE, tid)
-    st.session_state.go_approving = st.session_state.approve_page
+    st.session_state.approved_scenes = (approval_key(hero_id), st.session_state.approve_page)
+    st.session_state.go_approving = (st.session_state.approve_page[0], {"approving": tid})
+
+
+def approval_key(hero_id: str | None) -> tuple[object, ...]:
+    """What an approval was made of: the story, its scenes' text, the hero and the checks."""
+    return (
+        story.id,
+        tuple(s.text for s in story.scenes),
+        hero_id or "",
+        tuple(sorted(continuity_choice().items())),
+    )
 
 
 @st.fragment(run_every=0.5 if st.session_state.get("rewrite_task") else None)

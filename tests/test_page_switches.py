@@ -8,13 +8,14 @@ it in a real browser.)"""
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from foxpipe import app
 from foxpipe.channel import heroes
-from tests.apptest import click_approve, click_write, settle
+from tests.apptest import click_approve, click_write, narration_busy, settle
 from tests.conftest import APP
 from tests.fakes.openai_server import Action
 
@@ -27,7 +28,8 @@ def live(monkeypatch, fake_openai):
         "OPENAI_USE_REFERENCE", "false"
     )  # no reference sheet: straight to the gallery
     monkeypatch.setenv("IMAGES_PER_MINUTE", "6000")
-    monkeypatch.setenv("CHAT_TIMEOUT", "10")
+    # Longer than any wait of these tests: a held call must be answered, not timed out and retried.
+    monkeypatch.setenv("CHAT_TIMEOUT", "120")
     return fake_openai
 
 
@@ -48,6 +50,25 @@ def hold_next_text_call(live) -> threading.Event:
     return gate
 
 
+def held_answered(live) -> bool:
+    return [r.reason for r in live.of("chat")].count("scripted:held") == 1
+
+
+def wait_quiet(job_id: str, timeout: float = 60.0) -> None:
+    """Until the job's images, their continuity checks and its narration are done: nothing of
+    it calls the text model any more (so the next text call is the one a test holds)."""
+    reg = app.current()
+    deadline = time.monotonic() + timeout
+    while not (
+        reg.get(job_id).done
+        and not reg.checks_running(job_id)
+        and not any(s.checking for s in reg.get(job_id).slots)
+        and not narration_busy(job_id)
+    ):
+        assert time.monotonic() < deadline, "the job never went quiet"
+        time.sleep(0.05)
+
+
 def test_write_story_opens_the_scenes_page_which_writes_it(live):
     gate = hold_next_text_call(live)
     at = AppTest.from_file(APP, default_timeout=30).run()
@@ -63,6 +84,7 @@ def test_write_story_opens_the_scenes_page_which_writes_it(live):
     assert at.title[0].value == "Writing your story"
     gate.set()
     settle(at)
+    assert held_answered(live)
     assert at.session_state.story.answers["hero_name"] == "Pip"
     assert len(at.text_area) == 20 and "writing" not in at.query_params
     assert at.title[0].value != "Writing your story"
@@ -82,12 +104,13 @@ def test_a_reload_while_the_story_is_written_finds_it(live):
     gate.set()
     settle(again)
     assert len(again.text_area) == 20
-    # Back to the address that named the story being written: it is not taken a second time.
-    story = again.session_state.story
-    again.session_state.story.title = "Renamed by the user"
+    assert held_answered(live)
+    # Back to the address that named the story being written: it is not taken a second time
+    # (taking it again would forget the gallery this session has opened since).
+    again.session_state.job_id = "a-gallery-opened-since"
     again.query_params["writing"] = task_id
     again.run()
-    assert again.session_state.story is story and story.title == "Renamed by the user"
+    assert again.session_state.job_id == "a-gallery-opened-since"
     assert "writing" not in again.query_params and len(again.text_area) == 20
 
 
@@ -185,7 +208,9 @@ def test_a_gallery_link_is_that_gallery_while_this_session_approves_other_scenes
     click_approve(at)
     first = at.session_state.job_id
     at.switch_page("pages/quiz.py").run()
+    at.text_input(key="q_hero_name").set_value("Bramble").run()  # another story
     click_write(at)
+    wait_quiet(first)
     gate = hold_next_text_call(live)
     at.switch_page("pages/scenes.py").run()
     at.button(key="approve_scenes").click().run()
@@ -204,6 +229,7 @@ def test_a_gallery_link_is_that_gallery_while_this_session_approves_other_scenes
     settle(at.run())
     second = at.session_state.job_id
     assert second != first and at.query_params["job"] == second
+    assert held_answered(live)
 
 
 def test_approving_with_the_reference_sheet_first_opens_the_hero_page(live, monkeypatch):
@@ -223,3 +249,58 @@ def test_approving_with_the_reference_sheet_first_opens_the_hero_page(live, monk
     job = app.current().get(at.session_state.job_id)
     assert set(job.references) == {"base", "powered"}
     assert not any(s.generations for s in job.slots)  # no scene image before the sheet
+
+
+def test_approving_the_same_scenes_again_opens_their_gallery_and_makes_no_second_job(clean_env):
+    at = AppTest.from_file(APP, default_timeout=30).run()
+    click_write(at)
+    click_approve(at)
+    first = at.session_state.job_id
+    reg = app.current()
+    jobs = len(reg.store.jobs_where())
+    # Approve again, unchanged (a second click that reached the server after the first one's
+    # gallery had taken the job, or a later visit): the same gallery, with a word why.
+    at.switch_page("pages/scenes.py").run()
+    at.button(key="approve_scenes").click().run()
+    assert not at.exception, at.exception
+    assert at.session_state.job_id == first and at.query_params["job"] == first
+    assert len(reg.store.jobs_where()) == jobs
+    assert any("approved already" in w.value for w in at.warning)
+    # A changed scene is a new approval: a new job.
+    at.switch_page("pages/scenes.py").run()
+    at.text_area[0].set_value("Pip wakes before dawn and listens to the river.").run()
+    click_approve(at)
+    assert at.session_state.job_id != first
+    assert len(reg.store.jobs_where()) == jobs + 1
+
+
+def test_images_started_elsewhere_while_the_hero_page_polls_give_a_link_not_a_switch(
+    live, monkeypatch
+):
+    monkeypatch.setenv("OPENAI_USE_REFERENCE", "true")
+    at = AppTest.from_file(APP, default_timeout=30).run()
+    click_write(at)
+    gate = threading.Event()
+    live.script("images", Action.held(gate))  # the hero's first reference drawing
+    at.button(key="approve_scenes").click().run()
+    at.switch_page("pages/hero.py")
+    for _ in range(200):  # until the approval is taken and the drawing runs (the page polls)
+        at.run()
+        if at.title and at.title[0].value == "Hero reference sheet":
+            break
+        time.sleep(0.05)
+    job_id = at.session_state.job_id
+    studio = app.studio(app.current().settings)
+    assert studio.hero_drawing(job_id, "base")
+    # Meanwhile the images are started elsewhere (a teammate, the queue), without the sheet.
+    studio.start_hero_images(job_id, False)
+    gate.set()
+    for _ in range(200):
+        if any(s.generations for s in studio.get(job_id).slots):
+            break
+        time.sleep(0.05)
+    at.run()
+    assert not at.exception, at.exception
+    # The page that was polling says so and links to the gallery; it does not switch.
+    assert "This story's images are being made." in texts(at)
+    assert links(at) == ["Open the gallery"]
