@@ -16,24 +16,18 @@ job = ui.require_job(
     "Go to the scenes",
 )
 job_id = job.id
-if approved is not None and not approved.sheet_first:  # its images started without a sheet
-    # (its saved hero's references changed meanwhile). A link, not a switch: this run follows
-    # the approval's polling.
-    st.info("This story's images are being made.", icon=":material/photo_library:")
-    st.page_link(
-        ui.GALLERY_PAGE,
-        label="Open the gallery",
-        icon=":material/arrow_forward:",
-        query_params={"job": job_id},
-    )
-    st.stop()
+# The images were started without this page: the approval started them (its saved hero's
+# references changed meanwhile), or the queue or a teammate did. From a run a poll may have
+# started (this run takes the approval its polling waited for, or this page's last full run
+# left its drawing's polling on in the browser) a link is shown, not a switch (see ui.approval).
+started_elsewhere = approved is not None and not approved.sheet_first
 if st.session_state.get("go_gallery_from_hero") == job_id or workflow.hero_started(job):
     st.session_state.pop("go_gallery_from_hero", None)
-    if not st.session_state.get(f"hero_armed_{job_id}"):
+    if approved is None and not st.session_state.get(f"hero_armed_{job_id}"):
         st.switch_page(ui.GALLERY_PAGE, query_params={"job": job_id})
-    # This page's last full run left its polling on in the browser (a drawing was running), so
-    # no switch (see ui.approval): the images were started elsewhere (the queue, a teammate).
-    st.session_state[f"hero_armed_{job_id}"] = False
+    started_elsewhere = True
+if started_elsewhere:
+    st.session_state[f"hero_armed_{job_id}"] = False  # this run registers no polling
     st.info("This story's images are being made.", icon=":material/photo_library:")
     st.page_link(
         ui.GALLERY_PAGE,

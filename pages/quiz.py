@@ -11,12 +11,11 @@ errors: dict[str, str] = st.session_state.quiz_errors
 
 
 def write() -> None:
-    """In a callback. A second click that reaches the server before the browser saw the first
-    one's switch (no run of this page has ended since the first click: the browser still showed
-    the page the first click was made on) opens that story instead of writing another."""
-    last = st.session_state.get("last_story_started")  # (this page's runs at the click, task)
-    if last and last[0] == st.session_state.get("quiz_runs", 0) and workflow.task(last[1]):
-        st.session_state.go_writing = last[1]
+    """In a callback. A second click made on the same render of this page as the first (the
+    browser had not yet seen the first one's switch) opens that story instead of writing
+    another."""
+    if (again := ui.same_click("quiz")) and workflow.task(again) is not None:
+        st.session_state.go_writing = again
         return
     result = quiz.validate(answers)
     st.session_state.quiz_errors = result.errors
@@ -24,7 +23,7 @@ def write() -> None:
         return
     tid = workflow.start_story(settings, result.answers)
     st.session_state.story_task = tid
-    st.session_state.last_story_started = (st.session_state.get("quiz_runs", 0), tid)
+    ui.clicked("quiz", tid)
     st.session_state.go_writing = tid
 
 
@@ -120,6 +119,7 @@ st.button(
     on_click=write,
     disabled=bool(task_id),
 )
+ui.rendered("quiz")
 st.button(
     "Add to the queue",
     icon=":material/playlist_add:",
@@ -142,6 +142,3 @@ if notice := st.session_state.pop("quiz_notice", ""):
     st.error(notice, icon=":material/error:")
 if errors:
     st.error(f"Please fix {len(errors)} answer(s) above.", icon=":material/error:")
-
-# Counted at the end of every run of this page that the browser received in full (see write()).
-st.session_state.quiz_runs = st.session_state.get("quiz_runs", 0) + 1

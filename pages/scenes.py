@@ -3,7 +3,7 @@ import streamlit as st
 from foxpipe import app as workflow
 from foxpipe import ui
 from foxpipe.domain import continuity, quiz
-from foxpipe.domain.models import Story
+from foxpipe.domain.models import Scene, Story
 from foxpipe.domain.story import SCENE_MAX_CHARS, placeholder_text
 
 ui.page_start()
@@ -143,7 +143,33 @@ if done := st.session_state.pop("rewrite_done", None):
     st.session_state[scene_key(n_done)] = text_done
 
 
+def apply_edit(scene: Scene, text: str) -> None:
+    """What the scene's box holds, as the story keeps it."""
+    cleaned = quiz.clean_text(text)[:SCENE_MAX_CHARS]
+    if cleaned != scene.text:
+        scene.text = cleaned
+        scene.placeholder = cleaned == placeholder_text(scene.number)
+
+
 def approve() -> None:
+    if st.session_state.get("rewrite_task") or st.session_state.get("story_retry"):
+        st.session_state.scene_notice = "Wait for the scenes being written again, then approve."
+        return
+    # A second click made on the same render of this page as the first (the browser had not yet
+    # seen the first one's switch): the same approval opens again, no second job.
+    if again := ui.same_click("scenes"):
+        page, tid = again
+        t = workflow.task(tid)
+        if t is not None and t.running:
+            st.session_state.go_approving = (page, {"approving": tid})
+            return
+        if t is not None and t.status == "done":
+            st.session_state.go_approving = (page, {"job": t.result.job_id})
+            return
+    # An edit whose own run was cut short by this click is in the box, not yet in the story.
+    for s in story.scenes:
+        if isinstance(text := st.session_state.get(scene_key(s.number)), str):
+            apply_edit(s, text)
     empty = [s.number for s in story.scenes if not s.text.strip()]
     missing = [s.number for s in story.scenes if s.placeholder]
     if empty or missing:
@@ -152,23 +178,6 @@ def approve() -> None:
         return
     # The prompts are written and the job made in the background (with OpenAI, up to a minute).
     hero_id = st.session_state.get("hero_id")  # a saved hero: its sheet and references are reused
-    # Scenes approved already, unchanged (a second click that reached the server before the
-    # browser saw the first one's switch, or Approve again later): their approval and gallery
-    # open again; no second job is made.
-    approved = st.session_state.get("approved_scenes")  # (what was approved, (page, task))
-    before = workflow.task(approved[1][1]) if approved else None
-    if approved and before is not None and approved[0] == approval_key(hero_id):
-        page = approved[1][0]
-        if before.running:
-            st.session_state.go_approving = (page, {"approving": before.id})
-            return
-        if before.status == "done":
-            st.session_state.prompt_notice = (
-                "These scenes were approved already: this is their gallery. Change a scene to "
-                "make new images."
-            )
-            st.session_state.go_approving = (page, {"job": before.result.job_id})
-            return
     studio = ui.studio()
     hero_first = studio.approval_opens_hero_page(story, hero_id or "")
     if hero_id:
@@ -177,18 +186,8 @@ def approve() -> None:
         tid = workflow.start_approval(settings, story, ui.me(), **continuity_choice())
     st.session_state.approve_task = tid
     st.session_state.approve_page = (ui.HERO_PAGE if hero_first else ui.GALLERY_PAGE, tid)
-    st.session_state.approved_scenes = (approval_key(hero_id), st.session_state.approve_page)
+    ui.clicked("scenes", st.session_state.approve_page)
     st.session_state.go_approving = (st.session_state.approve_page[0], {"approving": tid})
-
-
-def approval_key(hero_id: str | None) -> tuple[object, ...]:
-    """What an approval was made of: the story, its scenes' text, the hero and the checks."""
-    return (
-        story.id,
-        tuple(s.text for s in story.scenes),
-        hero_id or "",
-        tuple(sorted(continuity_choice().items())),
-    )
 
 
 @st.fragment(run_every=0.5 if st.session_state.get("rewrite_task") else None)
@@ -262,10 +261,7 @@ for scene in story.scenes:
                 f":orange[:material/warning: Scene {n} is at the {limit}-character limit; "
                 "nothing beyond it is kept.]"
             )
-        cleaned = quiz.clean_text(text)[:SCENE_MAX_CHARS]
-        if cleaned != scene.text:
-            scene.text = cleaned
-            scene.placeholder = cleaned == placeholder_text(n)
+        apply_edit(scene, text)
 
 
 # ---------------------------------------------------------------- continuity (before approval)
@@ -339,4 +335,5 @@ st.button(
     if st.session_state.get("rewrite_task")
     else None,
 )
+ui.rendered("scenes")
 background()

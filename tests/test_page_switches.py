@@ -251,27 +251,80 @@ def test_approving_with_the_reference_sheet_first_opens_the_hero_page(live, monk
     assert not any(s.generations for s in job.slots)  # no scene image before the sheet
 
 
-def test_approving_the_same_scenes_again_opens_their_gallery_and_makes_no_second_job(clean_env):
+def as_if_the_browser_still_showed_the_page_of_the_last_click(at: AppTest, page: str) -> None:
+    """A double click's second click is made on the render of the page the first was made on
+    (the browser had not yet seen the switch). AppTest cannot click on an old render, so the
+    test draws the page again and then tells the session it is still the old render."""
+    at.session_state[f"renders_{page}"] = at.session_state[f"last_click_{page}"][0]
+
+
+def test_a_double_click_on_approve_makes_one_job(clean_env):
     at = AppTest.from_file(APP, default_timeout=30).run()
     click_write(at)
     click_approve(at)
     first = at.session_state.job_id
     reg = app.current()
     jobs = len(reg.store.jobs_where())
-    # Approve again, unchanged (a second click that reached the server after the first one's
-    # gallery had taken the job, or a later visit): the same gallery, with a word why.
     at.switch_page("pages/scenes.py").run()
+    as_if_the_browser_still_showed_the_page_of_the_last_click(at, "scenes")
     at.button(key="approve_scenes").click().run()
     assert not at.exception, at.exception
-    assert at.session_state.job_id == first and at.query_params["job"] == first
+    assert at.query_params["job"] == first  # the same gallery
     assert len(reg.store.jobs_where()) == jobs
-    assert any("approved already" in w.value for w in at.warning)
-    # A changed scene is a new approval: a new job.
+    # A click on a page drawn since is a new approval: a new job (the same scenes or not).
     at.switch_page("pages/scenes.py").run()
-    at.text_area[0].set_value("Pip wakes before dawn and listens to the river.").run()
     click_approve(at)
     assert at.session_state.job_id != first
     assert len(reg.store.jobs_where()) == jobs + 1
+
+
+def test_a_double_click_on_write_my_story_writes_one_story(live):
+    at = AppTest.from_file(APP, default_timeout=30).run()
+    click_write(at)
+    story = at.session_state.story
+    at.switch_page("pages/quiz.py").run()
+    as_if_the_browser_still_showed_the_page_of_the_last_click(at, "quiz")
+    at.button(key="write_story").click().run()
+    assert not at.exception, at.exception
+    at.switch_page("pages/scenes.py")
+    settle(at.run())
+    assert at.session_state.story is story and len(live.of("chat")) == 1  # one story paid for
+    at.switch_page("pages/quiz.py").run()
+    click_write(at)  # a click on a quiz drawn since: a new story
+    assert at.session_state.story is not story and len(live.of("chat")) == 2
+
+
+def test_back_to_a_story_taken_while_another_is_written_shows_that_one(live):
+    at = AppTest.from_file(APP, default_timeout=30).run()
+    click_write(at)
+    taken_id = at.session_state.last_click_quiz[1]
+    gate = hold_next_text_call(live)
+    at.switch_page("pages/quiz.py").run()
+    at.text_input(key="q_hero_name").set_value("Bramble").run()
+    at.button(key="write_story").click().run()
+    writing = at.session_state.story_task
+    at.query_params["writing"] = taken_id  # Back, to the first story's address
+    at.switch_page("pages/scenes.py").run()
+    assert at.title[0].value == "Writing your story"
+    assert at.query_params["writing"] == writing
+    gate.set()
+    settle(at)
+    assert at.session_state.story.answers["hero_name"] == "Bramble"
+
+
+def test_a_new_story_does_not_show_the_last_story_s_approval(live):
+    at = AppTest.from_file(APP, default_timeout=30).run()
+    click_write(at)
+    gate = hold_next_text_call(live)
+    at.button(key="approve_scenes").click().run()  # the last story's approval, still running
+    assert at.title[0].value == "Preparing the images"
+    at.switch_page("pages/quiz.py").run()
+    at.text_input(key="q_hero_name").set_value("Bramble").run()
+    gate.set()
+    click_write(at)
+    assert at.session_state.story.answers["hero_name"] == "Bramble"
+    assert "See its progress" not in links(at)
+    assert not at.button(key="approve_scenes").disabled
 
 
 def test_images_started_elsewhere_while_the_hero_page_polls_give_a_link_not_a_switch(
@@ -289,6 +342,8 @@ def test_images_started_elsewhere_while_the_hero_page_polls_give_a_link_not_a_sw
         if at.title and at.title[0].value == "Hero reference sheet":
             break
         time.sleep(0.05)
+    else:
+        pytest.fail("the Hero page never showed the drawing")
     job_id = at.session_state.job_id
     studio = app.studio(app.current().settings)
     assert studio.hero_drawing(job_id, "base")
@@ -299,6 +354,8 @@ def test_images_started_elsewhere_while_the_hero_page_polls_give_a_link_not_a_sw
         if any(s.generations for s in studio.get(job_id).slots):
             break
         time.sleep(0.05)
+    else:
+        pytest.fail("the images never started")
     at.run()
     assert not at.exception, at.exception
     # The page that was polling says so and links to the gallery; it does not switch.

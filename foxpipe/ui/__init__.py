@@ -411,6 +411,29 @@ def take(task_id: str) -> None:
     st.session_state.setdefault("taken_tasks", set()).add(task_id)
 
 
+# A second click on a button that switches pages can reach the server before the browser saw
+# the first click's switch: it was made on the same render of the page. Pages count the renders
+# that drew such a button (``rendered``), right after drawing it; a click made on the render the
+# last click was made on is the same click again (``same_click``).
+def rendered(page: str) -> None:
+    key = f"renders_{page}"
+    st.session_state[key] = st.session_state.get(key, 0) + 1
+
+
+def clicked(page: str, started: Any) -> None:
+    """Remember what this click on the page's switching button started."""
+    st.session_state[f"last_click_{page}"] = (st.session_state.get(f"renders_{page}", 0), started)
+
+
+def same_click(page: str) -> Any:
+    """What the last click on this page's switching button started, when this click was made on
+    the same render of the page (a double click); else None."""
+    last = st.session_state.get(f"last_click_{page}")
+    if last and last[0] == st.session_state.get(f"renders_{page}", 0):
+        return last[1]
+    return None
+
+
 def approval() -> Any:
     """At the top of the page "Approve scenes" opened: while the scenes' image prompts are
     written in the background (the task is in the address, ``?approving=``, so a reload finds
