@@ -153,7 +153,10 @@ def apply_edit(scene: Scene, text: str) -> None:
 
 def approve() -> None:
     if st.session_state.get("rewrite_task") or st.session_state.get("story_retry"):
-        st.session_state.scene_notice = "Wait for the scenes being written again, then approve."
+        st.session_state.scene_notice = (
+            "Wait for the scene being rewritten (or the missing scenes being written again), "
+            "then approve."
+        )
         return
     # A second click made on the same render of this page as the first (the browser had not yet
     # seen the first one's switch): the same approval opens again, no second job.

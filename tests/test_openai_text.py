@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from foxpipe import app as workflow
@@ -21,9 +23,16 @@ def settings(fake_openai):
         {
             "OPENAI_API_KEY": "sk-test",
             "OPENAI_BASE_URL": fake_openai.base_url,
-            "CHAT_TIMEOUT": "0.5",
+            # Long enough for an answer from the loopback fake on a loaded machine; the tests
+            # whose subject is a timeout shorten it (``hanging``).
+            "CHAT_TIMEOUT": "10",
         },
     )
+
+
+def hanging(settings, action: Action):  # noqa: ANN001
+    """For a request the fake never answers, a client timeout the test waits out (1.5 s)."""
+    return replace(settings, chat_timeout=1.5) if action.hang_for is not None else settings
 
 
 def answers(**extra):
@@ -68,6 +77,7 @@ async def test_story_in_one_structured_call_with_answers_as_data(settings, fake_
     ],
 )
 async def test_one_bad_answer_is_retried(settings, fake_openai, first):
+    settings = hanging(settings, first)
     fake_openai.script("chat", first)
     story = await fast(settings).write_story(answers())
     assert not story.missing() and len(fake_openai.of("chat")) == 2
@@ -91,6 +101,7 @@ def test_wrong_count_three_times_keeps_the_scenes_it_got(settings, fake_openai):
     ],
 )
 def test_three_failures_give_placeholders_and_say_why(settings, fake_openai, action, words):
+    settings = hanging(settings, action)
     fake_openai.script("chat", *[action] * 3)
     story = workflow.write_story(settings, answers())
     assert len(fake_openai.of("chat")) == 3
