@@ -6,6 +6,7 @@ the connection. The app switches only at a click, with nothing polling; the new 
 
 from __future__ import annotations
 
+import contextlib
 from urllib.parse import urlparse
 
 import pytest
@@ -27,6 +28,18 @@ from .helpers import (
 from .slowlink import SlowLink
 
 
+@contextlib.contextmanager
+def slow_page(app, new_page, said: list[str]):  # noqa: ANN001
+    """A browser page that reaches the app through the slow link; the errors it logs go to
+    ``said``."""
+    port = urlparse(app.url).port
+    assert port is not None
+    with SlowLink(port, LATE) as link:
+        page = new_page()
+        page.on("console", lambda m: said.append(m.text) if m.type == "error" else None)
+        yield link, page
+
+
 def stored_jobs(data_dir) -> list[str]:  # noqa: ANN001
     """The ids of the jobs in the app's own store."""
     from foxpipe.store import Store, default_url
@@ -45,13 +58,8 @@ LATE = 0.7
 @pytest.mark.e2e
 def test_page_switches_land_on_a_slow_link(start_app, new_page):
     app = start_app(FOXPIPE_OFFLINE_DELAY="0.05", MAX_CONCURRENT_IMAGES="4", GALLERY_REFRESH="0.4")
-    port = urlparse(app.url).port
-    assert port is not None
-    with SlowLink(port, LATE) as link:
-        page = new_page()
-        said: list[str] = []
-        page.on("console", lambda m: said.append(m.text) if m.type == "error" else None)
-
+    said: list[str] = []  # the errors the browser logged
+    with slow_page(app, new_page, said) as (link, page):
         open_quiz(page, link.url)
         write_story(page)  # the quiz switches to the Scenes page, which writes the story
         sid = story_id(page)
@@ -87,12 +95,8 @@ def test_the_hero_page_path_holds_on_a_slow_link(start_app, new_page, fake_opena
         IMAGE_TIMEOUT="10",
         GALLERY_REFRESH="0.4",
     )
-    port = urlparse(app.url).port
-    assert port is not None
-    with SlowLink(port, LATE) as link:
-        page = new_page()
-        said: list[str] = []
-        page.on("console", lambda m: said.append(m.text) if m.type == "error" else None)
+    said: list[str] = []  # the errors the browser logged
+    with slow_page(app, new_page, said) as (link, page):
         open_quiz(page, link.url)
         # A double click: the second click reaches the server before the browser saw the
         # switch (0.7 s late), from the quiz it still shows. One story is written.
