@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import shutil
 import socket
 import time
@@ -33,6 +34,20 @@ APP_ENV = (
     "OPENAI_VOICE_MODEL",
     "OPENAI_VOICE",
 )
+
+
+def _scan_installed_components_once() -> None:
+    """AppTest scans every installed package's metadata for Streamlit components on each new
+    AppTest (about 0.5 s, hundreds of times a run); the installed packages do not change while
+    the suite runs, so the scan is made once per test process."""
+    from streamlit.components.v2 import manifest_scanner
+
+    manifest_scanner.scan_component_manifests = functools.cache(
+        manifest_scanner.scan_component_manifests
+    )
+
+
+_scan_installed_components_once()
 
 
 @pytest.fixture(autouse=True)

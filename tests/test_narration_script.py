@@ -87,7 +87,11 @@ async def test_offline_writer_and_rewrite():
 def settings_openai(fake_openai):
     return load_settings(
         {},
-        {"OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": fake_openai.base_url, "CHAT_TIMEOUT": "2"},
+        {
+            "OPENAI_API_KEY": "sk-test",
+            "OPENAI_BASE_URL": fake_openai.base_url,
+            "CHAT_TIMEOUT": "10",
+        },
     )
 
 

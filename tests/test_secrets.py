@@ -46,7 +46,7 @@ def keyed(monkeypatch, fake_openai, caplog):
     monkeypatch.setenv("OPENAI_BASE_URL", fake_openai.base_url)
     monkeypatch.setenv("IMAGES_PER_MINUTE", "6000")
     monkeypatch.setenv("OPENAI_USE_REFERENCE", "false")
-    monkeypatch.setenv("IMAGE_TIMEOUT", "2")
+    monkeypatch.setenv("IMAGE_TIMEOUT", "10")
     caplog.set_level(logging.DEBUG)  # every logger, the SDKs' included
     fake_openai.api_key = KEY
     return fake_openai

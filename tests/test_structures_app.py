@@ -20,8 +20,8 @@ def live(monkeypatch, fake_openai):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
     monkeypatch.setenv("OPENAI_BASE_URL", fake_openai.base_url)
     monkeypatch.setenv("IMAGES_PER_MINUTE", "6000")
-    monkeypatch.setenv("CHAT_TIMEOUT", "1")
-    monkeypatch.setenv("IMAGE_TIMEOUT", "2")
+    monkeypatch.setenv("CHAT_TIMEOUT", "10")  # the fake answers at once; a loaded machine is slow
+    monkeypatch.setenv("IMAGE_TIMEOUT", "10")
     return fake_openai
 
 

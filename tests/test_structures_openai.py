@@ -17,7 +17,11 @@ ALL = structures.STRUCTURES
 def settings(fake_openai):
     return load_settings(
         {},
-        {"OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": fake_openai.base_url, "CHAT_TIMEOUT": "2"},
+        {
+            "OPENAI_API_KEY": "sk-test",
+            "OPENAI_BASE_URL": fake_openai.base_url,
+            "CHAT_TIMEOUT": "10",
+        },
     )
 
 

@@ -31,6 +31,7 @@ def job_with_a_failed_scene(versions: int = 2) -> tuple[object, str]:
             lambda n=n: (
                 len(reg.get(job_id).slots[2].versions) == n + 1
                 and reg.get(job_id).slots[2].status is SlotStatus.READY
+                and reg.get(job_id).done  # its check against the hero has ended too
             ),
             timeout=30,
         )

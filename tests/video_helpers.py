@@ -50,7 +50,7 @@ def video_settings(data_dir: Path, **kw: object) -> Settings:
         data_dir=str(data_dir),
         offline_delay=0.0,
         video_poll_interval=0.01,
-        video_http_timeout=2.0,
+        video_http_timeout=10.0,  # the fakes answer at once; a loaded machine can be slow
         clip_timeout=20.0,
         clip_retries=3,
         short_prerender=False,  # as every test runs (tests/conftest.py): no background render
