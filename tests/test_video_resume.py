@@ -3,8 +3,10 @@ stop of the registry and are collected by the next one without a second submissi
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
+import threading
 import time
 from pathlib import Path
 
@@ -162,6 +164,33 @@ def test_a_failing_poll_never_resubmits(tmp_path, fakes, registries):
     assert v.clip(1).status is ClipStatus.READY and v.clip(1).submissions == 2
     assert fake.submissions == 3
     assert v.spent_usd == pytest.approx(3 * videojobs.clip_cost(reg.settings, "hailuo"))
+
+
+def test_a_retry_while_the_failed_task_is_still_finishing_runs_after_it(
+    tmp_path, fakes, registries
+):
+    """The failed attempt stores its end, then its task still finishes (assembles, returns):
+    a Retry pressed in between runs once that task has ended; it is never left queued."""
+    fake = fakes["hailuo"]
+    fake.task_outcome = "failed"
+    reg = JobRegistry(settings_for("hailuo", tmp_path, fake))
+    registries.append(reg)
+    job_id = approved_job(reg, 2)
+    videojobs.start(reg, job_id, "hailuo", scenes=[0, 1], seconds_per_scene=0.5)
+    wait_until(lambda: (x := video(reg, job_id)) and not x.running, timeout=60)
+    release = threading.Event()
+
+    async def still_finishing() -> None:  # the failed attempt's task, held at its last step
+        await asyncio.to_thread(release.wait, 30)
+
+    assert reg.submit(job_id, "clip1", still_finishing)
+    fake.task_outcome = "succeed"
+    assert videojobs.retry_clip(reg, job_id, 1) == ""
+    assert video(reg, job_id).clip(1).status is ClipStatus.QUEUED  # waits for the task before it
+    assert fake.submissions == 2
+    release.set()
+    v = wait_until(lambda: (x := video(reg, job_id)) and not x.running and x, timeout=30)
+    assert v.clip(1).status is ClipStatus.READY and fake.submissions == 3
 
 
 @pytest.mark.parametrize(("model", "sent"), [("kling-v3-omni", True), ("kling-v2-5-turbo", False)])

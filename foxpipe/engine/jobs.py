@@ -778,15 +778,29 @@ class JobRegistry:
             raise TimeoutError(f"no answer within {timeout:.0f} s") from None
 
     def submit(
-        self, job_id: str, key: str, factory: Callable[[], Coroutine[Any, Any, Any]]
+        self,
+        job_id: str,
+        key: str,
+        factory: Callable[[], Coroutine[Any, Any, Any]],
+        *,
+        after: bool = False,
     ) -> bool:
         """Run other background work of a job (its video, its hero sheet) on the worker loop,
-        at most one per (job, key). Returns False when that work is already running."""
+        at most one per (job, key). Returns False when that work is already running, unless
+        ``after``: then the new work runs as soon as the running one ends. (A caller that has
+        already stored the new work as queued needs ``after``: the last run's task can still be
+        finishing after it stored its own end, and refusing would leave the work queued with
+        nothing to run it.)"""
         loop = self._ensure_worker()
         with self._lock:
             fut = self._work.get((job_id, key))
             if fut is not None and not fut.done():
-                return False
+                if not after:
+                    return False
+                self._work[(job_id, key)] = asyncio.run_coroutine_threadsafe(
+                    _after(fut, factory), loop
+                )
+                return True
             self._work[(job_id, key)] = asyncio.run_coroutine_threadsafe(factory(), loop)
             return True
 
@@ -1089,3 +1103,11 @@ class JobRegistry:
             "done" if ok else "failed",
         )
         return ok
+
+
+async def _after(
+    previous: concurrent.futures.Future[Any], factory: Callable[[], Coroutine[Any, Any, Any]]
+) -> Any:
+    """Wait for ``previous`` to end (however it ends: its outcome is its own), then run."""
+    await asyncio.wait([asyncio.wrap_future(previous)])
+    return await factory()

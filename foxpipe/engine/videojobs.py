@@ -209,10 +209,13 @@ def start(
         return f"The video could not be started: {e.message}"
     log.info("[VIDEO] job %s: %s, %d scenes to animate", job_id[:6], provider, len(video.clips))
     if provider == SLIDESHOW:
-        reg.submit(job_id, VIDEO_KEY, lambda: _assemble(reg, job_id))
+        reg.submit(job_id, VIDEO_KEY, lambda: _assemble(reg, job_id), after=True)
     else:
+        # ``after``: the last video's tasks may still be finishing after storing their end.
         for i in chosen:
-            reg.submit(job_id, f"clip{i}", functools.partial(_clip_task, reg, job_id, i))
+            reg.submit(
+                job_id, f"clip{i}", functools.partial(_clip_task, reg, job_id, i), after=True
+            )
     return ""
 
 
@@ -233,7 +236,8 @@ def retry_clip(reg: JobRegistry, job_id: str, index: int) -> str:
         j.video.error = ""
 
     reg.mutate(job_id, fn)
-    reg.submit(job_id, f"clip{index}", lambda: _clip_task(reg, job_id, index))
+    # The failed attempt's task may still be finishing (it stored its end first): run after it.
+    reg.submit(job_id, f"clip{index}", lambda: _clip_task(reg, job_id, index), after=True)
     return ""
 
 
