@@ -15,7 +15,7 @@ from foxpipe.providers.csvlog import CsvLog
 from foxpipe.providers.localstore import LocalStore
 from foxpipe.providers.offline import OfflineImages
 from tests.conftest import wait_until
-from tests.imagefakes import ScriptedImages, make_story
+from tests.imagefakes import HANG, ScriptedImages, make_story
 
 
 def engine_with(images, tmp_path, **kw) -> JobRegistry:
@@ -80,3 +80,20 @@ def test_declared_capabilities_of_the_built_in_providers(tmp_path):
     assert capabilities(LocalStore(tmp_path)) == frozenset()
     cloud = CloudinaryStore("cloudinary://key:secret@cloud", tmp_path)
     assert can(cloud, Capability.HOSTS_MEDIA) and can(cloud, Capability.REUPLOAD)
+
+
+def test_drawing_a_reference_that_is_being_drawn_counts_nothing(tmp_path):
+    """A second "Draw" of the same reference (a double click, a teammate) is refused before
+    anything is counted against the budget."""
+    images = ScriptedImages(latency=0.0, default=HANG)  # the first drawing is still going
+    images.capabilities = frozenset({Capability.REFERENCES})
+    reg = engine_with(images, tmp_path, openai_api_key="sk-test-capabilities")
+    try:
+        story = make_story(3)
+        job_id = reg.create_job(story, [s.text for s in story.scenes], owner="t", start=False)
+        assert hero.start_reference(reg, job_id, "base") == ""
+        wait_until(lambda: images.in_flight() == 1)
+        assert hero.start_reference(reg, job_id, "base") == "It is being drawn already."
+        assert reg.images_today() == 1 and images.in_flight() == 1
+    finally:
+        reg.shutdown()

@@ -164,6 +164,8 @@ def start_reference(registry: JobRegistry, job_id: str, form: str, feedback: str
     job = registry.get(job_id)
     if job is None:
         return "The gallery was not found."
+    if drawing(registry, job_id, form):  # said before anything is counted against the budget
+        return "It is being drawn already."
     if not can(registry.pipeline.images, Capability.FREE):
         try:
             registry._check_story(job, 1)
