@@ -82,7 +82,7 @@ def test_declared_capabilities_of_the_built_in_providers(tmp_path):
     assert can(cloud, Capability.HOSTS_MEDIA) and can(cloud, Capability.REUPLOAD)
 
 
-def test_drawing_a_reference_that_is_being_drawn_counts_nothing(tmp_path):
+def test_drawing_a_reference_that_is_being_drawn_counts_nothing(tmp_path, monkeypatch):
     """A second "Draw" of the same reference (a double click, a teammate) is refused before
     anything is counted against the budget."""
     images = ScriptedImages(latency=0.0, default=HANG)  # the first drawing is still going
@@ -93,6 +93,11 @@ def test_drawing_a_reference_that_is_being_drawn_counts_nothing(tmp_path):
         job_id = reg.create_job(story, [s.text for s in story.scenes], owner="t", start=False)
         assert hero.start_reference(reg, job_id, "base") == ""
         wait_until(lambda: images.in_flight() == 1)
+        assert hero.start_reference(reg, job_id, "base") == "It is being drawn already."
+        assert reg.images_today() == 1 and images.in_flight() == 1
+        # Two Draws at the same moment both pass that check: the one refused by the worker
+        # gives back what it counted.
+        monkeypatch.setattr(hero, "drawing", lambda *a: False)
         assert hero.start_reference(reg, job_id, "base") == "It is being drawn already."
         assert reg.images_today() == 1 and images.in_flight() == 1
     finally:

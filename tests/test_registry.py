@@ -1,3 +1,4 @@
+import asyncio
 import threading
 from pathlib import Path
 
@@ -227,3 +228,40 @@ def test_a_worker_that_cannot_start_says_why_and_the_next_try_starts(tmp_path):
         assert all(s.status is SlotStatus.READY for s in reg.get(job_id).slots)
     finally:
         reg.shutdown()
+
+
+def test_work_submitted_after_running_work_runs_once_it_ends_and_stops_with_it(registry):
+    gate, started = threading.Event(), threading.Event()
+    order: list[str] = []
+
+    async def first() -> None:
+        started.set()
+        try:
+            await asyncio.to_thread(gate.wait, 30)
+        except asyncio.CancelledError:
+            order.append("first stopped")
+            raise
+        order.append("first")
+
+    async def second() -> None:
+        order.append("second")
+
+    assert registry.submit("j", "k", first)
+    assert not registry.submit("j", "k", second)  # one at a time: refused without ``after``
+    assert registry.submit("j", "k", second, after=True)
+    assert registry.busy("j", "k") and order == []
+    gate.set()
+    wait_until(lambda: not registry.busy("j", "k"))
+    assert order == ["first", "second"]
+
+    # Stopped while it waits: the work before it (no longer tracked on its own) stops too.
+    gate.clear()
+    started.clear()
+    order.clear()
+    assert registry.submit("j", "k", first)
+    wait_until(started.is_set)
+    assert registry.submit("j", "k", second, after=True)
+    registry.stop_work("j", "k")
+    wait_until(lambda: order == ["first stopped"])
+    assert not registry.busy("j", "k")
+    gate.set()

@@ -178,6 +178,7 @@ def test_a_retry_while_the_failed_task_is_still_finishing_runs_after_it(
     job_id = approved_job(reg, 2)
     videojobs.start(reg, job_id, "hailuo", scenes=[0, 1], seconds_per_scene=0.5)
     wait_until(lambda: (x := video(reg, job_id)) and not x.running, timeout=60)
+    wait_until(lambda: not reg.busy(job_id, "clip1"))  # its own task has ended
     release = threading.Event()
 
     async def still_finishing() -> None:  # the failed attempt's task, held at its last step
@@ -187,6 +188,7 @@ def test_a_retry_while_the_failed_task_is_still_finishing_runs_after_it(
     fake.task_outcome = "succeed"
     assert videojobs.retry_clip(reg, job_id, 1) == ""
     assert video(reg, job_id).clip(1).status is ClipStatus.QUEUED  # waits for the task before it
+    assert videojobs.retry_clip(reg, job_id, 1) != ""  # a second Retry: one submission
     assert fake.submissions == 2
     release.set()
     v = wait_until(lambda: (x := video(reg, job_id)) and not x.running and x, timeout=30)

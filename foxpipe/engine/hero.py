@@ -5,6 +5,7 @@ model with every scene (``images.edit``) so the hero keeps one look."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from foxpipe.engine.generation import Pipeline, blocking
 from foxpipe.engine.jobs import GuardError, JobRegistry
 from foxpipe.engine.retry import backoff_delay
 from foxpipe.providers.base import Capability, ProviderError, can
+from foxpipe.store import StoreError
 
 log = logging.getLogger(__name__)
 
@@ -203,7 +205,10 @@ def start_reference(registry: JobRegistry, job_id: str, form: str, feedback: str
 
         await asyncio.to_thread(registry.mutate, job_id, record)
 
-    if not registry.submit(job_id, _key(form), work):
+    if not registry.submit(job_id, _key(form), work):  # a Draw at the same moment came first
+        if not can(registry.pipeline.images, Capability.FREE):
+            with contextlib.suppress(StoreError):  # counted above, never sent: given back
+                registry.store.spend_if("images", -1, -registry.pipeline.cost_per_image(), None)
         return "It is being drawn already."
     return ""
 

@@ -1108,6 +1108,15 @@ class JobRegistry:
 async def _after(
     previous: concurrent.futures.Future[Any], factory: Callable[[], Coroutine[Any, Any, Any]]
 ) -> Any:
-    """Wait for ``previous`` to end (however it ends: its outcome is its own), then run."""
-    await asyncio.wait([asyncio.wrap_future(previous)])
+    """Wait for ``previous`` to end (however it ends: its outcome is its own), then run.
+    Cancelled while waiting (``stop_work``, shutdown): the work before it is cancelled too, as
+    it is no longer tracked on its own."""
+    waiting = asyncio.wrap_future(previous)
+    try:
+        await asyncio.wait([waiting])
+    except asyncio.CancelledError:
+        previous.cancel()
+        raise
+    if not waiting.cancelled():
+        waiting.exception()  # read: its own task logged it; not "never retrieved"
     return await factory()

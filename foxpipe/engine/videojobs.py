@@ -203,8 +203,16 @@ def start(
         clips=[Clip(index=i) for i in chosen] if provider != SLIDESHOW else [],
     )
     video_event(video, VideoStatus.RUNNING)  # every status change through the lifecycle
+
+    def begin(j: Job) -> bool:  # checked again in the transaction: two clicks, one video
+        if j.video is not None and j.video.running:
+            return False
+        j.video = video
+        return True
+
     try:
-        reg.mutate(job_id, lambda j: setattr(j, "video", video))
+        if not reg.mutate(job_id, begin):
+            return "The video is already being made."
     except StoreError as e:  # never marked as started: nothing can hang at "Starting…"
         return f"The video could not be started: {e.message}"
     log.info("[VIDEO] job %s: %s, %d scenes to animate", job_id[:6], provider, len(video.clips))
@@ -227,15 +235,21 @@ def retry_clip(reg: JobRegistry, job_id: str, index: int) -> str:
     if clip is None or clip.status is not ClipStatus.FAILED:
         return "Only a failed clip can be retried."
 
-    def fn(j: Job) -> None:
-        assert j.video is not None
+    def fn(j: Job) -> bool:
+        if j.video is None:
+            return False
         c = j.video.clip(index)
-        if c is not None:
-            with contextlib.suppress(Refused):
-                clip_event(c, ClipStatus.QUEUED)  # Retry: the only way to submit it again
+        if c is None or c.status is not ClipStatus.FAILED:
+            return False  # a teammate's Retry came first: one submission, not two
+        try:
+            clip_event(c, ClipStatus.QUEUED)  # Retry: the only way to submit it again
+        except Refused:
+            return False
         j.video.error = ""
+        return True
 
-    reg.mutate(job_id, fn)
+    if not reg.mutate(job_id, fn):
+        return "This clip is being made again already."
     # The failed attempt's task may still be finishing (it stored its end first): run after it.
     reg.submit(job_id, f"clip{index}", lambda: _clip_task(reg, job_id, index), after=True)
     return ""

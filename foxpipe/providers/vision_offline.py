@@ -188,7 +188,8 @@ def background_distance(lab: np.ndarray, strip: int = 2, window: float = 0.03) -
     keep = near >= (2 * m + 1) / 3  # (h, 2*strip)
     # Each row's candidate colours: the kept border samples of every other row in its window
     # (border colours change slowly). ΔE² = |p|² + min over c of (|c|² - 2 p·c): one batched
-    # matrix product per image instead of a pass over the image per candidate.
+    # matrix product per image instead of a pass over the image per candidate. (Images are
+    # compared at WORK_PX, so the (h, w, n) arrays stay a few MB.)
     shifts = [np.clip(np.arange(h) + d, 0, h - 1) for d in range(-m, m + 1, 2)]
     cands = np.concatenate([samples[r] for r in shifts], axis=1).astype(np.float64)  # (h, n, 3)
     valid = np.concatenate([keep[r] for r in shifts], axis=1)  # (h, n)
