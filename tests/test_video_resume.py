@@ -148,7 +148,8 @@ def test_a_clip_not_yet_submitted_when_the_app_stops_is_failed_for_retry(
     assert v.clips[0].status is ClipStatus.READY and fake.submissions == 1
 
 
-def test_a_failing_poll_never_resubmits(tmp_path, fakes, registries):
+def two_failed_clips(tmp_path, fakes, registries):  # noqa: ANN001, ANN201
+    """A video of two scenes whose clips the vendor failed: (fake, engine, job id, video)."""
     fake = fakes["hailuo"]
     fake.task_outcome = "failed"
     reg = JobRegistry(settings_for("hailuo", tmp_path, fake))
@@ -156,6 +157,11 @@ def test_a_failing_poll_never_resubmits(tmp_path, fakes, registries):
     job_id = approved_job(reg, 2)
     videojobs.start(reg, job_id, "hailuo", scenes=[0, 1], seconds_per_scene=0.5)
     v = wait_until(lambda: (x := video(reg, job_id)) and not x.running and x, timeout=60)
+    return fake, reg, job_id, v
+
+
+def test_a_failing_poll_never_resubmits(tmp_path, fakes, registries):
+    fake, reg, job_id, v = two_failed_clips(tmp_path, fakes, registries)
     assert all(c.status is ClipStatus.FAILED and "could not make" in c.error for c in v.clips)
     assert fake.submissions == 2  # a task the vendor failed is not submitted again by itself
     fake.task_outcome = "succeed"
@@ -171,13 +177,7 @@ def test_a_retry_while_the_failed_task_is_still_finishing_runs_after_it(
 ):
     """The failed attempt stores its end, then its task still finishes (assembles, returns):
     a Retry pressed in between runs once that task has ended; it is never left queued."""
-    fake = fakes["hailuo"]
-    fake.task_outcome = "failed"
-    reg = JobRegistry(settings_for("hailuo", tmp_path, fake))
-    registries.append(reg)
-    job_id = approved_job(reg, 2)
-    videojobs.start(reg, job_id, "hailuo", scenes=[0, 1], seconds_per_scene=0.5)
-    wait_until(lambda: (x := video(reg, job_id)) and not x.running, timeout=60)
+    fake, reg, job_id, _ = two_failed_clips(tmp_path, fakes, registries)
     wait_until(lambda: not reg.busy(job_id, "clip1"))  # its own task has ended
     release = threading.Event()
 
