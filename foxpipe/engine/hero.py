@@ -5,7 +5,6 @@ model with every scene (``images.edit``) so the hero keeps one look."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -19,7 +18,6 @@ from foxpipe.engine.generation import Pipeline, blocking
 from foxpipe.engine.jobs import GuardError, JobRegistry
 from foxpipe.engine.retry import backoff_delay
 from foxpipe.providers.base import Capability, ProviderError, can
-from foxpipe.store import StoreError
 
 log = logging.getLogger(__name__)
 
@@ -206,9 +204,8 @@ def start_reference(registry: JobRegistry, job_id: str, form: str, feedback: str
         await asyncio.to_thread(registry.mutate, job_id, record)
 
     if not registry.submit(job_id, _key(form), work):  # a Draw at the same moment came first
-        if not can(registry.pipeline.images, Capability.FREE):
-            with contextlib.suppress(StoreError):  # counted above, never sent: given back
-                registry.store.spend_if("images", -1, -registry.pipeline.cost_per_image(), None)
+        if not can(registry.pipeline.images, Capability.FREE):  # counted above, never sent
+            registry.give_back("images", 1, registry.pipeline.cost_per_image())
         return "It is being drawn already."
     return ""
 

@@ -580,6 +580,13 @@ class JobRegistry:
                 + "). It resets at midnight."
             )
 
+    def give_back(self, kind: str, n: int, usd: float = 0.0) -> None:
+        """Undo ``charge`` for ``n`` items counted but never sent (best effort: a storage
+        failure keeps them counted, which errs on the side of the budget)."""
+        if n > 0:
+            with contextlib.suppress(StoreError):
+                self.store.spend_if(kind, -n, -usd, None)
+
     def budget_left(self, job: Job) -> dict[str, int]:
         s = self.settings
         return {
@@ -660,8 +667,7 @@ class JobRegistry:
 
             self.mutate(job_id, fn)
             if paid and len(started) < len(indexes):  # refused ones were counted: give them back
-                with contextlib.suppress(StoreError):
-                    self.store.spend_if("images", len(started) - len(indexes), 0.0, None)
+                self.give_back("images", len(indexes) - len(started))
             self._launch(job_id, started, loop)
             self._extend_deadlines()
             return [i for i, _ in started]
