@@ -117,7 +117,10 @@ def test_a_reject_while_the_last_run_still_logs_is_not_dropped():
         job_id = new_job(reg)
         wait_until(lambda: reg.get(job_id).done)  # scene 4 is ready; its row is not logged yet
         reg.reject(job_id, 3)
-        assert reg.get(job_id).slots[3].status.in_flight  # regenerating, not silently ignored
+        # Regenerating, not silently ignored: in flight, or (on a busy machine, before this
+        # thread reads it) already made again; a dropped reject leaves one version, ready.
+        scene = reg.get(job_id).slots[3]
+        assert scene.status.in_flight or len(scene.versions) == 2, scene.status
         gate.set()
         wait_until(lambda: reg.get(job_id).done and len(reg.get(job_id).slots[3].versions) == 2)
         with pytest.raises(GuardError, match="MAX_REGENERATIONS_PER_IMAGE"):
