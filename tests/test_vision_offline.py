@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+import uuid
 
 import pytest
 
 from foxpipe.domain import prompts
 from foxpipe.domain.continuity import DEFECTS, reference_text
 from foxpipe.domain.story import BEATS
+from foxpipe.providers import vision_offline
 from foxpipe.providers.offline import HeroLook, OfflineImages, render_card, render_reference
-from foxpipe.providers.vision_offline import OfflineVision, look_from_text
+from foxpipe.providers.vision_offline import FeatureCache, OfflineVision, look_from_text
 from tests.continuityset import Scores, pairs
 
 
@@ -136,3 +138,34 @@ def test_label_matches_a_flood_fill():
     assert (got >= 0).sum() == mask.sum() and len(np.unique(got[got >= 0])) == n
     pairs = {(int(a), int(b)) for a, b in zip(got[mask], want[mask], strict=True)}
     assert len(pairs) == n  # one-to-one
+
+
+def test_an_image_checked_again_is_measured_once_and_judged_the_same(monkeypatch):
+    cache = FeatureCache(size=3)
+    monkeypatch.setattr(vision_offline, "IMAGE_FEATURES", cache)
+    checker = OfflineVision()
+    ref = render_reference("288x512")
+    text = f"A scene of its own {uuid.uuid4()}"
+    fox = render_card(4, "Discovery", text, "288x512", False)
+    rabbit = render_card(4, "Discovery", text, "288x512", False, look=HeroLook(species="rabbit"))
+    first = [checker.check_sync(ref, "", img, 4) for img in (fox, rabbit)]
+    assert (cache.misses, cache.hits) == (2, 0)
+    again = [checker.check_sync(ref, "", img, 4) for img in (fox, rabbit)]
+    assert (cache.misses, cache.hits) == (2, 2)
+
+    def judged(vs):
+        return [(v.status, v.on_model, v.score, v.defects) for v in vs]
+
+    assert judged(again) == judged(first)
+    assert first[0].on_model and not first[1].on_model and "species" in first[1].defects
+    # An unreadable image is said to be so each time and never kept.
+    for _ in range(2):
+        assert checker.check_sync(ref, "", b"not an image", 4).status == "not_checked"
+    assert cache.misses == 4 and len(cache._items) == 2
+    # At most ``size`` images are kept, the least recently checked leaving first.
+    others = [render_card(n, "Discovery", text, "288x512", False) for n in (5, 6)]
+    for img in others:
+        checker.check_sync(ref, "", img, 4)
+    assert len(cache._items) == 3
+    checker.check_sync(ref, "", fox, 4)  # left first: measured again
+    assert cache.misses == 7

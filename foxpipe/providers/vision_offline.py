@@ -28,11 +28,13 @@ with that. See the README for what this check cannot see.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import io
 import logging
 import re
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
@@ -326,6 +328,44 @@ def hog(gray: np.ndarray, bins: int = 9) -> np.ndarray:
     return v / n if n else v
 
 
+class FeatureCache:
+    """The features of images checked lately, by content. An image's features depend on its
+    bytes alone, and the same image can be checked again: a reviewer's "Check again", a check
+    started again after a restart, the same picture in another story. A hit skips decoding
+    and measuring the image (about 30 ms of CPU); the comparison with the reference always
+    runs."""
+
+    def __init__(self, size: int = 64):
+        self.size = size
+        self._items: OrderedDict[bytes, Features] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def features(self, data: bytes) -> Features:
+        key = hashlib.blake2b(data, digest_size=20).digest()
+        with self._lock:
+            found = self._items.get(key)
+            if found is not None:
+                self._items.move_to_end(key)
+                self.hits += 1
+                return found
+            self.misses += 1
+        made = features(data)  # an unreadable image raises and is not kept
+        with self._lock:
+            self._items[key] = made
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+        return made
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+IMAGE_FEATURES = FeatureCache()
+
+
 def features(data: bytes) -> Features:
     rgb = load_rgb(data)
     lab = rgb_to_lab(rgb)
@@ -536,7 +576,7 @@ class OfflineVision:
                 self.name, f"The reference is {e}.", time.perf_counter() - t0
             )
         try:
-            img = features(image)
+            img = IMAGE_FEATURES.features(image)
         except ImageUnreadable as e:
             return Verdict.not_checked(self.name, f"The image is {e}.", time.perf_counter() - t0)
         c = compare(ref, img)
