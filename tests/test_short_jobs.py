@@ -5,9 +5,12 @@ camera grammar, and segments pre-rendered as images are approved."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import math
 import struct
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -111,6 +114,53 @@ def test_paid_voice_is_charged_and_a_failed_line_keeps_the_others(reg):
     calls = len(voice.calls)
     message = shortjobs.start_synthesis(reg, job_id, [x.index for x in spoken])
     assert "narration budget is spent" in message and len(voice.calls) == calls
+
+
+class HeldVoice(PaidVoice):
+    """A paid voice that speaks nothing until the test lets it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.broken = False
+        self.gate = threading.Event()
+
+    async def synthesize(self, text: str, voice: str, style: str) -> SpeechResult:
+        await asyncio.to_thread(self.gate.wait, 30)
+        return await super().synthesize(text, voice, style)
+
+
+def test_two_speak_requests_at_once_start_one_run_and_pay_once(reg, monkeypatch):
+    voice = HeldVoice()
+    shortjobs._voices[reg] = VoiceChoice(voice, "realtime", False, False, "a", "paid")
+    job_id = new_job(reg)
+    shortjobs.begin(reg, job_id, shortjobs.ShortOptions(seconds=40))
+    wait_until(lambda: reg.get(job_id).narration_state == "written", timeout=20)
+    spoken = [x for x in reg.get(job_id).narration if x.text]
+    real_charge = reg.charge
+
+    def slow_charge(*args, **kwargs):  # both requests look before either has started
+        time.sleep(0.3)
+        return real_charge(*args, **kwargs)
+
+    monkeypatch.setattr(reg, "charge", slow_charge)
+    answers: list[str] = []
+    two = [
+        threading.Thread(target=lambda: answers.append(shortjobs.start_synthesis(reg, job_id)))
+        for _ in range(2)
+    ]
+    for t in two:
+        t.start()
+    for t in two:
+        t.join(20)
+    assert sorted(answers) == ["", "The narration is already being spoken."]
+    # A line's Retry while every line is being spoken is told so: it would pay the line twice.
+    busy = shortjobs.retry_line(reg, job_id, spoken[0].index)
+    assert busy == "The narration is already being spoken."
+    voice.gate.set()
+    wait_until(lambda: not shortjobs.speaking(reg, job_id), timeout=30)
+    assert reg.store.spent("narration")[0] == len(spoken)  # paid once
+    assert sorted(voice.calls) == sorted(x.text for x in spoken)  # each line spoken once
+    assert all(x.status is LineStatus.READY for x in reg.get(job_id).narration if x.text)
 
 
 def test_music_uploads_are_checked(reg, tmp_path):

@@ -292,43 +292,58 @@ def speaking(reg: JobRegistry, job_id: str) -> bool:
 
 
 def start_synthesis(reg: JobRegistry, job_id: str, indexes: list[int] | None = None) -> str:
-    """Speak the lines that need audio (or exactly ``indexes``, again). '' or why not."""
-    job = reg.get(job_id)
-    if job is None:
-        return "This gallery no longer exists."
-    if not job.narration:
-        return "The narration lines are not written yet."
-    targets = _targets(job, indexes)
-    if not targets:
-        return "" if indexes is None else "That line is empty: there is nothing to say."
-    key = (
-        SPEAK_KEY
-        if indexes is None
-        else f"{SPEAK_KEY}{targets[0]}"
-        if len(targets) == 1
-        else SPEAK_KEY
-    )
-    if reg.busy(job_id, key) or (indexes is None and speaking(reg, job_id)):
-        return "The narration is already being spoken."
-    choice = voice(reg)
-    if not choice.free:
-        usd = speech.estimate_cost(choice.model, [job.narration[i] for i in targets])
-        try:
-            reg.charge("narration", len(targets), usd, limit=s_budget(reg))
-        except GuardError as e:
-            return str(e)
+    """Speak the lines that need audio (or exactly ``indexes``, again). '' or why not.
 
-    def mark(j: Job) -> None:
-        for i in targets:
-            x = j.narration[i]
-            j.narration[i] = dataclasses.replace(
-                _new_line(i, x.text), attempts=x.attempts, status=LineStatus.SYNTHESIZING
-            )
+    The check that nothing speaking overlaps, the charge, the lines' marks and the start are
+    one decision under the engine's lock: two requests at the same moment (two tabs, a double
+    click, a line's Retry during "Speak all") start one run and pay once; the other is told."""
+    with reg._lock:
+        job = reg.get(job_id)
+        if job is None:
+            return "This gallery no longer exists."
+        if not job.narration:
+            return "The narration lines are not written yet."
+        targets = _targets(job, indexes)
+        if not targets:
+            return "" if indexes is None else "That line is empty: there is nothing to say."
+        key = SPEAK_KEY if indexes is None or len(targets) != 1 else f"{SPEAK_KEY}{targets[0]}"
+        # "Speak all" waits for every run; a line's Retry for "Speak all" and its own.
+        if (
+            reg.busy(job_id, SPEAK_KEY)
+            or reg.busy(job_id, key)
+            or (key == SPEAK_KEY and speaking(reg, job_id))
+        ):
+            return "The narration is already being spoken."
+        choice = voice(reg)
+        usd = 0.0
+        if not choice.free:
+            usd = speech.estimate_cost(choice.model, [job.narration[i] for i in targets])
+            try:
+                reg.charge("narration", len(targets), usd, limit=s_budget(reg))
+            except GuardError as e:
+                return str(e)
+        before: dict[int, NarrationLine] = {}
 
-    reg.mutate(job_id, mark)
-    if not reg.submit(job_id, key, lambda: _speak(reg, job_id, targets)):
+        def mark(j: Job) -> None:
+            for i in targets:
+                x = before[i] = j.narration[i]
+                j.narration[i] = dataclasses.replace(
+                    _new_line(i, x.text), attempts=x.attempts, status=LineStatus.SYNTHESIZING
+                )
+
+        reg.mutate(job_id, mark)
+        if reg.submit(job_id, key, lambda: _speak(reg, job_id, targets)):
+            return ""
+
+        def unmark(j: Job) -> None:  # nothing will speak them: as they were, paid for nothing
+            for i, line in before.items():
+                if i < len(j.narration) and j.narration[i].status is LineStatus.SYNTHESIZING:
+                    j.narration[i] = line
+
+        reg.mutate(job_id, unmark)
+        if not choice.free:
+            reg.give_back("narration", len(targets), usd)
         return "The narration is already being spoken."
-    return ""
 
 
 def s_budget(reg: JobRegistry) -> int:
