@@ -163,6 +163,19 @@ def test_two_speak_requests_at_once_start_one_run_and_pay_once(reg, monkeypatch)
     assert all(x.status is LineStatus.READY for x in reg.get(job_id).narration if x.text)
 
 
+def test_speaking_refused_by_a_stopping_engine_counts_nothing_and_keeps_the_lines(reg):
+    shortjobs._voices[reg] = VoiceChoice(PaidVoice(), "realtime", False, False, "a", "paid")
+    job_id = new_job(reg)
+    shortjobs.begin(reg, job_id, shortjobs.ShortOptions(seconds=40))
+    wait_until(lambda: reg.get(job_id).narration_state == "written", timeout=20)
+    before = reg.get(job_id).narration
+    reg.shutdown()  # the app is stopping: no new work starts
+    message = shortjobs.start_synthesis(reg, job_id)
+    assert "could not be started" in message and "shutting down" in message
+    assert reg.store.spent("narration")[0] == 0  # what was counted is given back
+    assert reg.get(job_id).narration == before  # no line left "synthesizing"
+
+
 def test_music_uploads_are_checked(reg, tmp_path):
     job_id = new_job(reg)
     shortjobs.begin(reg, job_id, shortjobs.ShortOptions(narration=False))

@@ -18,6 +18,7 @@ Nothing here raises for bad input: functions return '' or a message for the user
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import re
@@ -45,6 +46,7 @@ from foxpipe.media.short import ShortResult, prerender, render_short
 from foxpipe.providers import registry as services
 from foxpipe.providers.slideshow import output_size
 from foxpipe.providers.voice import VoiceChoice, choose_voice
+from foxpipe.store import StoreError
 
 log = logging.getLogger(__name__)
 
@@ -331,19 +333,26 @@ def start_synthesis(reg: JobRegistry, job_id: str, indexes: list[int] | None = N
                     _new_line(i, x.text), attempts=x.attempts, status=LineStatus.SYNTHESIZING
                 )
 
-        reg.mutate(job_id, mark)
-        if reg.submit(job_id, key, lambda: _speak(reg, job_id, targets)):
-            return ""
+        try:
+            reg.mutate(job_id, mark)
+            if reg.submit(job_id, key, lambda: _speak(reg, job_id, targets)):
+                return ""
+            why = "The narration is already being spoken."
+        except StoreError as e:
+            why = f"The narration could not be started: {e.message}"
+        except RuntimeError as e:  # the engine is shutting down or its worker could not start
+            why = f"The narration could not be started ({e}). Press Speak again in a moment."
 
         def unmark(j: Job) -> None:  # nothing will speak them: as they were, paid for nothing
             for i, line in before.items():
                 if i < len(j.narration) and j.narration[i].status is LineStatus.SYNTHESIZING:
                     j.narration[i] = line
 
-        reg.mutate(job_id, unmark)
+        with contextlib.suppress(StoreError):
+            reg.mutate(job_id, unmark)
         if not choice.free:
             reg.give_back("narration", len(targets), usd)
-        return "The narration is already being spoken."
+        return why
 
 
 def s_budget(reg: JobRegistry) -> int:
