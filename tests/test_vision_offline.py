@@ -162,10 +162,15 @@ def test_an_image_checked_again_is_measured_once_and_judged_the_same(monkeypatch
     for _ in range(2):
         assert checker.check_sync(ref, "", b"not an image", 4).status == "not_checked"
     assert cache.misses == 4 and len(cache._items) == 2
-    # At most ``size`` images are kept, the least recently checked leaving first.
+    # At most ``size`` images are kept, the least recently checked leaving first: the fox,
+    # checked again now, stays; the rabbit (checked before it) leaves.
+    checker.check_sync(ref, "", fox, 4)
+    assert (cache.misses, cache.hits) == (4, 3)
     others = [render_card(n, "Discovery", text, "288x512", False) for n in (5, 6)]
     for img in others:
         checker.check_sync(ref, "", img, 4)
-    assert len(cache._items) == 3
-    checker.check_sync(ref, "", fox, 4)  # left first: measured again
+    assert len(cache._items) == 3 and cache.misses == 6
+    checker.check_sync(ref, "", fox, 4)
+    assert (cache.misses, cache.hits) == (6, 4)
+    checker.check_sync(ref, "", rabbit, 4)  # left first: measured again
     assert cache.misses == 7

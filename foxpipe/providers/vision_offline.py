@@ -330,8 +330,8 @@ def hog(gray: np.ndarray, bins: int = 9) -> np.ndarray:
 
 class FeatureCache:
     """The features of images checked lately, by content. An image's features depend on its
-    bytes alone, and the same image can be checked again: a reviewer's "Check again", a check
-    started again after a restart, the same picture in another story. A hit skips decoding
+    bytes alone, and the same image can be checked again: a reviewer's "Check again", the
+    same picture in another story. A hit skips decoding
     and measuring the image (about 30 ms of CPU); the comparison with the reference always
     runs."""
 
