@@ -38,7 +38,7 @@ import math
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing.managers import BaseManager
@@ -211,6 +211,23 @@ def make_story(n: int) -> tuple[Story, list[str]]:
     return story, [f"A small red fox, scene {s.number}, watercolor." for s in scenes]
 
 
+def scaled_pipeline(data: Path, scale: float) -> Callable[[Settings, RateLimiter], Pipeline]:
+    """The app's image pipeline on the fake server, its backoff scaled with the clock."""
+
+    def factory(s: Settings, lim: RateLimiter) -> Pipeline:
+        return Pipeline(
+            images=OpenAIImages(s),
+            store=LocalStore(data),
+            log=CsvLog(data),
+            limiter=lim,
+            settings=s,
+            backoff_base=1.0 * scale,
+            backoff_cap=30.0 * scale,
+        )
+
+    return factory
+
+
 def settings_for(base_url: str, case: Case, scale: float, data: Path) -> Settings:
     return Settings(
         openai_api_key="sk-benchmark",
@@ -240,18 +257,7 @@ def run_new(case: Case, scale: float, data: Path) -> dict:
             case.rate, CAP, period=period, guard=max(period / 120, MIN_GUARD)
         )
 
-        def factory(s: Settings, lim: RateLimiter) -> Pipeline:
-            return Pipeline(
-                images=OpenAIImages(s),
-                store=LocalStore(data),
-                log=CsvLog(data),
-                limiter=lim,
-                settings=s,
-                backoff_base=1.0 * scale,
-                backoff_cap=30.0 * scale,
-            )
-
-        reg = JobRegistry(settings, factory, limiter=limiter, period=period)
+        reg = JobRegistry(settings, scaled_pipeline(data, scale), limiter=limiter, period=period)
         try:
             # Warm up the worker and the client (first-call costs of the SDK are not the
             # limiter's doing), then clear the server's window and records.

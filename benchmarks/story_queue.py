@@ -30,16 +30,19 @@ import argparse  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 
-from benchmarks.generation import CAP, MIN_GUARD, fake_server, settle, warm_up  # noqa: E402
+from benchmarks.generation import (  # noqa: E402
+    CAP,
+    MIN_GUARD,
+    fake_server,
+    scaled_pipeline,
+    settle,
+    warm_up,
+)
 from foxpipe.channel import queue as story_queue  # noqa: E402
 from foxpipe.config import Settings  # noqa: E402
 from foxpipe.domain import quiz  # noqa: E402
-from foxpipe.engine.generation import Pipeline  # noqa: E402
 from foxpipe.engine.jobs import JobRegistry  # noqa: E402
 from foxpipe.engine.ratelimit import RateLimiter, lower_bound  # noqa: E402
-from foxpipe.providers.csvlog import CsvLog  # noqa: E402
-from foxpipe.providers.localstore import LocalStore  # noqa: E402
-from foxpipe.providers.openai import OpenAIImages  # noqa: E402
 
 STORIES, SCENES = 5, 20
 GUARD = 0.12  # real seconds added to each window (see below)
@@ -80,18 +83,7 @@ def run(rate: float, latency: float, chat: float) -> dict[str, object]:
         # (a 2-core machine shared with other work) is magnified, so at least GUARD real seconds.
         limiter = RateLimiter(rate, CAP, period=period, guard=max(period / 120, MIN_GUARD, GUARD))
 
-        def factory(s: Settings, lim: RateLimiter) -> Pipeline:
-            return Pipeline(
-                images=OpenAIImages(s),
-                store=LocalStore(data),
-                log=CsvLog(data),
-                limiter=lim,
-                settings=s,
-                backoff_base=1.0 * scale,
-                backoff_cap=30.0 * scale,
-            )
-
-        reg = JobRegistry(settings, factory, limiter=limiter, period=period)
+        reg = JobRegistry(settings, scaled_pipeline(data, scale), limiter=limiter, period=period)
         try:
             fake.set(rate_limit=None, chat_latency=0.0)
             reg.run_on_worker(lambda pipe: warm_up(pipe.images, CAP, pipe), timeout=30)
