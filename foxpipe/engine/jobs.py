@@ -32,7 +32,7 @@ from foxpipe.engine import checks
 from foxpipe.engine.generation import Pipeline, blocking, image_row, run_slot
 from foxpipe.engine.ratelimit import SEND_GUARD_SECONDS, RateLimiter, job_deadline
 from foxpipe.providers.base import Capability, can
-from foxpipe.store import Store, StoreError, default_url
+from foxpipe.store import DamagedRecord, Store, StoreError, default_url
 
 log = logging.getLogger(__name__)
 
@@ -421,9 +421,12 @@ class JobRegistry:
         return self.store.get_job(job_id)
 
     def get(self, job_id: str) -> Job | None:
-        """The job as stored now, or None for an unknown, malformed or unreadable id."""
+        """The job as stored now, or None for an unknown, malformed or unreadable id. A
+        damaged job is not a storage failure: only its own page says so (``load``)."""
         try:
             return self.store.get_job(job_id)
+        except DamagedRecord:
+            return None
         except StoreError as e:
             self.problem = e.message
             return None

@@ -127,6 +127,11 @@ class StoreError(Exception):
         self.message = message
 
 
+class DamagedRecord(StoreError):
+    """One stored job's document cannot be read; the store itself works (its page says so,
+    nothing else is affected)."""
+
+
 @dataclass
 class JobSummary:
     """One History row."""
@@ -626,7 +631,7 @@ def _decode(job_id: str, data: str) -> Job:
     try:
         return Job.from_dict(json.loads(data))
     except (ValueError, TypeError, KeyError, AttributeError) as e:
-        raise StoreError(
+        raise DamagedRecord(
             f"This gallery's saved data could not be read ({type(e).__name__})."
         ) from e
 

@@ -12,7 +12,9 @@ from sqlalchemy import update
 from streamlit.testing.v1 import AppTest
 
 from foxpipe import app, ui
-from foxpipe.store import jobs
+from foxpipe.config import load_settings
+from foxpipe.engine.jobs import JobRegistry
+from foxpipe.store import StoreError, jobs
 from tests.apptest import click_approve, click_write
 from tests.conftest import APP, wait_until
 
@@ -101,3 +103,23 @@ def test_one_damaged_saved_job_does_not_break_history(clean_env):
     good.query_params["job"] = ids[2]
     good.switch_page("pages/gallery.py").run()
     assert not good.exception and not good.error
+
+
+def test_reading_a_damaged_job_is_not_a_storage_failure():
+    """A damaged job is said on its own page; every other page does not warn that changes
+    may not be saved (the storage banner is for a store that fails)."""
+    reg = JobRegistry(load_settings({}))
+    try:
+        story = app.write_story(reg.settings, {"hero_name": "Pip"})
+        prompts = [s.text for s in story.scenes]
+        bad, good = (reg.create_job(story, prompts, owner="t", start=False) for _ in range(2))
+        with reg.store.engine.begin() as conn:
+            conn.execute(update(jobs).where(jobs.c.id == bad).values(data="{not json"))
+        assert reg.get(bad) is None
+        with pytest.raises(StoreError, match="could not be read"):
+            reg.load(bad)
+        assert reg.problem == ""
+        assert reg.get(good) is not None and reg.problem == ""
+    finally:
+        reg.shutdown()
+        reg.store.close()
