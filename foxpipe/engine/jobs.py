@@ -523,6 +523,8 @@ class JobRegistry:
         unknown job). A storage failure is remembered for the page and raised."""
         try:
             res = self.store.update_job(job_id, fn)
+        except DamagedRecord:  # that job's own failure (its page says so), not the store's
+            raise
         except StoreError as e:
             self.problem = e.message
             raise

@@ -119,6 +119,10 @@ def test_reading_a_damaged_job_is_not_a_storage_failure():
         with pytest.raises(StoreError, match="could not be read"):
             reg.load(bad)
         assert reg.problem == ""
+        # Work of the damaged job still finishing (its narration being spoken) fails alone.
+        with pytest.raises(StoreError, match="could not be read"):
+            reg.mutate(bad, lambda j: None)
+        assert reg.problem == ""
         assert reg.get(good) is not None and reg.problem == ""
     finally:
         reg.shutdown()
