@@ -230,6 +230,25 @@ def test_segments_are_prerendered_as_images_are_approved(reg):
     assert abs(v.duration - v.short["scenes"][-1]["end"]) < 0.01
 
 
+def test_an_approval_while_the_last_pre_render_pass_is_ending_is_rendered(reg):
+    job_id = new_job(reg)
+    shortjobs.begin(reg, job_id, shortjobs.ShortOptions(narration=False, music=""))
+    reg.schedule(job_id, list(range(20)))
+    wait_until(lambda: reg.get(job_id).done, timeout=60)
+    ending = threading.Event()
+
+    async def last_pass_ending() -> None:  # a pass that has looked for marks the last time
+        await asyncio.to_thread(ending.wait, 30)
+
+    assert reg.submit(job_id, shortjobs.PRERENDER_KEY, last_pass_ending)
+    reg.approve(job_id, [0, 1, 2])
+    ending.set()
+    wait_until(lambda: not reg.busy(job_id, shortjobs.PRERENDER_KEY), timeout=120)
+    segs = shortjobs.short_dir(reg, job_id) / "segments"
+    made = sorted(p.name[:6] for p in segs.glob("seg_*.mp4"))
+    assert made == ["seg_00", "seg_01", "seg_02"]  # rendered by a pass after the ending one
+
+
 def test_without_prerender_approvals_render_nothing_and_the_video_is_made_whole(tmp_path):
     settings = load_settings(
         {"SHORT_PRERENDER": "false", "SHORT_SIZE": "180x320", "SHORT_FPS": "8"}

@@ -584,13 +584,15 @@ _dirty_lock = threading.Lock()
 
 def prerender_soon(reg: JobRegistry, job_id: str) -> None:
     """Render, in the background, the segments that became final (an image approved, a
-    line spoken). Calls while one runs are folded into one more pass."""
+    line spoken). Calls while one runs are folded into one more pass: a loop that is running
+    takes the mark; one that has looked for marks the last time and is ending is followed by
+    a new loop (``after``), which finds the mark (or nothing, and ends at once)."""
     if not reg.settings.short_prerender:  # the video is rendered whole when it is asked for
         return
     with _dirty_lock:
         _dirty.setdefault(reg, set()).add(job_id)
     try:
-        reg.submit(job_id, PRERENDER_KEY, lambda: _prerender_loop(reg, job_id))
+        reg.submit(job_id, PRERENDER_KEY, lambda: _prerender_loop(reg, job_id), after=True)
     except Exception as e:  # the engine is shutting down: the final render makes everything
         log.info("[SHORT] pre-render not started: %s", type(e).__name__)
 
