@@ -29,8 +29,10 @@ def live(monkeypatch, fake_openai):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
     monkeypatch.setenv("OPENAI_BASE_URL", fake_openai.base_url)
     monkeypatch.setenv("IMAGES_PER_MINUTE", "6000")
-    monkeypatch.setenv("CHAT_TIMEOUT", "5")
-    monkeypatch.setenv("IMAGE_TIMEOUT", "5")
+    # 10 s to answer, as in every app test: a slower answer on a loaded machine would be
+    # retried, and the exact request counts below would count it twice.
+    monkeypatch.setenv("CHAT_TIMEOUT", "10")
+    monkeypatch.setenv("IMAGE_TIMEOUT", "10")
     return fake_openai
 
 

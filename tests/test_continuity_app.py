@@ -4,6 +4,9 @@ Against the loopback fake OpenAI server (real SDK) and with the embedded check."
 
 from __future__ import annotations
 
+import dataclasses
+import threading
+
 import pandas as pd
 import pytest
 
@@ -195,7 +198,8 @@ def test_a_failed_check_never_blocks_approval_and_can_run_again(
 def test_a_checking_slot_cannot_be_approved_or_rejected(
     registries, fake_openai, tmp_path, clean_env
 ):
-    fake_openai.script("chat", Action.verdict(True, 95, delay=1.0))
+    gate = threading.Event()  # the verdict waits until the test has tried both
+    fake_openai.script("chat", dataclasses.replace(Action.verdict(True, 95), gate=gate))
     reg = openai_registry(registries, fake_openai, clean_env)
     job_id = one_scene_job(reg, tmp_path)
     wait_until(lambda: reg.get(job_id).slots[0].checking, timeout=20)
@@ -203,6 +207,7 @@ def test_a_checking_slot_cannot_be_approved_or_rejected(
     assert reg.approve(job_id, [0], refused=why) == 0 and "being checked" in why[0]
     with pytest.raises(Refused, match="being checked"):
         reg.reject(job_id, 0, ["Hero looks different"])
+    gate.set()
     job = settled(reg, job_id)
     assert reg.approve(job.id, [0]) == 1
 

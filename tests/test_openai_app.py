@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import threading
+
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -163,7 +166,9 @@ def test_wrong_scene_count_opens_editor_with_marked_placeholder_and_retry(live):
 def test_a_reload_finds_the_missing_scenes_still_being_written(live):
     live.script("chat", *[Action.scenes(19)] * 3)
     at = write_story(AppTest.from_file(APP, default_timeout=30))
-    live.script("chat", Action.scenes(20, delay=5.0))  # the service is back, slowly
+    # The service is back, slowly: its answer waits until the test has reloaded the page.
+    gate = threading.Event()
+    live.script("chat", dataclasses.replace(Action.scenes(20), gate=gate))
     at.button(key="retry_story").click().run()
     assert not at.exception
     task_id = at.query_params["retrying"]
@@ -176,6 +181,7 @@ def test_a_reload_finds_the_missing_scenes_still_being_written(live):
     again.switch_page("pages/scenes.py").run()
     assert not again.exception
     assert again.title[0].value == "Writing the missing scenes again"
+    gate.set()
     settle(again)
     story = again.session_state.story
     assert story is not None and not story.missing() and not story.problem

@@ -259,9 +259,10 @@ def test_scripted_500s_within_the_retries_deliver_once(fake, make_log):
 
 
 def test_a_hanging_api_times_out_and_rows_wait_in_the_csv(fake, make_log, clean_env):
-    lg = make_log(timeout=0.3, retries=0)
+    # 2 s to answer (an ordinary answer on a loaded machine fits); the hang lasts longer.
+    lg = make_log(timeout=2.0, retries=0)
     lg.flush(10)
-    fake.hang_seconds = 1.0
+    fake.hang_seconds = 6.0
     fake.fail_writes("hang")
     lg.log_image(image(1))
     assert lg.flush(10)

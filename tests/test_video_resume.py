@@ -128,9 +128,11 @@ def test_a_clip_not_yet_submitted_when_the_app_stops_is_failed_for_retry(
     tmp_path, fakes, registries
 ):
     fake = fakes["kling"]
-    fake.script = ["hang"]  # the submission never gets an answer before the stop
-    fake.hang_seconds = 1.5
-    settings = settings_for("kling", tmp_path, fake, video_http_timeout=5.0)
+    # The submission gets no answer before the stop, however slow the machine: the client
+    # and the fake wait 30 s (the fake's threads do not hold the test's end).
+    fake.script = ["hang"]
+    fake.hang_seconds = 30.0
+    settings = settings_for("kling", tmp_path, fake, video_http_timeout=30.0)
     reg = JobRegistry(settings)
     registries.append(reg)
     job_id = approved_job(reg, 2)
