@@ -220,7 +220,8 @@ class Studio:
 
     # ---- jobs
     def get(self, job_id: str) -> Job | None:
-        """The job as stored now (None when missing or unreadable; ``problem`` says why)."""
+        """The job as stored now (None when missing or unreadable: a store failure is said by
+        ``problem``, a damaged job by ``load``)."""
         return self._reg.get(job_id)
 
     def load(self, job_id: str) -> Job | None:

@@ -163,7 +163,8 @@ def test_wrong_scene_count_opens_editor_with_marked_placeholder_and_retry(live):
     assert at.text_area[0].value == "My own first scene."
 
 
-def test_a_reload_finds_the_missing_scenes_still_being_written(live):
+def test_a_reload_finds_the_missing_scenes_still_being_written(live, monkeypatch):
+    monkeypatch.setenv("CHAT_TIMEOUT", "120")  # the held answer outlasts any reload
     live.script("chat", *[Action.scenes(19)] * 3)
     at = write_story(AppTest.from_file(APP, default_timeout=30))
     # The service is back, slowly: its answer waits until the test has reloaded the page.
