@@ -50,6 +50,21 @@ def _scan_installed_components_once() -> None:
 _scan_installed_components_once()
 
 
+def _hypothesis_profiles() -> None:
+    """The README's command draws the same Hypothesis examples every run ("ci", derandomized):
+    a clean clone passes or fails the same way each time. ``--hypothesis-profile=explore``
+    draws new examples each run, to look for inputs nobody has tried yet (what it finds
+    becomes an ``@example`` beside its test)."""
+    from hypothesis import settings
+
+    settings.register_profile("ci", derandomize=True)
+    settings.register_profile("explore", derandomize=False)
+    settings.load_profile("ci")
+
+
+_hypothesis_profiles()
+
+
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch, tmp_path):
     for name in APP_ENV:

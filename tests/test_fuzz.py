@@ -3,7 +3,7 @@ rejection says why."""
 
 import json
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from foxpipe.domain import quiz, story
@@ -85,6 +85,7 @@ def test_story_parser_never_raises(text):
     ),
     any_text,
 )
+@example(scenes=[{"number": 1, "text": "`" * 200}], title="")  # a fence inside a scene's text
 def test_story_parser_salvages_usable_scenes(scenes, title):
     s = story.parse_story_json(json.dumps({"title": title, "scenes": scenes}), quiz.defaults())
     assert len(s.scenes) == SCENE_COUNT

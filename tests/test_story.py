@@ -65,6 +65,23 @@ def test_parse_story_json_accepts_a_valid_answer():
     assert s.title == "T" and not s.missing() and not s.problem
 
 
+def test_a_markdown_fence_inside_a_scene_does_not_hide_the_story():
+    draft = {
+        "title": "T",
+        "scenes": [{"number": n, "text": f"Scene {n} text"} for n in range(1, 21)],
+    }
+    draft["scenes"][0]["text"] = "Pip writes ``` on the wall, then ```another``` mark."
+    for answer in (json.dumps(draft), "```json\n" + json.dumps(draft) + "\n```"):
+        s = story.parse_story_json(answer, answers())
+        assert not s.missing() and not s.problem, s.problem
+        assert s.scenes[1].text == "Scene 2 text"
+    # The salvage of a partial answer keeps such a scene too.
+    s = story.parse_story_json(
+        json.dumps({"scenes": [{"number": 1, "text": "`" * 200}]}), answers()
+    )
+    assert s.missing() == list(range(2, 21))
+
+
 def test_parse_story_json_fills_missing_scenes_with_placeholders():
     draft = {"title": "T", "scenes": [{"number": n, "text": f"Scene {n}"} for n in range(1, 20)]}
     s = story.parse_story_json(json.dumps(draft), answers())

@@ -126,13 +126,21 @@ def parse_story_json(text: Any, answers: dict[str, str], source: str = "model") 
     data: Any = None
     if isinstance(text, str):
         raw = text.strip()
-        fence = re.search(r"```(?:json)?\s*(.*?)```", raw, re.S)
-        if fence:
-            raw = fence.group(1)
-        try:
+        try:  # JSON as it is: a scene's text may itself hold a Markdown fence
             data = json.loads(raw)
         except (ValueError, RecursionError):
-            problem = "The model's answer was not valid JSON."
+            # A model may wrap its JSON in a fence (```json … ```): read what is inside, from
+            # the first fence to the last (scenes may hold fences), else the first block.
+            for pattern in (r"```(?:json)?\s*(.*)```", r"```(?:json)?\s*(.*?)```"):
+                fence = re.search(pattern, raw, re.S)
+                try:
+                    data = json.loads(fence.group(1)) if fence else None
+                except (ValueError, RecursionError):
+                    data = None
+                if data is not None:
+                    break
+            else:
+                problem = "The model's answer was not valid JSON."
     else:
         data = text
     try:
