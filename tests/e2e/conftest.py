@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 from ..conftest import APP, ROOT, free_port
 from .helpers import ARTIFACTS, install_watchers
@@ -31,6 +32,12 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 VIEWPORT = {"width": 1400, "height": 1000}
+
+# How long a browser action or an assertion waits for the page. One bound for both: the first
+# render after a reload can take several seconds on a busy 2-core machine, and Playwright's
+# assertions would otherwise give up after 5 s (no test here asserts a speed).
+PAGE_TIMEOUT_MS = 20_000
+expect.set_options(timeout=PAGE_TIMEOUT_MS)
 
 # How the embedded mode runs in the browser tests: one image at a time, 0.3 s each, so the
 # images arrive one by one and a test can watch them (about 7 s for 20).
@@ -172,7 +179,7 @@ def new_page(browser, request) -> Iterator[Callable[[], object]]:
 
     def make():
         ctx = browser.new_context(viewport=VIEWPORT, accept_downloads=True)
-        ctx.set_default_timeout(20_000)
+        ctx.set_default_timeout(PAGE_TIMEOUT_MS)
         install_watchers(ctx)
         contexts.append(ctx)
         page = ctx.new_page()
