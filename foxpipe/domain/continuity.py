@@ -4,10 +4,11 @@ with it. Pure data and rules; the checkers live in foxpipe.providers (vision_*).
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from foxpipe.domain import prompts
+from foxpipe.domain.plain import plain
 
 DEFECTS: tuple[str, ...] = (
     "species",
@@ -77,7 +78,7 @@ class Verdict:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return plain(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None) -> Verdict:

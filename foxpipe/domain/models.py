@@ -5,9 +5,11 @@ from __future__ import annotations
 import copy
 import secrets
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
+
+from foxpipe.domain.plain import plain
 
 SCENE_COUNT = 20
 
@@ -38,7 +40,7 @@ class Story:
         return [s.number for s in self.scenes if s.placeholder]
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return plain(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Story:
@@ -256,7 +258,7 @@ class Job:
         return copy.deepcopy(self)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return plain(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Job:

@@ -11,13 +11,14 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import BaseModel, Field
 
 from foxpipe.domain.models import SCENE_COUNT, Story
+from foxpipe.domain.plain import plain
 
 
 class LineStatus(StrEnum):
@@ -55,7 +56,7 @@ class NarrationLine:
     provider: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return plain(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> NarrationLine:
