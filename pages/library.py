@@ -79,12 +79,23 @@ st.caption(
 if notice := ss.pop("library_notice", ""):
     st.info(ui.plain(notice), icon=":material/info:")
 
+damaged: list[str] = []
 try:
     saved = studio.heroes()
+    damaged = studio.unreadable_heroes()
 except StoreError as e:
     st.error(e.message, icon=":material/error:")
     saved = []
-if not saved:
+if damaged:
+    st.warning(
+        "The saved data of "
+        + ", ".join(f"**{ui.plain(name)}**" for name in damaged)
+        + " could not be read, so "
+        + ("it is" if len(damaged) == 1 else "they are")
+        + " left out of the library. Every other hero works as before.",
+        icon=":material/warning:",
+    )
+if not saved and not damaged:
     st.info("No hero saved yet.", icon=":material/person_search:")
 
 for h in saved:

@@ -18,7 +18,7 @@ from foxpipe.config import Settings
 from foxpipe.domain import prompts, quiz, structures
 from foxpipe.domain.models import Job, Story, new_id
 from foxpipe.engine.jobs import JobRegistry
-from foxpipe.store import StoreError
+from foxpipe.store import DamagedRecord, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -114,19 +114,40 @@ def skipped(hero: Hero | None) -> set[str]:
 
 
 # ------------------------------------------------------------------ the library
+def _readable(row: dict[str, Any]) -> Hero | None:
+    """The hero of a stored row, or None when its data cannot be read (damaged, or written
+    by hand in a shape no version of the app writes)."""
+    if row.get("damaged"):
+        return None
+    try:
+        return Hero.from_row(row)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        log.warning("[HEROES] the saved hero %s could not be read", row.get("id"))
+        return None
+
+
 def get(registry: JobRegistry, hero_id: str | None) -> Hero | None:
+    """The saved hero, or None (unknown, or its data cannot be read: the Library says which)."""
     if not hero_id:
         return None
     try:
         row = registry.store.get_hero(hero_id)
+    except DamagedRecord:  # that hero's own failure, not the store's
+        return None
     except StoreError as e:
         registry.problem = e.message
         return None
-    return None if row is None else Hero.from_row(row)
+    return None if row is None else _readable(row)
 
 
 def all_heroes(registry: JobRegistry) -> list[Hero]:
-    return [Hero.from_row(r) for r in registry.store.list_heroes()]
+    """Every saved hero that can be read, newest first."""
+    return [h for r in registry.store.list_heroes() if (h := _readable(r)) is not None]
+
+
+def unreadable(registry: JobRegistry) -> list[str]:
+    """The names of saved heroes whose data cannot be read."""
+    return [str(r["name"]) for r in registry.store.list_heroes() if _readable(r) is None]
 
 
 def _clean_name(name: str) -> str:

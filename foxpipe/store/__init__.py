@@ -516,14 +516,16 @@ class Store:
         return None if row is None else _hero_row(row)
 
     def list_heroes(self) -> list[dict[str, Any]]:
+        """Every stored hero, newest first. A hero whose data cannot be read is listed by its
+        columns with ``"damaged"`` set (its page says so; the others are unaffected)."""
         with self._tx() as conn:
             rows = conn.execute(select(heroes).order_by(heroes.c.created.desc())).all()
         out = []
         for row in rows:
             try:
                 out.append(_hero_row(row))
-            except StoreError:
-                continue
+            except DamagedRecord:
+                out.append({**_hero_columns(row), "damaged": True})
         return out
 
     def rename_hero(self, hero_id: str, name: str) -> bool:
@@ -606,19 +608,24 @@ class Store:
             )
 
 
-def _hero_row(row: Any) -> dict[str, Any]:
-    try:
-        data = json.loads(row.data)
-    except ValueError as e:
-        raise StoreError("This hero's saved data could not be read.") from e
+def _hero_columns(row: Any) -> dict[str, Any]:
     return {
-        **data,
         "id": row.id,
         "name": row.name,
         "species": row.species,
         "created": row.created,
         "updated": row.updated,
     }
+
+
+def _hero_row(row: Any) -> dict[str, Any]:
+    try:
+        data = json.loads(row.data)
+    except ValueError as e:
+        raise DamagedRecord("This hero's saved data could not be read.") from e
+    if not isinstance(data, dict):
+        raise DamagedRecord("This hero's saved data could not be read.")
+    return {**data, **_hero_columns(row)}
 
 
 def _valid_id(job_id: object) -> bool:

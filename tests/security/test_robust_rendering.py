@@ -12,9 +12,11 @@ from sqlalchemy import update
 from streamlit.testing.v1 import AppTest
 
 from foxpipe import app, ui
+from foxpipe.channel import heroes, queue
 from foxpipe.config import load_settings
 from foxpipe.engine.jobs import JobRegistry
 from foxpipe.store import StoreError, jobs
+from foxpipe.store import heroes as hero_table
 from tests.apptest import click_approve, click_write
 from tests.conftest import APP, wait_until
 
@@ -127,3 +129,37 @@ def test_reading_a_damaged_job_is_not_a_storage_failure():
     finally:
         reg.shutdown()
         reg.store.close()
+
+
+def test_a_damaged_saved_hero_is_named_in_the_library_and_fails_alone():
+    """A hero whose stored data cannot be read (not JSON, not an object, or a shape no version
+    writes) is left out of the library with its name said; it raises no storage banner, and a
+    story or queue item asking for it gets a clear message."""
+    reg = app.engine(load_settings({}))
+    good = heroes.Hero(name="Moss", species="Red Fox", look="a blue scarf")
+    reg.store.add_hero(good.id, good.name, good.species, good.data())
+    damaged = {"Ash": "{not json", "Birch": "[1, 2]", "Cedar": '{"references": {"base": 5}}'}
+    ids = {}
+    for name, data in damaged.items():
+        h = heroes.Hero(name=name, species="Badger")
+        reg.store.add_hero(h.id, h.name, h.species, h.data())
+        with reg.store.engine.begin() as conn:
+            conn.execute(update(hero_table).where(hero_table.c.id == h.id).values(data=data))
+        ids[name] = h.id
+
+    assert [h.name for h in heroes.all_heroes(reg)] == ["Moss"]
+    assert sorted(heroes.unreadable(reg)) == sorted(damaged)
+    for name, hero_id in ids.items():
+        assert heroes.get(reg, hero_id) is None, name
+        with pytest.raises(queue.QueueError, match="no longer in the library"):
+            queue.add(reg, "me", {"hero_name": "Pip"}, hero_id=hero_id)
+    assert heroes.get(reg, good.id).name == "Moss"
+    assert reg.problem == ""
+
+    at = AppTest.from_file(APP, default_timeout=30)
+    at.switch_page("pages/library.py").run()
+    assert not at.exception and not at.error
+    assert [h.value for h in at.main.subheader] == ["Moss (Red Fox)"]
+    [warning] = at.warning
+    assert all(f"**{name}**" in warning.value for name in damaged)
+    assert reg.problem == ""
