@@ -4,6 +4,7 @@ the queue of stories (budget, restart, files) and review in bulk, through the re
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import time
@@ -18,7 +19,7 @@ from foxpipe.channel import queue as story_queue
 from foxpipe.config import load_settings
 from foxpipe.domain import prompts, quiz
 from foxpipe.domain.models import SlotStatus
-from foxpipe.store import SCHEMA_VERSION, Store, count_jobs, default_url
+from foxpipe.store import SCHEMA_VERSION, Store, StoreError, count_jobs, default_url
 from tests.apptest import click_approve, click_write, settle_queue
 from tests.conftest import APP, wait_until
 from tests.fakes.openai_server import png_bytes
@@ -326,6 +327,62 @@ def test_queue_survives_an_engine_restart():
     wait_until(
         lambda: all(reg.get(i.job_id).done for i in items), timeout=60
     )  # images and their checks
+
+
+def test_a_queued_story_whose_gallery_cannot_be_read_says_so_and_a_failing_store_is_waited_out(
+    monkeypatch,
+):
+    """The queue watches each story until its images are made. A gallery whose saved data
+    cannot be read ends its item with that message (not "removed"); a store that fails for a
+    moment is looked at again (the item is not failed); items saved damaged still list."""
+    reg = app.engine(load_settings({}))
+    s = app.write_story(reg.settings, {"hero_name": "Pip"})
+    damaged, slow = (
+        reg.create_job(s, [sc.text for sc in s.scenes], owner="me", start=False) for _ in range(2)
+    )
+    for item, job_id in (("q-damaged", damaged), ("q-slow", slow)):
+        reg.store.add_queue_item(item, "me", story_queue.IMAGES, {"job_id": job_id})
+    with reg.store.engine.begin() as conn:
+        conn.execute(
+            text("UPDATE foxpipe_jobs SET data = '{not json' WHERE id = :i"), {"i": damaged}
+        )
+    asyncio.run(story_queue._watch(reg, "q-damaged", damaged))
+    item = next(i for i in story_queue.items(reg) if i.id == "q-damaged")
+    assert item.state == story_queue.FAILED and "could not be read" in item.note
+
+    def made(j):  # noqa: ANN001, ANN202
+        for slot in j.slots:
+            slot.status = SlotStatus.READY
+
+    reg.mutate(slow, made)
+    failures: list[str] = []
+    load = reg.load
+
+    def failing_twice(job_id: str):  # noqa: ANN202
+        if len(failures) < 2:
+            failures.append(job_id)
+            raise StoreError("The store could not be written or read (OperationalError).")
+        return load(job_id)
+
+    monkeypatch.setattr(reg, "load", failing_twice)
+    monkeypatch.setattr(story_queue, "_poll", lambda _reg, _share: 0.01)  # look again at once
+    asyncio.run(story_queue._watch(reg, "q-slow", slow))
+    item = next(i for i in story_queue.items(reg) if i.id == "q-slow")
+    assert failures == [slow, slow] and item.state == story_queue.READY, item
+
+    # Queue rows damaged outside the app: listed with a note, and still updatable.
+    for item_id, data in (("q-list", "[1, 2]"), ("q-text", "{not json")):
+        reg.store.add_queue_item(item_id, "me", story_queue.WAITING, {})
+        with reg.store.engine.begin() as conn:
+            conn.execute(
+                text("UPDATE foxpipe_queue SET data = :d WHERE id = :i"), {"d": data, "i": item_id}
+            )
+    rows = {r["id"]: r for r in reg.store.queue_items()}
+    assert all("could not be read" in rows[i]["note"] for i in ("q-list", "q-text"))
+    assert [i.id for i in story_queue.items(reg)][-2:] == ["q-list", "q-text"]
+    assert reg.store.update_queue_item("q-list", story_queue.FAILED, note="checked")
+    row = next(r for r in reg.store.queue_items() if r["id"] == "q-list")
+    assert row["state"] == story_queue.FAILED and row["note"] == "checked"
 
 
 def test_queue_files_are_checked_row_by_row():

@@ -28,7 +28,7 @@ from foxpipe.channel import heroes
 from foxpipe.domain import quiz, structures
 from foxpipe.domain.models import SCENE_COUNT, SlotStatus, new_id
 from foxpipe.engine.jobs import GuardError, JobRegistry
-from foxpipe.store import StoreError
+from foxpipe.store import DamagedRecord, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -427,7 +427,14 @@ async def _watch(registry: JobRegistry, item_id: str, job_id: str) -> None:
         if registry.running(job_id):  # its images are still being made by this process
             await asyncio.sleep(_poll(registry, 1 / 240))
             continue
-        job = await asyncio.to_thread(registry.get, job_id)
+        try:
+            job = await asyncio.to_thread(registry.load, job_id)
+        except DamagedRecord as e:  # that gallery's own failure: the item says which
+            await asyncio.to_thread(_mark, registry, item_id, FAILED, note=e.message)
+            return
+        except StoreError:  # the store fails for now (the pages say so): look again later
+            await asyncio.sleep(_poll(registry, 1 / 60))
+            continue
         if job is None:
             await asyncio.to_thread(
                 _mark, registry, item_id, FAILED, note="Its gallery was removed."

@@ -566,6 +566,8 @@ class Store:
             try:
                 data = json.loads(r.data)
             except ValueError:
+                data = None
+            if not isinstance(data, dict):
                 data = {"note": "This item's saved data could not be read."}
             out.append(
                 {
@@ -590,6 +592,8 @@ class Store:
             try:
                 doc = json.loads(row[0])
             except ValueError:
+                doc = {}
+            if not isinstance(doc, dict):
                 doc = {}
             doc.update(data)
             values: dict[str, Any] = {
