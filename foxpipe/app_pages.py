@@ -353,8 +353,9 @@ class Studio:
     def heroes(self) -> list[Any]:
         return hero_library.all_heroes(self._reg)
 
-    def unreadable_heroes(self) -> list[str]:
-        return hero_library.unreadable(self._reg)
+    def hero_library(self) -> tuple[list[Any], list[tuple[str, str]]]:
+        """The heroes that can be read, and (id, name) of those that cannot."""
+        return hero_library.library(self._reg)
 
     def hero_saved_from(self, job_id: str) -> Any:
         return hero_library.saved_from(self._reg, job_id)

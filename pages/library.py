@@ -79,22 +79,27 @@ st.caption(
 if notice := ss.pop("library_notice", ""):
     st.info(ui.plain(notice), icon=":material/info:")
 
-damaged: list[str] = []
+damaged: list[tuple[str, str]] = []
 try:
-    saved = studio.heroes()
-    damaged = studio.unreadable_heroes()
+    saved, damaged = studio.hero_library()
 except StoreError as e:
     st.error(e.message, icon=":material/error:")
     saved = []
-if damaged:
-    st.warning(
-        "The saved data of "
-        + ", ".join(f"**{ui.plain(name)}**" for name in damaged)
-        + " could not be read, so "
-        + ("it is" if len(damaged) == 1 else "they are")
-        + " left out of the library. Every other hero works as before.",
-        icon=":material/warning:",
-    )
+for hero_id, name in damaged:
+    with st.container(border=True):
+        st.warning(
+            f"The saved data of **{ui.plain(name)}** could not be read, so it is left out of "
+            "the library. Every other hero works as before; delete this one to clear the message.",
+            icon=":material/warning:",
+        )
+        st.checkbox("Yes, delete this hero", key=f"sure_{hero_id}")
+        st.button(
+            "Delete",
+            key=f"delete_{hero_id}",
+            on_click=delete,
+            args=(hero_id,),
+            icon=":material/delete:",
+        )
 if not saved and not damaged:
     st.info("No hero saved yet.", icon=":material/person_search:")
 

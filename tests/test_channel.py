@@ -334,7 +334,8 @@ def test_a_queued_story_whose_gallery_cannot_be_read_says_so_and_a_failing_store
 ):
     """The queue watches each story until its images are made. A gallery whose saved data
     cannot be read ends its item with that message (not "removed"); a store that fails for a
-    moment is looked at again (the item is not failed); items saved damaged still list."""
+    moment is looked at again (the item is not failed); items saved damaged still list and
+    are never written."""
     reg = app.engine(load_settings({}))
     s = app.write_story(reg.settings, {"hero_name": "Pip"})
     damaged, slow = (
@@ -346,7 +347,7 @@ def test_a_queued_story_whose_gallery_cannot_be_read_says_so_and_a_failing_store
         conn.execute(
             text("UPDATE foxpipe_jobs SET data = '{not json' WHERE id = :i"), {"i": damaged}
         )
-    asyncio.run(story_queue._watch(reg, "q-damaged", damaged))
+    asyncio.run(asyncio.wait_for(story_queue._watch(reg, "q-damaged", damaged), 30))
     item = next(i for i in story_queue.items(reg) if i.id == "q-damaged")
     assert item.state == story_queue.FAILED and "could not be read" in item.note
 
@@ -366,23 +367,29 @@ def test_a_queued_story_whose_gallery_cannot_be_read_says_so_and_a_failing_store
 
     monkeypatch.setattr(reg, "load", failing_twice)
     monkeypatch.setattr(story_queue, "_poll", lambda _reg, _share: 0.01)  # look again at once
-    asyncio.run(story_queue._watch(reg, "q-slow", slow))
+    asyncio.run(asyncio.wait_for(story_queue._watch(reg, "q-slow", slow), 30))
     item = next(i for i in story_queue.items(reg) if i.id == "q-slow")
     assert failures == [slow, slow] and item.state == story_queue.READY, item
 
-    # Queue rows damaged outside the app: listed with a note, and still updatable.
-    for item_id, data in (("q-list", "[1, 2]"), ("q-text", "{not json")):
+    # Waiting rows damaged outside the app: listed with a note, and the runner fails them
+    # without writing (or paying for) a story nobody asked for.
+    damaged_rows = {"q-list": "[1, 2]", "q-text": "{not json", "q-answers": '{"answers": 5}'}
+    for item_id, data in damaged_rows.items():
         reg.store.add_queue_item(item_id, "me", story_queue.WAITING, {})
         with reg.store.engine.begin() as conn:
             conn.execute(
                 text("UPDATE foxpipe_queue SET data = :d WHERE id = :i"), {"d": data, "i": item_id}
             )
-    rows = {r["id"]: r for r in reg.store.queue_items()}
-    assert all("could not be read" in rows[i]["note"] for i in ("q-list", "q-text"))
-    assert [i.id for i in story_queue.items(reg)][-2:] == ["q-list", "q-text"]
-    assert reg.store.update_queue_item("q-list", story_queue.FAILED, note="checked")
-    row = next(r for r in reg.store.queue_items() if r["id"] == "q-list")
-    assert row["state"] == story_queue.FAILED and row["note"] == "checked"
+    listed = {i.id: i for i in story_queue.items(reg)}
+    assert all(listed[i].damaged for i in damaged_rows)
+    assert all("could not be read" in listed[i].note for i in ("q-list", "q-text"))
+    jobs_before = count_jobs(reg.store)
+    asyncio.run(asyncio.wait_for(story_queue._run(reg), 30))
+    listed = {i.id: i for i in story_queue.items(reg)}
+    for item_id in damaged_rows:
+        assert listed[item_id].state == story_queue.FAILED, listed[item_id]
+        assert "add the story again" in listed[item_id].note
+    assert count_jobs(reg.store) == jobs_before
 
 
 def test_queue_files_are_checked_row_by_row():

@@ -6,12 +6,12 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from foxpipe.domain.continuity import Verdict
 from foxpipe.domain.models import Clip, ClipStatus, ImageVersion, Job, SlotStatus, Video
-from foxpipe.domain.narration import NarrationLine
+from foxpipe.domain.narration import NarrationLine, Word
 from foxpipe.domain.plain import plain
 from tests.imagefakes import make_job
 
@@ -19,7 +19,7 @@ JSONISH = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
     lambda inner: (
         st.lists(inner, max_size=3)
-        | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+        | st.dictionaries(st.text(max_size=5) | st.integers(), inner, max_size=3)
         | st.tuples(inner, inner)
     ),
     max_leaves=12,
@@ -51,7 +51,10 @@ def full_job(extra: object = None) -> Job:
         clips=[Clip(index=0, status=ClipStatus.READY, url="c"), Clip(index=2)],
         short={"lines": [{"start": 0.0, "words": ["a", "b"]}], "extra": extra},
     )
-    job.narration = [NarrationLine(index=i, text=f"Line {i}") for i in range(20)]
+    job.narration = [
+        NarrationLine(index=i, text=f"Line {i}", words=[Word("Line", 0.1 * i, 0.1 * i + 0.3)])
+        for i in range(20)
+    ]
     job.references = {"front": "a.png"}
     job.story.answers["extra"] = extra  # type: ignore[assignment]
     return job
@@ -65,6 +68,7 @@ def test_a_full_job_is_exactly_what_asdict_makes():
     assert json.dumps(Job.from_dict(json.loads(stored)).to_dict(), sort_keys=True) == stored
 
 
+@settings(deadline=None)
 @given(JSONISH)
 def test_any_value_inside_a_job_is_copied_as_asdict_copies_it(extra):
     job = full_job(extra)

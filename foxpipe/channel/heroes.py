@@ -114,16 +114,32 @@ def skipped(hero: Hero | None) -> set[str]:
 
 
 # ------------------------------------------------------------------ the library
+def _well_formed(h: Hero) -> bool:
+    """Every field holds what the app writes there (a hand-edited row may not)."""
+    texts = (h.name, h.species, h.look, h.sheet, h.id, h.source_job)
+    return (
+        all(isinstance(t, str) for t in texts)
+        and all(isinstance(k, str) and isinstance(v, str) for k, v in h.answers.items())
+        and all(
+            isinstance(r.local_path, str)
+            and isinstance(r.url, str)
+            and isinstance(r.uploaded, bool)
+            for r in h.references.values()
+        )
+        and all(isinstance(t, int | float) for t in (h.created, h.updated))
+    )
+
+
 def _readable(row: dict[str, Any]) -> Hero | None:
     """The hero of a stored row, or None when its data cannot be read (damaged, or written
-    by hand in a shape no version of the app writes)."""
+    in a shape no version of the app writes)."""
     if row.get("damaged"):
         return None
     try:
-        return Hero.from_row(row)
+        hero = Hero.from_row(row)
     except (KeyError, TypeError, ValueError, AttributeError):
-        log.warning("[HEROES] the saved hero %s could not be read", row.get("id"))
         return None
+    return hero if _well_formed(hero) else None
 
 
 def get(registry: JobRegistry, hero_id: str | None) -> Hero | None:
@@ -140,14 +156,22 @@ def get(registry: JobRegistry, hero_id: str | None) -> Hero | None:
     return None if row is None else _readable(row)
 
 
+def library(registry: JobRegistry) -> tuple[list[Hero], list[tuple[str, str]]]:
+    """Every saved hero that can be read, newest first, and the (id, name) of those whose
+    stored data cannot be read (the Library names them and offers to delete them)."""
+    readable, damaged = [], []
+    for row in registry.store.list_heroes():
+        hero = _readable(row)
+        if hero is None:
+            damaged.append((str(row["id"]), str(row["name"])))
+        else:
+            readable.append(hero)
+    return readable, damaged
+
+
 def all_heroes(registry: JobRegistry) -> list[Hero]:
     """Every saved hero that can be read, newest first."""
-    return [h for r in registry.store.list_heroes() if (h := _readable(r)) is not None]
-
-
-def unreadable(registry: JobRegistry) -> list[str]:
-    """The names of saved heroes whose data cannot be read."""
-    return [str(r["name"]) for r in registry.store.list_heroes() if _readable(r) is None]
+    return library(registry)[0]
 
 
 def _clean_name(name: str) -> str:

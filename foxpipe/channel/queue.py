@@ -67,12 +67,18 @@ class Item:
     updated: float = 0.0
     started: float = 0.0
     ready_at: float = 0.0
+    damaged: bool = False  # its stored data could not be read: it is never written or paid for
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Item:
         known = {k: row[k] for k in cls.__dataclass_fields__ if k in row and k != "extra"}
         known.setdefault("answers", {})
+        answers = known["answers"]
+        if not isinstance(answers, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in answers.items()
+        ):
+            known["answers"], known["damaged"] = {}, True
         return cls(**known)
 
 
@@ -356,6 +362,10 @@ async def _run(registry: JobRegistry) -> None:
         if not waiting:
             return
         it = Item.from_row(waiting[0])
+        if it.damaged:  # its answers cannot be read: no story is written (or paid) for it
+            note = "This item's saved data could not be read; add the story again."
+            await asyncio.to_thread(_mark, registry, it.id, FAILED, note=note)
+            continue
         keep = it.note if "restart" in it.note else ""  # a budget stop's note no longer applies
         await asyncio.to_thread(_mark, registry, it.id, WRITING, started=time.time(), note=keep)
         try:
@@ -422,40 +432,44 @@ def _watch_later(registry: JobRegistry, item_id: str, job_id: str) -> None:
 
 
 async def _watch(registry: JobRegistry, item_id: str, job_id: str) -> None:
-    """The story is ready for review when none of its images is in flight."""
+    """The story is ready for review when none of its images is in flight. A store that fails
+    for a moment is looked at again (the pages say it fails); the engine's shutdown ends this."""
     while True:
         if registry.running(job_id):  # its images are still being made by this process
             await asyncio.sleep(_poll(registry, 1 / 240))
             continue
         try:
-            job = await asyncio.to_thread(registry.load, job_id)
+            if await _look(registry, item_id, job_id):
+                return
         except DamagedRecord as e:  # that gallery's own failure: the item says which
             await asyncio.to_thread(_mark, registry, item_id, FAILED, note=e.message)
             return
-        except StoreError:  # the store fails for now (the pages say so): look again later
+        except StoreError:
             await asyncio.sleep(_poll(registry, 1 / 60))
             continue
-        if job is None:
-            await asyncio.to_thread(
-                _mark, registry, item_id, FAILED, note="Its gallery was removed."
-            )
-            return
-        if not any(s.status.in_flight for s in job.slots) and job.slots:
-            failed = sum(1 for s in job.slots if s.status is SlotStatus.FAILED)
-            note = f"{failed} image(s) failed: retry them in the gallery." if failed else ""
-            if not note:
-                rows = await asyncio.to_thread(registry.store.queue_items)
-                note = next(
-                    (
-                        r.get("note", "")
-                        for r in rows
-                        if r["id"] == item_id and "restart" in r.get("note", "")
-                    ),
-                    "",
-                )
-            await asyncio.to_thread(
-                _mark, registry, item_id, READY, ready_at=time.time(), note=note
-            )
-            log.info("[QUEUE] %s ready for review", item_id[:6])
-            return
         await asyncio.sleep(_poll(registry, 1 / 120))
+
+
+async def _look(registry: JobRegistry, item_id: str, job_id: str) -> bool:
+    """One look at the story's job: True when its item was marked (ready, or failed)."""
+    job = await asyncio.to_thread(registry.load, job_id)
+    if job is None:
+        await asyncio.to_thread(_mark, registry, item_id, FAILED, note="Its gallery was removed.")
+        return True
+    if not job.slots or any(s.status.in_flight for s in job.slots):
+        return False
+    failed = sum(1 for s in job.slots if s.status is SlotStatus.FAILED)
+    note = f"{failed} image(s) failed: retry them in the gallery." if failed else ""
+    if not note:
+        rows = await asyncio.to_thread(registry.store.queue_items)
+        note = next(
+            (
+                r.get("note", "")
+                for r in rows
+                if r["id"] == item_id and "restart" in r.get("note", "")
+            ),
+            "",
+        )
+    await asyncio.to_thread(_mark, registry, item_id, READY, ready_at=time.time(), note=note)
+    log.info("[QUEUE] %s ready for review", item_id[:6])
+    return True

@@ -568,7 +568,7 @@ class Store:
             except ValueError:
                 data = None
             if not isinstance(data, dict):
-                data = {"note": "This item's saved data could not be read."}
+                data = {"note": "This item's saved data could not be read.", "damaged": True}
             out.append(
                 {
                     **data,

@@ -132,13 +132,19 @@ def test_reading_a_damaged_job_is_not_a_storage_failure():
 
 
 def test_a_damaged_saved_hero_is_named_in_the_library_and_fails_alone():
-    """A hero whose stored data cannot be read (not JSON, not an object, or a shape no version
-    writes) is left out of the library with its name said; it raises no storage banner, and a
-    story or queue item asking for it gets a clear message."""
+    """A hero whose stored data cannot be read (not JSON, not an object, or a shape or types no
+    version writes) is left out of the library with its name said and can be deleted; it
+    raises no storage banner, and a story or queue item asking for it gets a clear message."""
     reg = app.engine(load_settings({}))
     good = heroes.Hero(name="Moss", species="Red Fox", look="a blue scarf")
     reg.store.add_hero(good.id, good.name, good.species, good.data())
-    damaged = {"Ash": "{not json", "Birch": "[1, 2]", "Cedar": '{"references": {"base": 5}}'}
+    damaged = {
+        "Ash": "{not json",
+        "Birch": "[1, 2]",
+        "Cedar": '{"references": {"base": 5}}',
+        "Dune": '{"references": {"base": {"local_path": 5}}}',
+        "Elm": '{"sheet": 5, "answers": {"look": 5}}',
+    }
     ids = {}
     for name, data in damaged.items():
         h = heroes.Hero(name=name, species="Badger")
@@ -147,8 +153,9 @@ def test_a_damaged_saved_hero_is_named_in_the_library_and_fails_alone():
             conn.execute(update(hero_table).where(hero_table.c.id == h.id).values(data=data))
         ids[name] = h.id
 
-    assert [h.name for h in heroes.all_heroes(reg)] == ["Moss"]
-    assert sorted(heroes.unreadable(reg)) == sorted(damaged)
+    readable, unreadable = heroes.library(reg)
+    assert [h.name for h in readable] == ["Moss"] == [h.name for h in heroes.all_heroes(reg)]
+    assert sorted(unreadable) == sorted((ids[n], n) for n in damaged)
     for name, hero_id in ids.items():
         assert heroes.get(reg, hero_id) is None, name
         with pytest.raises(queue.QueueError, match="no longer in the library"):
@@ -160,6 +167,13 @@ def test_a_damaged_saved_hero_is_named_in_the_library_and_fails_alone():
     at.switch_page("pages/library.py").run()
     assert not at.exception and not at.error
     assert [h.value for h in at.main.subheader] == ["Moss (Red Fox)"]
-    [warning] = at.warning
-    assert all(f"**{name}**" in warning.value for name in damaged)
+    warnings = [w.value for w in at.main.warning]
+    assert len(warnings) == len(damaged)
+    assert all(any(f"**{name}**" in w for w in warnings) for name in damaged)
+    # A damaged hero can be deleted (with the same confirmation as any other).
+    at.checkbox(key=f"sure_{ids['Ash']}").check().run()
+    at.button(key=f"delete_{ids['Ash']}").click().run()
+    assert reg.store.get_hero(ids["Ash"]) is None
+    assert not any("**Ash**" in w.value for w in at.main.warning)
+    assert len(at.main.warning) == len(damaged) - 1
     assert reg.problem == ""
