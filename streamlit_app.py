@@ -78,4 +78,8 @@ page = st.navigation(
 )
 
 ui.entry_gate()
+if page.url_path != "scenes":
+    # The Scenes page's Approve switches pages in the run its click starts; a click the browser
+    # delivered late can run on another page, where no switch is wanted (nor left for later).
+    st.session_state.pop("go_approving", None)
 page.run()

@@ -1,3 +1,6 @@
+import hashlib
+import json
+
 import streamlit as st
 
 from foxpipe import app as workflow
@@ -151,7 +154,39 @@ def apply_edit(scene: Scene, text: str) -> None:
         scene.placeholder = cleaned == placeholder_text(scene.number)
 
 
-def approve() -> None:
+def approval_key(story: Story) -> str:
+    """What an approval is made from: this story's scenes as they are now, the saved hero and
+    the continuity choice. Approving the same again opens that approval (or its gallery)."""
+    parts = [
+        story.id,
+        [s.text for s in story.scenes],
+        st.session_state.get("hero_id") or "",
+        continuity_choice(),
+    ]
+    return hashlib.blake2b(
+        json.dumps(parts, sort_keys=True, default=str).encode(), digest_size=12
+    ).hexdigest()
+
+
+def open_last_approval(key: str) -> bool:
+    """Open this session's last approval when it was made from the same scenes (a second click
+    of a double click, however late the browser delivers it, or Approve pressed again): its
+    progress while it runs, its gallery once made. False when there is none to open."""
+    last = st.session_state.get("last_approval")
+    if not last or last[0] != key:
+        return False
+    page, tid = last[1]
+    t = workflow.task(tid)
+    if t is not None and t.running:
+        st.session_state.go_approving = (page, {"approving": tid})
+        return True
+    if t is not None and t.status == "done":
+        st.session_state.go_approving = (page, {"job": t.result.job_id})
+        return True
+    return False
+
+
+def approve(new_gallery: bool = False) -> None:
     if st.session_state.get("rewrite_task") or st.session_state.get("story_retry"):
         st.session_state.scene_notice = (
             "Wait for the scene being rewritten (or the missing scenes being written again), "
@@ -179,6 +214,9 @@ def approve() -> None:
         names = ", ".join(f"scene {n}" for n in sorted(set(empty + missing)))
         st.session_state.scene_notice = f"Write or rewrite {names} before approving."
         return
+    key = approval_key(story)
+    if not new_gallery and open_last_approval(key):
+        return
     # The prompts are written and the job made in the background (with OpenAI, up to a minute).
     hero_id = st.session_state.get("hero_id")  # a saved hero: its sheet and references are reused
     studio = ui.studio()
@@ -190,6 +228,7 @@ def approve() -> None:
     st.session_state.approve_task = tid
     st.session_state.approve_page = (ui.HERO_PAGE if hero_first else ui.GALLERY_PAGE, tid)
     ui.clicked("scenes", st.session_state.approve_page)
+    st.session_state.last_approval = (key, st.session_state.approve_page)
     st.session_state.go_approving = (st.session_state.approve_page[0], {"approving": tid})
 
 
@@ -338,5 +377,18 @@ st.button(
     if st.session_state.get("rewrite_task")
     else None,
 )
+last = st.session_state.get("last_approval")
+if not busy and last and last[0] == approval_key(story):
+    st.caption(
+        "These scenes are approved as they are: Approve opens their gallery. A new gallery of "
+        "the same scenes makes every image again (and is paid again with OpenAI)."
+    )
+    st.button(
+        "Make a new gallery of these scenes",
+        icon=":material/add_photo_alternate:",
+        on_click=approve,
+        kwargs={"new_gallery": True},
+        key="approve_again",
+    )
 ui.rendered("scenes")
 background()
