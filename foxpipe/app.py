@@ -184,13 +184,24 @@ class Task:
 _TASKS: dict[str, Task] = {}
 _TASKS_LOCK = threading.Lock()
 TASK_KEEP_SECONDS = 6 * 3600
+# The same request again (``once``: who asks for what) within this many seconds of the last
+# one's start is that one: a double click delivered late, however it reaches the server, never
+# starts (and pays for) a second approval.
+SAME_REQUEST_SECONDS = 60.0
+_ONCE: dict[str, str] = {}
 
 
 def start_task(
-    settings: Settings, kind: str, work: Callable[[Task], Awaitable[Any]], stage: str = ""
+    settings: Settings,
+    kind: str,
+    work: Callable[[Task], Awaitable[Any]],
+    stage: str = "",
+    once: str = "",
 ) -> str:
     """Run ``work(task)`` on the worker loop; the task's id. Its result or its error (in
-    words, redacted) is read with ``task``."""
+    words, redacted) is read with ``task``. With ``once``, a task of the same ``once`` still
+    running, or done less than ``SAME_REQUEST_SECONDS`` after it started, is returned instead
+    of starting another (one that failed is started again)."""
     t = Task(id=new_id(), kind=kind, stage=stage)
     now = time.time()
     with _TASKS_LOCK:
@@ -198,6 +209,16 @@ def start_task(
             k for k, v in _TASKS.items() if v.finished and now - v.finished > TASK_KEEP_SECONDS
         ]:
             del _TASKS[old]
+        for key in [k for k, tid in _ONCE.items() if tid not in _TASKS]:
+            del _ONCE[key]
+        same = _TASKS.get(_ONCE.get(once, "")) if once else None
+        if same is not None and (
+            same.running or (same.status == "done" and now - same.started < SAME_REQUEST_SECONDS)
+        ):
+            log.info("[TASK] %s asked again: the same one", kind)
+            return same.id
+        if once:
+            _ONCE[once] = t.id
         _TASKS[t.id] = t
 
     async def run() -> None:
@@ -256,11 +277,13 @@ def start_approval(
     short: Any = None,
     continuity: str = "",
     continuity_threshold: int = -1,
+    again: bool = False,
 ) -> str:
     """Approved scenes -> prompts -> a job (and its images, or the hero sheet first), and
     the narration of its Short written beside them (``short``: shortjobs.ShortOptions).
     ``continuity``/``continuity_threshold``: the job's check mode and threshold ("" and -1:
-    the settings')."""
+    the settings'). The same scenes approved again by the same person within a minute are the
+    same approval, unless ``again`` (a new gallery asked for on purpose)."""
     from foxpipe.engine import hero, shortjobs
 
     async def work(t: Task) -> Approval:
@@ -285,7 +308,15 @@ def start_approval(
             await asyncio.to_thread(log_story, settings, job)
         return Approval(job_id, sheet_first, prepared.problem)
 
-    return start_task(settings, "approve", work, "Preparing the image prompts…")
+    once = "" if again else approval_once(owner, story, continuity, continuity_threshold)
+    return start_task(settings, "approve", work, "Preparing the image prompts…", once=once)
+
+
+def approval_once(owner: str, story: Story, *extra: object) -> str:
+    """Who approves which scenes, as they are (with what else the approval is made from)."""
+    parts = [owner, story.id, [s.text for s in story.scenes], [str(x) for x in extra]]
+    digest = hashlib.blake2b(json.dumps(parts).encode(), digest_size=12).hexdigest()
+    return f"approve:{digest}"
 
 
 def image_size(answers: dict[str, str], settings: Settings | None = None) -> str:

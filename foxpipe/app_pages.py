@@ -487,8 +487,10 @@ class Studio:
         return videojobs.retry_clip(self._reg, job_id, index)
 
     # ---- approving scenes with a saved hero
-    def start_approval_with_hero(self, story: Story, owner: str, hero_id: str) -> str:
-        return hero_library.start_approval(self.settings, story, owner, hero_id)
+    def start_approval_with_hero(
+        self, story: Story, owner: str, hero_id: str, again: bool = False
+    ) -> str:
+        return hero_library.start_approval(self.settings, story, owner, hero_id, again)
 
     def approval_opens_hero_page(self, story: Story, hero_id: str = "") -> bool:
         """Whether approving these scenes opens the Hero page (its reference sheet is drawn and

@@ -222,9 +222,11 @@ def approve(new_gallery: bool = False) -> None:
     studio = ui.studio()
     hero_first = studio.approval_opens_hero_page(story, hero_id or "")
     if hero_id:
-        tid = studio.start_approval_with_hero(story, ui.me(), hero_id)
+        tid = studio.start_approval_with_hero(story, ui.me(), hero_id, again=new_gallery)
     else:
-        tid = workflow.start_approval(settings, story, ui.me(), **continuity_choice())
+        tid = workflow.start_approval(
+            settings, story, ui.me(), again=new_gallery, **continuity_choice()
+        )
     st.session_state.approve_task = tid
     st.session_state.approve_page = (ui.HERO_PAGE if hero_first else ui.GALLERY_PAGE, tid)
     ui.clicked("scenes", st.session_state.approve_page)

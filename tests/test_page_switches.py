@@ -15,8 +15,9 @@ from streamlit.testing.v1 import AppTest
 
 from foxpipe import app
 from foxpipe.channel import heroes
+from foxpipe.config import load_settings
 from tests.apptest import click_approve, click_write, narration_busy, settle
-from tests.conftest import APP
+from tests.conftest import APP, wait_until
 from tests.fakes.openai_server import Action
 
 
@@ -381,3 +382,39 @@ def test_images_started_elsewhere_while_the_hero_page_polls_give_a_link_not_a_sw
     # The page that was polling says so and links to the gallery; it does not switch.
     assert "This story's images are being made." in texts(at)
     assert links(at) == ["Open the gallery"]
+
+
+def test_the_same_scenes_approved_twice_at_once_are_one_approval(clean_env):
+    """However a late second click reaches the server (seen twice over the slow link: a second
+    job), the same person approving the same scenes again within a minute gets the same
+    approval; a new gallery asked for on purpose, another person or changed scenes do not."""
+    settings = load_settings({})
+    s = app.write_story(settings, {"hero_name": "Pip"})
+    reg = app.engine(settings)
+    ids: list[str] = []
+    go = threading.Barrier(4)
+
+    def approve() -> None:
+        go.wait()
+        ids.append(app.start_approval(settings, s, "me"))
+
+    threads = [threading.Thread(target=approve) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(set(ids)) == 1
+    wait_until(lambda: not app.task(ids[0]).running, timeout=60)
+    assert app.task(ids[0]).status == "done"
+    assert app.start_approval(settings, s, "me") == ids[0]  # done just now: still the same
+    assert len(reg.store.jobs_where()) == 1
+    others = [
+        app.start_approval(settings, s, "me", again=True),
+        app.start_approval(settings, s, "someone else"),
+    ]
+    s.scenes[0].text = "Pip wakes before the sun."
+    others.append(app.start_approval(settings, s, "me"))
+    assert len({ids[0], *others}) == 4
+    for tid in others:
+        wait_until(lambda tid=tid: not app.task(tid).running, timeout=60)
+    assert len(reg.store.jobs_where()) == 4

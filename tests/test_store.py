@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -350,6 +351,25 @@ def test_two_stores_opening_a_fresh_database_at_once_both_start(store_url):
     finally:
         for s in stores:
             s.close()
+
+
+def test_a_fresh_sqlite_file_another_connection_is_writing_opens_once_that_write_ends(tmp_path):
+    """The switch to WAL on a fresh file fails at once ("database is locked", SQLite does not
+    wait on it) while another connection's write is open: seen once as two stores opening a
+    fresh database at the same moment. The store tries again until that write ends."""
+    path = tmp_path / "fresh.db"
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("CREATE TABLE held (x INTEGER)")
+    threading.Timer(0.5, lambda: other.execute("COMMIT")).start()
+    store = Store(f"sqlite:///{path}")
+    try:
+        assert store.schema_version() == SCHEMA_VERSION
+        with store.engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    finally:
+        store.close()
+        other.close()
 
 
 # ------------------------------------------------------------------------------- import

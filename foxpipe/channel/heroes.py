@@ -405,7 +405,9 @@ def create_job(
     return job_id, missing
 
 
-def start_approval(settings: Settings, story: Story, owner: str, hero_id: str) -> str:
+def start_approval(
+    settings: Settings, story: Story, owner: str, hero_id: str, again: bool = False
+) -> str:
     """Like ``app.start_approval``, with the saved hero's character sheet and references: no
     reference image is drawn (unless the story's structure needs a form the hero lacks)."""
     from foxpipe import app
@@ -432,6 +434,7 @@ def start_approval(settings: Settings, story: Story, owner: str, hero_id: str) -
             await asyncio.to_thread(app.log_story, settings, job)
         return app.Approval(job_id, sheet_first, problem)
 
+    once = "" if again else app.approval_once(owner, story, hero_id)
     return app.start_task(
-        settings, "approve", work, "Preparing the image prompts with your saved hero…"
+        settings, "approve", work, "Preparing the image prompts with your saved hero…", once=once
     )

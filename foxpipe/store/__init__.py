@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -221,9 +222,9 @@ class Store:
                 # and lose one's change: transactions are begun explicitly in ``_tx``.
                 dbapi_conn.isolation_level = None
                 cur = dbapi_conn.cursor()
-                cur.execute("PRAGMA journal_mode=WAL")
-                cur.execute("PRAGMA synchronous=NORMAL")
                 cur.execute("PRAGMA busy_timeout=30000")
+                _wal(cur)
+                cur.execute("PRAGMA synchronous=NORMAL")
                 cur.close()
         else:
             self.engine = create_engine(
@@ -610,6 +611,22 @@ class Store:
             return bool(
                 conn.execute(delete(story_queue).where(story_queue.c.id == item_id)).rowcount
             )
+
+
+def _wal(cur: Any, wait: float = 30.0) -> None:
+    """Switch a SQLite file to WAL (kept in the file: once set, later connections find it).
+    On a fresh file another connection's open write (another process or thread creating the
+    tables) makes the switch fail at once with "database is locked": SQLite does not wait on
+    it (it would deadlock), so it is tried again until that write ends."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
 
 
 def _hero_columns(row: Any) -> dict[str, Any]:
