@@ -35,8 +35,14 @@ def test_local_store_saves_image_and_thumbnail(tmp_path):
     data = render_card(1, "Triumph", "x", "512x768", powered=True)
     stored = LocalStore(tmp_path).save("abcdefgh12", 0, 1, data, tags=[])
     assert Path(stored.local_path).read_bytes() == data
-    assert Image.open(stored.thumb_path).width == 360
+    assert Image.open(stored.thumb_path).size == (360, 540)
     assert stored.local_path.endswith("scene_01_v1.png")
+
+
+def test_a_thumbnail_is_never_larger_than_its_image(tmp_path):
+    data = render_card(1, "Triumph", "x", "288x512", powered=True)
+    stored = LocalStore(tmp_path).save("abcdefgh12", 0, 1, data, tags=[])
+    assert Image.open(stored.thumb_path).size == (288, 512)
 
 
 @pytest.mark.parametrize("bad", ["../../etc", "a/b", "", "x" * 100, "..", "abc def gh"])

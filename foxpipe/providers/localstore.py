@@ -22,11 +22,15 @@ def safe_id(value: str) -> str:
 
 
 def make_thumbnail(data: bytes, dest: Path) -> None:
+    """A JPEG at most ``THUMB_WIDTH`` wide: a smaller image is kept at its size (scaling it up
+    adds nothing the browser would not do), a larger one is reduced by whole factors first
+    (``reducing_gap``), then resampled, which looks the same at a fraction of the time."""
     with Image.open(io.BytesIO(data)) as opened:
         rgb = opened.convert("RGB")
-        ratio = THUMB_WIDTH / rgb.width
-        rgb = rgb.resize((THUMB_WIDTH, max(1, int(rgb.height * ratio))), Image.Resampling.LANCZOS)
-        rgb.save(dest, "JPEG", quality=82)
+    if rgb.width > THUMB_WIDTH:
+        height = max(1, int(rgb.height * THUMB_WIDTH / rgb.width))
+        rgb = rgb.resize((THUMB_WIDTH, height), Image.Resampling.LANCZOS, reducing_gap=3.0)
+    rgb.save(dest, "JPEG", quality=82)
 
 
 class LocalStore:
