@@ -1,6 +1,3 @@
-import hashlib
-import json
-
 import streamlit as st
 
 from foxpipe import app as workflow
@@ -157,25 +154,13 @@ def apply_edit(scene: Scene, text: str) -> None:
 def approval_key(story: Story) -> str:
     """What an approval is made from: this story's scenes as they are now, the saved hero and
     the continuity choice. Approving the same again opens that approval (or its gallery)."""
-    parts = [
-        story.id,
-        [s.text for s in story.scenes],
-        st.session_state.get("hero_id") or "",
-        continuity_choice(),
-    ]
-    return hashlib.blake2b(
-        json.dumps(parts, sort_keys=True, default=str).encode(), digest_size=12
-    ).hexdigest()
+    hero_id = st.session_state.get("hero_id") or ""
+    return workflow.approval_once(ui.me(), story, hero_id, continuity_choice())
 
 
-def open_last_approval(key: str) -> bool:
-    """Open this session's last approval when it was made from the same scenes (a second click
-    of a double click, however late the browser delivers it, or Approve pressed again): its
-    progress while it runs, its gallery once made. False when there is none to open."""
-    last = st.session_state.get("last_approval")
-    if not last or last[0] != key:
-        return False
-    page, tid = last[1]
+def open_approval(page: str, tid: str) -> bool:
+    """Open an approval already made: its progress while it runs, its gallery once made.
+    False when it is neither (failed, or forgotten by the engine)."""
     t = workflow.task(tid)
     if t is not None and t.running:
         st.session_state.go_approving = (page, {"approving": tid})
@@ -184,6 +169,13 @@ def open_last_approval(key: str) -> bool:
         st.session_state.go_approving = (page, {"job": t.result.job_id})
         return True
     return False
+
+
+def open_last_approval(key: str) -> bool:
+    """Open this session's last approval when it was made from the same scenes (a second click
+    of a double click, however late the browser delivers it, or Approve pressed again)."""
+    last = st.session_state.get("last_approval")
+    return bool(last and last[0] == key and open_approval(*last[1]))
 
 
 def approve(new_gallery: bool = False) -> None:
@@ -195,15 +187,8 @@ def approve(new_gallery: bool = False) -> None:
         return
     # A second click made on the same render of this page as the first (the browser had not yet
     # seen the first one's switch): the same approval opens again, no second job.
-    if again := ui.same_click("scenes"):
-        page, tid = again
-        t = workflow.task(tid)
-        if t is not None and t.running:
-            st.session_state.go_approving = (page, {"approving": tid})
-            return
-        if t is not None and t.status == "done":
-            st.session_state.go_approving = (page, {"job": t.result.job_id})
-            return
+    if (again := ui.same_click("scenes")) and open_approval(*again):
+        return
     # An edit whose own run was cut short by this click is in the box, not yet in the story.
     for s in story.scenes:
         if isinstance(text := st.session_state.get(scene_key(s.number)), str):
