@@ -32,6 +32,18 @@ def rename(hero_id: str) -> None:
         ss.library_notice = str(e)
 
 
+def delete_controls(hero_id: str) -> None:
+    """The tick that confirms and the Delete button, for a saved hero (readable or not)."""
+    st.checkbox("Yes, delete this hero", key=f"sure_{hero_id}")
+    st.button(
+        "Delete",
+        key=f"delete_{hero_id}",
+        on_click=delete,
+        args=(hero_id,),
+        icon=":material/delete:",
+    )
+
+
 def delete(hero_id: str) -> None:
     if not ss.get(f"sure_{hero_id}"):
         ss.library_notice = "Tick “Yes, delete this hero” first."
@@ -92,14 +104,7 @@ for hero_id, name in damaged:
             "the library. Every other hero works as before; delete this one to clear the message.",
             icon=":material/warning:",
         )
-        st.checkbox("Yes, delete this hero", key=f"sure_{hero_id}")
-        st.button(
-            "Delete",
-            key=f"delete_{hero_id}",
-            on_click=delete,
-            args=(hero_id,),
-            icon=":material/delete:",
-        )
+        delete_controls(hero_id)
 if not saved and not damaged:
     st.info("No hero saved yet.", icon=":material/person_search:")
 
@@ -157,14 +162,7 @@ for h in saved:
                 on_click="ignore",
                 icon=":material/download:",
             )
-            st.checkbox("Yes, delete this hero", key=f"sure_{h.id}")
-            st.button(
-                "Delete",
-                key=f"delete_{h.id}",
-                on_click=delete,
-                args=(h.id,),
-                icon=":material/delete:",
-            )
+            delete_controls(h.id)
 
 st.divider()
 st.file_uploader(
