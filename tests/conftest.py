@@ -50,6 +50,21 @@ def _scan_installed_components_once() -> None:
 _scan_installed_components_once()
 
 
+def _compile_app_scripts_once() -> None:
+    """Every ``AppTest.run`` makes a new, empty bytecode cache, so each run compiled the app's
+    pages again (about a fifth of a 20-image gallery's rerun); the scripts do not change while
+    the suite runs, so one cache serves the test process (ScriptCache is thread-safe)."""
+    from streamlit.runtime.scriptrunner.script_cache import ScriptCache
+    from streamlit.testing.v1 import app_test, local_script_runner
+
+    shared = ScriptCache()
+    app_test.ScriptCache = lambda: shared  # type: ignore[assignment,misc]
+    local_script_runner.ScriptCache = lambda: shared  # type: ignore[assignment,misc]
+
+
+_compile_app_scripts_once()
+
+
 def _hypothesis_profiles() -> None:
     """The README's command draws the same Hypothesis examples every run ("ci", derandomized):
     a clean clone passes or fails the same way each time. ``--hypothesis-profile=explore``
