@@ -1,19 +1,23 @@
-"""``python -m foxpipe make`` end to end, offline, as a subprocess: one and two answer
-files, bad answers (exit 2 with the quiz's messages), bad music (the video is still made),
-and its jobs in the app's store (History)."""
+"""``python -m foxpipe make`` end to end, offline, as a subprocess: two answer files (with
+bad music: the videos are still made), bad answers (exit 2 with the quiz's messages), its
+jobs in the app's store (History); where one and several answer files write."""
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
 import zipfile
+from argparse import ArgumentParser
+from pathlib import Path
 
 import imageio_ffmpeg
 import pytest
 
 from foxpipe import history
+from foxpipe import make as make_mod
 from foxpipe.config import load_settings
 from foxpipe.engine.jobs import JobRegistry
 from tests.conftest import ROOT
@@ -30,8 +34,9 @@ def make(args: list[str], data_dir, timeout: float = 400) -> subprocess.Complete
     env.update(
         FOXPIPE_DATA_DIR=str(data_dir),
         FOXPIPE_OFFLINE_DELAY="0.01",
-        SHORT_SIZE="270x480",
-        SHORT_FPS="10",
+        # The whole pipeline on few pixels and frames: an even 144x256 (h264 4:2:0) at 6 fps.
+        SHORT_SIZE="144x256",
+        SHORT_FPS="6",
     )
     return subprocess.run(
         [sys.executable, "-m", "foxpipe", "make", *args],
@@ -68,16 +73,18 @@ def check_outputs(folder, hero: str) -> dict:
     return meta
 
 
-def test_make_one_story_offline_with_bad_music(tmp_path):
-    answers = tmp_path / "pip.json"
-    answers.write_text(json.dumps({"hero_name": "Pip", "animal": "Red Fox"}))
+def test_make_two_stories_one_after_another_with_bad_music(tmp_path):
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    a.write_text(json.dumps({"hero_name": "Pip", "animal": "Red Fox"}))
+    b.write_text(json.dumps({"hero_name": "Mo", "animal": "Barn Owl"}))
     bad_music = tmp_path / "song.mp3"
     bad_music.write_text("not music at all")
     out = tmp_path / "out"
     r = make(
         [
             "--answers",
-            str(answers),
+            str(a),
+            str(b),
             "--out",
             str(out),
             "--approve-all",
@@ -89,40 +96,60 @@ def test_make_one_story_offline_with_bad_music(tmp_path):
             "en-gb",
         ],
         tmp_path / "data",
+        timeout=700,
     )
     assert r.returncode == 0, r.stderr[-2000:]
-    assert "not an audio file" in r.stderr  # said, and the video made anyway
+    assert "not an audio file" in r.stderr  # said, and the videos made anyway
     assert "images 20/20" in r.stderr or "writing the narration" in r.stderr  # progress on stderr
-    meta = check_outputs(out, "Pip")
-    assert meta["short"]["length_seconds"] == 45 and meta["short"]["voice"] == "en-gb"
-    assert meta["short"]["music"] == "" and meta["short"]["video"]["music_used"] is False
-    summary = json.loads(r.stdout.strip().splitlines()[-1])
-    assert summary["ok"] and "story.mp4" in summary["files"]
-    # The job is in the app's store, so the app's History lists it.
+    folders = sorted(p for p in out.iterdir() if p.is_dir())
+    assert [f.name for f in folders] == ["01-a", "02-b"]
+    summaries = [json.loads(x) for x in r.stdout.strip().splitlines()]
+    assert len(summaries) == 2
+    for folder, hero, summary in zip(folders, ("Pip", "Mo"), summaries, strict=True):
+        meta = check_outputs(folder, hero)
+        assert meta["short"]["length_seconds"] == 45 and meta["short"]["voice"] == "en-gb"
+        assert meta["short"]["music"] == "" and meta["short"]["video"]["music_used"] is False
+        assert summary["ok"] and "story.mp4" in summary["files"]
+        assert summary["out"] == str(folder)
+        assert any("not an audio file" in m for m in summary["messages"])
+    # The jobs are in the app's store, so the app's History lists them (newest first).
     reg = JobRegistry(load_settings({"FOXPIPE_DATA_DIR": str(tmp_path / "data")}))
     try:
         rows = history.past_stories(reg)
     finally:
         reg.store.close()
-    assert [row["job_id"] for row in rows] == [summary["job_id"]]
+    assert [row["job_id"] for row in rows] == [s["job_id"] for s in reversed(summaries)]
 
 
-def test_make_two_stories_one_after_another(tmp_path):
+def test_one_answer_file_writes_into_out_several_into_numbered_folders(tmp_path, monkeypatch):
+    """Where each story's files go (the stories themselves are made by the test above)."""
+    from foxpipe import app
+
+    made: list[tuple[str, str]] = []
+
+    def fake_make_one(req, args):  # noqa: ANN001, ANN202
+        made.append((Path(req.path).name, str(req.out)))
+        return make_mod.Outcome(req.path, str(req.out), job_id="j", ok=True)
+
+    monkeypatch.setattr(make_mod, "make_one", fake_make_one)
+    monkeypatch.setattr(app, "shutdown", lambda grace=None: None)
+    parser = ArgumentParser()
+    make_mod.add_make(parser)
     a, b = tmp_path / "a.json", tmp_path / "b.json"
     a.write_text(json.dumps({"hero_name": "Pip"}))
-    b.write_text(json.dumps({"hero_name": "Mo", "animal": "Barn Owl"}))
+    b.write_text(json.dumps({"hero_name": "Mo"}))
     out = tmp_path / "out"
-    r = make(
-        ["--answers", str(a), str(b), "--out", str(out), "--approve-all", "--music", "none"],
-        tmp_path / "data",
-        timeout=700,
-    )
-    assert r.returncode == 0, r.stderr[-2000:]
-    folders = sorted(p for p in out.iterdir() if p.is_dir())
-    assert [f.name for f in folders] == ["01-a", "02-b"]
-    check_outputs(folders[0], "Pip")
-    check_outputs(folders[1], "Mo")
-    assert len([json.loads(x) for x in r.stdout.strip().splitlines()]) == 2
+    logger = logging.getLogger("foxpipe")
+    level = logger.level  # run_make quietens the app's log; the other tests keep theirs
+    try:
+        assert make_mod.run_make(parser.parse_args(["--answers", str(a), "--out", str(out)])) == 0
+        assert made == [("a.json", str(out))]
+        made.clear()
+        args = parser.parse_args(["--answers", str(a), str(b), "--out", str(out)])
+        assert make_mod.run_make(args) == 0
+        assert made == [("a.json", str(out / "01-a")), ("b.json", str(out / "02-b"))]
+    finally:
+        logger.setLevel(level)
 
 
 def test_bad_answers_exit_2_with_the_quiz_messages(tmp_path):

@@ -3,6 +3,7 @@ retries and safer prompts, references, feedback, abort on no credit."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
 from dataclasses import replace
@@ -87,9 +88,11 @@ def test_parse_duration():
     assert parse_duration("1m 5x") is None and parse_duration("5s later") is None
 
 
-def hanging(settings, action: Action):  # noqa: ANN001
-    """For a request the fake never answers, a client timeout the test waits out (1.5 s)."""
-    return replace(settings, image_timeout=1.5) if action.hang_for is not None else settings
+def hanging(settings, action: Action, seconds: float = 1.5):  # noqa: ANN001
+    """For a request the fake never answers, a client timeout the test waits out: 1.5 s where
+    a later attempt must be answered in time, less where the only request hangs (no answer
+    can be cut off by it, however slow the machine)."""
+    return replace(settings, image_timeout=seconds) if action.hang_for is not None else settings
 
 
 @pytest.mark.parametrize(
@@ -115,11 +118,13 @@ def hanging(settings, action: Action):  # noqa: ANN001
     ],
 )
 async def test_errors_are_mapped(settings, fake_openai, action, kind, code, retry_after):
-    settings = hanging(settings, action)
+    settings = hanging(settings, action, 0.3)  # one request, never answered
     fake_openai.script("generations", action)
     with pytest.raises(ProviderError) as e:
         await OpenAIImages(settings).generate("a fox", "1024x1536")
     assert (e.value.kind, e.value.code, e.value.retry_after) == (kind, code, retry_after)
+    # A request the client gave up on may still be on its way into the fake's records.
+    await asyncio.to_thread(wait_until, lambda: len(fake_openai.of("images")) >= 1, 30)
     assert len(fake_openai.of("images")) == 1  # the SDK did not retry on its own
     messages = {
         "insufficient_quota": "The OpenAI account is out of credit.",

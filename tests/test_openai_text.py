@@ -13,6 +13,7 @@ from foxpipe.domain.models import SCENE_COUNT
 from foxpipe.domain.story import placeholder_text
 from foxpipe.providers.base import ProviderError
 from foxpipe.providers.openai import OpenAIText
+from tests.conftest import wait_until
 from tests.fakes.openai_server import Action
 
 
@@ -30,9 +31,11 @@ def settings(fake_openai):
     )
 
 
-def hanging(settings, action: Action):  # noqa: ANN001
-    """For a request the fake never answers, a client timeout the test waits out (1.5 s)."""
-    return replace(settings, chat_timeout=1.5) if action.hang_for is not None else settings
+def hanging(settings, action: Action, seconds: float = 1.5):  # noqa: ANN001
+    """For a request the fake never answers, a client timeout the test waits out: 1.5 s where
+    a later attempt must be answered in time, less where every attempt hangs (no answer can
+    be cut off by it, however slow the machine)."""
+    return replace(settings, chat_timeout=seconds) if action.hang_for is not None else settings
 
 
 def answers(**extra):
@@ -101,9 +104,11 @@ def test_wrong_count_three_times_keeps_the_scenes_it_got(settings, fake_openai):
     ],
 )
 def test_three_failures_give_placeholders_and_say_why(settings, fake_openai, action, words):
-    settings = hanging(settings, action)
+    settings = hanging(settings, action, 0.3)  # all three attempts hang
     fake_openai.script("chat", *[action] * 3)
     story = workflow.write_story(settings, answers())
+    # A request the client gave up on may still be on its way into the fake's records.
+    wait_until(lambda: len(fake_openai.of("chat")) >= 3, timeout=30)
     assert len(fake_openai.of("chat")) == 3
     assert story.missing() == list(range(1, 21)) and story.source == "placeholder"
     assert words in story.problem and "3 attempts" in story.problem

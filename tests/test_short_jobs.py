@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import math
 import struct
 import threading
@@ -26,6 +27,7 @@ from foxpipe.providers.voice import VoiceChoice, pcm16_wav
 from tests.conftest import wait_until
 
 
+@functools.cache  # pure Python per sample: made once per length, the bytes are immutable
 def tone(seconds: float = 0.6, rate: int = 24000) -> bytes:
     n = int(seconds * rate)
     pcm = b"".join(

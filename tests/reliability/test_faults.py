@@ -106,7 +106,7 @@ def workers_left(before: set[threading.Thread]) -> list[threading.Thread]:
 
 def test_429_storm_with_retry_after(stack):
     fake, cld, sheets, registry, data = stack
-    fake.script("images", *[Action.rate_limited(retry_after=0.3)] * 15)
+    fake.script("images", *[Action.rate_limited(retry_after=0.1)] * 15)
     reg = registry()
     job_id = start_job(reg)
     job = finish(reg, job_id)
