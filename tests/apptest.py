@@ -1,12 +1,26 @@
 """AppTest helpers: AppTest never fires ``st.fragment(run_every=...)`` by itself, so a test
 reruns the script until the step running in the background has ended, as the polling
-fragment would."""
+fragment would. Between reruns the helpers wait on the product's own state (the app's task
+table, the engine's work), not on reruns: a rerun takes 50-150 ms and competes for the GIL
+with the very step it waits for. The page is rerun as soon as the state says the step has
+ended (and, while it runs, at most every ``REFRESH`` seconds, as the browser's polling
+fragment does), so each test still asserts on what the page shows at the end."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from streamlit.testing.v1 import AppTest
+
+# How often a page is rerun while the state it waits on has not changed: the app's own
+# polling period (GALLERY_REFRESH, 1 s). A rerun also comes as soon as the state has changed.
+REFRESH = 1.0
+# How often the product's state is looked at between reruns (cheap reads, no page run).
+POLL = 0.02
+# Never two reruns closer than this (a page that keeps a step pending after the product says
+# it ended is rerun as often as before, not back to back).
+GAP = 0.05
 
 PENDING = ("story_task", "approve_task", "rewrite_task", "preview_task", "story_retry")
 # The queue of stories runs on the engine, not in a session: tests wait for it with
@@ -21,6 +35,25 @@ def pending(at: AppTest) -> bool:
         return True
     if any(str(k).startswith("hero_polling_") and at.session_state[k] for k in keys):
         return True
+    return narration_busy(at.session_state.get("voice_job"))
+
+
+def steps_running(at: AppTest) -> bool:
+    """What ``pending`` names (in the session the last run left) is still running in the
+    product: its task in the app's task table, the hero's drawing on the engine, the
+    narration. False once all of it has ended: the next rerun takes the results."""
+    from foxpipe import app
+
+    for k in PENDING:
+        value = at.session_state.get(k)
+        if isinstance(value, (tuple, list)) and value:  # rewrite_task: (scene, task id)
+            value = value[-1]
+        if isinstance(value, str) and (t := app.task(value)) is not None and t.running:
+            return True
+    for k in list(at.session_state.keys()):
+        job = str(k).removeprefix("hero_polling_")
+        if job != str(k) and at.session_state[k] and engine_running(job, "hero-"):
+            return True
     return narration_busy(at.session_state.get("voice_job"))
 
 
@@ -39,6 +72,65 @@ def narration_busy(job_id: str | None) -> bool:
     )
 
 
+def engine_running(job_id: str | None = None, prefix: str = "") -> bool:
+    """The engine has work in flight: an image, an upload, or other background work (a task,
+    a hero drawing, a check, a video, the queue); only a job's work whose key starts with
+    ``prefix`` when ``job_id`` is given. Read from the engine's own tables."""
+    from foxpipe import app
+
+    reg = app.current()
+    return reg is not None and reg.working(job_id, prefix)
+
+
+def wait_state(ready: Callable[[], object], deadline: float, what: str) -> bool:
+    """Sleep (short sleeps, no page run) until ``ready()`` holds, or the engine has nothing in
+    flight (a page may start the next step), or ``REFRESH`` seconds have passed (the page's
+    own polling period). Fails past ``deadline``. Whether ``ready()`` held."""
+    until = time.monotonic() + REFRESH
+    while True:
+        if ready():
+            return True
+        now = time.monotonic()
+        if now > deadline:
+            raise AssertionError(f"{what}: still not done at the deadline")
+        if now > until or not engine_running():
+            return False
+        time.sleep(POLL)
+
+
+def rerun_until(
+    at: AppTest,
+    ready: Callable[[], object],
+    page: Callable[[AppTest], object] | None = None,
+    timeout: float = 60.0,
+    what: str = "the page never reached the expected state",
+    check: bool = True,
+) -> AppTest:
+    """Rerun the page until the product's state ``ready()`` holds, and ``page(at)`` holds for
+    a run made once it did; between reruns wait on the state (``wait_state``). With ``check``,
+    every run is checked for an exception. Fails after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    last = -GAP
+    while True:
+        was_ready = wait_state(ready, deadline, what)
+        last = _run_spaced(at, last)
+        if check:
+            assert not at.exception, at.exception
+        if was_ready and (page is None or page(at)):
+            return at
+        if time.monotonic() > deadline:
+            raise AssertionError(what)
+
+
+def _run_spaced(at: AppTest, last: float) -> float:
+    """Rerun the page, at least ``GAP`` seconds after the last run started at ``last``; the
+    time this run started."""
+    time.sleep(max(0.0, last + GAP - time.monotonic()))
+    started = time.monotonic()
+    at.run()
+    return started
+
+
 def queue_pending() -> bool:
     """The engine's queue of stories still has a story waiting or being made."""
     from foxpipe import app
@@ -54,14 +146,10 @@ def queue_pending() -> bool:
 
 
 def settle_queue(at: AppTest, timeout: float = 120.0) -> AppTest:
-    """Rerun until the queue has nothing waiting or being made (or is paused), or fail."""
-    deadline = time.monotonic() + timeout
-    while queue_pending():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"the queue did not settle within {timeout}s")
-        time.sleep(0.1)
-        at.run()
-    return at.run()
+    """Wait until the queue has nothing waiting or being made (or is paused), rerunning the
+    page as its polling fragment would, then rerun it once more; or fail."""
+    what = f"the queue did not settle within {timeout}s"
+    return rerun_until(at, lambda: not queue_pending(), timeout=timeout, what=what, check=False)
 
 
 def checking(at: AppTest) -> bool:
@@ -84,25 +172,25 @@ def checking(at: AppTest) -> bool:
 
 
 def settle(at: AppTest, timeout: float = 60.0) -> AppTest:
-    """Rerun until no background step of this session is pending (or fail)."""
+    """Rerun until no background step of this session is pending (or fail): wait until the
+    product says the pending steps have ended, rerun so the page takes them, and again only
+    while the page has started another."""
     deadline = time.monotonic() + timeout
+    what = f"a background step did not end within {timeout}s"
+    last = -GAP
     while pending(at):
         if time.monotonic() > deadline:
-            raise AssertionError(f"a background step did not end within {timeout}s")
-        time.sleep(0.05)
-        at.run()
+            raise AssertionError(what)
+        wait_state(lambda: not steps_running(at), deadline, what)
+        last = _run_spaced(at, last)
     return at
 
 
 def settle_checks(at: AppTest, timeout: float = 60.0) -> AppTest:
-    """Rerun the gallery until its continuity checks have ended (or fail)."""
-    deadline = time.monotonic() + timeout
-    while checking(at):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"the continuity checks did not end within {timeout}s")
-        time.sleep(0.05)
-        at.run()
-    return at.run()
+    """Wait until the gallery's continuity checks have ended (rerunning it as its polling
+    fragment would), then rerun it; or fail."""
+    what = f"the continuity checks did not end within {timeout}s"
+    return rerun_until(at, lambda: not checking(at), timeout=timeout, what=what, check=False)
 
 
 def _state(at: AppTest, key: str) -> object:

@@ -2,14 +2,13 @@
 
 import io
 import json
-import time
 import zipfile
 
 from streamlit.testing.v1 import AppTest
 
 from foxpipe import app
 from foxpipe.domain.models import SlotStatus
-from tests.apptest import click_approve, click_write
+from tests.apptest import click_approve, click_write, rerun_until
 
 from .conftest import APP
 
@@ -26,17 +25,13 @@ def texts(at) -> str:
     return "\n".join(str(p) for p in parts)
 
 
-def run_until(at: AppTest, predicate, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        at.run()
-        assert not at.exception, at.exception
-        if predicate(at):
-            return
-        time.sleep(0.1)
-    raise AssertionError(
-        f"timed out waiting for the app: {[p.value for p in at.progress]} {texts(at)[:600]}"
-    )
+def run_until(at: AppTest, predicate, timeout=30.0, state=lambda: True):
+    """Rerun the page until ``predicate(at)`` holds for a run made once the product's
+    ``state()`` held; between reruns wait on that state. Every run is checked for an exception."""
+    try:
+        rerun_until(at, state, predicate, timeout=timeout)
+    except AssertionError as e:
+        raise AssertionError(f"{e}: {[p.value for p in at.progress]} {texts(at)[:600]}") from e
 
 
 def write_story(at: AppTest) -> None:
@@ -116,8 +111,12 @@ def test_whole_offline_flow_quiz_to_zip():
     assert at.progress, "the gallery opened"
     at.switch_page("pages/gallery.py")  # AppTest re-runs the last page it was switched to
     reg = app.current()
+
     # Every image made and checked against the hero (a checking image waits for its verdict).
-    run_until(at, lambda a: a.progress and a.progress[0].value == 100 and reg.get(job_id).done)
+    def done() -> bool:
+        return reg.get(job_id).done
+
+    run_until(at, lambda a: a.progress and a.progress[0].value == 100 and done(), state=done)
     job = reg.get(job_id)
     assert [s.status for s in job.slots] == [SlotStatus.READY] * 20
     assert job.slots[2].scene.text == "Pip builds a raft of reeds under a grey sky."
@@ -125,7 +124,11 @@ def test_whole_offline_flow_quiz_to_zip():
     at.button(key=f"rej_{job_id}_4").click().run()
     at.multiselect(key=f"why_{job_id}_4").select("Hero looks different").run()
     at.button(key=f"no_{job_id}_4").click().run()
-    run_until(at, lambda a: reg.get(job_id).done and len(reg.get(job_id).slots[4].versions) == 2)
+
+    def regenerated() -> bool:
+        return reg.get(job_id).done and len(reg.get(job_id).slots[4].versions) == 2
+
+    run_until(at, lambda a: regenerated(), state=regenerated)
     at.run()  # "Approve all" approves what the page showed, so show the new image first
     at.button(key="approve_all").click().run()
     run_until(at, lambda a: a.success)

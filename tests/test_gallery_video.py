@@ -9,6 +9,7 @@ from streamlit.testing.v1 import AppTest
 
 from foxpipe import app as workflow
 from foxpipe.config import load_settings
+from tests.apptest import rerun_until
 from tests.conftest import APP, wait_until
 
 
@@ -44,12 +45,12 @@ def test_slideshow_from_the_gallery_plays_and_is_in_the_zip():
     assert not at.exception
     assert at.button(key="generate_video").disabled  # no double start while it runs
 
-    def finished() -> bool:
-        at.run()  # run_every never fires in AppTest: poll by rerunning
-        assert not at.exception
-        return bool(at.get("video"))
+    def made() -> bool:  # the engine has ended the video (ffmpeg has finished)
+        return not workflow.current().get(job_id).video.running
 
-    wait_until(finished, timeout=120, interval=0.3)
+    # run_every never fires in AppTest: rerun once the engine says the video is made (and now
+    # and then while ffmpeg renders); every run is checked for an exception.
+    rerun_until(at, made, lambda a: a.get("video"), timeout=120)
     job = workflow.current().get(job_id)
     assert (
         job.video.status == "done" and abs(job.video.duration - 20 * 0.5) < 0.1

@@ -14,7 +14,7 @@ from foxpipe.config import load_settings
 from foxpipe.domain.models import SlotStatus
 from foxpipe.providers.csvlog import CsvLog
 from foxpipe.providers.registry import prompt_log
-from tests.apptest import click_approve, click_write
+from tests.apptest import click_approve, click_write, rerun_until
 from tests.conftest import APP, wait_until
 from tests.fakes.cloudinary_server import CloudinaryServer
 from tests.fakes.sheets_server import SheetsServer, make_key, point_gspread_at
@@ -38,15 +38,12 @@ def sheets(key, monkeypatch):
         yield state
 
 
-def run_until(at: AppTest, predicate, timeout: float = 30.0) -> AppTest:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        at.run()
-        assert not at.exception, at.exception
-        if predicate(at):
-            return at
-        time.sleep(0.1)
-    raise AssertionError("the app never reached the expected state")
+def run_until(at: AppTest, predicate, timeout: float = 30.0, state=lambda: True) -> AppTest:
+    """Rerun the page until ``predicate(at)`` holds for a run made once the product's
+    ``state()`` held; between reruns wait on that state. Every run is checked for an exception."""
+    return rerun_until(
+        at, state, predicate, timeout=timeout, what="the app never reached the expected state"
+    )
 
 
 def sidebar_warnings(at: AppTest) -> list[str]:
@@ -79,13 +76,12 @@ def make_gallery(at: AppTest) -> str:
         else at.query_params["job"]
     )
 
-    def done(a: AppTest) -> bool:
+    def done() -> bool:
         reg = app.current()
         job = reg.get(job_id)
         return bool(job and job.done)
 
-    run_until(at, done)
-    at.run()  # one more run renders the finished job
+    run_until(at, lambda a: done(), state=done)  # its last run renders the finished job
     return job_id
 
 
@@ -143,9 +139,9 @@ def test_failed_upload_offers_retry_upload(cld, monkeypatch):
         if fresh:  # press each tile's "Retry upload" once
             clicked.add(fresh[0].key)
             fresh[0].click().run()
-        else:
+        else:  # the retried uploads run: wait on them, then show their outcome
+            wait_until(lambda: not reg.uploads_running(job_id), timeout=20)
             at.run()
-            time.sleep(0.05)
         assert not at.exception
     assert len(clicked) == 2
     run_until(at, lambda a: not any(b.key and b.key.startswith("upload_") for b in a.button))
@@ -179,12 +175,10 @@ def test_bad_configuration_is_explained_and_the_app_runs_locally(monkeypatch, cl
 def test_a_sheet_that_404s_shows_in_the_sidebar(sheets, key, monkeypatch, clean_env):
     monkeypatch.setenv("GOOGLE_SHEET_ID", "sheet-that-does-not-exist")
     monkeypatch.setenv("GOOGLE_SERVICE_ACCOUNT", json.dumps(sheets.service_account(key[0])))
-    deadline = time.monotonic() + 20
-    while True:  # the sheet is opened in the background; the sidebar says so once known
-        side = fresh_sidebar()
-        if any("404" in w for w in sidebar_warnings(side)) or time.monotonic() > deadline:
-            break
-        time.sleep(0.1)
+    fresh_sidebar()  # the app's first run starts opening the sheet, in the background
+    plog = prompt_log(load_settings())
+    wait_until(lambda: "404" in plog.problem, timeout=20)  # the sheet is known to be missing
+    side = fresh_sidebar()  # a new session's sidebar says so
     warning = next(w for w in sidebar_warnings(side) if "404" in w)
     assert (
         "GOOGLE_SHEET_ID was not found" in warning

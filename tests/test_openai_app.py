@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 from foxpipe import app
 from foxpipe.domain.models import SlotStatus
 from foxpipe.providers.csvlog import CsvLog
-from tests.apptest import click_approve, click_write, settle
+from tests.apptest import click_approve, click_write, rerun_until, settle
 from tests.conftest import APP, wait_until
 from tests.fakes.openai_server import Action
 
@@ -56,12 +56,10 @@ def job_of(at: AppTest):
     return reg, reg.get(at.session_state.job_id)
 
 
-def run_until(at: AppTest, done, tries: int = 300):
-    for _ in range(tries):
-        at.run()
-        if done():
-            return
-    raise AssertionError("the page never reached the expected state")
+def run_until(at: AppTest, done, timeout: float = 60.0) -> AppTest:
+    """Rerun the page until ``done()`` (the job's state) holds, and once more after it did:
+    between reruns the test waits on that state instead of rerunning back to back."""
+    return rerun_until(at, done, timeout=timeout, check=False)
 
 
 def test_full_flow_quiz_story_scenes_hero_gallery(live, clean_env):
@@ -200,7 +198,9 @@ def test_a_reload_finds_the_missing_scenes_still_being_written(live, monkeypatch
 )
 def test_story_failure_shows_placeholders_message_and_retry(live, action, words, monkeypatch):
     if action.hang_for is not None:
-        monkeypatch.setenv("CHAT_TIMEOUT", "1")  # waited out three times
+        # Waited out three times. Not shorter: the same session's retry below, which the
+        # service answers, is made with this timeout too.
+        monkeypatch.setenv("CHAT_TIMEOUT", "0.5")
     live.script("chat", *[action] * 3)
     at = write_story(AppTest.from_file(APP, default_timeout=30))
     assert not at.exception
@@ -275,7 +275,8 @@ def test_scenes_written_again_for_a_replaced_story_are_dropped(live):
     live.script("chat", *[Action.scenes(19)] * 3)
     at = write_story(AppTest.from_file(APP, default_timeout=30))
     old_id = at.session_state.story.id
-    live.script("chat", Action.scenes(20, delay=3.0))  # the retry, slowly
+    gate = threading.Event()  # the retry's answer is held until the story has been replaced
+    live.script("chat", dataclasses.replace(Action.scenes(20), gate=gate))
     at.button(key="retry_story").click().run()
     task_id = at.session_state.story_retry
     at.switch_page("pages/quiz.py").run()
@@ -283,6 +284,8 @@ def test_scenes_written_again_for_a_replaced_story_are_dropped(live):
     click_write(at)
     new = at.session_state.story
     assert new.id != old_id and new.missing()
+    assert app.task(task_id).running  # the retry's scenes have not arrived yet
+    gate.set()
     assert wait_until(lambda: not app.task(task_id).running, timeout=30)  # the retry ended
     at.run()
     settle(at)

@@ -16,7 +16,7 @@ from streamlit.testing.v1 import AppTest
 from foxpipe import app
 from foxpipe.channel import heroes
 from foxpipe.config import load_settings
-from tests.apptest import click_approve, click_write, narration_busy, settle
+from tests.apptest import click_approve, click_write, narration_busy, rerun_until, settle
 from tests.conftest import APP, wait_until
 from tests.fakes.openai_server import Action
 
@@ -221,10 +221,14 @@ def test_a_gallery_link_is_that_gallery_while_this_session_approves_other_scenes
     at.query_params["job"] = first
     at.switch_page("pages/gallery.py").run()
     assert at.title[0].value != "Preparing the images" and at.query_params["job"] == first
+    approving = at.session_state.approve_task
     gate.set()
-    for _ in range(50):  # ...and stays that gallery when the approval has ended
+    # ...and stays that gallery when the approval has ended.
+    wait_until(lambda: not app.task(approving).running, timeout=60)
+    for _ in range(3):
         at.run()
-    assert at.query_params["job"] == first
+        assert not at.exception, at.exception
+        assert at.query_params["job"] == first
     # The gallery without a job in its address is the approval's (the sidebar's Gallery).
     at.query_params.clear()
     settle(at.run())
@@ -358,13 +362,15 @@ def test_images_started_elsewhere_while_the_hero_page_polls_give_a_link_not_a_sw
     live.script("images", Action.held(gate))  # the hero's first reference drawing
     at.button(key="approve_scenes").click().run()
     at.switch_page("pages/hero.py")
-    for _ in range(200):  # until the approval is taken and the drawing runs (the page polls)
-        at.run()
-        if at.title and at.title[0].value == "Hero reference sheet":
-            break
-        time.sleep(0.05)
-    else:
-        pytest.fail("the Hero page never showed the drawing")
+    approving = at.session_state.approve_task
+    # Until the approval is taken and the drawing runs (the page polls).
+    rerun_until(
+        at,
+        lambda: not app.task(approving).running,
+        lambda a: a.title and a.title[0].value == "Hero reference sheet",
+        what="the Hero page never showed the drawing",
+        check=False,
+    )
     job_id = at.session_state.job_id
     studio = app.studio(app.current().settings)
     assert studio.hero_drawing(job_id, "base")

@@ -815,6 +815,22 @@ class JobRegistry:
             self._work[(job_id, key)] = asyncio.run_coroutine_threadsafe(factory(), loop)
             return True
 
+    def working(self, job_id: str | None = None, prefix: str = "") -> bool:
+        """Whether anything is in flight in this process: an image, an upload or other
+        background work (a hero drawing, a check, a video, the queue); with ``job_id``, only
+        that job's other work whose key starts with ``prefix``. (Shutdown and tests wait on it.)"""
+        with self._lock:
+            work = list(self._work.items())
+            if job_id is not None:
+                return any(
+                    jid == job_id and key.startswith(prefix) and not f.done()
+                    for (jid, key), f in work
+                )
+            futures = [f for _, f in work] + list(self._uploads.values())
+            for tasks in list(self._tasks.values()):
+                futures += list(tasks.values())
+        return not all(f.done() for f in futures)
+
     def busy(self, job_id: str, key: str) -> bool:
         with self._lock:
             fut = self._work.get((job_id, key))

@@ -17,7 +17,7 @@ from foxpipe.config import load_settings
 from foxpipe.engine.jobs import JobRegistry
 from foxpipe.store import StoreError, jobs
 from foxpipe.store import heroes as hero_table
-from tests.apptest import click_approve, click_write
+from tests.apptest import click_approve, click_write, rerun_until
 from tests.conftest import APP, wait_until
 
 
@@ -32,11 +32,8 @@ def finished_gallery():
     click_approve(at)
     reg = app.current()
     job_id = at.session_state.job_id
-    for _ in range(400):
-        at.run()
-        if reg.get(job_id).done:
-            break
-    at.run()
+    # Wait on the job itself; the gallery's last run is made once the job is done.
+    rerun_until(at, lambda: reg.get(job_id).done, timeout=60, check=False)
     assert images(at) == 20 and not at.exception
     return at, reg, job_id
 
