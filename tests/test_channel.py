@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import time
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -20,7 +19,7 @@ from foxpipe.config import load_settings
 from foxpipe.domain import prompts, quiz
 from foxpipe.domain.models import SlotStatus
 from foxpipe.store import SCHEMA_VERSION, Store, StoreError, count_jobs, default_url
-from tests.apptest import click_approve, click_write, settle_queue
+from tests.apptest import click_approve, click_write, rerun_until, settle_queue
 from tests.conftest import APP, wait_until
 from tests.fakes.openai_server import png_bytes
 
@@ -55,14 +54,12 @@ def texts(at: AppTest) -> str:
 
 
 def run_until(at: AppTest, done, timeout: float = 60.0) -> AppTest:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        at.run()
-        assert not at.exception, at.exception
-        if done():
-            return at
-        time.sleep(0.1)
-    raise AssertionError(f"the page never reached the expected state: {texts(at)[:500]}")
+    """Rerun the page until ``done()`` (the engine's state) holds, and once more after it did;
+    between reruns wait on that state. Every run is checked for an exception."""
+    try:
+        return rerun_until(at, done, timeout=timeout)
+    except AssertionError as e:
+        raise AssertionError(f"{e}: {texts(at)[:500]}") from e
 
 
 def reference_requests(fake) -> list:
@@ -347,9 +344,23 @@ def test_a_queued_story_whose_gallery_cannot_be_read_says_so_and_a_failing_store
         conn.execute(
             text("UPDATE foxpipe_jobs SET data = '{not json' WHERE id = :i"), {"i": damaged}
         )
+    # Its mark fails once too (the store fails for a moment): it is made again, not dropped.
+    mark = story_queue._mark
+    marks: list[str | None] = []
+
+    def mark_failing_once(registry, item_id, state=None, **data):  # noqa: ANN001, ANN202
+        marks.append(state)
+        if len(marks) == 1:
+            raise StoreError("The store could not be written or read (OperationalError).")
+        return mark(registry, item_id, state, **data)
+
+    monkeypatch.setattr(story_queue, "_mark", mark_failing_once)
+    monkeypatch.setattr(story_queue, "_poll", lambda _reg, _share: 0.01)  # look again at once
     asyncio.run(asyncio.wait_for(story_queue._watch(reg, "q-damaged", damaged), 30))
     item = next(i for i in story_queue.items(reg) if i.id == "q-damaged")
     assert item.state == story_queue.FAILED and "could not be read" in item.note
+    assert marks == [story_queue.FAILED, story_queue.FAILED]
+    monkeypatch.setattr(story_queue, "_mark", mark)
 
     def made(j):  # noqa: ANN001, ANN202
         for slot in j.slots:
@@ -366,7 +377,6 @@ def test_a_queued_story_whose_gallery_cannot_be_read_says_so_and_a_failing_store
         return load(job_id)
 
     monkeypatch.setattr(reg, "load", failing_twice)
-    monkeypatch.setattr(story_queue, "_poll", lambda _reg, _share: 0.01)  # look again at once
     asyncio.run(asyncio.wait_for(story_queue._watch(reg, "q-slow", slow), 30))
     item = next(i for i in story_queue.items(reg) if i.id == "q-slow")
     assert failures == [slow, slow] and item.state == story_queue.READY, item

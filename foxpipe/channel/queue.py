@@ -434,16 +434,20 @@ def _watch_later(registry: JobRegistry, item_id: str, job_id: str) -> None:
 async def _watch(registry: JobRegistry, item_id: str, job_id: str) -> None:
     """The story is ready for review when none of its images is in flight. A store that fails
     for a moment is looked at again (the pages say it fails); the engine's shutdown ends this."""
+    damaged = ""  # that gallery's own failure: the item says which (marked, with retries)
     while True:
         if registry.running(job_id):  # its images are still being made by this process
             await asyncio.sleep(_poll(registry, 1 / 240))
             continue
         try:
+            if damaged:
+                await asyncio.to_thread(_mark, registry, item_id, FAILED, note=damaged)
+                return
             if await _look(registry, item_id, job_id):
                 return
-        except DamagedRecord as e:  # that gallery's own failure: the item says which
-            await asyncio.to_thread(_mark, registry, item_id, FAILED, note=e.message)
-            return
+        except DamagedRecord as e:
+            damaged = e.message
+            continue
         except StoreError:
             await asyncio.sleep(_poll(registry, 1 / 60))
             continue
