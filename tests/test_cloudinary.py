@@ -181,8 +181,11 @@ def registry_with(fake, clean_env, **store_kw) -> JobRegistry:
     return JobRegistry(settings, pipeline_factory=factory)
 
 
-def make_job(reg: JobRegistry) -> str:
+def make_job(reg: JobRegistry, scenes: int = 20) -> str:
+    """An offline job of the story's first ``scenes`` scenes (all 20 by default): the tests
+    that look at one or two scenes make a short story, as tests/video_helpers.py does."""
     story = offline_story(quiz.defaults())
+    story.scenes = story.scenes[:scenes]
     return reg.create_job(story, [sc.text for sc in story.scenes], "owner-1")
 
 
@@ -217,7 +220,7 @@ def test_retry_upload_that_fails_again_keeps_the_message(fake, clean_env):
     reg = registry_with(fake, clean_env, retries=0)
     try:
         fake.fail(503)
-        job_id = make_job(reg)
+        job_id = make_job(reg, scenes=3)
         job = wait_until(lambda: (j := reg.get(job_id)) and j.done and j)
         slot = next(s for s in job.slots if s.upload_error)
         fake.fail(400)
@@ -230,7 +233,7 @@ def test_retry_upload_that_fails_again_keeps_the_message(fake, clean_env):
 def test_regenerated_image_gets_a_new_url_and_the_old_asset_stays(fake, clean_env):
     reg = registry_with(fake, clean_env)
     try:
-        job_id = make_job(reg)
+        job_id = make_job(reg, scenes=3)
         job = wait_until(lambda: (j := reg.get(job_id)) and j.done and j)
         old_url = job.slots[0].image.url
         reg.reject(job_id, 0, ["Wrong colours"])
@@ -250,7 +253,7 @@ def test_regenerated_image_gets_a_new_url_and_the_old_asset_stays(fake, clean_en
 def test_zip_uses_the_hosted_copy_when_the_local_file_is_gone(fake, clean_env):
     reg = registry_with(fake, clean_env)
     try:
-        job_id = make_job(reg)
+        job_id = make_job(reg, scenes=3)
         wait_until(lambda: (j := reg.get(job_id)) and j.done)
         reg.approve_all(job_id)
         job = reg.get(job_id)

@@ -38,6 +38,13 @@ def _lines(folder):
     ]
 
 
+# The whole module on one xdist worker (``--dist loadgroup``): the module fixture ``rendered``
+# is then built once, not once on each worker the module's tests are spread over. Do not
+# mark a test here one_worker/e2e: xdist would join the group names, and that test would
+# leave the one_worker group (tests/conftest.py).
+pytestmark = pytest.mark.xdist_group("test_short_render")
+
+
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory):
     folder = tmp_path_factory.mktemp("short")

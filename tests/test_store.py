@@ -46,6 +46,18 @@ def give_image(slot: Slot) -> None:
     slot.current = len(slot.versions) - 1
 
 
+# The PostgreSQL cases on one xdist worker (``--dist loadgroup``), so the session's throwaway
+# server (tests/pg.py) is started once, not on every worker; the SQLite cases still spread.
+ON_POSTGRESQL = pytest.mark.xdist_group("postgresql")
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=ON_POSTGRESQL)])
+def store_url(store_url: str) -> str:
+    """tests/conftest.py's ``store_url`` (same params, passed on to it), with the PostgreSQL
+    cases marked ON_POSTGRESQL."""
+    return store_url
+
+
 @pytest.fixture
 def store(store_url: str) -> Iterator[Store]:
     s = Store(store_url)
@@ -486,6 +498,7 @@ def test_a_job_deleted_from_the_store_does_not_come_back_from_its_old_file(store
 
 
 # ------------------------------------------------------------------------------- DATABASE_URL
+@ON_POSTGRESQL
 def test_postgres_urls_as_hosts_print_them_work(pg_database):
     """Neon prints postgresql://…, Supabase and Heroku postgres://…: both work as they are."""
     for url in (

@@ -16,13 +16,20 @@ from foxpipe.domain.lifecycle import Refused
 from foxpipe.domain.models import SlotStatus
 from tests.conftest import APP, wait_until
 
+# The tests that look at scene 3 alone make a job of the story's first 4 scenes (scene 3 and
+# one after it), as tests/video_helpers.py does; the "reaches 20" test keeps all 20.
+SHORT = 4
 
-def job_with_a_failed_scene(versions: int = 2) -> tuple[object, str]:
-    """20 images ready; scene 3 then regenerated ``versions - 1`` times and failed last."""
+
+def job_with_a_failed_scene(versions: int = 2, scenes: int = 20) -> tuple[object, str]:
+    """The story's first ``scenes`` images ready (all 20 by default); scene 3 then regenerated
+    ``versions - 1`` times and failed last."""
     settings = load_settings({})
     reg = app.engine(settings)
     s = story.offline_story(quiz.defaults())
-    job_id = reg.create_job(s, app.prepare_prompts(settings, s).prompts, owner="me")
+    prompt_list = app.prepare_prompts(settings, s).prompts  # prepared for the whole story
+    s.scenes, prompt_list = s.scenes[:scenes], prompt_list[:scenes]
+    job_id = reg.create_job(s, prompt_list, owner="me")
     wait_until(lambda: reg.get(job_id).done, timeout=30)
     for _ in range(versions - 1):
         n = len(reg.get(job_id).slots[2].versions)
@@ -64,7 +71,7 @@ def test_a_failed_tile_approves_its_last_image_and_approve_all_reaches_20(clean_
 
 
 def test_a_failed_tile_restores_an_earlier_version(clean_env):
-    reg, job_id = job_with_a_failed_scene(versions=2)
+    reg, job_id = job_with_a_failed_scene(versions=2, scenes=SHORT)
     at = gallery(job_id)
     picker = at.selectbox(key=f"ver_{job_id}_2_2")
     picker.set_value(0).run()
@@ -80,7 +87,7 @@ def png(size: tuple[int, int] = (64, 96)) -> bytes:
 
 
 def test_an_own_image_becomes_the_next_version_and_can_be_approved(clean_env):
-    reg, job_id = job_with_a_failed_scene(versions=1)
+    reg, job_id = job_with_a_failed_scene(versions=1, scenes=SHORT)
     reg.use_own_image(job_id, 2, uploads.validate_upload(png()))
     slot = reg.get(job_id).slots[2]
     assert slot.status is SlotStatus.READY and len(slot.versions) == 2 and slot.current == 1
@@ -91,7 +98,7 @@ def test_an_own_image_becomes_the_next_version_and_can_be_approved(clean_env):
 
 
 def test_no_own_image_while_the_scene_is_being_made(clean_env):
-    reg, job_id = job_with_a_failed_scene(versions=1)
+    reg, job_id = job_with_a_failed_scene(versions=1, scenes=SHORT)
     reg.mutate(job_id, lambda j: setattr(j.slots[2], "status", SlotStatus.GENERATING))
     with pytest.raises(Refused):
         reg.use_own_image(job_id, 2, uploads.validate_upload(png()))
@@ -100,7 +107,7 @@ def test_no_own_image_while_the_scene_is_being_made(clean_env):
 def test_the_same_own_image_sent_twice_is_one_version(clean_env):
     """A browser may deliver one upload twice (the uploader's change arrives again on the next
     rerun): the scene keeps one copy, and an approval made in between stands."""
-    reg, job_id = job_with_a_failed_scene(versions=1)
+    reg, job_id = job_with_a_failed_scene(versions=1, scenes=SHORT)
     data = uploads.validate_upload(png())
     reg.use_own_image(job_id, 2, data)
     reg.approve(job_id, [2])

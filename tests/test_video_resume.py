@@ -54,6 +54,11 @@ def registries():
 
 
 def settings_for(vendor: str, tmp_path, fake, **kw):
+    # The story video at tests/conftest.py's Short size and frame rate (video_settings builds
+    # Settings without the environment): no test here looks at its pixels, and the frames
+    # sent to the vendor keep their own size (1080x1920: slideshow.output_size of the job).
+    kw.setdefault("short_size", "270x480")
+    kw.setdefault("short_fps", 12)
     if vendor == "kling":
         return video_settings(
             tmp_path / "data",
@@ -344,5 +349,7 @@ def test_clips_finishing_together_make_one_story_video(tmp_path, fakes, registri
     v = wait_until(
         lambda: (x := video(reg, job_id)) and not x.running and x.status == "done" and x, timeout=90
     )
-    time.sleep(0.5)  # a second assembly would have started by now
+    # Every clip's task asks for the assembly when it ends (and renders there): once all three
+    # tasks have ended, any second assembly has been rendered and counted.
+    wait_until(lambda: not any(reg.busy(job_id, f"clip{i}") for i in range(3)), timeout=90)
     assert renders == [v.path] and Path(v.path).name == "story.mp4"

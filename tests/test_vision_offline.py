@@ -15,6 +15,12 @@ from foxpipe.providers.offline import HeroLook, OfflineImages, render_card, rend
 from foxpipe.providers.vision_offline import FeatureCache, OfflineVision, look_from_text
 from tests.continuityset import Scores, pairs
 
+# The whole module on one xdist worker (``--dist loadgroup``): the module fixture ``labelled``
+# is then built once, not once on each worker the module's tests are spread over. Do not
+# mark a test here one_worker/e2e: xdist would join the group names, and that test would
+# leave the one_worker group (tests/conftest.py).
+pytestmark = pytest.mark.xdist_group("test_vision_offline")
+
 
 @pytest.fixture(scope="module")
 def labelled():
