@@ -200,7 +200,7 @@ def test_story_failure_shows_placeholders_message_and_retry(live, action, words,
     if action.hang_for is not None:
         # Waited out three times. Not shorter: the same session's retry below, which the
         # service answers, is made with this timeout too.
-        monkeypatch.setenv("CHAT_TIMEOUT", "0.5")
+        monkeypatch.setenv("CHAT_TIMEOUT", "1")
     live.script("chat", *[action] * 3)
     at = write_story(AppTest.from_file(APP, default_timeout=30))
     assert not at.exception
@@ -269,9 +269,12 @@ def test_policy_blocked_tile_shows_reason_and_edit_prompt_retry(live, monkeypatc
     assert job.slots[4].image.prompt.startswith("The hero smiles at a sunrise.")
 
 
-def test_scenes_written_again_for_a_replaced_story_are_dropped(live):
+def test_scenes_written_again_for_a_replaced_story_are_dropped(live, monkeypatch):
     """The reviewer asks for the missing scenes again, then writes a new story from the quiz
     before they arrive: the late scenes never fill the new story's gaps."""
+    # The retry's answer is held while the new story is written: longer than the fixture's
+    # timeout on a slow machine, and a timed-out retry would be sent again and answered.
+    monkeypatch.setenv("CHAT_TIMEOUT", "120")
     live.script("chat", *[Action.scenes(19)] * 3)
     at = write_story(AppTest.from_file(APP, default_timeout=30))
     old_id = at.session_state.story.id

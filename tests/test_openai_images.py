@@ -118,7 +118,7 @@ def hanging(settings, action: Action, seconds: float = 1.5):  # noqa: ANN001
     ],
 )
 async def test_errors_are_mapped(settings, fake_openai, action, kind, code, retry_after):
-    settings = hanging(settings, action, 0.3)  # one request, never answered
+    settings = hanging(settings, action, 1.0)  # one request, never answered
     fake_openai.script("generations", action)
     with pytest.raises(ProviderError) as e:
         await OpenAIImages(settings).generate("a fox", "1024x1536")

@@ -104,7 +104,7 @@ def test_wrong_count_three_times_keeps_the_scenes_it_got(settings, fake_openai):
     ],
 )
 def test_three_failures_give_placeholders_and_say_why(settings, fake_openai, action, words):
-    settings = hanging(settings, action, 0.3)  # all three attempts hang
+    settings = hanging(settings, action, 1.0)  # all three attempts hang
     fake_openai.script("chat", *[action] * 3)
     story = workflow.write_story(settings, answers())
     # A request the client gave up on may still be on its way into the fake's records.

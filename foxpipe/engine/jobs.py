@@ -818,7 +818,7 @@ class JobRegistry:
     def working(self, job_id: str | None = None, prefix: str = "") -> bool:
         """Whether anything is in flight in this process: an image, an upload or other
         background work (a hero drawing, a check, a video, the queue); with ``job_id``, only
-        that job's other work whose key starts with ``prefix``. (Shutdown and tests wait on it.)"""
+        that job's other work whose key starts with ``prefix``. (The tests wait on it.)"""
         with self._lock:
             work = list(self._work.items())
             if job_id is not None:

@@ -23,8 +23,8 @@ def safe_id(value: str) -> str:
 
 def make_thumbnail(data: bytes, dest: Path) -> None:
     """A JPEG at most ``THUMB_WIDTH`` wide: a smaller image is kept at its size (scaling it up
-    adds nothing the browser would not do), a larger one is reduced by whole factors first
-    (``reducing_gap``), then resampled, which looks the same at a fraction of the time."""
+    adds nothing the browser would not do); a very large one (from about 2160 px) is reduced
+    by whole factors before it is resampled (``reducing_gap``), which looks the same."""
     with Image.open(io.BytesIO(data)) as opened:
         rgb = opened.convert("RGB")
     if rgb.width > THUMB_WIDTH:
