@@ -188,6 +188,8 @@ TASK_KEEP_SECONDS = 6 * 3600
 # one's start is that one: a double click delivered late, however it reaches the server, never
 # starts (and pays for) a second approval.
 SAME_REQUEST_SECONDS = 60.0
+# A story from the same answers: a double click, not a deliberate new story a little later.
+SAME_STORY_SECONDS = 15.0
 _ONCE: dict[str, str] = {}
 
 
@@ -197,11 +199,14 @@ def start_task(
     work: Callable[[Task], Awaitable[Any]],
     stage: str = "",
     once: str = "",
+    same_seconds: float = SAME_REQUEST_SECONDS,
+    reuse: Callable[[Any], bool] | None = None,
 ) -> str:
     """Run ``work(task)`` on the worker loop; the task's id. Its result or its error (in
     words, redacted) is read with ``task``. With ``once``, a task of the same ``once`` still
-    running, or done less than ``SAME_REQUEST_SECONDS`` after it started, is returned instead
-    of starting another (one that failed is started again)."""
+    running, or done less than ``same_seconds`` after it started (and, with ``reuse``, whose
+    result it accepts), is returned instead of starting another (one that failed is started
+    again)."""
     t = Task(id=new_id(), kind=kind, stage=stage)
     now = time.time()
     with _TASKS_LOCK:
@@ -213,7 +218,12 @@ def start_task(
             del _ONCE[key]
         same = _TASKS.get(_ONCE.get(once, "")) if once else None
         if same is not None and (
-            same.running or (same.status == "done" and now - same.started < SAME_REQUEST_SECONDS)
+            same.running
+            or (
+                same.status == "done"
+                and now - same.started < same_seconds
+                and (reuse is None or reuse(same.result))
+            )
         ):
             log.info("[TASK] %s asked again: the same one", kind)
             return same.id
@@ -249,11 +259,31 @@ def task(task_id: str | None) -> Task | None:
         return None if t is None else copy.copy(t)
 
 
-def start_story(settings: Settings, answers: dict[str, str]) -> str:
+def start_story(settings: Settings, answers: dict[str, str], owner: str | None = None) -> str:
+    """Write a story from the answers in the background. With ``owner`` (the quiz's "Write my
+    story"), the same person asking for a story from the same answers while it is written, or
+    within ``SAME_STORY_SECONDS`` of its start, gets that story: a double click delivered late
+    (seen over a slow link: two stories written) never writes and pays for a second one. A
+    story that came back with missing scenes or a problem is written again at once."""
+
     async def work(t: Task) -> Story:
         return await write_story_async(settings, answers)
 
-    return start_task(settings, "story", work, "Writing your 20-scene story…")
+    once = ""
+    if owner is not None:
+        digest = hashlib.blake2b(
+            json.dumps([owner, answers], sort_keys=True).encode(), digest_size=12
+        ).hexdigest()
+        once = f"story:{digest}"
+    return start_task(
+        settings,
+        "story",
+        work,
+        "Writing your 20-scene story…",
+        once=once,
+        same_seconds=SAME_STORY_SECONDS,
+        reuse=lambda story: not story.missing() and not story.problem,
+    )
 
 
 def start_rewrite(settings: Settings, story: Story, number: int, note: str = "") -> str:

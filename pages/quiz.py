@@ -21,7 +21,7 @@ def write() -> None:
     st.session_state.quiz_errors = result.errors
     if not result.ok:
         return
-    tid = workflow.start_story(settings, result.answers)
+    tid = workflow.start_story(settings, result.answers, ui.me())
     st.session_state.story_task = tid
     ui.clicked("quiz", tid)
     st.session_state.go_writing = tid

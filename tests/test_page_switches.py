@@ -16,6 +16,7 @@ from streamlit.testing.v1 import AppTest
 from foxpipe import app
 from foxpipe.channel import heroes
 from foxpipe.config import load_settings
+from foxpipe.domain import quiz
 from tests.apptest import click_approve, click_write, narration_busy, rerun_until, settle
 from tests.conftest import APP, wait_until
 from tests.fakes.openai_server import Action
@@ -303,7 +304,7 @@ def test_a_double_click_on_approve_makes_one_job(clean_env):
     assert len(reg.store.jobs_where()) == jobs + 2
 
 
-def test_a_double_click_on_write_my_story_writes_one_story(live):
+def test_a_double_click_on_write_my_story_writes_one_story(live, monkeypatch):
     at = AppTest.from_file(APP, default_timeout=30).run()
     click_write(at)
     story = at.session_state.story
@@ -315,8 +316,12 @@ def test_a_double_click_on_write_my_story_writes_one_story(live):
     settle(at.run())
     assert at.session_state.story is story and len(live.of("chat")) == 1  # one story paid for
     at.switch_page("pages/quiz.py").run()
-    click_write(at)  # a click on a quiz drawn since: a new story
-    assert at.session_state.story is not story and len(live.of("chat")) == 2
+    click_write(at)  # a click on a quiz drawn since, the same answers at once: the same story
+    assert at.session_state.story.id == story.id and len(live.of("chat")) == 1
+    monkeypatch.setattr(app, "SAME_STORY_SECONDS", 0.0)  # the same answers, a while later
+    at.switch_page("pages/quiz.py").run()
+    click_write(at)  # a new story
+    assert at.session_state.story.id != story.id and len(live.of("chat")) == 2
 
 
 def test_back_to_a_story_taken_while_another_is_written_shows_that_one(live):
@@ -424,3 +429,39 @@ def test_the_same_scenes_approved_twice_at_once_are_one_approval(clean_env):
     for tid in others:
         wait_until(lambda tid=tid: not app.task(tid).running, timeout=60)
     assert len(reg.store.jobs_where()) == 4
+
+
+def test_the_same_answers_written_twice_at_once_are_one_story(clean_env, monkeypatch):
+    """However a late second click of "Write my story" reaches the server (seen once over the
+    slow link: two stories written), the same person asking for a story from the same answers
+    while it is written, or just after, gets that story; the scenes' retry, another person,
+    changed answers, or the same answers a little later write another."""
+    settings = load_settings({})
+    answers = {**quiz.defaults(), "hero_name": "Pip"}
+    ids: list[str] = []
+    go = threading.Barrier(4)
+
+    def write() -> None:
+        go.wait()
+        ids.append(app.start_story(settings, answers, "me"))
+
+    threads = [threading.Thread(target=write) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(set(ids)) == 1
+    wait_until(lambda: not app.task(ids[0]).running, timeout=60)
+    assert app.task(ids[0]).status == "done"
+    assert app.start_story(settings, answers, "me") == ids[0]  # done just now: still the same
+    others = [
+        app.start_story(settings, answers),  # the Scenes page's retry of missing scenes
+        app.start_story(settings, answers, "someone else"),
+        app.start_story(settings, {**answers, "hero_name": "Mo"}, "me"),
+    ]
+    monkeypatch.setattr(app, "SAME_STORY_SECONDS", 0.0)  # the same answers, a while later
+    others.append(app.start_story(settings, answers, "me"))
+    assert len({ids[0], *others}) == 5
+    for tid in others:
+        wait_until(lambda tid=tid: not app.task(tid).running, timeout=60)
+        assert app.task(tid).status == "done"
