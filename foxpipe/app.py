@@ -269,12 +269,7 @@ def start_story(settings: Settings, answers: dict[str, str], owner: str | None =
     async def work(t: Task) -> Story:
         return await write_story_async(settings, answers)
 
-    once = ""
-    if owner is not None:
-        digest = hashlib.blake2b(
-            json.dumps([owner, answers], sort_keys=True).encode(), digest_size=12
-        ).hexdigest()
-        once = f"story:{digest}"
+    once = "" if owner is None else once_key("story", owner, answers)
     return start_task(
         settings,
         "story",
@@ -344,9 +339,15 @@ def start_approval(
 
 def approval_once(owner: str, story: Story, *extra: object) -> str:
     """Who approves which scenes, as they are (with what else the approval is made from)."""
-    parts = [owner, story.id, [s.text for s in story.scenes], [str(x) for x in extra]]
-    digest = hashlib.blake2b(json.dumps(parts).encode(), digest_size=12).hexdigest()
-    return f"approve:{digest}"
+    texts = [s.text for s in story.scenes]
+    return once_key("approve", owner, story.id, texts, [str(x) for x in extra])
+
+
+def once_key(kind: str, *parts: object) -> str:
+    """The ``once`` of a request for ``start_task``: its kind and a digest of what it is
+    made from (JSON-serialisable parts)."""
+    digest = hashlib.blake2b(json.dumps(parts, sort_keys=True).encode(), digest_size=12)
+    return f"{kind}:{digest.hexdigest()}"
 
 
 def image_size(answers: dict[str, str], settings: Settings | None = None) -> str:

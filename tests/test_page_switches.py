@@ -395,6 +395,23 @@ def test_images_started_elsewhere_while_the_hero_page_polls_give_a_link_not_a_sw
     assert links(at) == ["Open the gallery"]
 
 
+def at_once(call, n: int = 4) -> list:  # noqa: ANN001
+    """What ``call()`` returned on each of ``n`` threads released at the same moment."""
+    go = threading.Barrier(n)
+    out: list = []
+
+    def run() -> None:
+        go.wait()
+        out.append(call())
+
+    threads = [threading.Thread(target=run) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return out
+
+
 def test_the_same_scenes_approved_twice_at_once_are_one_approval(clean_env):
     """However a late second click reaches the server (seen twice over the slow link: a second
     job), the same person approving the same scenes again within a minute gets the same
@@ -402,18 +419,7 @@ def test_the_same_scenes_approved_twice_at_once_are_one_approval(clean_env):
     settings = load_settings({})
     s = app.write_story(settings, {"hero_name": "Pip"})
     reg = app.engine(settings)
-    ids: list[str] = []
-    go = threading.Barrier(4)
-
-    def approve() -> None:
-        go.wait()
-        ids.append(app.start_approval(settings, s, "me"))
-
-    threads = [threading.Thread(target=approve) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    ids = at_once(lambda: app.start_approval(settings, s, "me"))
     assert len(set(ids)) == 1
     wait_until(lambda: not app.task(ids[0]).running, timeout=60)
     assert app.task(ids[0]).status == "done"
@@ -438,18 +444,7 @@ def test_the_same_answers_written_twice_at_once_are_one_story(clean_env, monkeyp
     changed answers, or the same answers a little later write another."""
     settings = load_settings({})
     answers = {**quiz.defaults(), "hero_name": "Pip"}
-    ids: list[str] = []
-    go = threading.Barrier(4)
-
-    def write() -> None:
-        go.wait()
-        ids.append(app.start_story(settings, answers, "me"))
-
-    threads = [threading.Thread(target=write) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    ids = at_once(lambda: app.start_story(settings, answers, "me"))
     assert len(set(ids)) == 1
     wait_until(lambda: not app.task(ids[0]).running, timeout=60)
     assert app.task(ids[0]).status == "done"
