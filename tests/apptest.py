@@ -105,10 +105,12 @@ def rerun_until(
     timeout: float = 60.0,
     what: str = "the page never reached the expected state",
     check: bool = True,
+    each: Callable[[AppTest], object] | None = None,
 ) -> AppTest:
     """Rerun the page until the product's state ``ready()`` holds, and ``page(at)`` holds for
     a run made once it did; between reruns wait on the state (``wait_state``). With ``check``,
-    every run is checked for an exception. Fails after ``timeout`` seconds."""
+    every run is checked for an exception; ``each(at)`` is called after every run (checks of
+    the page while the work goes on). Fails after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     last = -GAP
     while True:
@@ -116,6 +118,8 @@ def rerun_until(
         last = _run_spaced(at, last)
         if check:
             assert not at.exception, at.exception
+        if each is not None:
+            each(at)
         if was_ready and (page is None or page(at)):
             return at
         if time.monotonic() > deadline:

@@ -94,6 +94,10 @@ def clean_env(monkeypatch, tmp_path):
     # approves): the pre-render is tested where it is the subject (test_short_jobs.py,
     # test_short_app.py); a video asked for is rendered whole, through the same pipeline.
     monkeypatch.setenv("SHORT_PRERENDER", "false")
+    # Nor is the narration spoken by itself on approval (a voice and a silence probe per line,
+    # beside every test that approves): its lines are written; a video asked for speaks them
+    # first. Spoken on approval where that is the subject (test_short_app.py).
+    monkeypatch.setenv("NARRATION_AUTO", "false")
     # The same pipelines on fewer pixels: scene images of 288x512 (the offline renderer, its
     # thumbnails and the continuity check; 1/14 of 1088x1920) and Shorts of 270x480 at 12 fps.
     # Tests of the default sizes set their own (or remove these).

@@ -91,7 +91,7 @@ def test_make_two_stories_one_after_another_with_bad_music(tmp_path):
             "--music",
             str(bad_music),
             "--length",
-            "45",
+            "15",
             "--voice",
             "en-gb",
         ],
@@ -107,7 +107,7 @@ def test_make_two_stories_one_after_another_with_bad_music(tmp_path):
     assert len(summaries) == 2
     for folder, hero, summary in zip(folders, ("Pip", "Mo"), summaries, strict=True):
         meta = check_outputs(folder, hero)
-        assert meta["short"]["length_seconds"] == 45 and meta["short"]["voice"] == "en-gb"
+        assert meta["short"]["length_seconds"] == 15 and meta["short"]["voice"] == "en-gb"
         assert meta["short"]["music"] == "" and meta["short"]["video"]["music_used"] is False
         assert summary["ok"] and "story.mp4" in summary["files"]
         assert summary["out"] == str(folder)

@@ -28,6 +28,8 @@ def small_short(monkeypatch):
     monkeypatch.setenv("SHORT_SIZE", "144x256")
     monkeypatch.setenv("SHORT_FPS", "6")
     monkeypatch.setenv("SHORT_PRERENDER", "true")  # the app's default: segments on approval
+    monkeypatch.setenv("NARRATION_AUTO", "true")  # and the lines spoken on approval
+    monkeypatch.setenv("NARRATION_SECONDS", "15")  # the shortest Short: fewer frames, same steps
 
 
 def probe(path: str) -> str:

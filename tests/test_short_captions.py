@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -107,11 +108,12 @@ def test_the_spoken_word_is_highlighted_one_event_per_word():
     assert ",0:00:00.40,0:00:00.80," in events[1]  # from "fox" starting until "runs" starts
 
 
-def _render_frame(tmp_path, ass: str, size: tuple[int, int]) -> Image.Image:
+def _render_frame(tmp_path, ass: str, size: tuple[int, int], fonts: str = "") -> Image.Image:
     """Both cues drawn at once: every event is shown from 0 s on the test frame."""
     ass = re.sub(r"Dialogue: 0,[^,]+,[^,]+,", "Dialogue: 0,0:00:00.00,0:00:09.00,", ass)
     (tmp_path / "c.ass").write_text(ass, encoding="utf-8")
     w, h = size
+    fontsdir = f":fontsdir={fonts}" if fonts else ""
     subprocess.run(
         [
             FFMPEG,
@@ -123,7 +125,7 @@ def _render_frame(tmp_path, ass: str, size: tuple[int, int]) -> Image.Image:
             "-i",
             f"color=black:s={w}x{h}:d=1:r=5",
             "-vf",
-            "ass=filename=c.ass",
+            f"ass=filename=c.ass{fontsdir}",
             "-frames:v",
             "1",
             "frame.png",
@@ -150,3 +152,24 @@ def test_captions_stay_in_the_safe_area_of_the_frame(tmp_path, size):
     assert bottom <= h * (1 - 0.20)  # clear of the bottom 20 %
     assert right <= w * (1 - 0.12)  # clear of the right 12 %
     assert left >= 0 and top >= 0
+
+
+def test_segments_load_only_the_caption_font_and_draw_the_same_captions(tmp_path):
+    from foxpipe.media import short
+
+    system = next((d for d in short.FONT_DIRS if Path(d).is_dir()), "")
+    if not any(Path(f).is_file() for f in cap.FONT_FILES) or not system:
+        pytest.fail("the caption font (fonts-dejavu-core, packages.txt) is not installed")
+    folder = Path(short._fonts_dir())
+    assert folder != Path(system)
+    # Only the caption font in it: libass opens every font of the folder for every segment.
+    assert [p.name for p in folder.iterdir()] == ["DejaVuSans-Bold.ttf"]
+    text = "Pip hums a tiny song to the moon"
+    lines = [
+        _line(0, text, words=[Word(t, 0.1 * i, 0.1 * i + 0.1) for i, t in enumerate(text.split())])
+    ]
+    ass = cap.ass_text(cap.build_cues(plan(lines), lines), (270, 480))
+    one = _render_frame(tmp_path, ass, (270, 480), fonts=str(folder))
+    every = _render_frame(tmp_path, ass, (270, 480), fonts=system)
+    assert one.getbbox() is not None, "no caption drawn"
+    assert one.tobytes() == every.tobytes()

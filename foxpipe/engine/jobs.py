@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from foxpipe.config import Settings
-from foxpipe.domain import prompts
+from foxpipe.domain import frames, prompts
 from foxpipe.domain.continuity import clean_defects, fix_text
 from foxpipe.domain.lifecycle import Refused, SlotEvent, slot_event
 from foxpipe.domain.models import ImageVersion, Job, Slot, SlotStatus, Story
@@ -607,12 +607,14 @@ class JobRegistry:
         owner: str,
         *,
         character_sheet: str = "",
-        size: str = "1024x1536",
+        size: str = "",
         references: dict[str, str] | None = None,
         start: bool = True,
         continuity: str = "",
         continuity_threshold: int = -1,
     ) -> str:
+        """A new job of these scenes and prompts (started unless start=False). Without a size,
+        the settings' SCENE_IMAGE_SIZE, else the portrait size every image model accepts."""
         slots = [
             Slot(index=i, scene=sc, prompt=p)
             for i, (sc, p) in enumerate(zip(story.scenes, prompt_list, strict=True))
@@ -623,7 +625,7 @@ class JobRegistry:
             owner=owner,
             character_sheet=character_sheet,
             image_model=self.pipeline.images.name,
-            size=size,
+            size=size or self.settings.scene_image_size or frames.FIXED["portrait"],
             references=dict(references or {}),
             continuity=continuity,
             continuity_threshold=continuity_threshold,

@@ -14,6 +14,7 @@ its move for the fade's frames, so joining segments needs no re-encode.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -246,9 +247,42 @@ def _plan(
 
 
 def _fonts_dir() -> str:
+    """The folder libass loads caption fonts from: one holding only the caption font (libass
+    opens every font of the folder for every segment: 22 DejaVu faces cost about 60 ms per
+    captioned segment, the one face it draws with the same frames), else the system's."""
+    one = _caption_font_dir()
+    if one:
+        return one
     for d in FONT_DIRS:
         if Path(d).is_dir():
             return d
+    return ""
+
+
+@functools.lru_cache(maxsize=1)
+def _caption_font_dir() -> str:
+    font = next((Path(f) for f in cap.FONT_FILES if Path(f).is_file()), None)
+    if font is None:
+        return ""
+    folder = (
+        Path(tempfile.gettempdir())
+        / f"foxpipe-caption-font-{hashlib.sha1(str(font).encode()).hexdigest()[:8]}"
+    )
+    link = folder / font.name
+    try:
+        if not (link.is_symlink() and link.resolve() == font.resolve()):
+            # Made aside, then renamed into place: another process making it at once is fine.
+            staging = Path(tempfile.mkdtemp(prefix="foxpipe-fonts-"))
+            staging.chmod(0o755)  # other users of the machine read it too
+            (staging / font.name).symlink_to(font)
+            try:
+                staging.rename(folder)
+            except OSError:  # already there (another process), or in the way: use what is there
+                shutil.rmtree(staging, ignore_errors=True)
+        if link.is_symlink() and link.resolve() == font.resolve():
+            return str(folder)
+    except OSError as e:
+        log.info("[SHORT] caption font folder not made (%s): the system's fonts instead", e)
     return ""
 
 

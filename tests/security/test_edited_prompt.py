@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 from foxpipe import app
 from foxpipe.domain import prompts
 from foxpipe.domain.models import SlotStatus
-from tests.apptest import click_approve, click_write
+from tests.apptest import click_approve, click_write, rerun_until
 from tests.conftest import APP
 from tests.fakes.openai_server import Action
 
@@ -30,12 +30,13 @@ def live(monkeypatch, fake_openai):
 
 
 def settle(at: AppTest, reg, job_id: str) -> None:
-    for _ in range(400):
-        at.run()
-        if reg.get(job_id).done:
-            at.run()
-            return
-    raise AssertionError("the gallery never finished")
+    rerun_until(
+        at,
+        lambda: reg.get(job_id).done,
+        timeout=120,
+        check=False,
+        what="the gallery never finished",
+    )
 
 
 def stuck_scene(live) -> tuple[AppTest, object, str]:
