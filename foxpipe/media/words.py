@@ -1,19 +1,23 @@
 """Word timings estimated from a line's audio, for voices that do not report them.
 
-ffmpeg's ``silencedetect`` (the bundled imageio-ffmpeg binary) finds where the speech starts and
-ends inside the WAV; the line's words are spread across that span, each weighted by its
-syllables and letters, with a little extra room after punctuation where a narrator pauses.
+ffmpeg's ``silencedetect`` rule (in numpy for 16-bit PCM, else the bundled imageio-ffmpeg
+binary) finds where the speech starts and ends inside the WAV; the line's words are spread
+across that span, each weighted by its syllables and letters, with a little extra room after
+punctuation where a narrator pauses.
 """
 
 from __future__ import annotations
 
 import io
 import logging
+import math
 import re
 import subprocess
 import wave
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from foxpipe.domain.narration import Word
 
@@ -55,10 +59,66 @@ _SILENCE = re.compile(r"silence_(start|end):\s*(-?\d+(?:\.\d+)?)")
 def speech_span(
     path: str | Path, silence_db: float = SILENCE_DB, min_silence: float = MIN_SILENCE
 ) -> SpeechSpan:
-    """Where speech starts and ends in a WAV. The whole file when ffmpeg cannot tell."""
+    """Where speech starts and ends in a WAV. The whole file when it cannot be told."""
     duration = wav_duration(path)
     if duration <= 0:
         return SpeechSpan(0.0, 0.0, 0.0)
+    events = pcm16_silences(path, silence_db, min_silence)
+    if events is None:  # not 16-bit PCM: ffmpeg reads it
+        events = ffmpeg_silences(path, silence_db, min_silence)
+    if events is None:
+        return SpeechSpan(0.0, duration, duration)
+    return span_from_silences(events, duration)
+
+
+def pcm16_silences(
+    path: str | Path, silence_db: float = SILENCE_DB, min_silence: float = MIN_SILENCE
+) -> list[tuple[str, float]] | None:
+    """ffmpeg's ``silencedetect`` (default mode: every channel's samples in one count) on a
+    16-bit PCM WAV, in numpy: the same events at the same sample, without starting ffmpeg
+    (about 35 ms a line). None for any other WAV."""
+    try:
+        with open(path, "rb") as f, wave.open(f, "rb") as w:
+            if w.getsampwidth() != 2 or w.getcomptype() != "NONE":
+                return None
+            rate, channels = w.getframerate(), w.getnchannels()
+            raw = w.readframes(w.getnframes())
+    except (OSError, EOFError, wave.Error):
+        return None
+    data = np.frombuffer(
+        raw, dtype="<i2", count=len(raw) // (2 * max(1, channels)) * max(1, channels)
+    )
+    if rate <= 0 or channels <= 0:
+        return None
+    noise = int(10 ** (silence_db / 20) * 32767)  # the filter's int16 threshold (truncated)
+    notify = int(min_silence * rate + 0.5) * channels  # samples of quiet that make a silence
+    silent = (data < noise) & (data > -noise)
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], silent.view(np.int8), [0]))))
+    tick = 1 / rate  # seconds per sample, as ffmpeg multiplies it
+    events: list[tuple[str, float]] = []
+    for a, b in zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True):
+        if b - a < max(1, notify):
+            continue
+        # reported at the sample that completes the run of quiet, dated back to where it began
+        start = (a + notify - 1) // channels + 1 - notify // channels
+        end = b // channels  # the first loud sample (or the end of the audio)
+        events += [("start", _shown(start * tick)), ("end", _shown(end * tick))]
+    return events
+
+
+def _shown(seconds: float) -> float:
+    """A time as ffmpeg prints it (6 decimals; 5 after the first significant digit below 1 s)
+    and the parser reads it back."""
+    if seconds <= 0:
+        return 0.0
+    magnitude = math.floor(math.log10(seconds))
+    return float(f"{seconds:.{-magnitude + 5 if magnitude < 0 else 6}f}")
+
+
+def ffmpeg_silences(
+    path: str | Path, silence_db: float = SILENCE_DB, min_silence: float = MIN_SILENCE
+) -> list[tuple[str, float]] | None:
+    """``silencedetect``'s events from the bundled ffmpeg; None when it cannot run."""
     cmd = [
         _ffmpeg(),
         "-hide_banner",
@@ -77,9 +137,8 @@ def speech_span(
         )
     except (OSError, subprocess.TimeoutExpired) as e:
         log.warning("[VOICE] silencedetect failed (%s); using the whole line", type(e).__name__)
-        return SpeechSpan(0.0, duration, duration)
-    events = [(kind, float(value)) for kind, value in _SILENCE.findall(proc.stderr)]
-    return span_from_silences(events, duration)
+        return None
+    return [(kind, float(value)) for kind, value in _SILENCE.findall(proc.stderr)]
 
 
 def span_from_silences(events: list[tuple[str, float]], duration: float) -> SpeechSpan:
