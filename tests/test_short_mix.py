@@ -81,3 +81,12 @@ def test_voice_alone_is_normalized_and_the_builtin_bed_is_made(tmp_path):
     codecs, secs = streams(bed)
     assert codecs == ["audio:pcm_s16le"] and secs == pytest.approx(8.0, abs=0.05)
     assert mix.check_music(bed).ok
+
+
+def test_loudness_without_the_true_peak_is_the_same_loudness(tmp_path):
+    """The mix measures its inputs' loudness without the oversampled true peak: same figure."""
+    bed = mix.builtin_track(tmp_path / "bed.wav", 6.0)
+    both, loudness_only = mix.measure(bed), mix.measure(bed, peak=False)
+    assert both.integrated > -70 and both.true_peak == both.true_peak  # measured, not NaN
+    assert loudness_only.integrated == both.integrated and loudness_only.lra == both.lra
+    assert loudness_only.true_peak != loudness_only.true_peak  # NaN: not measured

@@ -180,9 +180,15 @@ class Loudness:
 
 
 def measure(
-    path: str | Path, start: float | None = None, duration: float | None = None
+    path: str | Path,
+    start: float | None = None,
+    duration: float | None = None,
+    *,
+    peak: bool = True,
 ) -> Loudness:
-    """Integrated loudness, loudness range and true peak of a file's audio (ebur128)."""
+    """Integrated loudness, loudness range and true peak of a file's audio (ebur128). Without
+    ``peak`` the true peak is not measured (NaN): the 4x oversampling is half the work, and
+    the loudness is the same."""
     args = []
     if start is not None:
         args += ["-ss", f"{start:.3f}"]
@@ -196,7 +202,7 @@ def measure(
             str(path),
             "-vn",
             "-filter_complex",
-            "ebur128=peak=true",
+            "ebur128=peak=true" if peak else "ebur128",
             "-f",
             "null",
             "-",
@@ -207,13 +213,14 @@ def measure(
     i = re.search(r"I:\s+(-?[\d.]+|-inf) LUFS", summary)
     lra = re.search(r"LRA:\s+(-?[\d.]+) LU", summary)
     tp = re.search(r"True peak:\s+Peak:\s+(-?[\d.]+|-inf) dBFS", summary)
-    if proc.returncode != 0 or not i or not tp:
+    if proc.returncode != 0 or not i or (peak and not tp):
         raise MixError(f"Could not measure the loudness of {Path(path).name}.")
 
     def num(s: str) -> float:
         return float("-inf") if s == "-inf" else float(s)
 
-    return Loudness(num(i.group(1)), num(tp.group(1)), float(lra.group(1)) if lra else 0.0)
+    true_peak = num(tp.group(1)) if tp else float("nan")
+    return Loudness(num(i.group(1)), true_peak, float(lra.group(1)) if lra else 0.0)
 
 
 def _loudnorm_stats(inp: str | Path, chain: str) -> dict[str, float]:
@@ -317,7 +324,7 @@ def mix(
         log.info("[MUSIC] left out: %s", message)
     use_music = check is not None and check.ok
     try:
-        v = measure(voice)
+        v = measure(voice, peak=False)  # only its loudness sets the voice's gain
         v_gain = VOICE_LUFS - v.integrated if v.integrated > -70 else 0.0
     except MixError:
         v_gain = 0.0
@@ -330,7 +337,9 @@ def mix(
     if use_music:
         assert music is not None
         try:
-            m = measure(music, duration=min(duration, check.duration) if check else duration)
+            m = measure(
+                music, duration=min(duration, check.duration) if check else duration, peak=False
+            )
             m_gain = VOICE_LUFS + music_level_db - m.integrated if m.integrated > -70 else 0.0
         except MixError:
             m_gain = -20.0
@@ -359,7 +368,7 @@ def mix(
         log.warning("[MUSIC] mixing failed; voice only")
         return replace(mix(voice, out, duration, None, timeout=timeout), message=message)
     try:
-        first = measure(premix)
+        first = measure(premix, peak=False)  # the gain; loudnorm measures the peaks itself
         if first.integrated <= -70:  # silence (no narration, no music): nothing to normalize
             _checked(["-i", str(premix), "-ar", str(RATE), "-c:a", "pcm_s16le", str(out)], timeout)
             return MixResult(out, measure(out), use_music, message)
