@@ -1,4 +1,6 @@
-"""The local prompt log: two CSV files (stories, images) written with pandas.
+"""The local prompt log: two CSV files (stories, images), appended with the standard library's
+``csv.writer`` (the bytes pandas' ``to_csv`` wrote for the same rows) and read with pandas
+(imported only when a log is read or rewritten).
 
 Text cells that a spreadsheet would run as a formula are written quoted (``safety.csv_cell``)
 and read back as typed (``safety.csv_cell_value``), so the Sheets backlog still sends the
@@ -7,13 +9,16 @@ original text (RAW)."""
 from __future__ import annotations
 
 import csv
+import io
+import os
 import threading
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any, Final
 
 from foxpipe.safety import csv_cell, csv_cell_value
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 STORY_COLUMNS = ["time", "story_id", "job_id", "title", "answers", "character_sheet", "marker"]
 IMAGE_COLUMNS = [
@@ -44,7 +49,7 @@ IMAGE_COLUMNS = [
 
 
 # Every cell quoted: a lone carriage return inside a cell would otherwise end the row.
-QUOTING = csv.QUOTE_ALL
+QUOTING: Final = csv.QUOTE_ALL
 
 
 class CsvLog:
@@ -59,13 +64,15 @@ class CsvLog:
     def _append(self, path: Path, columns: list[str], rows: list[dict[str, Any]]) -> None:
         if not rows:
             return
-        df = pd.DataFrame(
-            [{c: csv_cell(r.get(c, "")) for c in columns} for r in rows], columns=columns
-        )
+        # Encoded before the file is touched: text utf-8 cannot hold (a lone surrogate) fails
+        # here, and nothing is written.
+        data = _csv_text([[_cell(r.get(c, "")) for c in columns] for r in rows]).encode("utf-8")
         with self._lock:
             path.parent.mkdir(parents=True, exist_ok=True)
             _upgrade(path, columns)
-            df.to_csv(path, mode="a", header=not path.exists(), index=False, quoting=QUOTING)
+            header = b"" if path.exists() else _csv_text([columns]).encode("utf-8")
+            with path.open("ab") as f:
+                f.write(header + data)
 
     def log_story(self, row: dict[str, Any]) -> None:
         self._append(self.stories, STORY_COLUMNS, [row])
@@ -83,6 +90,8 @@ class CsvLog:
         path, cols = (
             (self.stories, STORY_COLUMNS) if kind == "stories" else (self.images, IMAGE_COLUMNS)
         )
+        import pandas as pd
+
         if not path.exists():
             return pd.DataFrame(columns=cols)
         with self._lock:
@@ -94,6 +103,8 @@ class CsvLog:
 
     def pending(self, kind: str, prefix: str, start: int = 0) -> list[tuple[int, dict[str, Any]]]:
         """Rows (by position in the file) whose marker starts with ``prefix``."""
+        import pandas as pd
+
         path, _ = self._paths(kind)
         with self._lock:
             if not path.exists():
@@ -108,6 +119,8 @@ class CsvLog:
         """Rewrite the marker of rows by position (atomic replace, under the process lock)."""
         if not positions:
             return
+        import pandas as pd
+
         path, _ = self._paths(kind)
         with self._lock:
             if not path.exists():
@@ -133,11 +146,28 @@ def _upgrade(path: Path, columns: list[str]) -> None:
         header = next(csv.reader(f), [])
     if header == columns or not header:
         return
+    import pandas as pd
+
     df = pd.read_csv(path, dtype=str, keep_default_na=False)
     df = df.reindex(columns=[*columns, *[c for c in df.columns if c not in columns]], fill_value="")
     tmp = path.with_suffix(".tmp")
     df.to_csv(tmp, index=False, quoting=QUOTING)
     tmp.replace(path)
+
+
+def _cell(value: Any) -> Any:
+    """A value as its cell holds it: text quoted against formulas, None and NaN empty; every
+    other value as ``str`` writes it (floats as repr), which is what pandas wrote for them."""
+    if value is None or (isinstance(value, float) and value != value):
+        return ""
+    return csv_cell(value)
+
+
+def _csv_text(lines: list[list[Any]]) -> str:
+    """Rows as the log holds them: every cell quoted, os.linesep after each row."""
+    buf = io.StringIO()
+    csv.writer(buf, quoting=QUOTING, lineterminator=os.linesep).writerows(lines)
+    return buf.getvalue()
 
 
 def _restore(df: pd.DataFrame) -> pd.DataFrame:

@@ -211,8 +211,10 @@ class Store:
             path = url.split("///", 1)[-1]
             if path and path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
+            # No pool_pre_ping: a SQLite file has no server connection to go stale, and the
+            # ping would cost a SELECT on every checkout (PostgreSQL keeps it, below).
             self.engine: Engine = create_engine(
-                url, connect_args={"timeout": 30, "check_same_thread": False}, pool_pre_ping=True
+                url, connect_args={"timeout": 30, "check_same_thread": False}
             )
 
             @event.listens_for(self.engine, "connect")
