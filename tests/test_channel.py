@@ -66,14 +66,18 @@ def reference_requests(fake) -> list:
     return [r for r in fake.of("images") if "CHARACTER REFERENCE SHEET" in r.prompt]
 
 
-def offline_gallery() -> tuple[AppTest, str]:
-    at = AppTest.from_file(APP, default_timeout=30).run()
-    click_write(at)
-    click_approve(at)
-    job_id = at.session_state.job_id
-    at.switch_page("pages/gallery.py")
-    reg = app.current()
-    run_until(at, lambda: reg.get(job_id).done)
+REVIEWER = "reviewer-0001"
+
+
+def offline_gallery(copy_gallery) -> tuple[AppTest, str]:  # noqa: ANN001
+    """The owner's browser on a finished offline gallery (a copy of the template,
+    tests/prefab.py) in the app's engine."""
+    job_id = copy_gallery(app.engine(load_settings({})), owner=REVIEWER)
+    at = AppTest.from_file(APP, default_timeout=30)
+    at.query_params["me"] = REVIEWER
+    at.query_params["job"] = job_id
+    at.switch_page("pages/gallery.py").run()
+    assert not at.exception, at.exception
     return at, job_id
 
 
@@ -435,8 +439,8 @@ def test_queue_files_are_checked_row_by_row():
 
 
 # ------------------------------------------------------------------ review in bulk
-def test_bulk_approve_reject_regenerate_and_compact_review():
-    at, job_id = offline_gallery()
+def test_bulk_approve_reject_regenerate_and_compact_review(copy_gallery):
+    at, job_id = offline_gallery(copy_gallery)
     reg = app.current()
     for i in (0, 1, 2):
         at.checkbox(key=f"sel_{job_id}_{i}").check()
@@ -494,9 +498,9 @@ def test_bulk_approve_reject_regenerate_and_compact_review():
     assert not at.exception
 
 
-def test_on_model_reads_verdicts_defensively():
-    at, job_id = offline_gallery()
-    job = app.current().get(job_id)
+def test_on_model_reads_verdicts_defensively(copy_gallery):
+    reg = app.engine(load_settings({}))
+    job = reg.get(copy_gallery(reg, owner=REVIEWER))  # a finished gallery (tests/prefab.py)
     for s in job.slots:  # as a job stored before continuity checks existed
         s.image.verdict = {}
     assert review.on_model(job) == []  # no verdicts stored: nothing is approved blindly

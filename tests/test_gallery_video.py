@@ -8,30 +8,21 @@ import zipfile
 from streamlit.testing.v1 import AppTest
 
 from foxpipe import app as workflow
-from foxpipe.config import load_settings
 from tests.apptest import rerun_until
-from tests.conftest import APP, wait_until
+from tests.conftest import APP
 
 
-def _approved_job_in_app_registry(at: AppTest) -> str:
-    """The offline flow the scenes page runs on approval, then every image approved."""
-    reg = workflow.current()
-    settings = load_settings()
-    story = workflow.write_story(settings, {})
-    prepared = workflow.prepare_prompts(settings, story)
-    job_id = reg.create_job(
-        story, prepared.prompts, owner="tester-0001", character_sheet=prepared.sheet
-    )
-    wait_until(lambda: (j := reg.get(job_id)) is not None and j.done, timeout=60)
-    reg.approve_all(job_id)
-    return job_id
+def _approved_job_in_app_registry(copy_gallery) -> str:  # noqa: ANN001
+    """A finished gallery (a copy of the template, tests/prefab.py: the offline story with its
+    prompts and character sheet, no narration) in the app's engine, every image approved by it."""
+    return copy_gallery(workflow.current(), owner="tester-0001", approved=True)
 
 
-def test_slideshow_from_the_gallery_plays_and_is_in_the_zip():
+def test_slideshow_from_the_gallery_plays_and_is_in_the_zip(copy_gallery):
     at = AppTest.from_file(APP, default_timeout=30)
     at.query_params["me"] = "tester-0001"  # the owner's own browser
     at.switch_page("pages/gallery.py").run()  # no gallery yet; this makes the app's registry
-    job_id = _approved_job_in_app_registry(at)
+    job_id = _approved_job_in_app_registry(copy_gallery)
     at.query_params["job"] = job_id
     at.run()
     assert not at.exception

@@ -194,11 +194,19 @@ def test_a_sheet_that_404s_shows_in_the_sidebar(sheets, key, monkeypatch, clean_
     assert CsvLog(clean_env).read("stories")["marker"].tolist() == ["NoSheet_404"]
 
 
-def test_history_lists_past_stories_and_reopens_their_gallery(clean_env):
+def test_history_lists_past_stories_and_reopens_their_gallery(clean_env, copy_gallery):
+    owner = "reviewer-0001"
+    # A finished gallery of this browser (a copy of the template, tests/prefab.py), approved
+    # on its page.
+    job_id = copy_gallery(app.engine(load_settings({})), owner=owner)
     at = AppTest.from_file(APP, default_timeout=30)
-    job_id = make_gallery(at)
+    at.query_params["me"] = owner
+    at.query_params["job"] = job_id
+    at.switch_page("pages/gallery.py").run()
+    assert not at.exception
     title = at.title[0].value
     at.button(key="approve_all").click().run()
+    assert app.current().get(job_id).all_approved
 
     hist = AppTest.from_file(APP, default_timeout=30)
     hist.query_params["me"] = at.session_state.owner  # the same browser: its stories are "Mine"

@@ -172,13 +172,13 @@ def test_approve_opens_the_gallery_which_prepares_the_images(live):
     assert again.query_params["job"] == job_id
 
 
-def test_an_approval_that_fails_is_said_on_the_gallery_and_the_scenes_are_kept(live):
+def test_an_approval_that_fails_is_said_on_the_gallery_and_the_scenes_are_kept(live, copy_gallery):
     # A saved hero that is removed from the library between choosing it and approving.
     at = AppTest.from_file(APP, default_timeout=30).run()
-    click_write(at)
-    click_approve(at)
     reg = app.current()
-    hero = heroes.save_from_job(reg, reg.get(at.session_state.job_id))
+    # The hero of this browser's finished gallery (a copy of the template, tests/prefab.py).
+    first = copy_gallery(reg, owner=at.session_state.owner)
+    hero = heroes.save_from_job(reg, reg.get(first))
     at.session_state.hero_id = hero.id
     at.switch_page("pages/quiz.py").run()
     click_write(at)
@@ -204,11 +204,12 @@ def test_an_approval_this_server_does_not_know_says_approve_again(clean_env):
     assert links(at) == ["Back to the scenes"]
 
 
-def test_a_gallery_link_is_that_gallery_while_this_session_approves_other_scenes(live):
+def test_a_gallery_link_is_that_gallery_while_this_session_approves_other_scenes(
+    live, copy_gallery
+):
     at = AppTest.from_file(APP, default_timeout=30).run()
-    click_write(at)
-    click_approve(at)
-    first = at.session_state.job_id
+    # This browser's finished gallery (a copy of the template, tests/prefab.py).
+    first = copy_gallery(app.current(), owner=at.session_state.owner)
     at.switch_page("pages/quiz.py").run()
     at.text_input(key="q_hero_name").set_value("Bramble").run()  # another story
     click_write(at)

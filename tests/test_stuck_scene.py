@@ -11,7 +11,6 @@ from streamlit.testing.v1 import AppTest
 
 from foxpipe import app, ui, uploads
 from foxpipe.config import load_settings
-from foxpipe.domain import quiz, story
 from foxpipe.domain.lifecycle import Refused
 from foxpipe.domain.models import SlotStatus
 from tests.conftest import APP, wait_until
@@ -21,16 +20,16 @@ from tests.conftest import APP, wait_until
 SHORT = 4
 
 
-def job_with_a_failed_scene(versions: int = 2, scenes: int = 20) -> tuple[object, str]:
-    """The story's first ``scenes`` images ready (all 20 by default); scene 3 then regenerated
-    ``versions - 1`` times and failed last."""
-    settings = load_settings({})
-    reg = app.engine(settings)
-    s = story.offline_story(quiz.defaults())
-    prompt_list = app.prepare_prompts(settings, s).prompts  # prepared for the whole story
-    s.scenes, prompt_list = s.scenes[:scenes], prompt_list[:scenes]
-    job_id = reg.create_job(s, prompt_list, owner="me")
-    wait_until(lambda: reg.get(job_id).done, timeout=30)
+def job_with_a_failed_scene(
+    copy_gallery,  # noqa: ANN001
+    versions: int = 2,
+    scenes: int = 20,
+) -> tuple[object, str]:
+    """The story's first ``scenes`` images ready (all 20 by default; a copy of the finished
+    template gallery, tests/prefab.py); scene 3 then regenerated ``versions - 1`` times by the
+    engine and failed last."""
+    reg = app.engine(load_settings({}))
+    job_id = copy_gallery(reg, owner="me", scenes=scenes)
     for _ in range(versions - 1):
         n = len(reg.get(job_id).slots[2].versions)
         reg.reject(job_id, 2, ["off model"], "")
@@ -60,8 +59,8 @@ def gallery(job_id: str) -> AppTest:
     return at
 
 
-def test_a_failed_tile_approves_its_last_image_and_approve_all_reaches_20(clean_env):
-    reg, job_id = job_with_a_failed_scene()
+def test_a_failed_tile_approves_its_last_image_and_approve_all_reaches_20(clean_env, copy_gallery):
+    reg, job_id = job_with_a_failed_scene(copy_gallery)
     at = gallery(job_id)
     at.button(key="approve_all").click().run()
     assert sum(s.status is SlotStatus.APPROVED for s in reg.get(job_id).slots) == 19
@@ -70,8 +69,8 @@ def test_a_failed_tile_approves_its_last_image_and_approve_all_reaches_20(clean_
     assert any("All images approved" in s.value for s in at.success)
 
 
-def test_a_failed_tile_restores_an_earlier_version(clean_env):
-    reg, job_id = job_with_a_failed_scene(versions=2, scenes=SHORT)
+def test_a_failed_tile_restores_an_earlier_version(clean_env, copy_gallery):
+    reg, job_id = job_with_a_failed_scene(copy_gallery, versions=2, scenes=SHORT)
     at = gallery(job_id)
     picker = at.selectbox(key=f"ver_{job_id}_2_2")
     picker.set_value(0).run()
@@ -86,8 +85,8 @@ def png(size: tuple[int, int] = (64, 96)) -> bytes:
     return out.getvalue()
 
 
-def test_an_own_image_becomes_the_next_version_and_can_be_approved(clean_env):
-    reg, job_id = job_with_a_failed_scene(versions=1, scenes=SHORT)
+def test_an_own_image_becomes_the_next_version_and_can_be_approved(clean_env, copy_gallery):
+    reg, job_id = job_with_a_failed_scene(copy_gallery, versions=1, scenes=SHORT)
     reg.use_own_image(job_id, 2, uploads.validate_upload(png()))
     slot = reg.get(job_id).slots[2]
     assert slot.status is SlotStatus.READY and len(slot.versions) == 2 and slot.current == 1
@@ -97,17 +96,17 @@ def test_an_own_image_becomes_the_next_version_and_can_be_approved(clean_env):
     assert reg.get(job_id).all_approved
 
 
-def test_no_own_image_while_the_scene_is_being_made(clean_env):
-    reg, job_id = job_with_a_failed_scene(versions=1, scenes=SHORT)
+def test_no_own_image_while_the_scene_is_being_made(clean_env, copy_gallery):
+    reg, job_id = job_with_a_failed_scene(copy_gallery, versions=1, scenes=SHORT)
     reg.mutate(job_id, lambda j: setattr(j.slots[2], "status", SlotStatus.GENERATING))
     with pytest.raises(Refused):
         reg.use_own_image(job_id, 2, uploads.validate_upload(png()))
 
 
-def test_the_same_own_image_sent_twice_is_one_version(clean_env):
+def test_the_same_own_image_sent_twice_is_one_version(clean_env, copy_gallery):
     """A browser may deliver one upload twice (the uploader's change arrives again on the next
     rerun): the scene keeps one copy, and an approval made in between stands."""
-    reg, job_id = job_with_a_failed_scene(versions=1, scenes=SHORT)
+    reg, job_id = job_with_a_failed_scene(copy_gallery, versions=1, scenes=SHORT)
     data = uploads.validate_upload(png())
     reg.use_own_image(job_id, 2, data)
     reg.approve(job_id, [2])

@@ -7,21 +7,16 @@ from streamlit.testing.v1 import AppTest
 
 from foxpipe import app, ui
 from foxpipe.config import load_settings
-from foxpipe.domain import quiz, story
 from foxpipe.domain.models import SlotStatus
-from tests.conftest import APP, wait_until
+from tests.conftest import APP
 
 ME, TEAMMATE = "me-token-0001", "teammate-token-0002"
 
 
-def job_of(owner: str, title: str) -> str:
-    settings = load_settings({})
-    reg = app.engine(settings)
-    s = story.offline_story(quiz.defaults())
-    s.title = title
-    job_id = reg.create_job(s, app.prepare_prompts(settings, s).prompts, owner=owner)
-    wait_until(lambda: reg.get(job_id).done, timeout=30)
-    return job_id
+def job_of(copy_gallery, owner: str, title: str) -> str:  # noqa: ANN001
+    """A finished gallery of ``owner`` (a copy of the template, tests/prefab.py) in the app's
+    engine."""
+    return copy_gallery(app.engine(load_settings({})), owner=owner, title=title)
 
 
 def page(path: str, me: str, **params: str) -> AppTest:
@@ -45,9 +40,9 @@ def test_the_browser_id_is_kept_in_the_address_and_reused(clean_env):
     assert again.session_state.owner == token  # a reload or bookmark is the same person
 
 
-def test_history_shows_mine_by_default_and_the_team_on_request(clean_env):
-    job_of(ME, "My fox story")
-    job_of(TEAMMATE, "Their owl story")
+def test_history_shows_mine_by_default_and_the_team_on_request(clean_env, copy_gallery):
+    job_of(copy_gallery, ME, "My fox story")
+    job_of(copy_gallery, TEAMMATE, "Their owl story")
     at = page(ui.HISTORY_PAGE, ME)
     assert "My fox story" in text(at) and "Their owl story" not in text(at)
     at.session_state["history_whose"] = "Team"
@@ -55,8 +50,8 @@ def test_history_shows_mine_by_default_and_the_team_on_request(clean_env):
     assert "My fox story" in text(at) and "Their owl story" in text(at)
 
 
-def test_acting_on_someone_elses_gallery_asks_once(clean_env):
-    job_id = job_of(TEAMMATE, "Their owl story")
+def test_acting_on_someone_elses_gallery_asks_once(clean_env, copy_gallery):
+    job_id = job_of(copy_gallery, TEAMMATE, "Their owl story")
     reg = app.current()
     at = page(ui.GALLERY_PAGE, ME, job=job_id)
     at.button(key=f"ok_{job_id}_0").click().run()
@@ -68,8 +63,8 @@ def test_acting_on_someone_elses_gallery_asks_once(clean_env):
     assert reg.get(job_id).slots[1].status is SlotStatus.APPROVED
 
 
-def test_my_own_gallery_asks_nothing(clean_env):
-    job_id = job_of(ME, "My fox story")
+def test_my_own_gallery_asks_nothing(clean_env, copy_gallery):
+    job_id = job_of(copy_gallery, ME, "My fox story")
     at = page(ui.GALLERY_PAGE, ME, job=job_id)
     at.button(key=f"ok_{job_id}_0").click().run()
     assert app.current().get(job_id).slots[0].status is SlotStatus.APPROVED

@@ -17,23 +17,25 @@ from foxpipe.config import load_settings
 from foxpipe.engine.jobs import JobRegistry
 from foxpipe.store import StoreError, jobs
 from foxpipe.store import heroes as hero_table
-from tests.apptest import click_approve, click_write, rerun_until
-from tests.conftest import APP, wait_until
+from tests.conftest import APP
 
 
 def images(at: AppTest) -> int:
     return len(at.get("image"))
 
 
+OWNER = "reviewer-0001"
+
+
 @pytest.fixture
-def finished_gallery():
-    at = AppTest.from_file(APP, default_timeout=30).run()
-    click_write(at)
-    click_approve(at)
-    reg = app.current()
-    job_id = at.session_state.job_id
-    # Wait on the job itself; the gallery's last run is made once the job is done.
-    rerun_until(at, lambda: reg.get(job_id).done, timeout=60, check=False)
+def finished_gallery(copy_gallery):
+    """The owner's browser on a finished gallery (a copy of the template, tests/prefab.py)."""
+    reg = app.engine(load_settings({}))
+    job_id = copy_gallery(reg, owner=OWNER)
+    at = AppTest.from_file(APP, default_timeout=30)
+    at.query_params["me"] = OWNER
+    at.query_params["job"] = job_id
+    at.switch_page(ui.GALLERY_PAGE).run()
     assert images(at) == 20 and not at.exception
     return at, reg, job_id
 
@@ -68,13 +70,11 @@ def test_a_damaged_scene_record_shows_on_its_own_tile(finished_gallery):
     assert any("The progress figures cannot be shown" in w.value for w in at.warning)
 
 
-def test_one_damaged_saved_job_does_not_break_history(clean_env):
+def test_one_damaged_saved_job_does_not_break_history(clean_env, copy_gallery):
     at = AppTest.from_file(APP, default_timeout=30).run()
-    click_write(at)
-    click_approve(at)
     reg = app.current()
-    assert wait_until(lambda: reg.get(at.session_state.job_id).done, timeout=30)
-    first = reg.get(at.session_state.job_id)
+    # This reviewer's finished gallery (a copy of the template, tests/prefab.py).
+    first = reg.get(copy_gallery(reg, owner=at.session_state.owner))
     # Two more stories of the same reviewer, stored as the app stores them (not generated:
     # what is tested is reading them back).
     ids = [first.id] + [

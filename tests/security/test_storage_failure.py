@@ -51,11 +51,10 @@ def _read_only(reg) -> None:
     reg.store.engine.dispose()
 
 
-def test_an_approval_the_store_refuses_says_so_and_is_not_shown_as_made(clean_env):
+def test_an_approval_the_store_refuses_says_so_and_is_not_shown_as_made(clean_env, copy_gallery):
     settings = load_settings({})
     reg = app.engine(settings)
-    job_id = _job(settings)
-    wait_until(lambda: reg.get(job_id).done, timeout=30)
+    job_id = copy_gallery(reg, owner="someone")  # a finished gallery (tests/prefab.py)
     at = AppTest.from_file(APP, default_timeout=30)
     at.query_params["job"] = job_id
     at.switch_page(ui.GALLERY_PAGE)
@@ -71,11 +70,10 @@ def test_an_approval_the_store_refuses_says_so_and_is_not_shown_as_made(clean_en
     assert reg.get(job_id).slots[0].status is SlotStatus.READY  # nothing claims it was approved
 
 
-def test_a_video_on_a_read_only_folder_ends_failed_not_starting(clean_env):
+def test_a_video_on_a_read_only_folder_ends_failed_not_starting(clean_env, copy_gallery):
     settings = load_settings({})
     reg = app.engine(settings)
-    job_id = _job(settings)
-    wait_until(lambda: reg.get(job_id).done, timeout=30)
+    job_id = copy_gallery(reg, owner="someone")  # a finished gallery (tests/prefab.py)
     reg.approve_all(job_id)
     videos = settings.data_path / "videos"
     videos.parent.mkdir(parents=True, exist_ok=True)
@@ -89,11 +87,10 @@ def test_a_video_on_a_read_only_folder_ends_failed_not_starting(clean_env):
     assert "could not" in v.error
 
 
-def test_a_video_that_cannot_be_recorded_is_never_shown_as_starting(clean_env):
+def test_a_video_that_cannot_be_recorded_is_never_shown_as_starting(clean_env, copy_gallery):
     settings = load_settings({})
     reg = app.engine(settings)
-    job_id = _job(settings)
-    wait_until(lambda: reg.get(job_id).done, timeout=30)
+    job_id = copy_gallery(reg, owner="someone")  # a finished gallery (tests/prefab.py)
     reg.approve_all(job_id)
     _read_only(reg)
     problem = videojobs.start(reg, job_id)

@@ -7,18 +7,14 @@ from streamlit.testing.v1 import AppTest
 
 from foxpipe import app, ui
 from foxpipe.config import load_settings
-from foxpipe.domain import quiz, story
 from foxpipe.domain.models import SlotStatus
 from tests.conftest import APP, wait_until
 
 
-def gallery_job() -> tuple[object, str]:
-    settings = load_settings({})
-    reg = app.engine(settings)
-    s = story.offline_story(quiz.defaults())
-    job_id = reg.create_job(s, app.prepare_prompts(settings, s).prompts, owner="team-owner")
-    wait_until(lambda: reg.get(job_id).done, timeout=30)
-    return reg, job_id
+def gallery_job(copy_gallery) -> tuple[object, str]:  # noqa: ANN001
+    """A finished gallery (a copy of the template, tests/prefab.py) in the app's engine."""
+    reg = app.engine(load_settings({}))
+    return reg, copy_gallery(reg, owner="team-owner")
 
 
 def reviewer(job_id: str, reg) -> AppTest:  # noqa: ANN001
@@ -36,8 +32,8 @@ def said(at: AppTest) -> str:
     return " ".join(str(w.value) for w in at.warning)
 
 
-def test_a_reject_dialog_opened_before_a_teammate_approved_changes_nothing(clean_env):
-    reg, job_id = gallery_job()
+def test_a_reject_dialog_opened_before_a_teammate_approved_changes_nothing(clean_env, copy_gallery):
+    reg, job_id = gallery_job(copy_gallery)
     a, b = reviewer(job_id, reg), reviewer(job_id, reg)
     a.button(key=f"rej_{job_id}_0").click().run()  # A opens the Reject dialog on version 1
     assert a.button(key=f"no_{job_id}_0")
@@ -54,8 +50,8 @@ def test_a_reject_dialog_opened_before_a_teammate_approved_changes_nothing(clean
     assert "was approved by someone else" in said(a)
 
 
-def test_a_stale_approve_is_not_approved_and_the_reviewer_is_told(clean_env):
-    reg, job_id = gallery_job()
+def test_a_stale_approve_is_not_approved_and_the_reviewer_is_told(clean_env, copy_gallery):
+    reg, job_id = gallery_job(copy_gallery)
     a = reviewer(job_id, reg)  # A sees scene 2, version 1
     reg.reject(job_id, 1, ["off model"], "")  # B rejects it: version 2 is made
     wait_until(
@@ -70,8 +66,8 @@ def test_a_stale_approve_is_not_approved_and_the_reviewer_is_told(clean_env):
     assert "changed since you looked at it" in said(a)
 
 
-def test_approve_all_counts_agree_with_one_failed_scene(clean_env):
-    reg, job_id = gallery_job()
+def test_approve_all_counts_agree_with_one_failed_scene(clean_env, copy_gallery):
+    reg, job_id = gallery_job(copy_gallery)
 
     def fail(j):  # noqa: ANN001, ANN202
         j.slots[4].status = SlotStatus.FAILED
