@@ -126,6 +126,28 @@ def rerun_until(
             raise AssertionError(what)
 
 
+def settle_job(
+    at: AppTest,
+    job_id: str,
+    timeout: float = 120.0,
+    each: Callable[[AppTest], object] | None = None,
+) -> AppTest:
+    """Rerun the gallery until the job's images have all ended (``each(at)`` after every run),
+    then once more; or fail."""
+    from foxpipe import app
+
+    reg = app.current()
+    assert reg is not None, "no engine: open the page first"
+    return rerun_until(
+        at,
+        lambda: reg.get(job_id).done,
+        timeout=timeout,
+        check=False,
+        each=each,
+        what=f"the gallery never finished within {timeout}s",
+    )
+
+
 def _run_spaced(at: AppTest, last: float) -> float:
     """Rerun the page, at least ``GAP`` seconds after the last run started at ``last``; the
     time this run started."""

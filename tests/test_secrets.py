@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 
 from foxpipe import app
 from foxpipe.engine import videojobs
-from tests.apptest import click_approve, click_write, rerun_until
+from tests.apptest import click_approve, click_write, settle_job
 from tests.conftest import APP
 from tests.fakes.openai_server import Action
 
@@ -66,14 +66,7 @@ def test_a_whole_story_with_keys_leaks_nothing(keyed, caplog, clean_env):
     reg = app.current()
     job_id = at.session_state.job_id
     # The page is checked at every run while the images are made, and once they are.
-    rerun_until(
-        at,
-        lambda: reg.get(job_id).done,
-        timeout=120,
-        check=False,
-        each=lambda a: assert_clean(page_dump(a), "the page"),
-        what="the gallery never finished",
-    )
+    settle_job(at, job_id, each=lambda a: assert_clean(page_dump(a), "the page"))
     reg.approve_all(job_id)
     at.run()
     assert_clean(page_dump(at), "the page")

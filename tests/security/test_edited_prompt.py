@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 from foxpipe import app
 from foxpipe.domain import prompts
 from foxpipe.domain.models import SlotStatus
-from tests.apptest import click_approve, click_write, rerun_until
+from tests.apptest import click_approve, click_write, settle_job
 from tests.conftest import APP
 from tests.fakes.openai_server import Action
 
@@ -29,25 +29,15 @@ def live(monkeypatch, fake_openai):
     return fake_openai
 
 
-def settle(at: AppTest, reg, job_id: str) -> None:
-    rerun_until(
-        at,
-        lambda: reg.get(job_id).done,
-        timeout=120,
-        check=False,
-        what="the gallery never finished",
-    )
-
-
 def stuck_scene(live) -> tuple[AppTest, object, str]:
     """Scene 5 rejected with a note the content policy blocks: every level fails."""
     at = AppTest.from_file(APP, default_timeout=30).run()
     click_write(at)
     click_approve(at)
     reg, job_id = app.current(), at.session_state.job_id
-    settle(at, reg, job_id)
+    settle_job(at, job_id)
     reg.reject(job_id, 4, ["Wrong action"], f"make it {BLOCKED}")
-    settle(at, reg, job_id)
+    settle_job(at, job_id)
     slot = reg.get(job_id).slots[4]
     assert slot.status is SlotStatus.FAILED and slot.policy_level == 2
     return at, reg, job_id
@@ -66,7 +56,7 @@ def test_edited_prompt_is_exactly_what_is_sent_at_every_attempt(live):
     )  # two attempts fail, the third works
     box.input(edited).run()
     at.button(key=f"retry_prompt_{job_id}_4").click().run()
-    settle(at, reg, job_id)
+    settle_job(at, job_id)
     slot = reg.get(job_id).slots[4]
     sent = live.prompts("images")
     assert len(sent) == 3 and sent == [edited] * 3
@@ -80,7 +70,7 @@ def test_edited_prompt_still_blocked_is_not_reworded(live):
     live.reset()
     box.input(edited + " ").run()
     at.button(key=f"retry_prompt_{job_id}_4").click().run()
-    settle(at, reg, job_id)
+    settle_job(at, job_id)
     slot = reg.get(job_id).slots[4]
     assert live.prompts("images") == [edited]  # one request, exactly as written, no rewording
     assert (

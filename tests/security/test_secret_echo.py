@@ -12,7 +12,7 @@ from streamlit.testing.v1 import AppTest
 from foxpipe import app, safety
 from foxpipe.config import Settings
 from foxpipe.domain.models import SlotStatus
-from tests.apptest import click_approve, click_write, rerun_until, settle
+from tests.apptest import click_approve, click_write, settle, settle_job
 from tests.conftest import APP
 from tests.fakes.openai_server import Action
 
@@ -107,13 +107,7 @@ def test_echoed_key_reaches_no_log_page_or_saved_job(echoing, clean_env, caplog)
     assert not at.exception
     reg = app.current()
     job_id = at.session_state.job_id
-    rerun_until(
-        at,
-        lambda: reg.get(job_id).done,
-        timeout=120,
-        check=False,
-        what="the gallery never finished",
-    )
+    settle_job(at, job_id)
     job = reg.get(job_id)
     assert all(s.status is SlotStatus.FAILED for s in job.slots)
     gallery_page = page_text(at)
