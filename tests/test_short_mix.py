@@ -90,3 +90,34 @@ def test_loudness_without_the_true_peak_is_the_same_loudness(tmp_path):
     assert both.integrated > -70 and both.true_peak == both.true_peak  # measured, not NaN
     assert loudness_only.integrated == both.integrated and loudness_only.lra == both.lra
     assert loudness_only.true_peak != loudness_only.true_peak  # NaN: not measured
+
+
+def _spoken_mix(tmp_path, name: str):
+    lines = [line(tmp_path, 0, "a quiet line of words"), line(tmp_path, 1, "and another one here")]
+    tl = plan(lines)
+    voice = mix.narration_track(tl, lines, tmp_path / f"{name}.voice.wav")
+    return mix.mix(voice, tmp_path / f"{name}.wav", tl.total)
+
+
+def test_speech_reaches_the_target_with_gains_alone(tmp_path, monkeypatch):
+    """Speech needs no dynamic loudnorm: a gain, the limiter, one more gain (linear)."""
+    calls = []
+    real = mix._loudnorm_stats
+    monkeypatch.setattr(mix, "_loudnorm_stats", lambda *a: calls.append(a) or real(*a))
+    res = _spoken_mix(tmp_path, "linear")
+    assert calls == []
+    assert abs(res.loudness.integrated - mix.TARGET_LUFS) <= 0.3
+    assert res.loudness.true_peak <= mix.LOUDNORM_TP + 0.1
+
+
+def test_peaks_without_room_go_to_loudnorm(tmp_path, monkeypatch):
+    """When the gains do not make room for the peaks (here: no try allowed), loudnorm shapes
+    them with its own measurement, and the file still meets the targets."""
+    monkeypatch.setattr(mix, "SHAPING_TRIES", 0)
+    calls = []
+    real = mix._loudnorm_stats
+    monkeypatch.setattr(mix, "_loudnorm_stats", lambda *a: calls.append(a) or real(*a))
+    res = _spoken_mix(tmp_path, "shaped")
+    assert len(calls) == 1
+    assert abs(res.loudness.integrated - mix.TARGET_LUFS) <= 1.0
+    assert res.loudness.true_peak <= mix.TARGET_TP
