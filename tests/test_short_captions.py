@@ -173,3 +173,41 @@ def test_segments_load_only_the_caption_font_and_draw_the_same_captions(tmp_path
     every = _render_frame(tmp_path, ass, (270, 480), fonts=system)
     assert one.getbbox() is not None, "no caption drawn"
     assert one.tobytes() == every.tobytes()
+
+
+@pytest.fixture
+def fresh_font_folder(monkeypatch, tmp_path):
+    """The caption font folder made again under a temp folder of the test's own."""
+    import tempfile
+
+    from foxpipe.media import short
+
+    def use(tmp: Path) -> None:
+        tmp.mkdir(parents=True, exist_ok=True)
+        monkeypatch.setattr(tempfile, "tempdir", str(tmp))
+        short._caption_font_dir.cache_clear()
+
+    yield use
+    short._caption_font_dir.cache_clear()
+
+
+def test_a_temp_folder_ffmpeg_cannot_read_in_a_filter_falls_back_to_the_systems_fonts(
+    fresh_font_folder, tmp_path
+):
+    from foxpipe.media import short
+
+    fresh_font_folder(tmp_path / "a,b[1]")
+    assert short._caption_font_dir().startswith(str(tmp_path / "a,b[1]"))  # made...
+    assert short._fonts_dir() in short.FONT_DIRS  # ...but not passed to ffmpeg
+
+
+def test_a_font_folder_with_more_in_it_is_not_used(fresh_font_folder, tmp_path):
+    from foxpipe.media import short
+
+    fresh_font_folder(tmp_path / "tmp")
+    made = Path(short._caption_font_dir())
+    assert made.parent == tmp_path / "tmp" and short._fonts_dir() == str(made)
+    (made / "Other.ttf").write_bytes(b"a font that claims to be DejaVu Sans")
+    short._caption_font_dir.cache_clear()
+    assert short._caption_font_dir() == ""  # not trusted, and not replaced while in the way
+    assert short._fonts_dir() in short.FONT_DIRS

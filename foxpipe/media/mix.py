@@ -32,6 +32,7 @@ TARGET_TP = -1.0
 LOUDNORM_TP = -2.0  # aim under the limit: the AAC encoder adds a few tenths of a dB of peak
 LIMIT_DBFS = -3.0  # the pre-gain limiter's ceiling (sample peak; true peak can be a little higher)
 SHAPING_TRIES = 2  # gain and ceiling measured and corrected this often before loudnorm shapes
+MIN_CEILING_DBFS = -24.0  # alimiter's lowest limit is 0.0625 (-24.08 dBFS)
 VOICE_LUFS = -18.0  # the voice before mixing: a fixed level so the ducking depth is predictable
 MUSIC_BELOW_VOICE_DB = 14.0  # music between the lines, relative to the voice
 FADE_IN = 1.5
@@ -261,18 +262,23 @@ def _normalizer(premix: Path, gain: float) -> str:
     the true peak has no room, the gain is raised by the loss and the ceiling lowered by the
     excess, and measured again (``SHAPING_TRIES``); peaks that still need shaping go to
     loudnorm."""
-    ceiling = LIMIT_DBFS
-    limiter = _limiter(gain, ceiling)
-    for _ in range(SHAPING_TRIES):
-        shaped = measure(premix, chain=limiter)
+    first = _limiter(gain, LIMIT_DBFS)
+    limiter, ceiling = first, LIMIT_DBFS
+    for attempt in range(SHAPING_TRIES):
+        try:
+            shaped = measure(premix, chain=limiter)
+        except MixError:
+            break
         if shaped.integrated <= -70:
             break
         offset = TARGET_LUFS - shaped.integrated
         excess = shaped.true_peak + offset - LOUDNORM_TP
         if excess <= 0:
             return f"{limiter},volume={offset:.2f}dB"
-        gain, ceiling = gain + offset, ceiling - excess - 0.1
-        limiter = _limiter(gain, ceiling)
+        if attempt + 1 < SHAPING_TRIES:
+            gain, ceiling = gain + offset, max(MIN_CEILING_DBFS, ceiling - excess - 0.1)
+            limiter = _limiter(gain, ceiling)
+    limiter = first  # loudnorm shapes what the first gain and limiter made, as it always did
     st = _loudnorm_stats(premix, limiter)
     return (
         f"{limiter},loudnorm=I={TARGET_LUFS}:TP={LOUDNORM_TP}:LRA=50:measured_I={st['input_i']}:"

@@ -18,7 +18,9 @@ import functools
 import hashlib
 import json
 import logging
+import os
 import shutil
+import stat
 import subprocess
 import tempfile
 import threading
@@ -246,17 +248,37 @@ def _plan(
     return timeline, cues, specs
 
 
+# Characters that end or split a value in an ffmpeg filter string: a fonts folder holding one
+# is not passed to libass (captions then use the system's fonts through fontconfig).
+_FILTER_UNSAFE = frozenset("'\\:,;[]=")
+
+
 def _fonts_dir() -> str:
     """The folder libass loads caption fonts from: one holding only the caption font (libass
-    opens every font of the folder for every segment: 22 DejaVu faces cost about 60 ms per
+    opens every font of the folder for every segment: 22 DejaVu faces cost about 50 ms per
     captioned segment, the one face it draws with the same frames), else the system's."""
-    one = _caption_font_dir()
-    if one:
-        return one
-    for d in FONT_DIRS:
-        if Path(d).is_dir():
+    for d in (_caption_font_dir(), *FONT_DIRS):
+        if d and Path(d).is_dir() and not _FILTER_UNSAFE.intersection(d):
             return d
     return ""
+
+
+def _trusted(folder: Path, font: Path) -> bool:
+    """The folder is this user's, written by no one else, and holds only a link to ``font``
+    (another user's folder of the same name, or one with other fonts in it, is not used)."""
+    try:
+        st = folder.lstat()
+        link = folder / font.name
+        return (
+            stat.S_ISDIR(st.st_mode)
+            and st.st_uid == os.getuid()
+            and not st.st_mode & 0o022
+            and os.listdir(folder) == [font.name]
+            and link.is_symlink()
+            and link.resolve() == font.resolve()
+        )
+    except OSError:
+        return False
 
 
 @functools.lru_cache(maxsize=1)
@@ -264,22 +286,19 @@ def _caption_font_dir() -> str:
     font = next((Path(f) for f in cap.FONT_FILES if Path(f).is_file()), None)
     if font is None:
         return ""
-    folder = (
-        Path(tempfile.gettempdir())
-        / f"foxpipe-caption-font-{hashlib.sha1(str(font).encode()).hexdigest()[:8]}"
-    )
-    link = folder / font.name
+    digest = hashlib.sha1(str(font).encode()).hexdigest()[:8]
+    folder = Path(tempfile.gettempdir()) / f"foxpipe-caption-font-{os.getuid()}-{digest}"
     try:
-        if not (link.is_symlink() and link.resolve() == font.resolve()):
+        if not _trusted(folder, font):
             # Made aside, then renamed into place: another process making it at once is fine.
             staging = Path(tempfile.mkdtemp(prefix="foxpipe-fonts-"))
-            staging.chmod(0o755)  # other users of the machine read it too
+            staging.chmod(0o755)
             (staging / font.name).symlink_to(font)
             try:
                 staging.rename(folder)
             except OSError:  # already there (another process), or in the way: use what is there
                 shutil.rmtree(staging, ignore_errors=True)
-        if link.is_symlink() and link.resolve() == font.resolve():
+        if _trusted(folder, font):
             return str(folder)
     except OSError as e:
         log.info("[SHORT] caption font folder not made (%s): the system's fonts instead", e)
@@ -337,7 +356,7 @@ def _render_segment(
         if spec.ass:
             (tmp / "captions.ass").write_text(spec.ass, encoding="utf-8")
             fonts = _fonts_dir()
-            opt = f":fontsdir={fonts}" if fonts and "'" not in fonts and ":" not in fonts else ""
+            opt = f":fontsdir={fonts}" if fonts else ""  # a folder safe in a filter string
             chains.append(f"[{last}]ass=filename=captions.ass{opt}[c]")
             last = "c"
         part = spec.path.with_name(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import logging
 import math
+import os
 import re
 import subprocess
 import wave
@@ -82,7 +83,9 @@ def pcm16_silences(
             if w.getsampwidth() != 2 or w.getcomptype() != "NONE":
                 return None
             rate, channels = w.getframerate(), w.getnchannels()
-            raw = w.readframes(w.getnframes())
+            # No more than the file holds: a streamed WAV's header may claim 4 GB of frames.
+            room = os.fstat(f.fileno()).st_size // (2 * max(1, channels))
+            raw = w.readframes(min(w.getnframes(), room))
     except (OSError, EOFError, wave.Error):
         return None
     data = np.frombuffer(

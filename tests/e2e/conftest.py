@@ -47,6 +47,7 @@ E2E_ENV = {
     "GALLERY_REFRESH": "1.0",
     "SHORT_SIZE": "360x640",  # the finished Short's whole pipeline, at a third of the pixels
     "SHORT_PRERENDER": "true",  # as users run it: segments rendered as scenes are approved
+    "NARRATION_AUTO": "true",  # and the narration spoken as soon as the scenes are approved
     "SCENE_IMAGE_SIZE": "",  # the default: images at the video's shape
     "SHORT_FPS": "30",
 }
