@@ -142,25 +142,27 @@ def assert_same(log: CsvLog, old: Path, kind: str) -> None:
     assert new_bytes == old_bytes
 
 
+def write_one_per_call(kind: str, rows: list[dict[str, Any]]) -> None:
+    """A fresh file, then appends to it, one row per call (as the app logs): the same bytes
+    after every row."""
+    name, columns = KINDS[kind]
+    with two_logs() as (log, old):
+        for row in rows:
+            (log.log_image if kind == "images" else log.log_story)(row)
+            pandas_append(old / name, columns, [row])
+            assert_same(log, old, kind)
+
+
 @SETTINGS
 @given(st.lists(st.one_of(image_row(), rows_of(IMAGE_COLUMNS, values)), min_size=1, max_size=4))
 def test_log_image_writes_what_pandas_wrote(rows):
-    """A fresh file, then appends to it, one row per call (as the app logs)."""
-    with two_logs() as (log, old):
-        for row in rows:
-            log.log_image(row)
-            pandas_append(old / "log_images.csv", IMAGE_COLUMNS, [row])
-            assert_same(log, old, "images")
+    write_one_per_call("images", rows)
 
 
 @SETTINGS
 @given(st.lists(rows_of(STORY_COLUMNS, values), min_size=1, max_size=3))
 def test_log_story_writes_what_pandas_wrote(rows):
-    with two_logs() as (log, old):
-        for row in rows:
-            log.log_story(row)
-            pandas_append(old / "log_stories.csv", STORY_COLUMNS, [row])
-            assert_same(log, old, "stories")
+    write_one_per_call("stories", rows)
 
 
 @SETTINGS
