@@ -30,6 +30,7 @@ from foxpipe.domain import structures
 from foxpipe.domain.models import SCENE_COUNT, Story
 from foxpipe.engine.ratelimit import mark_sent
 from foxpipe.engine.retry import Backoff, retry_after_seconds
+from foxpipe.providers import tls
 from foxpipe.providers.base import Capability, ImageResult, ProviderError
 
 log = logging.getLogger(__name__)
@@ -171,24 +172,32 @@ def map_error(e: BaseException, model: str = "") -> ProviderError:
     return ProviderError(f"Unexpected error from OpenAI ({type(e).__name__}).", "retryable")
 
 
-def make_client(
-    settings: Settings, timeout: float, *, on_send: Callable[[], None] | None = None
-) -> AsyncOpenAI:
-    """``on_send`` is called right before each request's bytes leave (the rate window
-    counts image requests from then)."""
-    http_client = None
+def http_client(
+    timeout: float, *, on_send: Callable[[], None] | None = None
+) -> DefaultAsyncHttpxClient:
+    """The SDK's HTTP client with the process's shared TLS context (``tls``); ``on_send`` is
+    called right before each request's bytes leave (the rate window counts image requests
+    from then)."""
+    hooks: dict[str, list[Callable[[Any], Awaitable[None]]]] = {}
     if on_send is not None:
 
         async def hook(_request: Any) -> None:
             on_send()
 
-        http_client = DefaultAsyncHttpxClient(timeout=timeout, event_hooks={"request": [hook]})
+        hooks["request"] = [hook]
+    return DefaultAsyncHttpxClient(timeout=timeout, verify=tls.openai_context(), event_hooks=hooks)
+
+
+def make_client(
+    settings: Settings, timeout: float, *, on_send: Callable[[], None] | None = None
+) -> AsyncOpenAI:
+    """An OpenAI client without the SDK's own retries (``on_send``: see ``http_client``)."""
     return AsyncOpenAI(
         api_key=settings.openai_api_key,
         base_url=settings.openai_base_url or None,
         timeout=timeout,
         max_retries=0,
-        http_client=http_client,
+        http_client=http_client(timeout, on_send=on_send),
     )
 
 

@@ -24,6 +24,7 @@ import httpx
 from PIL import Image
 
 from foxpipe.engine.retry import retry_after_seconds
+from foxpipe.providers import tls
 from foxpipe.providers.base import ProviderError
 from foxpipe.providers.localstore import safe_id
 from foxpipe.providers.slideshow import cover_fit
@@ -74,7 +75,9 @@ class HttpProvider:
             return self._given
         if self._http is None:
             self._http = httpx.AsyncClient(
-                base_url=self._base_url.rstrip("/"), timeout=self._timeout
+                base_url=self._base_url.rstrip("/"),
+                timeout=self._timeout,
+                verify=tls.httpx_context(),
             )
         return self._http
 

@@ -23,6 +23,7 @@ from openai import AsyncOpenAI
 from foxpipe.config import Settings
 from foxpipe.domain.narration import SpeechResult, clean_line, same_words, style_of
 from foxpipe.providers.base import ProviderError
+from foxpipe.providers.openai import http_client
 from foxpipe.providers.voice import pcm16_wav
 
 log = logging.getLogger(__name__)
@@ -225,6 +226,7 @@ class RealtimeVoice:
             base_url=s.openai_base_url or None,
             max_retries=0,
             timeout=self.timeout,
+            http_client=http_client(self.timeout),
         )
         try:
             async with asyncio.timeout(self.timeout):

@@ -13,7 +13,7 @@ from openai import AsyncOpenAI
 from foxpipe.config import Settings
 from foxpipe.domain.narration import SpeechResult, clean_line, style_of
 from foxpipe.providers.base import ProviderError
-from foxpipe.providers.openai import map_error
+from foxpipe.providers.openai import http_client, map_error
 from foxpipe.providers.voice import ensure_wav
 
 log = logging.getLogger(__name__)
@@ -45,6 +45,7 @@ class SpeechEndpointVoice:
             base_url=self.base_url,
             max_retries=0,
             timeout=self.timeout,
+            http_client=http_client(self.timeout),
         )
         try:
             async with asyncio.timeout(self.timeout + 5):
