@@ -23,7 +23,7 @@ from tests.imagefakes import make_story, prompt_list
 # browser test (the other worker's tests may run beside them: more load, as intended).
 pytestmark = pytest.mark.one_worker
 
-SCALE = 4.0  # "per minute" becomes per 15 s
+SCALE = 8.0  # "per minute" becomes per 7.5 s
 PERIOD = 60.0 / SCALE
 
 
@@ -65,7 +65,7 @@ def most_in_a_window(times: list[float], period: float) -> int:
 
 
 def test_no_request_over_the_limit_by_arrival_time_under_load(tmp_path, burners):
-    with FakeOpenAI(rate_limit=10, time_scale=SCALE, latency=0.3, ratelimit_headers=False) as fake:
+    with FakeOpenAI(rate_limit=10, time_scale=SCALE, latency=0.15, ratelimit_headers=False) as fake:
         reg = registry(fake, tmp_path, rate=10)
         try:
             job_id = run_job(reg)
@@ -79,9 +79,10 @@ def test_no_request_over_the_limit_by_arrival_time_under_load(tmp_path, burners)
 
 
 def test_a_setting_above_the_account_costs_a_few_429s_and_is_remembered(tmp_path):
-    # Images take 0.5-1.5 s each (real ones: tens of seconds, never all alike); a 429 is instant.
+    # Images take 0.25-0.75 s each, a thirtieth to a tenth of the window (real ones: tens of
+    # seconds of a minute, never all alike); a 429 is instant.
     with FakeOpenAI(
-        rate_limit=10, time_scale=SCALE, latency=1.0, latency_jitter=0.5, ratelimit_headers=False
+        rate_limit=10, time_scale=SCALE, latency=0.5, latency_jitter=0.25, ratelimit_headers=False
     ) as fake:
         reg = registry(fake, tmp_path, rate=20)
         try:
