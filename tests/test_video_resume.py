@@ -302,9 +302,17 @@ def test_start_up_collects_clips_of_jobs_nobody_opened(tmp_path, fakes, registri
 
     reg2 = JobRegistry(settings)
     registries.append(reg2)
+    fake.hold_downloads()  # both clips are caught while they are fetched
     reg2.start()  # the app's first visit starts the engine: it collects both clips by itself
-    assert videojobs.resume_all(reg2) == 0  # already being collected: nothing is started twice
+    wait_until(lambda: fake.downloads_waiting == 2, timeout=30)
+    downloading = [ClipStatus.DOWNLOADING] * 2
+    assert [c.status for c in video(reg2, job_id).clips] == downloading
+    # Already being collected: nothing is started twice, nor set back to "submitted" (which
+    # refused the clip's READY: it stayed submitted for ever).
+    assert videojobs.resume_all(reg2) == 0
+    assert [c.status for c in video(reg2, job_id).clips] == downloading
     assert reg2.read(other, lambda j: j.video) is None  # a job without a video is left alone
+    fake.release_downloads()
     v = wait_until(lambda: (x := video(reg2, job_id)) and not x.running and x, timeout=60)
     assert [c.status for c in v.clips] == [ClipStatus.READY] * 2 and fake.submissions == 2
 

@@ -19,6 +19,7 @@ event of that run carries the run number and is refused once a newer run exists.
 from __future__ import annotations
 
 import time
+from collections.abc import Collection
 from enum import StrEnum
 
 from foxpipe.domain.models import Clip, ClipStatus, Slot, SlotStatus, Video
@@ -182,12 +183,16 @@ def video_event(video: Video, new: VideoStatus | str) -> VideoStatus:
     return new
 
 
-def interrupt_video(video: Video, message: str) -> None:
+def interrupt_video(video: Video, message: str, keep: Collection[int] = ()) -> None:
     """After a restart: a clip the vendor already accepted (it has a task id) is still being
     made there, paid for, so it stays submitted and is polled again; other work in flight
-    is lost: say so (each clip can be retried)."""
+    is lost: say so (each clip can be retried). Clips in ``keep`` (by index: this process is
+    collecting them now) are left as they are."""
     resumable = False
     for c in video.clips:
+        if c.index in keep and c.status.in_flight:
+            resumable = True
+            continue
         if not c.status.in_flight:
             continue
         if c.task_id:

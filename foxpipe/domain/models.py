@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import secrets
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -188,11 +189,11 @@ class Video:
     def clip(self, index: int) -> Clip | None:
         return next((c for c in self.clips if c.index == index), None)
 
-    def interrupt(self, message: str) -> None:
+    def interrupt(self, message: str, keep: Collection[int] = ()) -> None:
         """After a restart (see ``lifecycle.interrupt_video``)."""
         from foxpipe.domain.lifecycle import interrupt_video
 
-        interrupt_video(self, message)
+        interrupt_video(self, message, keep)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Video:

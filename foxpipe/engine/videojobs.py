@@ -354,14 +354,17 @@ def resume_all(reg: JobRegistry) -> int:
             or not any(c.task_id and c.status.in_flight for c in v.clips)
         ):
             continue
-        reg.mutate(job.id, _interrupt_video)
+        # Clips this process is collecting now (a second call, or one after the first
+        # visit's start) are not set back: their READY would be refused.
+        busy = {c.index for c in v.clips if reg.busy(job.id, f"clip{c.index}")}
+        reg.mutate(job.id, functools.partial(_interrupt_video, keep=busy))
         n += resume(reg, job.id)
     return n
 
 
-def _interrupt_video(j: Job) -> None:
+def _interrupt_video(j: Job, keep: set[int]) -> None:
     if j.video is not None:
-        j.video.interrupt(INTERRUPTED)
+        j.video.interrupt(INTERRUPTED, keep)
 
 
 def hero_references(job: Job, index: int) -> list[str]:

@@ -4,7 +4,8 @@ real APIs, scriptable per test: each create pops the next behaviour from ``scrip
 ``polls_to_finish`` status checks, or fails when ``task_outcome`` is "failed".
 
 Also: ``hold()``/``release()`` keep every task running until released (a task that
-finishes while the app is down); ``finish_after`` finishes tasks by wall-clock age instead
+finishes while the app is down); ``hold_downloads()``/``release_downloads()`` keep every
+download waiting (up to 30 s) until released (a clip caught while it is being fetched); ``finish_after`` finishes tasks by wall-clock age instead
 of poll count; download links carry a token that expires ``link_ttl`` seconds after it was
 issued or after its first use (``single_use_links``), answering 403 like a signed CDN link;
 a fresh token is issued on every status query (Kling, MiniMax v2) or files/retrieve (v1).
@@ -38,6 +39,9 @@ class _Base:
         self.created: dict[str, float] = {}
         self.finish_after: float | None = None  # seconds after creation; None: by poll count
         self.held = threading.Event()  # set: tasks stay running
+        self.downloads_open = threading.Event()  # clear: downloads wait until it is set
+        self.downloads_open.set()
+        self.downloads_waiting = 0  # downloads waiting for release_downloads() now
         self.link_ttl: float | None = None  # seconds a download link stays valid
         self.single_use_links = False
         self.links: dict[str, tuple[str, float, bool]] = {}  # token -> (task, issued, used)
@@ -75,6 +79,12 @@ class _Base:
 
     def release(self) -> None:
         self.held.clear()
+
+    def hold_downloads(self) -> None:
+        self.downloads_open.clear()
+
+    def release_downloads(self) -> None:
+        self.downloads_open.set()
 
     def link(self, tid: str) -> str:
         """A fresh download link of a task."""
@@ -160,6 +170,12 @@ class _Base:
                     }
                 )
                 if parsed.path.startswith("/download/"):
+                    if not fake.downloads_open.is_set():
+                        with fake.lock:
+                            fake.downloads_waiting += 1
+                        fake.downloads_open.wait(30)
+                        with fake.lock:
+                            fake.downloads_waiting -= 1
                     code = fake._serve_download(parsed.path, parse_qs(parsed.query))
                     if code != 200:
                         self.send_response(code)
