@@ -15,6 +15,7 @@ import pytest
 from foxpipe.config import Settings
 from foxpipe.domain.models import SlotStatus
 from foxpipe.engine.jobs import JobRegistry
+from foxpipe.engine.ratelimit import SEND_GUARD_SECONDS
 from tests.conftest import wait_until
 from tests.fakes.openai_server import FakeOpenAI
 from tests.imagefakes import make_story, prompt_list
@@ -23,7 +24,9 @@ from tests.imagefakes import make_story, prompt_list
 # browser test (the other worker's tests may run beside them: more load, as intended).
 pytestmark = pytest.mark.one_worker
 
-SCALE = 8.0  # "per minute" becomes per 7.5 s
+# "per minute" becomes per 10 s: the shortest window whose send guard is the app's 0.5 s (the
+# guard is at most a twentieth of the window, foxpipe/engine/jobs.py).
+SCALE = 6.0
 PERIOD = 60.0 / SCALE
 
 
@@ -65,13 +68,15 @@ def most_in_a_window(times: list[float], period: float) -> int:
 
 
 def test_no_request_over_the_limit_by_arrival_time_under_load(tmp_path, burners):
-    with FakeOpenAI(rate_limit=10, time_scale=SCALE, latency=0.15, ratelimit_headers=False) as fake:
+    with FakeOpenAI(rate_limit=10, time_scale=SCALE, latency=0.2, ratelimit_headers=False) as fake:
         reg = registry(fake, tmp_path, rate=10)
         try:
             job_id = run_job(reg)
             job = reg.get(job_id)
+            guard = reg.limiter.sched.guard
         finally:
             reg.shutdown()
+        assert guard == SEND_GUARD_SECONDS  # the app's own guard, not one shrunk with the window
         arrivals = [r.t for r in fake.requests if r.kind in ("generations", "edits")]
         assert all(s.status is SlotStatus.READY for s in job.slots)
         assert fake.rate_limited == 0, f"{fake.rate_limited} requests arrived over the limit"
@@ -79,10 +84,14 @@ def test_no_request_over_the_limit_by_arrival_time_under_load(tmp_path, burners)
 
 
 def test_a_setting_above_the_account_costs_a_few_429s_and_is_remembered(tmp_path):
-    # Images take 0.25-0.75 s each, a thirtieth to a tenth of the window (real ones: tens of
+    # Images take 0.33-1 s each, a thirtieth to a tenth of the window (real ones: tens of
     # seconds of a minute, never all alike); a 429 is instant.
     with FakeOpenAI(
-        rate_limit=10, time_scale=SCALE, latency=0.5, latency_jitter=0.25, ratelimit_headers=False
+        rate_limit=10,
+        time_scale=SCALE,
+        latency=2 / 3,
+        latency_jitter=1 / 3,
+        ratelimit_headers=False,
     ) as fake:
         reg = registry(fake, tmp_path, rate=20)
         try:

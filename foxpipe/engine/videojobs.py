@@ -354,10 +354,12 @@ def resume_all(reg: JobRegistry) -> int:
             or not any(c.task_id and c.status.in_flight for c in v.clips)
         ):
             continue
-        # Clips this process is collecting now (a second call, or one after the first
-        # visit's start) are not set back: their READY would be refused.
-        busy = {c.index for c in v.clips if reg.busy(job.id, f"clip{c.index}")}
-        reg.mutate(job.id, functools.partial(_interrupt_video, keep=busy))
+        # Clips this process is collecting now are not set back (their READY would be
+        # refused): which ones, and the change, under the registry's lock, which work of a
+        # job is started under (as the images' recovery does).
+        with reg._lock:
+            busy = {c.index for c in v.clips if reg.busy(job.id, f"clip{c.index}")}
+            reg.mutate(job.id, functools.partial(_interrupt_video, keep=busy))
         n += resume(reg, job.id)
     return n
 
