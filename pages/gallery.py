@@ -648,6 +648,17 @@ def live() -> None:
     j = studio.get(job_id)
     if j is None:
         return
+    # Polling state changed (work finished or restarted, or all approved): one full rerun so
+    # the refresh interval and the sections below follow, asked for before anything is drawn.
+    # A run that drew first (a click's Reject dialog, when the last check ended meanwhile) sent
+    # blocks the browser could place after the full rerun had begun, on a tree without their
+    # parent: it stopped drawing the page ("Cannot set a node at a delta path").
+    running = not j.done
+    state = (running, j.all_approved, bool(studio.uploads_running(j.id)))
+    if st.session_state.get("gallery_state") not in (None, state):
+        st.session_state.gallery_state = state
+        st.rerun()
+    st.session_state.gallery_state = state
     try:
         figures(j)
     except Exception as e:  # a damaged record must not hide the images and their buttons
@@ -668,7 +679,6 @@ def live() -> None:
     # acting) must not wipe what the reviewer was just told.
     if notice := st.session_state.get("gallery_notice", ""):
         st.warning(ui.plain(notice), icon=":material/savings:")
-    running = not j.done
     bar = st.columns([1, 1, 1, 3])
     if running:
         bar[0].button(
@@ -718,8 +728,6 @@ def live() -> None:
                         f"Scene {i + 1} cannot be shown ({type(e).__name__}); the other scenes are fine.",
                         icon=":material/error:",
                     )
-    # Polling state changed (work finished or restarted, or all approved): one full rerun
-    # so the refresh interval and the sections below follow.
     # The approval count in the same read as the figures above: the two never disagree.
     approved = sum(1 for s in j.slots if s.status is SlotStatus.APPROVED)
     if j.all_approved:
@@ -728,7 +736,6 @@ def live() -> None:
         st.caption(
             f"Approve all {len(j.slots)} images to make the video. {approved} approved so far."
         )
-    state = (running, j.all_approved, bool(studio.uploads_running(j.id)))
     ui.record_timing("gallery_fragment", started)
     st.session_state.gallery_revision = j.revision
     rejecting = st.session_state.get("rejecting")
@@ -736,10 +743,6 @@ def live() -> None:
         reject_dialog(*rejecting)  # a stale dialog is refused by the engine, with the reason
     if st.session_state.get("pending_action"):
         confirm_dialog()
-    if st.session_state.get("gallery_state") not in (None, state):
-        st.session_state.gallery_state = state
-        st.rerun()
-    st.session_state.gallery_state = state
 
 
 st.title(ui.plain(job.story.title))

@@ -149,10 +149,14 @@ def test_wrong_scene_count_opens_editor_with_marked_placeholder_and_retry(live):
     assert "19 scenes instead of 20" in page and ":orange-badge[missing]" in page
     assert at.text_area[19].value == "(Scene 20 missing - generation failed)"
     at.text_area[0].input("My own first scene.").run()
+    # The service is back; its answer waits until the test has seen the page meanwhile.
+    gate = threading.Event()
+    live.script("chat", dataclasses.replace(Action.scenes(20), gate=gate))
     at.button(key="retry_story").click().run()
     # Written in the background: the run that started it returned at once, the id is kept
     # in the URL so a reload finds it.
     assert at.session_state.story_retry == at.query_params["retrying"]
+    gate.set()
     settle(at)
     assert "retrying" not in at.query_params
     story = at.session_state.story
