@@ -368,7 +368,10 @@ def test_images_started_elsewhere_while_the_hero_page_polls_give_a_link_not_a_sw
     live.script("images", Action.held(gate))  # the hero's first reference drawing
     at.button(key="approve_scenes").click().run()
     at.switch_page("pages/hero.py")
-    approving = at.session_state.approve_task
+    # The approval may have ended within the click's run (the hero page then took it and dropped
+    # ``approve_task``); the page it opened keeps its id either way.
+    page, approving = at.session_state.approve_page
+    assert page == "pages/hero.py"
     # Until the approval is taken and the drawing runs (the page polls).
     rerun_until(
         at,
