@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
+
 from streamlit.testing.v1 import AppTest
 
 from foxpipe import app, ui
@@ -9,11 +12,27 @@ from foxpipe import app as workflow
 from foxpipe.config import load_settings
 from foxpipe.domain import quiz, story
 from foxpipe.domain.models import SlotStatus
+from foxpipe.providers.offline import OfflineImages
 from tests.conftest import APP, wait_until
 
 
 def test_gallery_shows_figures_and_stop_cancels(monkeypatch):
-    monkeypatch.setenv("FOXPIPE_OFFLINE_DELAY", "0.5")  # slow enough to press Stop mid-job
+    # The images are held until Stop is pressed: the job is in flight whatever the machine's load.
+    gate = threading.Event()
+    drawn = OfflineImages.generate
+
+    async def held(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        await asyncio.to_thread(gate.wait, 60)
+        return await drawn(self, *args, **kwargs)
+
+    monkeypatch.setattr(OfflineImages, "generate", held)
+    try:
+        _figures_and_stop(gate)
+    finally:
+        gate.set()
+
+
+def _figures_and_stop(gate: threading.Event) -> None:
     settings = load_settings({})
     reg = app.engine(settings)
     s = story.offline_story(quiz.defaults())
@@ -30,6 +49,7 @@ def test_gallery_shows_figures_and_stop_cancels(monkeypatch):
     assert labels["Images done"].endswith("/ 20")
     assert labels["Time left (est.)"] != "—"  # work in flight: an estimate is shown
     at.button(key="stop_job").click().run()
+    gate.set()
     wait_until(lambda: reg.get(job_id).done, timeout=10)
     job = reg.get(job_id)
     assert job.cancelled
