@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import threading
 import time
 import weakref
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ log = logging.getLogger(__name__)
 
 # (job, slot, version) -> (status, cost) of an image's log row not written yet (its check runs).
 _PENDING_ROWS: dict[tuple[str, int, int], tuple[str, float]] = {}
+_ROWS_LOCK = threading.Lock()
 MAX_CHECKS = 4  # checks running at once on the worker (the embedded check uses a CPU each)
 _LIMITS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
     weakref.WeakKeyDictionary()
@@ -106,7 +108,7 @@ def start(
     if not again and mode_of(reg.settings, job) == "off":
         return False
     if log_status:  # the image's own log row waits for its verdict
-        with reg._lock:
+        with _ROWS_LOCK:
             _PENDING_ROWS[(job_id, index, vi)] = (log_status, log_cost)
     return reg.submit(
         job_id,
@@ -195,12 +197,8 @@ async def run(
 def release_interrupted(reg: JobRegistry) -> int:
     """The worker died: every check it was running (or had not started) releases its slot as
     "not checked", with Check again. Returns how many."""
-    with reg._lock:
-        keys = [
-            (jid, k) for (jid, k), f in reg._work.items() if k.startswith("check:") and not f.done()
-        ]
     n = 0
-    for jid, k in keys:
+    for jid, k in reg.work_in_flight("check:"):
         _, i, vi = k.split(":")
         gen = reg.read(jid, functools.partial(_generations, index=int(i)))
         if gen is not None:
@@ -343,7 +341,7 @@ async def _run(
 def _pending_row(
     reg: JobRegistry, job_id: str, index: int, vi: int, verdict: Verdict | None
 ) -> dict[str, Any] | None:
-    with reg._lock:
+    with _ROWS_LOCK:
         pending = _PENDING_ROWS.pop((job_id, index, vi), None)
     if pending is None:
         return None

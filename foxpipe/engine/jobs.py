@@ -833,6 +833,23 @@ class JobRegistry:
                 futures += list(tasks.values())
         return not all(f.done() for f in futures)
 
+    def decision(self) -> contextlib.AbstractContextManager[Any]:
+        """The engine's lock, held for one decision made outside this class: what is running
+        and the change that follows from it are seen and made together (work of a job is
+        started under it). Reentrant: ``get``, ``mutate``, ``busy`` and ``submit`` may be
+        called inside."""
+        return self._lock
+
+    def work_in_flight(self, prefix: str) -> list[tuple[str, str]]:
+        """The (job, key) of every other background work not yet ended whose key starts with
+        ``prefix`` (``"check:"``: the continuity checks)."""
+        with self._lock:
+            return [
+                (jid, k)
+                for (jid, k), f in self._work.items()
+                if k.startswith(prefix) and not f.done()
+            ]
+
     def busy(self, job_id: str, key: str) -> bool:
         with self._lock:
             fut = self._work.get((job_id, key))

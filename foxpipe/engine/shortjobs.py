@@ -299,7 +299,7 @@ def start_synthesis(reg: JobRegistry, job_id: str, indexes: list[int] | None = N
     The check that nothing speaking overlaps, the charge, the lines' marks and the start are
     one decision under the engine's lock: two requests at the same moment (two tabs, a double
     click, a line's Retry during "Speak all") start one run and pay once; the other is told."""
-    with reg._lock:
+    with reg.decision():
         job = reg.get(job_id)
         if job is None:
             return "This gallery no longer exists."

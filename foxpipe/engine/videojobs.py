@@ -357,7 +357,7 @@ def resume_all(reg: JobRegistry) -> int:
         # Clips this process is collecting now are not set back (their READY would be
         # refused): which ones, and the change, under the registry's lock, which work of a
         # job is started under (as the images' recovery does).
-        with reg._lock:
+        with reg.decision():
             busy = {c.index for c in v.clips if reg.busy(job.id, f"clip{c.index}")}
             reg.mutate(job.id, functools.partial(_interrupt_video, keep=busy))
         n += resume(reg, job.id)
