@@ -655,10 +655,10 @@ def live() -> None:
     # parent: it stopped drawing the page ("Cannot set a node at a delta path").
     running = not j.done
     state = (running, j.all_approved, bool(studio.uploads_running(j.id)))
-    if st.session_state.get("gallery_state") not in (None, state):
-        st.session_state.gallery_state = state
-        st.rerun()
+    before = st.session_state.get("gallery_state")
     st.session_state.gallery_state = state
+    if before not in (None, state):
+        st.rerun()
     try:
         figures(j)
     except Exception as e:  # a damaged record must not hide the images and their buttons

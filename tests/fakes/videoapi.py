@@ -5,9 +5,10 @@ real APIs, scriptable per test: each create pops the next behaviour from ``scrip
 
 Also: ``hold()``/``release()`` keep every task running until released (a task that
 finishes while the app is down); ``hold_downloads()``/``release_downloads()`` keep every
-download waiting (up to 30 s) until released (a clip caught while it is being fetched); ``finish_after`` finishes tasks by wall-clock age instead
-of poll count; download links carry a token that expires ``link_ttl`` seconds after it was
-issued or after its first use (``single_use_links``), answering 403 like a signed CDN link;
+download waiting (up to 30 s) until released (a clip caught while it is being fetched);
+``finish_after`` finishes tasks by wall-clock age instead of poll count; download links
+carry a token that expires ``link_ttl`` seconds after it was issued or after its first use
+(``single_use_links``), answering 403 like a signed CDN link;
 a fresh token is issued on every status query (Kling, MiniMax v2) or files/retrieve (v1).
 ``submissions`` counts accepted tasks; reference images are validated and recorded.
 Kling's ``multi-image2video`` and MiniMax's v2 ``content[]`` shapes are checked like the
